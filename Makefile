@@ -1,0 +1,90 @@
+# tlearn: models → data → features → train → eval.  `make help` lists the targets.
+# Every variable below can be overridden: `make demo MODEL=efficientnet-lite2 HEAD=rbf-svm`.
+
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+TLEARN     := target/release/tlearn
+
+MODEL      ?= efficientnet-lite0
+MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2
+DATASET    ?= tuxpaint
+DATASETS   ?= tuxpaint fashion-mnist mnist smoke
+DATA       ?= data/$(DATASET)
+LAYER      ?= features
+POOL       ?= avg
+AUGMENT    ?= none
+CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(LAYER)--$(POOL)--$(AUGMENT)
+RUN        ?= runs/$(DATASET)--$(MODEL)
+HEAD       ?= auto
+SEED       ?= 42
+TEST_SIZE  ?= 0.2
+FOLDS      ?= 5
+
+.PHONY: help venv build models data features train eval demo test test-fast bench lint clean
+
+help:
+	@echo "make demo      fetch $(MODEL) + the $(DATASET) photos, extract, train, evaluate, report"
+	@echo "make test      every test, including the end-to-end ones on real models and data"
+	@echo "make test-fast cargo test (unit + fast integration tests only)"
+	@echo "make models    fetch + convert backbones (MODELS='$(MODELS)')"
+	@echo "make data      materialise data sets under data/ (DATASETS='$(DATASETS)')"
+	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) POOL=$(POOL) -> CACHE"
+	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD)) -> RUN/head.json"
+	@echo "make eval      held-out report for RUN/head.json -> RUN/report.{json,png}"
+	@echo "make bench     extraction vs onnxruntime, heads vs scikit-learn"
+
+$(VENV)/.stamp: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+build:
+	cargo build --release --locked
+
+models: venv
+	$(PY) models/fetch.py $(MODELS)
+
+data: venv
+	$(PY) data/prepare.py $(DATASETS)
+
+features: build
+	$(TLEARN) extract --model $(MODEL) --layer $(LAYER) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
+
+train: build
+	$(TLEARN) train $(CACHE) --head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS) --out $(RUN)
+
+eval: build
+	$(TLEARN) eval --head $(RUN)/head.json $(CACHE) --out $(RUN)
+
+demo:
+	$(MAKE) models MODELS=$(MODEL)
+	$(MAKE) data DATASETS=$(DATASET)
+	$(MAKE) features train eval
+
+test-fast:
+	cargo test --locked
+
+# Heavy end-to-end tests are #[ignore]d in plain `cargo test`; this target fetches what they
+# need and runs everything.
+test: venv
+	$(MAKE) models
+	$(MAKE) data
+	cargo test --release --locked -- --include-ignored
+
+bench: build
+	$(MAKE) models MODELS=efficientnet-lite0
+	$(MAKE) data DATASETS="tuxpaint fashion-mnist"
+	$(PY) bench/extract_bench.py
+	$(PY) bench/heads_bench.py
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+clean:
+	rm -rf runs target

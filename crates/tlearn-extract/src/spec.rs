@@ -1,0 +1,80 @@
+//! Plain data describing a backbone: where it comes from, what input it takes, where it can be
+//! cut. Parsed from `models/registry.toml` (see `registry.rs`) or built for a user's own ONNX file.
+//! Everything downstream (preprocessing, cache metadata, saved heads) keys off these values.
+
+use serde::{Deserialize, Serialize};
+
+/// Tensor layout the network expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Layout {
+    Nchw,
+    Nhwc,
+}
+
+/// Channel order the network expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+/// How an image becomes the input tensor, exactly as the backbone was trained.
+///
+/// Pipeline: decode → RGB (alpha composited on `background`) → resize so the short side is
+/// `round(crop * resize_ratio)` → centre crop `crop×crop` → value `v` in `0..=255` becomes
+/// `(v * value_scale - mean[c]) / std[c]` (mean/std in the same units as `v * value_scale`) →
+/// channel order → layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Square crop side fed to the network (224, 240, 260, ...).
+    pub crop: u32,
+    /// Short side before cropping = crop * resize_ratio (256/224 for the ImageNet convention).
+    pub resize_ratio: f32,
+    /// Multiplier applied to 0..255 pixel values before mean/std (1.0 or 1/255).
+    pub value_scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub channels: ChannelOrder,
+    pub layout: Layout,
+    /// RGB background for alpha compositing.
+    #[serde(default = "white")]
+    pub background: [u8; 3],
+}
+
+fn white() -> [u8; 3] {
+    [255, 255, 255]
+}
+
+/// How a spatial cut `[1, C, H, W]` becomes a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    #[default]
+    Avg,
+    Max,
+    Flatten,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "avg" | "mean" => Ok(Pooling::Avg),
+            "max" => Ok(Pooling::Max),
+            "flatten" | "none" => Ok(Pooling::Flatten),
+            _ => Err(format!("unknown pooling '{s}' (expected avg, max or flatten)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pooling::Avg => "avg",
+            Pooling::Max => "max",
+            Pooling::Flatten => "flatten",
+        })
+    }
+}

@@ -1,0 +1,5 @@
+pub mod eval;
+pub mod extract;
+pub mod layers;
+pub mod predict;
+pub mod train;

@@ -1,0 +1,43 @@
+//! `tlearn`: transfer learning for image classification, the CS231n "small data set" way.
+//! A pretrained CNN cut before its classifier turns images into CNN codes; a classical head
+//! (linear SVM, RBF SVM, logistic regression) is trained on them and judged on held-out images.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "tlearn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List a backbone's nodes and output shapes (candidate cut points).
+    Layers(cmd::layers::LayersArgs),
+    /// Extract CNN codes for a folder DIR/<class>/<image> into a feature cache.
+    Extract(cmd::extract::ExtractArgs),
+    /// Split a feature cache, select a head by cross-validation, fit it and save it.
+    Train(cmd::train::TrainArgs),
+    /// Evaluate a saved head on its held-out images and write the report.
+    Eval(cmd::eval::EvalArgs),
+    /// Classify images with a saved head, or with the full ImageNet model (--imagenet).
+    Predict(cmd::predict::PredictArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Layers(a) => cmd::layers::run(a),
+        Command::Extract(a) => cmd::extract::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
