@@ -1,0 +1,57 @@
+//! Shared helpers for the end-to-end tests: they drive the real `tlearn` binary on the real
+//! models and data sets that `make models` and `make data` materialise (see the Makefile's
+//! `test` target). Those tests are `#[ignore]`d in a plain `cargo test`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn tlearn() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tlearn"));
+    c.current_dir(repo());
+    c
+}
+
+/// A data set made by `make data`, or a clear failure saying how to make it.
+pub fn dataset(name: &str) -> PathBuf {
+    let p = repo().join("data").join(name);
+    assert!(
+        p.join("MANIFEST.json").exists(),
+        "{} is missing: run `make data DATASETS={name}` (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// Fails clearly unless `make models` has produced the backbone.
+pub fn require_model(name: &str) {
+    let p = repo().join("models").join(format!("{name}.onnx"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make models MODELS={name}` (make test does)",
+        p.display()
+    );
+}
+
+/// Runs a command, failing the test with its stdout/stderr if it does not succeed.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn tlearn");
+    assert!(
+        out.status.success(),
+        "command failed: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
+}
