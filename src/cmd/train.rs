@@ -1,8 +1,140 @@
-use clap::Args;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use tlearn_heads::{report, FeatureCache, HeadKind, Scaling, TrainConfig};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HeadChoice {
+    /// Cross-validate all heads and keep the best (ties go to the simpler model).
+    Auto,
+    /// Multinomial logistic regression (L-BFGS); softmax probabilities.
+    Logistic,
+    /// One-vs-rest linear SVM (dual coordinate descent, squared hinge); Platt probabilities.
+    LinearSvm,
+    /// One-vs-rest RBF-kernel SVM (SMO on a dense kernel); for small sets (<= 12,000 rows).
+    RbfSvm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TransformChoice {
+    /// Standardise each feature with training-set mean and standard deviation.
+    Standard,
+    /// Divide each vector by its L2 norm.
+    L2,
+    /// Leave vectors as they are.
+    None,
+}
 
 #[derive(Args)]
-pub struct TrainArgs {}
+pub struct TrainArgs {
+    /// Feature cache directory (made by `tlearn extract`).
+    pub cache: PathBuf,
+    /// Head to train.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub head: HeadChoice,
+    /// Seed for the split, the folds and the solvers.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of each class held out for the final evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_size: f64,
+    /// Number of cross-validation folds on the training part.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Comma-separated values of C (inverse regularisation) to try.
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1,10")]
+    pub c_grid: Vec<f64>,
+    /// Comma-separated values of gamma for the RBF SVM [default: 0.1/d,1/d,10/d with d the
+    /// feature dimension after the transform].
+    #[arg(long, value_delimiter = ',')]
+    pub gamma_grid: Option<Vec<f64>>,
+    /// Reduce to N principal components (fitted on training folds only).
+    #[arg(long, value_name = "N")]
+    pub pca: Option<usize>,
+    /// Feature scaling before the head.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub transform: TransformChoice,
+    /// Stopping tolerance of the linear SVM solver.
+    #[arg(long, default_value_t = 0.01)]
+    pub linear_tol: f64,
+    /// Output directory: head.json (the model) and cv.json (CV curve, split and folds).
+    #[arg(long)]
+    pub out: PathBuf,
+}
 
-pub fn run(_args: TrainArgs) -> anyhow::Result<()> {
-    anyhow::bail!("tlearn train: not implemented yet")
+pub fn run(args: TrainArgs) -> Result<()> {
+    let heads = match args.head {
+        HeadChoice::Auto => vec![HeadKind::LinearSvm, HeadKind::Logistic, HeadKind::RbfSvm],
+        HeadChoice::Logistic => vec![HeadKind::Logistic],
+        HeadChoice::LinearSvm => vec![HeadKind::LinearSvm],
+        HeadChoice::RbfSvm => vec![HeadKind::RbfSvm],
+    };
+    let scaling = match args.transform {
+        TransformChoice::Standard => Scaling::Standard,
+        TransformChoice::L2 => Scaling::L2,
+        TransformChoice::None => Scaling::None,
+    };
+    if !(args.test_size > 0.0 && args.test_size < 1.0) {
+        bail!("--test-size must be strictly between 0 and 1");
+    }
+    let cache = FeatureCache::load(&args.cache)?;
+    let mut heads = heads;
+    if matches!(args.head, HeadChoice::Auto) {
+        let n_train = ((1.0 - args.test_size) * cache.rows() as f64) as usize;
+        if n_train > tlearn_heads::kernel_svm::MAX_ROWS {
+            eprintln!(
+                "note: {n_train} training rows: skipping rbf-svm in auto (dense kernel too large)"
+            );
+            heads.retain(|h| *h != HeadKind::RbfSvm);
+        }
+    }
+    let cfg = TrainConfig {
+        heads,
+        seed: args.seed,
+        test_size: args.test_size,
+        folds: args.folds,
+        c_grid: args.c_grid,
+        gamma_grid: args.gamma_grid,
+        scaling,
+        pca: args.pca,
+        linear_tol: args.linear_tol,
+    };
+    println!(
+        "cache {}: {} rows, dim {}, {} classes",
+        args.cache.display(),
+        cache.rows(),
+        cache.meta.dim,
+        cache.classes().len()
+    );
+    let out = tlearn_heads::train(&cache, &cfg, |r| {
+        eprintln!(
+            "  cv {} C={}{}: {} ({:.2} s)",
+            r.params.kind,
+            r.params.c,
+            r.params
+                .gamma
+                .map(|g| format!(" gamma={g:.3e}"))
+                .unwrap_or_default(),
+            match &r.error {
+                None => format!("{:.4}", r.mean_accuracy),
+                Some(e) => format!("failed: {e}"),
+            },
+            r.seconds
+        )
+    })?;
+    println!(
+        "split: {} training rows ({} folds), {} held out",
+        out.cv.split.train_rows.len(),
+        args.folds,
+        out.cv.split.test_rows.len()
+    );
+    print!("{}", report::cv_table(&out.cv));
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let head_path = args.out.join("head.json");
+    out.saved.save(&head_path)?;
+    let cv_path = args.out.join("cv.json");
+    tlearn_heads::write_atomic(&cv_path, serde_json::to_string_pretty(&out.cv)?.as_bytes())?;
+    println!("wrote {} and {}", head_path.display(), cv_path.display());
+    Ok(())
 }

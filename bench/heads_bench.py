@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Heads benchmark: tlearn (train + eval) against scikit-learn GridSearchCV on the same cached
+vectors, the same train/held-out split and the same CV folds (read from tlearn's cv.json).
+
+    .venv/bin/python bench/heads_bench.py [CACHE_DIR] [--no-large]
+    .venv/bin/python bench/heads_bench.py --make-digits DIR     # a 64-d cache from sklearn digits
+    .venv/bin/python bench/heads_bench.py --make-synthetic DIR --rows 60000 --dim 1280
+
+For each head (logistic, linear-svm, rbf-svm) with one fixed grid, prints held-out accuracy and
+wall time (CV + final fit; for tlearn the whole `tlearn train` process) of both, and writes
+bench-out/heads.json. It also times the linear SVM on a generated 60,000 x 1,280 cache
+against LinearSVC (skip with --no-large).
+"""
+import argparse
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import warnings
+
+import numpy as np
+
+# LinearSVC at its default tol/max_iter warns about convergence on some folds; the figures
+# are what a user running the defaults gets, so the warnings are only noise here.
+warnings.filterwarnings("ignore", category=UserWarning)
+try:
+    from sklearn.exceptions import ConvergenceWarning
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # joblib workers inherit it
+except ImportError:
+    pass
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE = ROOT / "runs/cache/tuxpaint--efficientnet-lite0--features--avg--none"
+TLEARN = ROOT / "target/release/tlearn"
+C_GRID = [0.01, 0.1, 1.0, 10.0]
+GAMMA_MULTS = [0.1, 1.0, 10.0]  # times 1/dim
+
+
+def write_cache(d: Path, x: np.ndarray, labels, paths, extractor):
+    d.mkdir(parents=True, exist_ok=True)
+    classes = sorted(set(labels))
+    np.save(d / "features.npy", np.ascontiguousarray(x, dtype=np.float32))
+    with open(d / "index.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "sha256"])
+        for p, l, row in zip(paths, labels, x):
+            w.writerow([p, l, hashlib.sha256(row.tobytes()).hexdigest()])
+    with open(d / "skipped.csv", "w") as f:
+        f.write("path,reason\n")
+    meta = {
+        "format": "tlearn-features", "version": 1, "dataset": str(d), "dim": int(x.shape[1]),
+        "rows": int(x.shape[0]), "classes": classes, "extractor": extractor,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tlearn_version": "bench",
+    }
+    (d / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def make_digits(d: Path):
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    labels = [f"digit{v}" for v in y]
+    order = sorted(range(len(y)), key=lambda i: f"{labels[i]}/{i:05d}.png")
+    x = x[order]
+    labels = [labels[i] for i in order]
+    paths = [f"{labels[k]}/{i:05d}.png" for k, i in enumerate(order)]
+    write_cache(d, x, labels, paths, {"backbone": "sklearn-digits-pixels", "sha256": "-",
+                                      "layer": "pixels", "pool": "flatten", "preprocess": {},
+                                      "augment": "none"})
+
+
+def make_synthetic(d: Path, rows: int, dim: int, classes: int, seed: int = 0):
+    """Structured random data like CNN codes: non-negative, class means on a low-rank subspace,
+    overlapping classes (linear accuracy well below 100%)."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(32, dim)).astype(np.float32)
+    centres = rng.normal(size=(classes, 32)).astype(np.float32) @ basis * 0.05
+    y = rng.integers(0, classes, size=rows)
+    x = np.empty((rows, dim), dtype=np.float32)
+    for s in range(0, rows, 5000):
+        e = min(rows, s + 5000)
+        lat = rng.normal(size=(e - s, 32)).astype(np.float32) @ basis * 0.1
+        x[s:e] = np.maximum(centres[y[s:e]] + lat + rng.normal(size=(e - s, dim)).astype(np.float32), 0)
+    labels = [f"class{v:02d}" for v in y]
+    order = sorted(range(rows), key=lambda i: f"{labels[i]}/{i:06d}.png")
+    write_cache(d, x[order], [labels[i] for i in order],
+                [f"{labels[i]}/{i:06d}.png" for i in order],
+                {"backbone": f"synthetic-{rows}x{dim}", "sha256": "-", "layer": "-",
+                 "pool": "avg", "preprocess": {}, "augment": "none"})
+
+
+def run(cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{p.stderr}")
+
+
+def run_tlearn(cache: Path, head: str, out: Path, c_grid, gamma_grid, folds, seed, test_size):
+    cmd = [str(TLEARN), "train", str(cache), "--head", head, "--seed", str(seed),
+           "--test-size", str(test_size), "--folds", str(folds), "--out", str(out),
+           "--c-grid", ",".join(map(str, c_grid))]
+    if head == "rbf-svm":
+        cmd += ["--gamma-grid", ",".join(repr(g) for g in gamma_grid)]
+    t0 = time.perf_counter()
+    run(cmd)
+    t_train = time.perf_counter() - t0
+    run([str(TLEARN), "eval", "--head", str(out / "head.json"), str(cache), "--out", str(out)])
+    cv = json.loads((out / "cv.json").read_text())
+    rep = json.loads((out / "report.json").read_text())
+    chosen = cv["chosen_params"]
+    return {"acc": rep["metrics"]["accuracy"], "seconds": t_train,
+            "cv_seconds": cv["cv_seconds"], "chosen": chosen,
+            "cv_acc": cv["candidates"][cv["chosen"]]["mean_accuracy"]}, cv["split"]
+
+
+def run_sklearn(x, y, split, head, c_grid, gamma_grid):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+    tr = np.array(split["train_rows"])
+    te = np.array(split["test_rows"])
+    folds = PredefinedSplit(np.array(split["fold_of_train_row"]))
+    if head == "logistic":
+        clf, grid = LogisticRegression(max_iter=1000), {"clf__C": c_grid}
+    elif head == "linear-svm":
+        clf, grid = LinearSVC(), {"clf__C": c_grid}
+    else:
+        clf, grid = SVC(kernel="rbf"), {"clf__C": c_grid, "clf__gamma": gamma_grid}
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", clf)])
+    gs = GridSearchCV(pipe, grid, cv=folds, n_jobs=-1)
+    t0 = time.perf_counter()
+    gs.fit(x[tr], y[tr])
+    secs = time.perf_counter() - t0
+    acc = float((gs.predict(x[te]) == y[te]).mean())
+    return {"acc": acc, "seconds": secs, "chosen": {k.replace("clf__", ""): v for k, v in gs.best_params_.items()},
+            "cv_acc": float(gs.best_score_)}
+
+
+def load_cache(cache: Path):
+    x = np.load(cache / "features.npy")
+    with open(cache / "index.csv", newline="") as f:
+        y = np.array([r["label"] for r in csv.DictReader(f)])
+    return x, y
+
+
+def bench(cache: Path, heads, folds, seed, test_size, work: Path):
+    x, y = load_cache(cache)
+    dim = x.shape[1]
+    gamma_grid = [m / dim for m in GAMMA_MULTS]
+    rows = []
+    for head in heads:
+        t, split = run_tlearn(cache, head, work / head, C_GRID, gamma_grid, folds, seed, test_size)
+        s = run_sklearn(x, y, split, head, C_GRID, gamma_grid)
+        rows.append({"head": head, "tlearn": t, "sklearn": s})
+        print(f"  {head}: tlearn {t['acc']:.4f} in {t['seconds']:.2f}s, "
+              f"sklearn {s['acc']:.4f} in {s['seconds']:.2f}s", file=sys.stderr)
+    return {"cache": str(cache), "rows": int(x.shape[0]), "dim": dim, "folds": folds,
+            "seed": seed, "test_size": test_size, "c_grid": C_GRID, "gamma_grid": gamma_grid,
+            "heads": rows}
+
+
+def print_table(res):
+    print(f"\ncache {res['cache']} ({res['rows']} x {res['dim']}, {res['folds']} folds, "
+          f"C grid {res['c_grid']})")
+    print(f"{'head':<11} {'tlearn acc':>10} {'sklearn acc':>11} {'diff (pt)':>9} "
+          f"{'tlearn s':>9} {'sklearn s':>9}  chosen tlearn / sklearn")
+    for r in res["heads"]:
+        t, s = r["tlearn"], r["sklearn"]
+        print(f"{r['head']:<11} {t['acc']:>10.4f} {s['acc']:>11.4f} {100 * (t['acc'] - s['acc']):>+9.2f} "
+              f"{t['seconds']:>9.2f} {s['seconds']:>9.2f}  {t['chosen']} / {s['chosen']}")
+
+
+def main():
+    global TLEARN, C_GRID
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache", nargs="?", default=str(DEFAULT_CACHE))
+    ap.add_argument("--make-digits", metavar="DIR")
+    ap.add_argument("--make-synthetic", metavar="DIR")
+    ap.add_argument("--rows", type=int, default=60000)
+    ap.add_argument("--dim", type=int, default=1280)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--heads", default="logistic,linear-svm,rbf-svm")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--test-size", type=float, default=0.2)
+    ap.add_argument("--no-large", dest="large", action="store_false",
+                    help="skip timing linear-svm on a generated 60,000 x 1,280 cache "
+                         "(2 folds, C=0.01; ~4 min with LinearSVC)")
+    ap.add_argument("--out", default=str(ROOT / "bench-out/heads.json"))
+    ap.add_argument("--tlearn", default=str(ROOT / "target/release/tlearn"),
+                    help="tlearn binary [%(default)s]")
+    a = ap.parse_args()
+    TLEARN = Path(a.tlearn)
+    if a.make_digits:
+        make_digits(Path(a.make_digits))
+        return
+    if a.make_synthetic:
+        make_synthetic(Path(a.make_synthetic), a.rows, a.dim, a.classes)
+        return
+    cache = Path(a.cache)
+    if not (cache / "meta.json").exists():
+        sys.exit(f"no feature cache at {cache} (run `make features` first, or pass a cache dir)")
+    if not TLEARN.exists():
+        sys.exit(f"{TLEARN} missing: run `cargo build --release` first")
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        res = bench(cache, a.heads.split(","), a.folds, a.seed, a.test_size, Path(tmp))
+        print_table(res)
+        out["main"] = res
+        if a.large:
+            big = Path(tmp) / "synthetic-60000x1280"
+            make_synthetic(big, 60000, 1280, 10)
+            C_GRID = [0.01]
+            res = bench(big, ["linear-svm"], 2, a.seed, a.test_size, Path(tmp) / "big")
+            print_table(res)
+            out["large"] = res
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+//! `train` (split → CV grid search → final fit → saved head) and `evaluate` (held-out report).
+
+use crate::cache::FeatureCache;
+use crate::calibrate::Platt;
+use crate::head::{FitOptions, Head, HeadKind, HeadParams};
+use crate::metrics::{self, Metrics};
+use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
+use crate::select::{self, CvResult};
+use crate::split::{stratified_folds, train_test_split, Split};
+use crate::transform::{Scaling, Transform};
+use anyhow::{bail, Result};
+use ndarray::Axis;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub heads: Vec<HeadKind>,
+    pub seed: u64,
+    pub test_size: f64,
+    pub folds: usize,
+    pub c_grid: Vec<f64>,
+    /// Absolute gamma values; `None` = {0.1, 1, 10} / (feature dimension after the transform),
+    /// i.e. around scikit-learn's `gamma="scale"` for standardised data.
+    pub gamma_grid: Option<Vec<f64>>,
+    pub scaling: Scaling,
+    pub pca: Option<usize>,
+    pub linear_tol: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            heads: vec![HeadKind::LinearSvm, HeadKind::Logistic, HeadKind::RbfSvm],
+            seed: 42,
+            test_size: 0.2,
+            folds: 5,
+            c_grid: vec![0.01, 0.1, 1.0, 10.0],
+            gamma_grid: None,
+            scaling: Scaling::Standard,
+            pca: None,
+            linear_tol: 0.01,
+        }
+    }
+}
+
+/// The split and fold assignment, exported so other tools (the scikit-learn bench) can use the
+/// very same rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitExport {
+    /// Cache row indices of the training part, ascending.
+    pub train_rows: Vec<usize>,
+    /// Cache row indices of the held-out part, ascending.
+    pub test_rows: Vec<usize>,
+    /// Fold number of each entry of `train_rows`.
+    pub fold_of_train_row: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CvReport {
+    pub classes: Vec<String>,
+    pub scaling: Scaling,
+    pub pca: Option<usize>,
+    pub folds: usize,
+    pub seed: u64,
+    pub test_size: f64,
+    pub candidates: Vec<CvResult>,
+    pub chosen: usize,
+    pub chosen_params: HeadParams,
+    pub cv_seconds: f64,
+    pub final_fit_seconds: f64,
+    pub split: SplitExport,
+}
+
+pub struct TrainOutcome {
+    pub saved: SavedHead,
+    pub cv: CvReport,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Split the cache, run the CV grid, fit the chosen head on the whole training part.
+/// `progress` is called after each candidate's CV.
+pub fn train(
+    cache: &FeatureCache,
+    cfg: &TrainConfig,
+    progress: impl FnMut(&CvResult),
+) -> Result<TrainOutcome> {
+    cache.check_trainable()?;
+    if cfg.heads.is_empty() {
+        bail!("no head kinds to try");
+    }
+    if cfg.c_grid.is_empty() || cfg.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+        bail!("--c-grid must be a non-empty list of positive numbers");
+    }
+    let n_classes = cache.classes().len();
+    let split: Split =
+        train_test_split(&cache.y, &cache.sha256, n_classes, cfg.test_size, cfg.seed)?;
+    let fold_of = stratified_folds(
+        &cache.y,
+        &cache.sha256,
+        &split.train,
+        cache.classes(),
+        cfg.folds,
+        cfg.seed,
+    )?;
+    let x_train = cache.x.select(Axis(0), &split.train);
+    let y_train: Vec<usize> = split.train.iter().map(|&i| cache.y[i]).collect();
+
+    let out_dim = cfg.pca.unwrap_or(cache.meta.dim).max(1) as f64;
+    let gammas = cfg
+        .gamma_grid
+        .clone()
+        .unwrap_or_else(|| vec![0.1 / out_dim, 1.0 / out_dim, 10.0 / out_dim]);
+    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas);
+    let opt = FitOptions {
+        seed: cfg.seed,
+        linear_tol: cfg.linear_tol,
+        ..FitOptions::default()
+    };
+    let t0 = Instant::now();
+    let mut results = select::cross_validate(
+        x_train.view(),
+        &y_train,
+        n_classes,
+        &fold_of,
+        cfg.folds,
+        &candidates,
+        cfg.scaling,
+        cfg.pca,
+        &opt,
+        progress,
+    )?;
+    let cv_seconds = t0.elapsed().as_secs_f64();
+    let chosen = select::choose(&results)?;
+    let params = results[chosen].params;
+
+    let t1 = Instant::now();
+    let transform = Transform::fit(x_train.view(), cfg.scaling, cfg.pca)?;
+    let z = transform.apply(x_train.view())?;
+    let head = Head::fit(&params, z.view(), &y_train, n_classes, &opt)?;
+    // Platt calibration of SVM scores on the out-of-fold CV decision values.
+    let platt = match params.kind {
+        HeadKind::Logistic => None,
+        _ => {
+            let oof = results[chosen]
+                .oof_scores
+                .as_ref()
+                .expect("successful candidates keep their scores");
+            Some(
+                (0..n_classes)
+                    .map(|k| {
+                        let f: Vec<f64> = oof.column(k).to_vec();
+                        let yk: Vec<bool> = y_train.iter().map(|&v| v == k).collect();
+                        Platt::fit(&f, &yk)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let final_fit_seconds = t1.elapsed().as_secs_f64();
+    for r in &mut results {
+        r.oof_scores = None;
+    }
+    let r = &results[chosen];
+    let saved = SavedHead {
+        format: FORMAT.into(),
+        version: VERSION,
+        tlearn_version: env!("CARGO_PKG_VERSION").into(),
+        created: unix_now(),
+        classes: cache.classes().to_vec(),
+        extractor: cache.meta.extractor.clone(),
+        dim: cache.meta.dim,
+        transform,
+        params,
+        head,
+        platt,
+        cv: CvSummary {
+            mean_accuracy: r.mean_accuracy,
+            std_accuracy: r.std_accuracy,
+            fold_accuracy: r.fold_accuracy.clone(),
+        },
+        split: SplitRecord {
+            cache: cache.dir.display().to_string(),
+            seed: cfg.seed,
+            test_size: cfg.test_size,
+            folds: cfg.folds,
+            train_rows: split.train.len(),
+            held_out: split.test.iter().map(|&i| cache.paths[i].clone()).collect(),
+        },
+    };
+    let cv = CvReport {
+        classes: cache.classes().to_vec(),
+        scaling: cfg.scaling,
+        pca: cfg.pca,
+        folds: cfg.folds,
+        seed: cfg.seed,
+        test_size: cfg.test_size,
+        candidates: results,
+        chosen,
+        chosen_params: params,
+        cv_seconds,
+        final_fit_seconds,
+        split: SplitExport {
+            train_rows: split.train,
+            test_rows: split.test,
+            fold_of_train_row: fold_of,
+        },
+    };
+    Ok(TrainOutcome { saved, cv })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Misclassified {
+    pub path: String,
+    pub truth: String,
+    pub predicted: String,
+    /// Probability given to the predicted class.
+    pub p_predicted: f32,
+    /// Probability given to the true class.
+    pub p_truth: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub cache: String,
+    /// "held-out" (the rows recorded in the head) or "all".
+    pub rows: String,
+    pub params: HeadParams,
+    pub scaling: Scaling,
+    pub pca_components: Option<usize>,
+    pub cv: CvSummary,
+    pub metrics: Metrics,
+    pub misclassified: Vec<Misclassified>,
+}
+
+/// Evaluate a saved head on the held-out rows it records (or on every row with `all`).
+pub fn evaluate(head: &SavedHead, cache: &FeatureCache, all: bool) -> Result<EvalReport> {
+    head.check_extractor(
+        &cache.meta.extractor,
+        &format!("feature cache {}", cache.dir.display()),
+    )?;
+    if cache.meta.dim != head.dim {
+        bail!(
+            "feature cache {} has dim {} but the head expects {}",
+            cache.dir.display(),
+            cache.meta.dim,
+            head.dim
+        );
+    }
+    // Map the cache's classes to the head's by name.
+    let mut class_map = Vec::with_capacity(cache.classes().len());
+    for c in cache.classes() {
+        match head.classes().iter().position(|h| h == c) {
+            Some(k) => class_map.push(k),
+            None => bail!(
+                "feature cache {} has class {:?}, which the head was not trained on (its classes: {:?})",
+                cache.dir.display(),
+                c,
+                head.classes()
+            ),
+        }
+    }
+    let rows: Vec<usize> = if all {
+        (0..cache.rows()).collect()
+    } else {
+        let by_path: HashMap<&str, usize> = cache
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut rows = Vec::with_capacity(head.split.held_out.len());
+        let mut missing = Vec::new();
+        for p in &head.split.held_out {
+            match by_path.get(p.as_str()) {
+                Some(&i) => rows.push(i),
+                None => missing.push(p.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "{} held-out image(s) recorded in the head are not in feature cache {} (e.g. {:?}); \
+                 evaluate on the cache the head was trained on ({}), or use --all for a separate test cache",
+                missing.len(),
+                cache.dir.display(),
+                &missing[..missing.len().min(3)],
+                head.split.cache
+            );
+        }
+        rows
+    };
+    if rows.is_empty() {
+        bail!(
+            "nothing to evaluate: 0 rows selected from {}",
+            cache.dir.display()
+        );
+    }
+    let x = cache.x.select(Axis(0), &rows);
+    let y: Vec<usize> = rows.iter().map(|&i| class_map[cache.y[i]]).collect();
+    let proba = head.predict_proba(x.view())?;
+    let m = metrics::compute(head.classes(), &y, proba.view());
+    let mut misclassified = Vec::new();
+    for (j, &i) in rows.iter().enumerate() {
+        let p = proba.row(j);
+        let pred = metrics::argmax_f32(p.iter().copied());
+        if pred != y[j] {
+            misclassified.push(Misclassified {
+                path: cache.paths[i].clone(),
+                truth: head.classes()[y[j]].clone(),
+                predicted: head.classes()[pred].clone(),
+                p_predicted: p[pred],
+                p_truth: p[y[j]],
+            });
+        }
+    }
+    misclassified.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(EvalReport {
+        cache: cache.dir.display().to_string(),
+        rows: if all { "all" } else { "held-out" }.into(),
+        params: head.params,
+        scaling: head.transform.scaling,
+        pca_components: head.transform.pca.as_ref().map(|p| p.components.nrows()),
+        cv: head.cv.clone(),
+        metrics: m,
+        misclassified,
+    })
+}
