@@ -28,6 +28,12 @@ enum Command {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`tlearn eval ... | head`) like any Unix tool, instead of
+    // panicking in println!.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),

@@ -1,3 +1,4 @@
+pub mod encoder;
 pub mod eval;
 pub mod extract;
 pub mod layers;

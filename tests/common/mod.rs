@@ -55,3 +55,71 @@ pub fn read_json(path: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
 }
+
+/// A work directory under `target/e2e/NAME` that survives between test binaries, so the
+/// (incremental) feature caches are extracted once per `make test`.
+pub fn workdir(name: &str) -> PathBuf {
+    let p = repo().join("target").join("e2e").join(name);
+    std::fs::create_dir_all(&p).expect("create e2e work dir");
+    p
+}
+
+/// `tlearn extract` of a data set into `cache` (incremental: quick when it is up to date).
+pub fn extract(model: &str, data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut cmd = tlearn();
+    cmd.args(["extract", "--quiet", "--model", model])
+        .args(extra)
+        .arg(data)
+        .arg("--out")
+        .arg(cache);
+    run_ok(&mut cmd);
+    read_json(&cache.join("summary.json"))
+}
+
+/// `tlearn train` + `tlearn eval` of one head on a cache; returns the eval report.
+pub fn train_eval(
+    cache: &Path,
+    run: &Path,
+    head: &str,
+    seed: u64,
+    extra: &[&str],
+) -> serde_json::Value {
+    let seed = seed.to_string();
+    run_ok(
+        tlearn()
+            .args([
+                "train",
+                "--head",
+                head,
+                "--seed",
+                &seed,
+                "--test-size",
+                "0.2",
+                "--folds",
+                "5",
+            ])
+            .args(extra)
+            .arg(cache)
+            .arg("--out")
+            .arg(run),
+    );
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(run.join("head.json"))
+            .arg(cache)
+            .arg("--out")
+            .arg(run),
+    );
+    assert!(
+        run.join("confusion.png").exists(),
+        "eval wrote no confusion.png"
+    );
+    read_json(&run.join("report.json"))
+}
+
+pub fn accuracy(report: &serde_json::Value) -> f64 {
+    report["metrics"]["accuracy"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("report has no metrics.accuracy: {report}"))
+}

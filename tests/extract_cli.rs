@@ -1,0 +1,437 @@
+//! `tlearn extract` end to end: bad inputs, incremental re-runs, resume after a killed run,
+//! refusal to mix extractors (fast, with the raw-pixels pseudo-backbone on generated photos),
+//! and the real EfficientNet-Lite0 on the smoke photos (ignored: needs `make models data`).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{read_json, repo, run_ok, tlearn};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+
+/// A photo-like test image: smooth gradients plus a per-seed pattern.
+fn picture(w: u32, h: u32, seed: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let s = seed.wrapping_mul(2654435761);
+        Rgb([
+            ((x * 255 / w.max(1)) ^ (s & 0x3f)) as u8,
+            ((y * 255 / h.max(1)) + (s >> 8) % 97) as u8,
+            (((x + y + seed * 7) * 13) % 256) as u8,
+        ])
+    })
+}
+
+fn save(img: &RgbImage, path: &Path, fmt: ImageFormat) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    DynamicImage::ImageRgb8(img.clone())
+        .save_with_format(path, fmt)
+        .unwrap();
+}
+
+fn extract(data: &Path, out: &Path, model: &str, extra: &[&str]) -> Output {
+    tlearn()
+        .args(["extract", "--model", model])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("CI", "1")
+        .output()
+        .expect("spawn tlearn")
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "tlearn failed\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn index_rows(cache: &Path) -> Vec<String> {
+    fs::read_to_string(cache.join("index.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// PNG bytes whose header claims `w`×`h` (valid chunk CRCs, no pixel data to speak of).
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn is_root() -> bool {
+    // An unreadable file is still readable by root: probe.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("probe");
+    fs::write(&p, b"x").unwrap();
+    set_mode(&p, 0o000);
+    fs::read(&p).is_ok()
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn bad_inputs_are_skipped_with_reasons_and_the_run_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    save(
+        &picture(64, 48, 1),
+        &data.join("good/a.png"),
+        ImageFormat::Png,
+    );
+    save(
+        &picture(50, 70, 2),
+        &data.join("good/b.jpg"),
+        ImageFormat::Jpeg,
+    );
+    // Smaller than the 16×16 crop: upscaled, not rejected.
+    save(
+        &picture(5, 3, 3),
+        &data.join("good/tiny.png"),
+        ImageFormat::Png,
+    );
+    fs::write(data.join("good/.DS_Store"), b"hidden junk").unwrap();
+    let bad = data.join("bad");
+    fs::create_dir_all(&bad).unwrap();
+    fs::write(bad.join("zero.jpg"), b"").unwrap();
+    fs::write(bad.join("notes.jpg"), b"this is a text file, not a jpeg\n").unwrap();
+    let mut corrupt = vec![0xff, 0xd8, 0xff, 0xe0];
+    corrupt.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+    fs::write(bad.join("corrupt.jpg"), corrupt).unwrap();
+    let mut png = std::io::Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(picture(200, 150, 4))
+        .write_to(&mut png, ImageFormat::Png)
+        .unwrap();
+    let png = png.into_inner();
+    fs::write(bad.join("truncated.png"), &png[..png.len() / 3]).unwrap();
+    fs::write(bad.join("bomb.png"), png_header_only(100_000, 100_000)).unwrap();
+    std::os::unix::fs::symlink(&data, bad.join("loop")).unwrap();
+    std::os::unix::fs::symlink(bad.join("gone.png"), bad.join("dangling.png")).unwrap();
+    let locked = bad.join("locked.png");
+    fs::write(&locked, &png).unwrap();
+    set_mode(&locked, 0o000);
+    let root = is_root();
+    fs::create_dir_all(data.join("empty_class")).unwrap();
+    fs::write(data.join("README.txt"), b"stray file at the top").unwrap();
+
+    let cache = tmp.path().join("cache");
+    let out = ok(extract(&data, &cache, "pixels16", &["--threads", "2"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let s = read_json(&cache.join("summary.json"));
+    let reasons: std::collections::BTreeMap<String, String> = s["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let reason = |p: &str| {
+        reasons
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} not skipped; skipped: {reasons:#?}"))
+            .clone()
+    };
+    assert!(reason("bad/zero.jpg").contains("empty file"));
+    assert!(reason("bad/notes.jpg").contains("not an image"));
+    assert!(reason("bad/corrupt.jpg").contains("corrupt"));
+    assert!(reason("bad/truncated.png").contains("corrupt or truncated"));
+    assert!(
+        reason("bad/bomb.png").contains("too large"),
+        "{}",
+        reason("bad/bomb.png")
+    );
+    assert!(reason("bad/loop").contains("symlink loop"));
+    assert!(reason("bad/dangling.png").contains("broken symlink"));
+    assert!(reason("README.txt").contains("not inside a class folder"));
+    if root {
+        // Root reads a chmod-000 file: it is a normal image then (the dangling symlink above
+        // is the unreadable case that applies to root too).
+        assert!(!reasons.contains_key("bad/locked.png"));
+    } else {
+        assert!(reason("bad/locked.png").contains("unreadable"));
+    }
+    assert_eq!(s["empty_classes"], serde_json::json!(["empty_class"]));
+    assert!(
+        stderr.contains("class folder 'empty_class' has no images"),
+        "{stderr}"
+    );
+    // The good images (incl. the tiny one) are in the cache, sorted, with hashes.
+    let rows = index_rows(&cache);
+    let good: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.starts_with("good/"))
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(good.len(), 3, "{rows:?}");
+    assert!(good[0].starts_with("good/a.png,good,") && good[2].starts_with("good/tiny.png,good,"));
+    let meta = read_json(&cache.join("meta.json"));
+    assert_eq!(meta["dim"], 256);
+    assert_eq!(meta["rows"].as_u64().unwrap() as usize, rows.len());
+    let skipped_csv = fs::read_to_string(cache.join("skipped.csv")).unwrap();
+    assert!(skipped_csv.starts_with("path,reason\n") && skipped_csv.contains("bad/bomb.png,"));
+    assert!(!cache.join("journal.bin").exists());
+}
+
+/// Dataset of `n` generated photos over 3 classes.
+fn photo_set(dir: &Path, n: u32) {
+    for i in 0..n {
+        let class = ["cat", "dog", "owl"][(i % 3) as usize];
+        save(
+            &picture(40 + i % 7, 30 + i % 5, i),
+            &dir.join(class).join(format!("img{i:03}.png")),
+            ImageFormat::Png,
+        );
+    }
+}
+
+#[test]
+fn killed_run_resumes_and_matches_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 40);
+    let full = tmp.path().join("full");
+    ok(extract(&data, &full, "pixels8", &["--augment", "flip"]));
+
+    // An earlier cache over part of the data, then a run killed after 15 new images.
+    let part = tmp.path().join("part");
+    photo_set(&part, 10);
+    let cache = tmp.path().join("cache");
+    ok(extract(&part, &cache, "pixels8", &["--augment", "flip"]));
+    let before = fs::read(cache.join("features.npy")).unwrap();
+    let killed = tlearn()
+        .args([
+            "extract",
+            "--model",
+            "pixels8",
+            "--augment",
+            "flip",
+            "--chunk",
+            "4",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&cache)
+        .env("CI", "1")
+        .env("TLEARN_ABORT_AFTER", "15")
+        .output()
+        .unwrap();
+    assert!(
+        !killed.status.success(),
+        "the abort hook should kill the run"
+    );
+    // The previous cache is intact; the journal holds the work done so far.
+    assert_eq!(fs::read(cache.join("features.npy")).unwrap(), before);
+    assert!(cache.join("journal.bin").exists());
+
+    ok(extract(&data, &cache, "pixels8", &["--augment", "flip"]));
+    let s = read_json(&cache.join("summary.json"));
+    assert_eq!(s["reused"], 10, "{s}");
+    assert_eq!(s["resumed"], 15, "{s}");
+    assert_eq!(s["extracted"], 15, "{s}");
+    assert_eq!(index_rows(&cache), index_rows(&full));
+    assert_eq!(
+        fs::read(cache.join("features.npy")).unwrap(),
+        fs::read(full.join("features.npy")).unwrap()
+    );
+    assert!(!cache.join("journal.bin").exists());
+}
+
+#[test]
+fn rerun_extracts_only_new_and_changed_images_and_drops_deleted_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 12);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    fs::remove_file(data.join("cat/img000.png")).unwrap();
+    save(
+        &picture(33, 33, 999),
+        &data.join("dog/img001.png"),
+        ImageFormat::Png,
+    );
+    save(
+        &picture(41, 29, 500),
+        &data.join("owl/new.png"),
+        ImageFormat::Png,
+    );
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let s = read_json(&cache.join("summary.json"));
+    assert_eq!(
+        (s["extracted"].as_u64(), s["reused"].as_u64()),
+        (Some(2), Some(10)),
+        "{s}"
+    );
+    assert_eq!(s["dropped"], 2, "{s}");
+    let fresh = tmp.path().join("fresh");
+    ok(extract(&data, &fresh, "pixels8", &[]));
+    assert_eq!(index_rows(&cache), index_rows(&fresh));
+    assert_eq!(
+        fs::read(cache.join("features.npy")).unwrap(),
+        fs::read(fresh.join("features.npy")).unwrap()
+    );
+}
+
+#[test]
+fn refuses_to_mix_extractors_and_names_the_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 3);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let before = fs::read(cache.join("features.npy")).unwrap();
+    let out = extract(&data, &cache, "pixels8", &["--augment", "crops5"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("augment: cache has \"none\", this run has \"crops5\""),
+        "{err}"
+    );
+    let out = extract(&data, &cache, "pixels-rgb8", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("backbone: cache has \"pixels8\""),
+        "{err}"
+    );
+    assert_eq!(fs::read(cache.join("features.npy")).unwrap(), before);
+    ok(extract(&data, &cache, "pixels-rgb8", &["--overwrite"]));
+    assert_eq!(read_json(&cache.join("meta.json"))["dim"], 192);
+}
+
+#[test]
+fn empty_or_missing_dataset_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = extract(
+        &tmp.path().join("nope"),
+        &tmp.path().join("c"),
+        "pixels",
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    fs::create_dir_all(tmp.path().join("d/empty")).unwrap();
+    let out = extract(&tmp.path().join("d"), &tmp.path().join("c"), "pixels", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image files"));
+}
+
+fn smoke() -> PathBuf {
+    common::dataset("smoke")
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn lite0_on_the_smoke_photos_gives_a_numpy_cache_and_tta_stays_close() {
+    common::require_model("efficientnet-lite0");
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    run_ok(
+        tlearn()
+            .args([
+                "extract",
+                "--model",
+                "efficientnet-lite0",
+                "--layer",
+                "features",
+            ])
+            .args(["--pool", "avg", "--augment", "none"])
+            .arg(smoke())
+            .arg("--out")
+            .arg(&cache)
+            .env("CI", "1"),
+    );
+    let meta = read_json(&cache.join("meta.json"));
+    let n_files = fs::read_dir(smoke().join("darknet")).unwrap().count()
+        + fs::read_dir(smoke().join("skimage")).unwrap().count();
+    assert_eq!(meta["rows"].as_u64().unwrap() as usize, n_files);
+    assert_eq!(meta["dim"], 1280);
+    assert_eq!(meta["extractor"]["backbone"], "efficientnet-lite0");
+    assert_eq!(meta["classes"], serde_json::json!(["darknet", "skimage"]));
+    let npy = fs::read(cache.join("features.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&npy[..100]).contains(&format!("({n_files}, 1280)")));
+    // float32 rows: EfficientNet features after ReLU6-free swish + avg pool are finite and vary.
+    let floats: Vec<f32> = npy[128..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(floats.len(), n_files * 1280);
+    assert!(floats.iter().all(|x| x.is_finite()));
+    let row = |i: usize| &floats[i * 1280..(i + 1) * 1280];
+    assert_ne!(row(0), row(1));
+
+    let tta = tmp.path().join("tta");
+    run_ok(
+        tlearn()
+            .args([
+                "extract",
+                "--model",
+                "efficientnet-lite0",
+                "--augment",
+                "crops10",
+            ])
+            .arg(smoke())
+            .arg("--out")
+            .arg(&tta)
+            .env("CI", "1"),
+    );
+    let t = fs::read(tta.join("features.npy")).unwrap();
+    let tf: Vec<f32> = t[128..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    // 10-view averages differ from the single centre view but stay close in direction.
+    for i in 0..n_files {
+        let (a, b) = (row(i), &tf[i * 1280..(i + 1) * 1280]);
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos = dot / (na * nb);
+        assert!(cos > 0.8 && cos < 0.99999, "row {i}: cosine {cos}");
+    }
+    let _ = repo();
+}
