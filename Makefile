@@ -73,7 +73,9 @@ test-fast:
 # need and runs everything.
 test: venv
 	$(MAKE) models
+	$(PY) models/test_convert.py
 	$(MAKE) data
+	$(PY) -m unittest data/test_prepare.py
 	cargo test --release --locked -- --include-ignored
 
 bench: build

@@ -16,11 +16,26 @@ fn fashion_mnist_cnn_codes_beat_raw_pixels() {
         let cache = work.join(format!("cache-{name}"));
         let summary = extract(model, &data, &cache, &[]);
         assert_eq!(summary["rows"].as_u64(), Some(3000), "{summary}");
-        let report = train_eval(&cache, &work.join(format!("run-{name}")), "logistic", 42, &[]);
-        rows.push((name, accuracy(&report), report["metrics"]["balanced_accuracy"].as_f64().unwrap()));
+        let report = train_eval(
+            &cache,
+            &work.join(format!("run-{name}")),
+            "logistic",
+            42,
+            &[],
+        );
+        rows.push((
+            name,
+            accuracy(&report),
+            report["metrics"]["balanced_accuracy"].as_f64().unwrap(),
+        ));
     }
-    eprintln!("Fashion-MNIST (3000 images, 20% held out), logistic regression selected by 5-fold CV:");
-    eprintln!("  {:<8} {:>9} {:>18}", "features", "accuracy", "balanced accuracy");
+    eprintln!(
+        "Fashion-MNIST (3000 images, 20% held out), logistic regression selected by 5-fold CV:"
+    );
+    eprintln!(
+        "  {:<8} {:>9} {:>18}",
+        "features", "accuracy", "balanced accuracy"
+    );
     for (n, a, b) in &rows {
         eprintln!("  {n:<8} {a:>9.4} {b:>18.4}");
     }

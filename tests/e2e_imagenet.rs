@@ -16,10 +16,15 @@ fn imagenet_top1_on_real_photos_for_every_lite_backbone() {
         smoke.join("darknet/eagle.jpg"),
         smoke.join("skimage/rocket.jpg"),
     ];
-    for model in ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] {
+    for model in [
+        "efficientnet-lite0",
+        "efficientnet-lite1",
+        "efficientnet-lite2",
+    ] {
         require_model(model);
         let mut cmd = tlearn();
-        cmd.args(["predict", "--imagenet", "--json", "--model", model]).args(&photos);
+        cmd.args(["predict", "--imagenet", "--json", "--model", model])
+            .args(&photos);
         let out = run_ok(&mut cmd);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let preds = v["predictions"].as_array().unwrap();
@@ -31,8 +36,17 @@ fn imagenet_top1_on_real_photos_for_every_lite_backbone() {
             assert_eq!(top.len(), 5);
             assert!(!p["class"].as_str().unwrap().is_empty());
         }
-        assert!((281..=285).contains(&top1[1]), "{model}: cat photo top-1 {}", top1[1]);
-        assert_eq!(preds[1]["class"].as_str().map(|s| s.contains("cat") || s == "tabby"), Some(true));
+        assert!(
+            (281..=285).contains(&top1[1]),
+            "{model}: cat photo top-1 {}",
+            top1[1]
+        );
+        assert_eq!(
+            preds[1]["class"]
+                .as_str()
+                .map(|s| s.contains("cat") || s == "tabby"),
+            Some(true)
+        );
         assert_eq!(top1[2], 967, "{model}: coffee photo top-1");
         assert_eq!(preds[2]["class"].as_str(), Some("espresso"));
     }
@@ -52,7 +66,10 @@ fn predict_skips_a_bad_image_names_it_and_still_classifies_the_rest() {
         .arg(&bad)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "a failed image makes the exit status non-zero");
+    assert!(
+        !out.status.success(),
+        "a failed image makes the exit status non-zero"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["predictions"].as_array().unwrap().len(), 1);
     assert_eq!(v["predictions"][0]["index"].as_u64(), Some(967));

@@ -10,7 +10,10 @@ fn read_npy(path: &std::path::Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(&bytes[..6], b"\x93NUMPY");
     let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + hl..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    bytes[10 + hl..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -26,7 +29,14 @@ fn killed_extraction_resumes_to_the_same_cache() {
     let cache = work.join("interrupted");
     let _ = std::fs::remove_dir_all(&cache);
     let mut child = tlearn()
-        .args(["extract", "--quiet", "--chunk", "16", "--model", "efficientnet-lite0"])
+        .args([
+            "extract",
+            "--quiet",
+            "--chunk",
+            "16",
+            "--model",
+            "efficientnet-lite0",
+        ])
         .arg(&data)
         .arg("--out")
         .arg(&cache)
@@ -42,8 +52,14 @@ fn killed_extraction_resumes_to_the_same_cache() {
         if len > 40 * 1280 * 4 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no journal progress");
-        assert!(child.try_wait().unwrap().is_none(), "extraction ended before it could be killed");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no journal progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "extraction ended before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -55,7 +71,10 @@ fn killed_extraction_resumes_to_the_same_cache() {
 
     let summary = extract("efficientnet-lite0", &data, &cache, &["--chunk", "16"]);
     let resumed = summary["resumed"].as_u64().unwrap();
-    assert!(resumed >= 40, "the re-run should reuse the journaled vectors: {summary}");
+    assert!(
+        resumed >= 40,
+        "the re-run should reuse the journaled vectors: {summary}"
+    );
     assert!(!journal.exists(), "journal removed after a complete run");
 
     assert_eq!(
@@ -65,6 +84,13 @@ fn killed_extraction_resumes_to_the_same_cache() {
     let a = read_npy(&cache.join("features.npy"));
     let b = read_npy(&reference.join("features.npy"));
     assert_eq!(a.len(), b.len());
-    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(worst <= 1e-5, "resumed cache differs from the uninterrupted one by {worst}");
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= 1e-5,
+        "resumed cache differs from the uninterrupted one by {worst}"
+    );
 }

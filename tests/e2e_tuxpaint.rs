@@ -32,15 +32,24 @@ fn tuxpaint_lite0_heads_learn_and_predict_held_out_photos() {
             accs.push(accuracy(&report));
             // The held-out part really is held out: disjoint from the training rows.
             let saved = read_json(&run.join("head.json"));
-            let held = saved["split"]["held_out"].as_array().expect("split.held_out").len();
+            let held = saved["split"]["held_out"]
+                .as_array()
+                .expect("split.held_out")
+                .len();
             let rows = saved["split"]["train_rows"].as_u64().unwrap() as usize;
             assert_eq!(rows + held, summary["rows"].as_u64().unwrap() as usize);
         }
         let mean = accs.iter().sum::<f64>() / accs.len() as f64;
         eprintln!("tuxpaint / efficientnet-lite0 / {head}: held-out accuracy per seed {accs:.4?}, mean {mean:.4}");
-        assert!(mean >= 0.85, "{head}: mean held-out accuracy {mean:.4} < 0.85 ({accs:?})");
+        assert!(
+            mean >= 0.85,
+            "{head}: mean held-out accuracy {mean:.4} < 0.85 ({accs:?})"
+        );
         let worst = accs.iter().copied().fold(1.0, f64::min);
-        assert!(worst >= 0.75, "{head}: a split fell to {worst:.4} ({accs:?})");
+        assert!(
+            worst >= 0.75,
+            "{head}: a split fell to {worst:.4} ({accs:?})"
+        );
     }
 
     // A saved head classifies held-out photos through `tlearn predict` (fresh extraction from
@@ -54,7 +63,8 @@ fn tuxpaint_lite0_heads_learn_and_predict_held_out_photos() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     let mut cmd = tlearn();
-    cmd.args(["predict", "--json", "--head"]).arg(run.join("head.json"));
+    cmd.args(["predict", "--json", "--head"])
+        .arg(run.join("head.json"));
     for p in &held {
         cmd.arg(data.join(p));
     }
@@ -65,17 +75,29 @@ fn tuxpaint_lite0_heads_learn_and_predict_held_out_photos() {
     let mut right = 0;
     for (p, rel) in preds.iter().zip(&held) {
         let truth = rel.split('/').next().unwrap();
-        let probs: f64 = p["top"].as_array().unwrap().iter().map(|r| r["probability"].as_f64().unwrap()).sum();
+        let probs: f64 = p["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["probability"].as_f64().unwrap())
+            .sum();
         assert!(probs <= 1.0 + 1e-4, "probabilities sum above 1: {p}");
         if p["class"].as_str() == Some(truth) {
             right += 1;
         }
     }
     let acc = right as f64 / held.len() as f64;
-    eprintln!("tlearn predict on {} held-out photos: {right} right ({acc:.4})", held.len());
+    eprintln!(
+        "tlearn predict on {} held-out photos: {right} right ({acc:.4})",
+        held.len()
+    );
     // Same features, same head: predict agrees with eval's held-out accuracy.
     let report = read_json(&run.join("report.json"));
-    assert!((acc - accuracy(&report)).abs() < 1e-9, "predict {acc} vs eval {}", accuracy(&report));
+    assert!(
+        (acc - accuracy(&report)).abs() < 1e-9,
+        "predict {acc} vs eval {}",
+        accuracy(&report)
+    );
 
     // A head whose recorded backbone differs from the one on disk is refused, saying why.
     let mut tampered = saved.clone();
@@ -90,5 +112,8 @@ fn tuxpaint_lite0_heads_learn_and_predict_held_out_photos() {
         .unwrap();
     assert!(!out.status.success(), "a mismatched head must be refused");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("sha256"), "the refusal names the field that differs: {err}");
+    assert!(
+        err.contains("sha256"),
+        "the refusal names the field that differs: {err}"
+    );
 }

@@ -17,14 +17,14 @@ pub struct CustomModelArgs {
     /// Own ONNX only: square input side the network takes.
     #[arg(long, default_value_t = 224)]
     pub crop: u32,
-    /// Own ONNX only: pixel scale before mean/std ("1/255" style values accepted as decimals).
+    /// Own ONNX only: multiplier of 0-255 pixel values before mean/std (1/255 = 0.003921569).
     #[arg(long, default_value_t = 1.0 / 255.0)]
     pub value_scale: f32,
     /// Own ONNX only: per-channel mean (RGB order, in units of pixel*value_scale).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [0.485, 0.456, 0.406])]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.485, 0.456, 0.406])]
     pub mean: Vec<f32>,
     /// Own ONNX only: per-channel standard deviation (RGB order).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [0.229, 0.224, 0.225])]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.229, 0.224, 0.225])]
     pub std: Vec<f32>,
     /// Own ONNX only: the network wants BGR instead of RGB.
     #[arg(long)]

@@ -1,8 +1,74 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Args;
+use tlearn_extract::augment::Augment;
+use tlearn_extract::extract::{self, Options};
+use tlearn_extract::spec::Pooling;
 
 #[derive(Args)]
-pub struct ExtractArgs {}
+pub struct ExtractArgs {
+    /// Dataset folder laid out as DIR/<class>/<image>.
+    pub dir: PathBuf,
+    /// Output cache folder (created; an existing cache is updated incrementally).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Backbone name from the registry, `pixels` / `pixelsN` / `pixels-rgbN` (raw-pixel
+    /// baseline), or the path of your own ONNX file: then give --layer, and --crop, --mean,
+    /// --std, --value-scale, --bgr, --nhwc unless it is a 224 ImageNet-normalised RGB NCHW net.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// Cut point: a registry cut name (e.g. `features`) or an ONNX node/tensor name.
+    /// Default: the model's default cut.
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// How a spatial cut becomes a vector: avg, max or flatten.
+    #[arg(long, default_value = "avg")]
+    pub pool: Pooling,
+    /// Test-time augmentation: none, flip, crops5 or crops10 (features averaged per image).
+    #[arg(long, default_value = "none")]
+    pub augment: Augment,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// Images per work chunk (memory bound; progress is journaled after each chunk).
+    #[arg(long, default_value_t = 64)]
+    pub chunk: usize,
+    /// Replace an existing cache made with a different extractor instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Also write the run summary (JSON) here; it is always written to OUT/summary.json.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub custom: super::encoder::CustomModelArgs,
+}
 
-pub fn run(_args: ExtractArgs) -> anyhow::Result<()> {
-    anyhow::bail!("tlearn extract: not implemented yet")
+pub fn run(args: ExtractArgs) -> Result<()> {
+    let encoder = super::encoder::open(
+        &args.model,
+        args.models_dir.as_deref(),
+        args.layer.as_deref(),
+        args.pool,
+        &args.custom,
+    )?;
+    let mut opts = Options::new(&args.dir, &args.out);
+    opts.augment = args.augment;
+    opts.threads = args.threads;
+    opts.chunk = args.chunk;
+    opts.overwrite = args.overwrite;
+    opts.progress = !args.quiet;
+    let summary = extract::extract(encoder.as_ref(), &opts)?;
+    eprint!("{}", summary.render());
+    if let Some(p) = &args.report {
+        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }

@@ -81,7 +81,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
             String::new()
         } else {
             let mut m = format!("<- {}", r.cuts.join(", "));
-            if r.cuts.iter().any(|c| *c == entry.default_cut) {
+            if r.cuts.contains(&entry.default_cut) {
                 m.push_str(" (default)");
             }
             m

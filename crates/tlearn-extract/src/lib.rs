@@ -3,4 +3,13 @@
 //!
 //! Data flows one way: images → `decode`/`preprocess` → `backbone` → `cache`.
 
+pub mod augment;
+pub mod backbone;
+pub mod cache;
+pub mod decode;
+pub mod extract;
+pub mod imagenet;
+pub mod pixels;
+pub mod preprocess;
+pub mod registry;
 pub mod spec;

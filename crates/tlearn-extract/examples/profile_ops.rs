@@ -1,0 +1,70 @@
+//! Where tract spends its time on a backbone: per-operator wall time over N runs at batch 1,
+//! plus `plan.run` (new state per call, what `Backbone::encode` does) vs a reused `SimpleState`.
+//!
+//! cargo run --release -p tlearn-extract --example profile_ops -- [model] [runs]
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use tlearn_extract::registry::{models_dir, Registry};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimpleState;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map_or("efficientnet-lite0", String::as_str);
+    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
+    let dir = models_dir(None);
+    let reg = Registry::load(&dir)?;
+    let entry = reg.get(name)?;
+    let s = entry.preprocess.crop as usize;
+    let mut model = tract_onnx::onnx().model_for_path(entry.path(&dir))?;
+    model.select_outputs_by_name(["features"])?;
+    model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), [1, 3, s, s]))?;
+    let plan = model.into_optimized()?.into_runnable()?;
+    let input: Tensor =
+        tract_ndarray::Array4::<f32>::from_shape_fn((1, 3, s, s), |(_, c, y, x)| {
+            ((c * 31 + y * 7 + x * 3) % 255) as f32 / 128.0 - 1.0
+        })
+        .into();
+    for _ in 0..3 {
+        plan.run(tvec!(input.clone().into()))?;
+    }
+    let t = Instant::now();
+    for _ in 0..runs {
+        plan.run(tvec!(input.clone().into()))?;
+    }
+    let per_run = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+    let mut state = SimpleState::new(&plan)?;
+    let t = Instant::now();
+    for _ in 0..runs {
+        state.run(tvec!(input.clone().into()))?;
+    }
+    let per_state = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+    println!("{name}: plan.run {per_run:.2} ms/image, reused state {per_state:.2} ms/image");
+
+    let mut times: HashMap<String, (f64, usize)> = HashMap::new();
+    for _ in 0..runs {
+        state.run_plan_with_eval(tvec!(input.clone().into()), |ctx, st, node, inp| {
+            let t = Instant::now();
+            let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inp);
+            let e = times.entry(node.op().name().to_string()).or_default();
+            e.0 += t.elapsed().as_secs_f64() * 1e3;
+            e.1 += 1;
+            r
+        })?;
+    }
+    let total: f64 = times.values().map(|v| v.0).sum();
+    let mut v: Vec<_> = times.into_iter().collect();
+    v.sort_by(|a, b| b.1 .0.partial_cmp(&a.1 .0).unwrap());
+    println!("{:28} {:>9} {:>6} {:>6}", "op", "ms/image", "%", "nodes");
+    for (op, (ms, n)) in v.iter().take(12) {
+        println!(
+            "{op:28} {:9.3} {:6.1} {:6}",
+            ms / runs as f64,
+            100.0 * ms / total,
+            n / runs
+        );
+    }
+    Ok(())
+}
