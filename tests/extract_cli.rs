@@ -154,7 +154,8 @@ fn bad_inputs_are_skipped_with_reasons_and_the_run_goes_on() {
     set_mode(&locked, 0o000);
     let root = is_root();
     fs::create_dir_all(data.join("empty_class")).unwrap();
-    fs::write(data.join("README.txt"), b"stray file at the top").unwrap();
+    fs::write(data.join("README.txt"), b"notes about the data set").unwrap();
+    fs::write(data.join("stray.jpg"), b"stray file at the top").unwrap();
 
     let cache = tmp.path().join("cache");
     let out = ok(extract(&data, &cache, "pixels16", &["--threads", "2"]));
@@ -188,7 +189,9 @@ fn bad_inputs_are_skipped_with_reasons_and_the_run_goes_on() {
     );
     assert!(reason("bad/loop").contains("symlink loop"));
     assert!(reason("bad/dangling.png").contains("broken symlink"));
-    assert!(reason("README.txt").contains("not inside a class folder"));
+    assert!(reason("stray.jpg").contains("not inside a class folder"));
+    // Data-set notes at the top (README, MANIFEST.json, ...) are not images: no skip report.
+    assert!(!reasons.contains_key("README.txt"));
     if root {
         // Root reads a chmod-000 file: it is a normal image then (the dangling symlink above
         // is the unreadable case that applies to root too).
@@ -358,6 +361,20 @@ fn empty_or_missing_dataset_is_a_clear_error() {
     let out = extract(&tmp.path().join("d"), &tmp.path().join("c"), "pixels", &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no image files"));
+    // Files, but not one decodable image: an error naming them, and no empty cache.
+    fs::write(
+        tmp.path().join("d/empty/broken.png"),
+        b"\x89PNG\r\n\x1a\n junk",
+    )
+    .unwrap();
+    let out = extract(&tmp.path().join("d"), &tmp.path().join("c"), "pixels", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no image of") && err.contains("broken.png"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("c/meta.json").exists());
 }
 
 fn smoke() -> PathBuf {

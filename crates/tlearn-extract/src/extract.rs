@@ -131,6 +131,18 @@ pub struct Summary {
     pub images_per_s: f64,
 }
 
+/// Top-level files that describe a data set (MANIFEST.json, README, LICENSE, notes) rather than
+/// being misplaced images: left out without a skip report.
+fn is_dataset_notes(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["readme", "license", "licence", "manifest"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || [".json", ".txt", ".md", ".csv", ".toml", ".yaml", ".yml"]
+            .iter()
+            .any(|e| lower.ends_with(e))
+}
+
 /// The listing of a dataset folder.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -207,7 +219,7 @@ pub fn list_dataset(root: &Path) -> Result<Listing> {
         if entry.depth() == 1 {
             if is_dir {
                 class_dirs.insert(rel);
-            } else {
+            } else if !is_dataset_notes(&rel) {
                 out.skipped.push(SkipRow {
                     path: rel,
                     reason: "not inside a class folder".into(),
