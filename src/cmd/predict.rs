@@ -30,8 +30,8 @@ pub struct PredictArgs {
     /// Use the full (uncut) backbone and print its ImageNet top-k classes.
     #[arg(long)]
     pub imagenet: bool,
-    /// Backbone for --imagenet (registry name). With --head: where to find the head's backbone
-    /// if it is an own ONNX file (a path).
+    /// Backbone for --imagenet (registry name; default efficientnet-lite0). With --head: where to
+    /// find the head's backbone if it is an own ONNX file (a path).
     #[arg(long)]
     pub model: Option<String>,
     /// How many classes to show per image.
