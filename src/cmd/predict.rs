@@ -121,6 +121,23 @@ fn encode_all(
         .collect()
 }
 
+/// One image's result: its `k` most probable classes, best first.
+fn prediction(
+    path: String,
+    probs: &[f32],
+    names: &dyn Fn(usize) -> String,
+    k: usize,
+) -> Prediction {
+    let top = ranked(probs, names, k);
+    Prediction {
+        path,
+        class: top[0].class.clone(),
+        index: top[0].index,
+        probability: top[0].probability,
+        top,
+    }
+}
+
 fn ranked(probs: &[f32], names: &dyn Fn(usize) -> String, k: usize) -> Vec<Ranked> {
     let mut idx: Vec<usize> = (0..probs.len()).collect();
     idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
@@ -175,17 +192,7 @@ fn predict_imagenet(args: &PredictArgs) -> Result<Outcome> {
     let names = |i: usize| labels.name(i).to_string();
     let preds = ok
         .into_iter()
-        .map(|(path, logits)| {
-            let probs = imagenet::probabilities(&logits);
-            let top = ranked(&probs, &names, args.top);
-            Prediction {
-                path,
-                class: top[0].class.clone(),
-                index: top[0].index,
-                probability: top[0].probability,
-                top,
-            }
-        })
+        .map(|(path, logits)| prediction(path, &imagenet::probabilities(&logits), &names, args.top))
         .collect();
     Ok((preds, failures))
 }
@@ -234,17 +241,7 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<Outcome> {
     let preds = ok
         .into_iter()
         .enumerate()
-        .map(|(i, (path, _))| {
-            let row = probs.row(i).to_vec();
-            let top = ranked(&row, &names, args.top);
-            Prediction {
-                path,
-                class: top[0].class.clone(),
-                index: top[0].index,
-                probability: top[0].probability,
-                top,
-            }
-        })
+        .map(|(i, (path, _))| prediction(path, &probs.row(i).to_vec(), &names, args.top))
         .collect();
     Ok((preds, failures))
 }
