@@ -249,11 +249,22 @@ enum Outcome {
 pub fn encode_bytes(enc: &dyn Encoder, bytes: &[u8], augment: Augment) -> Result<Vec<f32>> {
     let p = enc.preprocess();
     let img = decode::decode_rgb(bytes, p.background)?;
-    let views = augment
-        .views()
-        .into_iter()
-        .map(|v| preprocess::view_image(&img, p, v))
-        .collect::<Result<Vec<_>>>()?;
+    // A mirrored view is its unmirrored crop flipped: resize each crop window once.
+    let specs = augment.views();
+    let mut views: Vec<RgbImage> = Vec::with_capacity(specs.len());
+    for (i, &v) in specs.iter().enumerate() {
+        let done = specs[..i]
+            .iter()
+            .position(|u| u.anchor == v.anchor && !u.flip);
+        let mut view = match done {
+            Some(j) => views[j].clone(),
+            None => preprocess::view_image(&img, p, augment::View { flip: false, ..v })?,
+        };
+        if v.flip {
+            image::imageops::flip_horizontal_in_place(&mut view);
+        }
+        views.push(view);
+    }
     drop(img);
     let vecs = enc.encode_views(&views)?;
     let out = augment::average(&vecs);
