@@ -2,6 +2,10 @@
 //! plus `plan.run` (new state per call, what `Backbone::encode` does) vs a reused `SimpleState`.
 //!
 //! cargo run --release -p tlearn-extract --example profile_ops -- [model] [runs]
+//!
+//! Environment: `TLEARN_DEPTHWISE=tract` keeps tract's own depthwise operator; `TRANSFORMS=a,b`
+//! applies tract model transforms (e.g. `conv_nhwc`) after declutter; `DUMP=1` prints the
+//! optimised nodes with their kernels and the slowest nodes; `DUMP_DECL=1` the decluttered graph.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -21,7 +25,37 @@ fn main() -> anyhow::Result<()> {
     let mut model = tract_onnx::onnx().model_for_path(entry.path(&dir))?;
     model.select_outputs_by_name(["features"])?;
     model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), [1, 3, s, s]))?;
-    let plan = model.into_optimized()?.into_runnable()?;
+    let mut typed = model.into_typed()?.into_decluttered()?;
+    if let Ok(list) = std::env::var("TRANSFORMS") {
+        for name in list.split(',').filter(|s| !s.is_empty()) {
+            let t = tract_onnx::tract_core::transform::get_transform(name)?
+                .ok_or_else(|| anyhow::anyhow!("no tract transform {name}"))?;
+            typed.transform(&*t)?;
+        }
+    }
+    if tlearn_extract::depthwise_op::enabled() {
+        let n = tlearn_extract::depthwise_op::rewrite(&mut typed)?;
+        println!("depthwise convolutions replaced: {n}");
+    }
+    if std::env::var("DUMP_DECL").is_ok() {
+        for node in &typed.nodes {
+            println!(
+                "{} {} {:?} {:?} {:?}",
+                node.id,
+                node.name,
+                node.op(),
+                node.inputs,
+                node.outputs[0].fact
+            );
+        }
+    }
+    let typed = typed.into_optimized()?;
+    if std::env::var("DUMP").is_ok() {
+        for node in &typed.nodes {
+            println!("{} {} {:?}", node.name, node.op().name(), node.op().info()?);
+        }
+    }
+    let plan = typed.into_runnable()?;
     let input: Tensor =
         tract_ndarray::Array4::<f32>::from_shape_fn((1, 3, s, s), |(_, c, y, x)| {
             ((c * 31 + y * 7 + x * 3) % 255) as f32 / 128.0 - 1.0
@@ -44,13 +78,16 @@ fn main() -> anyhow::Result<()> {
     println!("{name}: plan.run {per_run:.2} ms/image, reused state {per_state:.2} ms/image");
 
     let mut times: HashMap<String, (f64, usize)> = HashMap::new();
+    let mut per_node: HashMap<String, f64> = HashMap::new();
     for _ in 0..runs {
         state.run_plan_with_eval(tvec!(input.clone().into()), |ctx, st, node, inp| {
             let t = Instant::now();
             let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inp);
+            let dt = t.elapsed().as_secs_f64() * 1e3;
             let e = times.entry(node.op().name().to_string()).or_default();
-            e.0 += t.elapsed().as_secs_f64() * 1e3;
+            e.0 += dt;
             e.1 += 1;
+            *per_node.entry(node.name.clone()).or_default() += dt;
             r
         })?;
     }
@@ -65,6 +102,13 @@ fn main() -> anyhow::Result<()> {
             100.0 * ms / total,
             n / runs
         );
+    }
+    if std::env::var("DUMP").is_ok() {
+        let mut v: Vec<_> = per_node.into_iter().collect();
+        v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+        for (n, ms) in v.iter().take(40) {
+            println!("{n:40} {:8.3}", ms / runs as f64);
+        }
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ impl Backbone {
             .select_outputs_by_name([node.as_str()])
             .with_context(|| format!("{}: cannot cut at {node}", path.display()))?;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), &input_shape))?;
-        let typed = model.into_optimized().with_context(|| {
+        let typed = optimize(model).with_context(|| {
             format!(
                 "{} cannot run on input {:?} cut at {node} (input size the model cannot take?)",
                 entry.name, input_shape
@@ -311,6 +311,16 @@ pub fn pool_output(
             }
         })
         .collect()
+}
+
+/// tract's declutter and optimisation, with the depthwise convolutions swapped for
+/// [`crate::depthwise_op`]'s operator in between (unless `TLEARN_DEPTHWISE=tract`).
+fn optimize(model: InferenceModel) -> TractResult<TypedModel> {
+    let mut typed = model.into_typed()?.into_decluttered()?;
+    if crate::depthwise_op::enabled() {
+        crate::depthwise_op::rewrite(&mut typed)?;
+    }
+    typed.into_optimized()
 }
 
 fn input_shape(p: &Preprocess) -> Vec<usize> {

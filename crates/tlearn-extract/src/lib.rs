@@ -7,6 +7,8 @@ pub mod augment;
 pub mod backbone;
 pub mod cache;
 pub mod decode;
+pub mod depthwise_kernel;
+pub mod depthwise_op;
 pub mod extract;
 pub mod imagenet;
 pub mod pixels;

@@ -1,0 +1,317 @@
+//! A tract operator running depthwise convolutions with [`crate::depthwise_kernel`], and the
+//! graph rewrite that puts it in place of tract's own `DepthWiseConv`.
+//!
+//! The rewrite runs on the decluttered model, before tract optimises it. It replaces a float
+//! `Conv` whose groups equal its input and output channels (NCHW or CHW, 2-D, no dilation,
+//! constant OIHW kernel and bias) by [`Depthwise`], folding a following `Max(x, lo)` and
+//! `Min(x, hi)` with constant scalars (ReLU / ReLU6) into it when nothing else reads the
+//! intermediate values. Everything else in the network is still tract's: the 1×1 convolutions,
+//! the stem, pooling and the classifier.
+//!
+//! Each output is `bias + Σ tap·x` over the taps in row-major order, one multiply and one add
+//! per tap (no FMA), then clamped: the operations tract's own operator does, in its order, so the
+//! codes are bit-identical to tract's (tests/depthwise.rs checks it on real photos).
+//!
+//! `TLEARN_DEPTHWISE=tract` in the environment turns the rewrite off (to measure, or to rule it
+//! out when chasing a numerical difference).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::math::{Max, Min};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use crate::depthwise_kernel::{Geometry, Plan};
+
+/// A depthwise convolution with its weights, on `[N,] C, H, W` f32 input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Depthwise {
+    plan: Plan,
+    channels: usize,
+    /// Input and output carry a leading batch axis.
+    batched: bool,
+    /// `channels × kh × kw`, row major.
+    taps: Arc<Vec<f32>>,
+    bias: Arc<Vec<f32>>,
+    clamp: Option<(f32, f32)>,
+}
+
+impl Eq for Depthwise {}
+
+impl Depthwise {
+    fn output_shape(&self, batch: usize) -> TVec<usize> {
+        let [h, w] = self.plan.geometry.output;
+        if self.batched {
+            tvec!(batch, self.channels, h, w)
+        } else {
+            tvec!(self.channels, h, w)
+        }
+    }
+}
+
+impl Op for Depthwise {
+    fn name(&self) -> StaticName {
+        "TlearnDepthwise".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{:?} channels: {} clamp: {:?}",
+            self.plan.geometry, self.channels, self.clamp
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+thread_local! {
+    /// Padded-plane scratch, one per thread, reused across channels, layers and images.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl EvalOp for Depthwise {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let g = &self.plan.geometry;
+        let batch = if self.batched { input.shape()[0] } else { 1 };
+        let expected: TVec<usize> = if self.batched {
+            tvec!(batch, self.channels, g.input[0], g.input[1])
+        } else {
+            tvec!(self.channels, g.input[0], g.input[1])
+        };
+        ensure!(
+            input.shape() == &*expected,
+            "depthwise input shape {:?}, expected {:?}",
+            input.shape(),
+            expected
+        );
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        // SAFETY: f32 has no invalid bit patterns, and every element is written below (the
+        // output planes tile the tensor exactly).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape(batch))? };
+        {
+            let mut view = output.try_as_plain_ram_mut()?;
+            let y = view.as_slice_mut::<f32>()?;
+            let (in_plane, out_plane) = (g.input[0] * g.input[1], g.output[0] * g.output[1]);
+            let k_plane = g.kernel[0] * g.kernel[1];
+            SCRATCH.with_borrow_mut(|scratch| {
+                for (ix, (src, dst)) in x
+                    .chunks_exact(in_plane)
+                    .zip(y.chunks_exact_mut(out_plane))
+                    .enumerate()
+                {
+                    let c = ix % self.channels;
+                    self.plan.conv_channel(
+                        src,
+                        &self.taps[c * k_plane..][..k_plane],
+                        self.bias[c],
+                        self.clamp,
+                        dst,
+                        scratch,
+                    );
+                }
+            });
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Depthwise {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let batch = if self.batched {
+            inputs[0].shape[0]
+                .to_usize()
+                .context("depthwise: batch size must be known")?
+        } else {
+            1
+        };
+        Ok(tvec!(f32::fact(self.output_shape(batch))))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let g = &self.plan.geometry;
+        let per_image = self.channels * g.output[0] * g.output[1] * g.kernel[0] * g.kernel[1];
+        let batch = if self.batched {
+            inputs[0].shape[0].clone()
+        } else {
+            1.into()
+        };
+        Ok(tvec!((Cost::FMA(f32::datum_type()), batch * per_image)))
+    }
+}
+
+/// Whether the rewrite is on (the default) or `TLEARN_DEPTHWISE=tract` asked for tract's own op.
+pub fn enabled() -> bool {
+    std::env::var("TLEARN_DEPTHWISE").map_or(true, |v| v != "tract")
+}
+
+/// Replace every depthwise `Conv` tract would lower to `DepthWiseConv` by [`Depthwise`]; returns
+/// how many were replaced. Run on a decluttered model, before `into_optimized`.
+pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(op) = depthwise_of(model, id)? else {
+            continue;
+        };
+        let (clamp, last) = fused_clamp(model, id)?;
+        let op = Depthwise { clamp, ..op };
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(format!("{}.tlearn", node.name), op, &[x])?[0];
+        patch.shunt_outside(model, OutletId::new(last, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// The node as a [`Depthwise`] (no clamp yet), or `None` if it is not a convolution this
+/// operator covers exactly.
+fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<Depthwise>> {
+    let node = model.node(id);
+    let Some(conv) = node.op_as::<Conv>() else {
+        return Ok(None);
+    };
+    let spec = &conv.pool_spec;
+    let batched = match spec.data_format {
+        DataFormat::NCHW => true,
+        DataFormat::CHW => false,
+        _ => return Ok(None),
+    };
+    let channels = spec.input_channels;
+    if conv.q_params.is_some()
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || conv.group < 2
+        || conv.group != channels
+        || spec.output_channels != channels
+        || spec.kernel_shape.len() != 2
+        || spec
+            .dilations
+            .as_ref()
+            .is_some_and(|d| d.iter().any(|&d| d != 1))
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    let input = model.outlet_fact(node.inputs[0])?;
+    let (Some(shape), true) = (
+        input.shape.as_concrete(),
+        input.datum_type == f32::datum_type(),
+    ) else {
+        return Ok(None);
+    };
+    let spatial: [usize; 2] = match (batched, shape) {
+        (true, [_, c, h, w]) | (false, [c, h, w]) if *c == channels => [*h, *w],
+        _ => return Ok(None),
+    };
+    let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
+    let stride = spec.strides.as_ref().map_or([1, 1], |s| [s[0], s[1]]);
+    let pads = spec.padding.compute(&spatial, &kernel, &[1, 1], &stride);
+    let before = [pads[0].pad_before, pads[1].pad_before];
+    let after = [pads[0].pad_after, pads[1].pad_after];
+    let Some(geometry) = Geometry::new(spatial, kernel, stride, before, after) else {
+        return Ok(None);
+    };
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    let expected_out: Vec<usize> = if batched {
+        vec![shape[0], channels, geometry.output[0], geometry.output[1]]
+    } else {
+        vec![channels, geometry.output[0], geometry.output[1]]
+    };
+    if out.shape.as_concrete() != Some(&expected_out[..]) {
+        return Ok(None);
+    }
+    let (Some(k), Some(b)) = (
+        const_f32(model, node.inputs[1])?,
+        const_f32(model, node.inputs[2])?,
+    ) else {
+        return Ok(None);
+    };
+    if k.len() != channels * kernel[0] * kernel[1] {
+        return Ok(None);
+    }
+    let bias = match b.len() {
+        n if n == channels => b,
+        1 => vec![b[0]; channels],
+        _ => return Ok(None),
+    };
+    Ok(Some(Depthwise {
+        plan: Plan::new(geometry),
+        channels,
+        batched,
+        taps: Arc::new(k),
+        bias: Arc::new(bias),
+        clamp: None,
+    }))
+}
+
+fn const_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Vec<f32>>> {
+    let fact = model.outlet_fact(outlet)?;
+    let Some(t) = fact.konst.as_ref() else {
+        return Ok(None);
+    };
+    if t.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    let view = t.try_as_plain_ram()?;
+    Ok(Some(view.as_slice::<f32>()?.to_vec()))
+}
+
+/// A `Max(x, lo)` then optionally `Min(x, hi)` chain reading only the node's output, with
+/// constant scalars: the clamp to fold, and the node whose output the fused op replaces.
+fn fused_clamp(model: &TypedModel, id: usize) -> TractResult<(Option<(f32, f32)>, usize)> {
+    let Some(lo_node) = sole_bin_successor::<Max>(model, id)? else {
+        return Ok((None, id));
+    };
+    let lo = lo_node.1;
+    match sole_bin_successor::<Min>(model, lo_node.0)? {
+        Some((hi_id, hi)) if lo <= hi => Ok((Some((lo, hi)), hi_id)),
+        _ => Ok((Some((lo, f32::INFINITY)), lo_node.0)),
+    }
+}
+
+/// The only reader of `id`'s output, if it is the binary op `B` with a constant f32 scalar on
+/// its other side and `id`'s output is not a model output: its id and the scalar.
+fn sole_bin_successor<B: tract_onnx::tract_core::ops::binary::BinMiniOp>(
+    model: &TypedModel,
+    id: usize,
+) -> TractResult<Option<(usize, f32)>> {
+    let outlet = OutletId::new(id, 0);
+    if model.output_outlets()?.contains(&outlet) {
+        return Ok(None);
+    }
+    let [succ] = model.outlet_successors(outlet) else {
+        return Ok(None);
+    };
+    let next = model.node(succ.node);
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    if !bin.0.is::<B>() || next.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let other = next.inputs[1 - succ.slot];
+    let Some(v) = const_f32(model, other)? else {
+        return Ok(None);
+    };
+    let fact = model.outlet_fact(OutletId::new(next.id, 0))?;
+    if v.len() != 1 || fact.shape != model.outlet_fact(outlet)?.shape {
+        return Ok(None);
+    }
+    Ok(Some((next.id, v[0])))
+}

@@ -1,0 +1,133 @@
+//! tlearn's depthwise operator replaces every depthwise convolution of the real EfficientNet-Lite
+//! graphs (with their ReLU6 folded in), and the network computes bit-identical codes to those of
+//! tract's own `DepthWiseConv`, on the real photos of ../shared/fixtures/efficientnet-lite.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array4;
+use ndarray_npy::read_npy;
+use tlearn_extract::depthwise_op;
+use tlearn_extract::registry::Registry;
+use tract_onnx::prelude::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Depthwise convolutions in the ONNX file itself: `Conv` nodes with `group` > 1.
+fn onnx_depthwise_count(path: &Path) -> usize {
+    let proto = tract_onnx::onnx().proto_model_for_path(path).unwrap();
+    proto
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Conv" && n.attribute.iter().any(|a| a.name == "group" && a.i > 1))
+        .count()
+}
+
+fn check(n: u32) {
+    let models = repo().join("models");
+    let reg = Registry::load(&models).unwrap();
+    let entry = reg.get(&format!("efficientnet-lite{n}")).unwrap();
+    let path = entry.path(&models);
+    let x: Array4<f32> = read_npy(repo().join(format!(
+        "../shared/fixtures/efficientnet-lite/lite{n}_input.npy"
+    )))
+    .unwrap();
+    let (rows, c, h, w) = x.dim();
+
+    let mut model = tract_onnx::onnx().model_for_path(&path).unwrap();
+    model.select_outputs_by_name(["features"]).unwrap();
+    model
+        .set_input_fact(0, f32::fact([rows, c, h, w]).into())
+        .unwrap();
+    let decluttered = model.into_typed().unwrap().into_decluttered().unwrap();
+    let mut rewritten = decluttered.clone();
+    let replaced = depthwise_op::rewrite(&mut rewritten).unwrap();
+    assert_eq!(
+        replaced,
+        onnx_depthwise_count(&path),
+        "lite{n}: every depthwise conv"
+    );
+    assert!(replaced >= 16);
+
+    let tract_plan = decluttered.into_optimized().unwrap();
+    let tract_dw = tract_plan
+        .nodes
+        .iter()
+        .filter(|n| n.op().name() == "DepthWiseConv")
+        .count();
+    assert_eq!(
+        tract_dw, replaced,
+        "lite{n}: tract's own plan runs DepthWiseConv"
+    );
+    let ours = rewritten.into_optimized().unwrap();
+    let names: Vec<String> = ours
+        .nodes
+        .iter()
+        .map(|n| n.op().name().to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "DepthWiseConv"),
+        "lite{n}: tract depthwise left"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "TlearnDepthwise").count(),
+        replaced
+    );
+    // ReLU6 folded into every one of them.
+    for node in ours
+        .nodes
+        .iter()
+        .filter(|n| n.op().name() == "TlearnDepthwise")
+    {
+        let info = node.op().info().unwrap().join(" ");
+        assert!(
+            info.contains("clamp: Some((0.0, 6.0))"),
+            "lite{n}: {} {info}",
+            node.name
+        );
+    }
+
+    let input = Tensor::from_shape(&[rows, c, h, w], x.as_slice().unwrap()).unwrap();
+    let run = |m: TypedModel| {
+        let out = m
+            .into_runnable()
+            .unwrap()
+            .run(tvec!(input.clone().into()))
+            .unwrap();
+        out[0].to_plain_array_view::<f32>().unwrap().to_owned()
+    };
+    let (want, got) = (run(tract_plan), run(ours));
+    assert_eq!(want.shape(), got.shape());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = want
+        .iter()
+        .zip(got.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("lite{n}: {replaced} depthwise convs replaced; codes max |diff| {worst:.2e} (max |code| {scale:.2})");
+    assert!(
+        worst <= 1e-4 * scale.max(1.0),
+        "lite{n}: codes differ by {worst}"
+    );
+}
+
+#[test]
+#[ignore = "needs make models; run by make test"]
+fn lite0_depthwise_rewrite_keeps_the_codes() {
+    check(0);
+}
+
+#[test]
+#[ignore = "needs make models; run by make test"]
+fn lite1_depthwise_rewrite_keeps_the_codes() {
+    check(1);
+}
+
+#[test]
+#[ignore = "needs make models; run by make test"]
+fn lite2_depthwise_rewrite_keeps_the_codes() {
+    check(2);
+}
