@@ -3,7 +3,7 @@
 //!
 //! cargo run --release -p tlearn-extract --example profile_ops -- [model] [runs]
 //!
-//! Environment: `TLEARN_DEPTHWISE=tract` keeps tract's own depthwise operator; `TRANSFORMS=a,b`
+//! Environment: `TLEARN_OPS=tract|depthwise` keeps tract's own operators (all / the 1×1 ones); `TRANSFORMS=a,b`
 //! applies tract model transforms (e.g. `conv_nhwc`) after declutter; `DUMP=1` prints the
 //! optimised nodes with their kernels and the slowest nodes; `DUMP_DECL=1` the decluttered graph.
 
@@ -33,10 +33,9 @@ fn main() -> anyhow::Result<()> {
             typed.transform(&*t)?;
         }
     }
-    if tlearn_extract::depthwise_op::enabled() {
-        let n = tlearn_extract::depthwise_op::rewrite(&mut typed)?;
-        println!("depthwise convolutions replaced: {n}");
-    }
+    let ops = tlearn_extract::rewrite::Ops::from_env()?;
+    let n = tlearn_extract::rewrite::apply(&mut typed, ops)?;
+    println!("tlearn operators ({ops:?}): {n:?}");
     if std::env::var("DUMP_DECL").is_ok() {
         for node in &typed.nodes {
             println!(

@@ -313,13 +313,12 @@ pub fn pool_output(
         .collect()
 }
 
-/// tract's declutter and optimisation, with the depthwise convolutions swapped for
-/// [`crate::depthwise_op`]'s operator in between (unless `TLEARN_DEPTHWISE=tract`).
-fn optimize(model: InferenceModel) -> TractResult<TypedModel> {
+/// tract's declutter and optimisation, with tlearn's convolution operators swapped in between
+/// ([`crate::rewrite`]; `TLEARN_OPS` chooses which).
+fn optimize(model: InferenceModel) -> Result<TypedModel> {
+    let ops = crate::rewrite::Ops::from_env()?;
     let mut typed = model.into_typed()?.into_decluttered()?;
-    if crate::depthwise_op::enabled() {
-        crate::depthwise_op::rewrite(&mut typed)?;
-    }
+    crate::rewrite::apply(&mut typed, ops)?;
     typed.into_optimized()
 }
 

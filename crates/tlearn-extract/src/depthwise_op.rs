@@ -12,20 +12,18 @@
 //! per tap (no FMA), then clamped: the operations tract's own operator does, in its order, so the
 //! codes are bit-identical to tract's (tests/depthwise.rs checks it on real photos).
 //!
-//! `TLEARN_DEPTHWISE=tract` in the environment turns the rewrite off (to measure, or to rule it
-//! out when chasing a numerical difference).
+//! [`crate::rewrite`] decides when it runs.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use crate::depthwise_kernel::{Geometry, Plan};
+use crate::rewrite::const_f32;
 
 /// A depthwise convolution with its weights, on `[N,] C, H, W` f32 input.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,36 +151,9 @@ impl TypedOp for Depthwise {
     }
 }
 
-/// Whether the rewrite is on (the default) or `TLEARN_DEPTHWISE=tract` asked for tract's own op.
-pub fn enabled() -> bool {
-    std::env::var("TLEARN_DEPTHWISE").map_or(true, |v| v != "tract")
-}
-
-/// Replace every depthwise `Conv` tract would lower to `DepthWiseConv` by [`Depthwise`]; returns
-/// how many were replaced. Run on a decluttered model, before `into_optimized`.
-pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let Some(op) = depthwise_of(model, id)? else {
-            continue;
-        };
-        let (clamp, last) = fused_clamp(model, id)?;
-        let op = Depthwise { clamp, ..op };
-        let node = model.node(id);
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, node.inputs[0])?;
-        let y = patch.wire_node(format!("{}.tlearn", node.name), op, &[x])?[0];
-        patch.shunt_outside(model, OutletId::new(last, 0), y)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    model.compact()?;
-    Ok(replaced)
-}
-
 /// The node as a [`Depthwise`] (no clamp yet), or `None` if it is not a convolution this
 /// operator covers exactly.
-fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<Depthwise>> {
+pub(crate) fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<Depthwise>> {
     let node = model.node(id);
     let Some(conv) = node.op_as::<Conv>() else {
         return Ok(None);
@@ -260,58 +231,8 @@ fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<Depthwise>>
     }))
 }
 
-fn const_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Vec<f32>>> {
-    let fact = model.outlet_fact(outlet)?;
-    let Some(t) = fact.konst.as_ref() else {
-        return Ok(None);
-    };
-    if t.datum_type() != f32::datum_type() {
-        return Ok(None);
+impl Depthwise {
+    pub(crate) fn with_clamp(self, clamp: Option<(f32, f32)>) -> Depthwise {
+        Depthwise { clamp, ..self }
     }
-    let view = t.try_as_plain_ram()?;
-    Ok(Some(view.as_slice::<f32>()?.to_vec()))
-}
-
-/// A `Max(x, lo)` then optionally `Min(x, hi)` chain reading only the node's output, with
-/// constant scalars: the clamp to fold, and the node whose output the fused op replaces.
-fn fused_clamp(model: &TypedModel, id: usize) -> TractResult<(Option<(f32, f32)>, usize)> {
-    let Some(lo_node) = sole_bin_successor::<Max>(model, id)? else {
-        return Ok((None, id));
-    };
-    let lo = lo_node.1;
-    match sole_bin_successor::<Min>(model, lo_node.0)? {
-        Some((hi_id, hi)) if lo <= hi => Ok((Some((lo, hi)), hi_id)),
-        _ => Ok((Some((lo, f32::INFINITY)), lo_node.0)),
-    }
-}
-
-/// The only reader of `id`'s output, if it is the binary op `B` with a constant f32 scalar on
-/// its other side and `id`'s output is not a model output: its id and the scalar.
-fn sole_bin_successor<B: tract_onnx::tract_core::ops::binary::BinMiniOp>(
-    model: &TypedModel,
-    id: usize,
-) -> TractResult<Option<(usize, f32)>> {
-    let outlet = OutletId::new(id, 0);
-    if model.output_outlets()?.contains(&outlet) {
-        return Ok(None);
-    }
-    let [succ] = model.outlet_successors(outlet) else {
-        return Ok(None);
-    };
-    let next = model.node(succ.node);
-    let Some(bin) = next.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if !bin.0.is::<B>() || next.inputs.len() != 2 {
-        return Ok(None);
-    }
-    let other = next.inputs[1 - succ.slot];
-    let Some(v) = const_f32(model, other)? else {
-        return Ok(None);
-    };
-    let fact = model.outlet_fact(OutletId::new(next.id, 0))?;
-    if v.len() != 1 || fact.shape != model.outlet_fact(outlet)?.shape {
-        return Ok(None);
-    }
-    Ok(Some((next.id, v[0])))
 }

@@ -12,6 +12,8 @@ pub mod depthwise_op;
 pub mod extract;
 pub mod imagenet;
 pub mod pixels;
+pub mod pointwise_op;
 pub mod preprocess;
 pub mod registry;
+pub mod rewrite;
 pub mod spec;

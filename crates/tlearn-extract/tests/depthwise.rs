@@ -1,4 +1,5 @@
-//! tlearn's depthwise operator replaces every depthwise convolution of the real EfficientNet-Lite
+//! tlearn's operators (crate::rewrite) in the real EfficientNet-Lite graphs. The depthwise one
+//! replaces every depthwise convolution of the real EfficientNet-Lite
 //! graphs (with their ReLU6 folded in), and the network computes bit-identical codes to those of
 //! tract's own `DepthWiseConv`, on the real photos of ../shared/fixtures/efficientnet-lite.
 
@@ -6,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
 use ndarray_npy::read_npy;
-use tlearn_extract::depthwise_op;
 use tlearn_extract::registry::Registry;
+use tlearn_extract::rewrite;
 use tract_onnx::prelude::*;
 
 fn repo() -> PathBuf {
@@ -44,7 +45,7 @@ fn check(n: u32) {
         .unwrap();
     let decluttered = model.into_typed().unwrap().into_decluttered().unwrap();
     let mut rewritten = decluttered.clone();
-    let replaced = depthwise_op::rewrite(&mut rewritten).unwrap();
+    let replaced = rewrite::rewrite_depthwise(&mut rewritten).unwrap();
     assert_eq!(
         replaced,
         onnx_depthwise_count(&path),
@@ -112,6 +113,95 @@ fn check(n: u32) {
         worst <= 1e-4 * scale.max(1.0),
         "lite{n}: codes differ by {worst}"
     );
+}
+
+/// 1×1 convolutions in the ONNX file: `Conv` nodes whose weights are `[O, I, 1, 1]`, group 1.
+fn onnx_pointwise_count(path: &Path) -> usize {
+    let proto = tract_onnx::onnx().proto_model_for_path(path).unwrap();
+    let graph = proto.graph.unwrap();
+    let dims: std::collections::HashMap<&str, &[i64]> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t.dims.as_slice()))
+        .collect();
+    graph
+        .node
+        .iter()
+        .filter(|n| {
+            n.op_type == "Conv"
+                && !n.attribute.iter().any(|a| a.name == "group" && a.i > 1)
+                && dims
+                    .get(n.input[1].as_str())
+                    .is_some_and(|d| d[2..] == [1, 1])
+        })
+        .count()
+}
+
+/// At batch 1 (the path extraction takes), with every tlearn operator in: all 1×1 and depthwise
+/// convolutions replaced, codes equal to tract's up to float rounding on every real photo.
+fn check_batch1(n: u32) {
+    let models = repo().join("models");
+    let reg = Registry::load(&models).unwrap();
+    let entry = reg.get(&format!("efficientnet-lite{n}")).unwrap();
+    let path = entry.path(&models);
+    let x: Array4<f32> = read_npy(repo().join(format!(
+        "../shared/fixtures/efficientnet-lite/lite{n}_input.npy"
+    )))
+    .unwrap();
+    let (rows, c, h, w) = x.dim();
+    let mut model = tract_onnx::onnx().model_for_path(&path).unwrap();
+    model.select_outputs_by_name(["features"]).unwrap();
+    model
+        .set_input_fact(0, f32::fact([1, c, h, w]).into())
+        .unwrap();
+    let decluttered = model.into_typed().unwrap().into_decluttered().unwrap();
+    let mut rewritten = decluttered.clone();
+    let replaced = rewrite::apply(&mut rewritten, rewrite::Ops::All).unwrap();
+    assert_eq!(replaced.depthwise, onnx_depthwise_count(&path), "lite{n}");
+    assert_eq!(
+        replaced.pointwise,
+        onnx_pointwise_count(&path),
+        "lite{n}: every 1×1 conv"
+    );
+    let tract_plan = decluttered
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let ours = rewritten.into_optimized().unwrap();
+    assert!(!ours.nodes.iter().any(|n| n.op().name() == "DepthWiseConv"));
+    let ours = ours.into_runnable().unwrap();
+    let mut worst = 0f32;
+    for i in 0..rows {
+        let one = x.slice(ndarray::s![i..i + 1, .., .., ..]).to_owned();
+        let input = Tensor::from_shape(&[1, c, h, w], one.as_slice().unwrap()).unwrap();
+        let run = |p: &std::sync::Arc<TypedSimplePlan>| {
+            let out = p.run(tvec!(input.clone().into())).unwrap();
+            out[0].to_plain_array_view::<f32>().unwrap().to_owned()
+        };
+        let (want, got) = (run(&tract_plan), run(&ours));
+        assert_eq!(want.shape(), got.shape());
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = want
+            .iter()
+            .zip(got.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d <= 1e-5 * scale.max(1.0),
+            "lite{n} photo {i}: codes differ by {d}"
+        );
+        worst = worst.max(d);
+    }
+    println!("lite{n} batch 1: {replaced:?}; codes max |diff| vs tract {worst:.2e}");
+}
+
+#[test]
+#[ignore = "needs make models; run by make test"]
+fn batch1_rewrites_keep_the_codes() {
+    for n in 0..3 {
+        check_batch1(n);
+    }
 }
 
 #[test]

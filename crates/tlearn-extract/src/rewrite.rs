@@ -1,0 +1,168 @@
+//! What tlearn changes in a backbone's graph before tract optimises it: its own operators for
+//! the two convolutions EfficientNet-style networks spend their time in.
+//!
+//! - [`crate::depthwise_op`]: depthwise convolutions (+ ReLU6), bit-identical to tract's.
+//! - [`crate::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) as
+//!   one `gemm` call each, equal to tract's up to float rounding.
+//!
+//! Everything else (stem, pooling, classifier, batched runs of the 1×1 convolutions) stays
+//! tract's. `TLEARN_OPS` in the environment picks: `all` (default), `depthwise` (only the
+//! depthwise operator) or `tract` (none: tract's plan as it comes) — to measure, or to rule
+//! tlearn's operators out when chasing a numerical difference.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
+use tract_onnx::tract_core::ops::math::{Max, Min};
+
+use crate::depthwise_op;
+use crate::pointwise_op;
+
+/// Which of tlearn's operators replace tract's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ops {
+    All,
+    Depthwise,
+    Tract,
+}
+
+impl Ops {
+    /// From `TLEARN_OPS` (default `all`; an unknown value is an error, not a silent default).
+    pub fn from_env() -> anyhow::Result<Ops> {
+        match std::env::var("TLEARN_OPS").as_deref() {
+            Err(_) | Ok("") | Ok("all") => Ok(Ops::All),
+            Ok("depthwise") => Ok(Ops::Depthwise),
+            Ok("tract") => Ok(Ops::Tract),
+            Ok(other) => anyhow::bail!("TLEARN_OPS={other}: expected all, depthwise or tract"),
+        }
+    }
+}
+
+/// Operators replaced by [`apply`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replaced {
+    pub depthwise: usize,
+    pub pointwise: usize,
+}
+
+/// Rewrite a decluttered model in place; run `into_optimized` after it.
+pub fn apply(model: &mut TypedModel, ops: Ops) -> TractResult<Replaced> {
+    let mut n = Replaced::default();
+    if ops != Ops::Tract {
+        n.depthwise = rewrite_depthwise(model)?;
+    }
+    if ops == Ops::All {
+        n.pointwise = rewrite_pointwise(model)?;
+    }
+    Ok(n)
+}
+
+/// Replace every depthwise `Conv` tract would lower to `DepthWiseConv` by tlearn's operator
+/// (with a following ReLU / ReLU6 folded in); returns how many were replaced.
+pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(op) = depthwise_op::depthwise_of(model, id)? else {
+            continue;
+        };
+        let (clamp, last) = fused_clamp(model, id)?;
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let name = format!("{}.tlearn", node.name);
+        let y = patch.wire_node(name, op.with_clamp(clamp), &[x])?[0];
+        patch.shunt_outside(model, OutletId::new(last, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// Replace every batch-1 1×1 convolution (`EinSum IHW,OI->OHW` with constant weights) and the
+/// bias add, clamp or residual add after it by tlearn's operator; returns how many.
+pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(fused) = pointwise_op::pointwise_of(model, id)? else {
+            continue;
+        };
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let mut inputs = tvec!(patch.tap_model(model, node.inputs[0])?);
+        if let Some(r) = fused.residual {
+            inputs.push(patch.tap_model(model, r)?);
+        }
+        let name = format!("{}.tlearn", node.name);
+        let y = patch.wire_node(name, fused.op, &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// The values of a constant f32 outlet, `None` if it is not one.
+pub(crate) fn const_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Vec<f32>>> {
+    let fact = model.outlet_fact(outlet)?;
+    let Some(t) = fact.konst.as_ref() else {
+        return Ok(None);
+    };
+    if t.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    let view = t.try_as_plain_ram()?;
+    Ok(Some(view.as_slice::<f32>()?.to_vec()))
+}
+
+/// The only reader of `id`'s output, if it is the binary op `B` and `id`'s output is not a model
+/// output: its id and the outlet on its other side. Its output has `id`'s shape.
+pub(crate) fn sole_bin_successor<B: BinMiniOp>(
+    model: &TypedModel,
+    id: usize,
+) -> TractResult<Option<(usize, OutletId)>> {
+    let outlet = OutletId::new(id, 0);
+    if model.output_outlets()?.contains(&outlet) {
+        return Ok(None);
+    }
+    let [succ] = model.outlet_successors(outlet) else {
+        return Ok(None);
+    };
+    let next = model.node(succ.node);
+    let Some(bin) = next.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    if !bin.0.is::<B>() || next.inputs.len() != 2 || bin.1.is_some() {
+        return Ok(None);
+    }
+    let fact = model.outlet_fact(OutletId::new(next.id, 0))?;
+    if fact.shape != model.outlet_fact(outlet)?.shape {
+        return Ok(None);
+    }
+    Ok(Some((next.id, next.inputs[1 - succ.slot])))
+}
+
+/// A `Max(x, lo)` then optionally `Min(x, hi)` chain with constant scalars reading only `id`'s
+/// output: the clamp to fold, and the node whose output the fused op replaces.
+pub(crate) fn fused_clamp(
+    model: &TypedModel,
+    id: usize,
+) -> TractResult<(Option<(f32, f32)>, usize)> {
+    let scalar = |outlet| -> TractResult<Option<f32>> {
+        Ok(const_f32(model, outlet)?
+            .filter(|v| v.len() == 1)
+            .map(|v| v[0]))
+    };
+    let Some((lo_id, lo)) = sole_bin_successor::<Max>(model, id)? else {
+        return Ok((None, id));
+    };
+    let Some(lo) = scalar(lo)? else {
+        return Ok((None, id));
+    };
+    if let Some((hi_id, hi)) = sole_bin_successor::<Min>(model, lo_id)? {
+        if let Some(hi) = scalar(hi)?.filter(|&hi| lo <= hi) {
+            return Ok((Some((lo, hi)), hi_id));
+        }
+    }
+    Ok((Some((lo, f32::INFINITY)), lo_id))
+}
