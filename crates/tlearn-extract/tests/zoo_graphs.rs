@@ -111,3 +111,87 @@ fn zoo_graphs_cut_at_registry_points() {
         failures.join("\n")
     );
 }
+
+/// tlearn's operators (crate::rewrite) on every zoo architecture, whole graph at batch 1: what
+/// they replace computes what tract's own plan computes, up to float rounding. The zoo has 1×1
+/// convolutions (ResNet, SqueezeNet, Inception, DenseNet) and grouped ones (ShuffleNet) in shapes
+/// EfficientNet does not.
+#[test]
+#[ignore = "needs make venv; run by make test"]
+fn tlearn_operators_match_tract_on_zoo_graphs() {
+    use tlearn_extract::rewrite::{apply, Ops};
+    use tract_onnx::prelude::*;
+    let dir = light_dir().expect("no onnx/backend/test/data/light in .venv (make venv)");
+    let mut lights: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    lights.sort();
+    let mut replaced_total = 0;
+    for path in lights {
+        let Ok(mut model) = tract_onnx::onnx().model_for_path(&path) else {
+            continue;
+        };
+        // Compare at the classifier input: the softmax of these placeholder-weight graphs is
+        // flat, and would hide a difference.
+        let proto = tract_onnx::onnx().proto_model_for_path(&path).unwrap();
+        if let Ok(node) = tlearn_extract::backbone::resolve_node(
+            proto.graph.as_ref().unwrap(),
+            "@classifier_input",
+        ) {
+            model.select_outputs_by_name([node.as_str()]).unwrap();
+        }
+        // Every zoo graph here takes 224 × 224 RGB.
+        let shape = vec![1, 3, 224, 224];
+        model.set_input_fact(0, f32::fact(&shape).into()).unwrap();
+        let Ok(decluttered) = model.into_typed().and_then(|m| m.into_decluttered()) else {
+            continue;
+        };
+        let mut ours = decluttered.clone();
+        let n = apply(&mut ours, Ops::All).unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if n.depthwise + n.pointwise == 0 {
+            println!("{name:28} nothing replaced");
+            continue;
+        }
+        replaced_total += n.depthwise + n.pointwise;
+        let volume: usize = shape.iter().product();
+        let x: Vec<f32> = (0..volume)
+            .map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0)
+            .collect();
+        let x = Tensor::from_shape(&shape, &x).unwrap();
+        let run = |m: TypedModel| -> Vec<f32> {
+            let out = m
+                .into_optimized()
+                .unwrap()
+                .into_runnable()
+                .unwrap()
+                .run(tvec!(x.clone().into()))
+                .unwrap();
+            out[0]
+                .to_plain_array_view::<f32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
+        };
+        let (want, got) = (run(decluttered), run(ours));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!("{name:28} {n:?}: max |diff| {d:.2e} (max |out| {scale:.2e})");
+        assert!(
+            d <= 1e-4 * scale.max(1e-6),
+            "{name}: outputs differ by {d} (scale {scale})"
+        );
+    }
+    assert!(
+        replaced_total > 0,
+        "no zoo graph exercised tlearn's operators"
+    );
+}
