@@ -32,6 +32,7 @@ fn main() {
             for ch in 0..c {
                 plan.conv_channel(
                     &x[ch * s * s..][..s * s],
+                    None,
                     &taps[ch * k * k..][..k * k],
                     0.1,
                     Some((0.0, 6.0)),

@@ -100,24 +100,38 @@ impl Plan {
     }
 
     /// Convolve one channel: `input` is its `h × w` plane, `taps` its `kh × kw` kernel (row
-    /// major), `out` the `oh × ow` plane to fill. `clamp` (lo, hi) is applied to each output
+    /// major), `out` the `oh × ow` plane to fill. `input_clamp` is applied to each input value as
+    /// it is read (the ReLU6 of the layer before, folded in here; padding stays zero), `clamp`
+    /// (lo, hi) to each output
     /// (ReLU6 is `(0, 6)`). `scratch` is resized as needed and may be reused across calls.
+    #[allow(clippy::too_many_arguments)]
     pub fn conv_channel(
         &self,
         input: &[f32],
+        input_clamp: Option<(f32, f32)>,
         taps: &[f32],
         bias: f32,
         clamp: Option<(f32, f32)>,
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) {
-        self.conv_channel_with(input, taps, bias, clamp, out, scratch, Isa::Best)
+        self.conv_channel_with(
+            input,
+            input_clamp,
+            taps,
+            bias,
+            clamp,
+            out,
+            scratch,
+            Isa::Best,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn conv_channel_with(
         &self,
         input: &[f32],
+        input_clamp: Option<(f32, f32)>,
         taps: &[f32],
         bias: f32,
         clamp: Option<(f32, f32)>,
@@ -133,7 +147,8 @@ impl Plan {
             scratch.resize(g.scratch_len(), 0.0);
         }
         let (phases, row) = scratch.split_at_mut(g.stride[1] * g.padded_rows() * g.phase_width());
-        fill_phases(g, input, phases, &mut row[..g.stride[1] * g.phase_width()]);
+        let padded_row = &mut row[..g.stride[1] * g.phase_width()];
+        fill_phases(g, input, input_clamp, phases, padded_row);
         let row_step = g.stride[0] * g.phase_width();
         let rows = Rows {
             phases,
@@ -149,7 +164,13 @@ impl Plan {
 
 /// Lay the zero-padded plane out as `stride_w` phase planes of `padded_rows × phase_width`
 /// (`padded`: room for one padded input row, `stride_w × phase_width`).
-fn fill_phases(g: &Geometry, input: &[f32], scratch: &mut [f32], padded: &mut [f32]) {
+fn fill_phases(
+    g: &Geometry,
+    input: &[f32],
+    input_clamp: Option<(f32, f32)>,
+    scratch: &mut [f32],
+    padded: &mut [f32],
+) {
     let (rows, pw) = (g.padded_rows(), g.phase_width());
     let [in_h, in_w] = g.input;
     let [pad_t, pad_l] = g.pad_before;
@@ -172,11 +193,15 @@ fn fill_phases(g: &Geometry, input: &[f32], scratch: &mut [f32], padded: &mut [f
             let dst = &mut scratch[r * pw..][..pw];
             let left = pad_l.min(pw);
             dst[..left].fill(0.0);
-            dst[left..left + n].copy_from_slice(&src[..n]);
+            copy_clamped(&mut dst[left..left + n], &src[..n], input_clamp);
             dst[left + n..].fill(0.0);
             continue;
         }
-        padded[pad_l.min(sw * pw)..][..n].copy_from_slice(&src[..n]);
+        copy_clamped(
+            &mut padded[pad_l.min(sw * pw)..][..n],
+            &src[..n],
+            input_clamp,
+        );
         if sw == 2 {
             let (even, odd) = scratch[r * pw..].split_at_mut(rows * pw);
             let (even, odd) = (&mut even[..pw], &mut odd[..pw]);
@@ -189,6 +214,17 @@ fn fill_phases(g: &Geometry, input: &[f32], scratch: &mut [f32], padded: &mut [f
                 for (phase, &v) in group.iter().enumerate() {
                     scratch[(phase * rows + r) * pw + j] = v;
                 }
+            }
+        }
+    }
+}
+
+fn copy_clamped(dst: &mut [f32], src: &[f32], bounds: Option<(f32, f32)>) {
+    match bounds {
+        None => dst.copy_from_slice(src),
+        Some(_) => {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = clamp(v, bounds);
             }
         }
     }
@@ -429,7 +465,7 @@ mod tests {
         let plan = Plan::new(g);
         let mut out = vec![f32::NAN; g.output[0] * g.output[1]];
         let mut scratch = Vec::new();
-        plan.conv_channel(&x, &k, 0.25, None, &mut out, &mut scratch);
+        plan.conv_channel(&x, None, &k, 0.25, None, &mut out, &mut scratch);
         let want = reference(&g, &x, &k, 0.25);
         for (i, (a, b)) in out.iter().zip(&want).enumerate() {
             assert!(
@@ -440,7 +476,16 @@ mod tests {
         // The vector path this CPU takes and the portable one do the same operations in the
         // same order: bit-identical codes whatever the machine.
         let mut portable = vec![f32::NAN; out.len()];
-        plan.conv_channel_with(&x, &k, 0.25, None, &mut portable, &mut scratch, Isa::Scalar);
+        plan.conv_channel_with(
+            &x,
+            None,
+            &k,
+            0.25,
+            None,
+            &mut portable,
+            &mut scratch,
+            Isa::Scalar,
+        );
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(&out),
@@ -448,9 +493,35 @@ mod tests {
             "{g:?}: vector vs portable path"
         );
         let mut clamped = vec![0.0; out.len()];
-        plan.conv_channel(&x, &k, 0.25, Some((0.0, 1.0)), &mut clamped, &mut scratch);
+        plan.conv_channel(
+            &x,
+            None,
+            &k,
+            0.25,
+            Some((0.0, 1.0)),
+            &mut clamped,
+            &mut scratch,
+        );
         for (c, o) in clamped.iter().zip(&out) {
             assert_eq!(*c, o.clamp(0.0, 1.0));
+        }
+        // Clamping the input as it is read is the definition applied to the clamped input.
+        let xc: Vec<f32> = x.iter().map(|v| v.clamp(-0.5, 0.5)).collect();
+        let want = reference(&g, &xc, &k, 0.25);
+        plan.conv_channel(
+            &x,
+            Some((-0.5, 0.5)),
+            &k,
+            0.25,
+            None,
+            &mut out,
+            &mut scratch,
+        );
+        for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{g:?} clamped input {i}: {a} vs {b}"
+            );
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Depthwise {
     taps: Arc<Vec<f32>>,
     bias: Arc<Vec<f32>>,
     clamp: Option<(f32, f32)>,
+    /// Clamp applied to the input as it is read: the ReLU6 of the 1×1 convolution before,
+    /// moved here by [`crate::rewrite`] so that no separate pass over its output is needed.
+    input_clamp: Option<(f32, f32)>,
 }
 
 impl Eq for Depthwise {}
@@ -58,8 +61,8 @@ impl Op for Depthwise {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{:?} channels: {} clamp: {:?}",
-            self.plan.geometry, self.channels, self.clamp
+            "{:?} channels: {} clamp: {:?} input clamp: {:?}",
+            self.plan.geometry, self.channels, self.clamp, self.input_clamp
         )])
     }
 
@@ -112,6 +115,7 @@ impl EvalOp for Depthwise {
                     let c = ix % self.channels;
                     self.plan.conv_channel(
                         src,
+                        self.input_clamp,
                         &self.taps[c * k_plane..][..k_plane],
                         self.bias[c],
                         self.clamp,
@@ -228,11 +232,23 @@ pub(crate) fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<
         taps: Arc::new(k),
         bias: Arc::new(bias),
         clamp: None,
+        input_clamp: None,
     }))
 }
 
 impl Depthwise {
     pub(crate) fn with_clamp(self, clamp: Option<(f32, f32)>) -> Depthwise {
         Depthwise { clamp, ..self }
+    }
+
+    pub(crate) fn with_input_clamp(&self, input_clamp: Option<(f32, f32)>) -> Depthwise {
+        Depthwise {
+            input_clamp,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn input_clamp(&self) -> Option<(f32, f32)> {
+        self.input_clamp
     }
 }

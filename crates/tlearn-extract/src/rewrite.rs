@@ -93,13 +93,47 @@ pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
             inputs.push(patch.tap_model(model, r)?);
         }
         let name = format!("{}.tlearn", node.name);
-        let y = patch.wire_node(name, fused.op, &inputs)?[0];
-        patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
+        // A clamp whose only reader is one of tlearn's depthwise operators moves into that
+        // operator's input copy: one pass less over the (largest) activations of the network.
+        let reader = depthwise_reader(model, fused.last)?;
+        let op = match (&reader, fused.op.clamp()) {
+            (Some(_), Some(_)) => fused.op.without_clamp(),
+            _ => fused.op.clone(),
+        };
+        let y = patch.wire_node(name, op, &inputs)?[0];
+        match (reader, fused.op.clamp()) {
+            (Some((dw_id, dw)), Some(c)) => {
+                let dw_name = model.node(dw_id).name.clone();
+                let z = patch.wire_node(dw_name, dw.with_input_clamp(Some(c)), &[y])?[0];
+                patch.shunt_outside(model, OutletId::new(dw_id, 0), z)?;
+            }
+            _ => patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?,
+        }
         patch.apply(model)?;
         replaced += 1;
     }
     model.compact()?;
     Ok(replaced)
+}
+
+/// The node reading `id`'s output, if it is the only reader and one of tlearn's depthwise
+/// operators with no input clamp yet.
+fn depthwise_reader(
+    model: &TypedModel,
+    id: usize,
+) -> TractResult<Option<(usize, depthwise_op::Depthwise)>> {
+    let outlet = OutletId::new(id, 0);
+    if model.output_outlets()?.contains(&outlet) {
+        return Ok(None);
+    }
+    let [succ] = model.outlet_successors(outlet) else {
+        return Ok(None);
+    };
+    let node = model.node(succ.node);
+    Ok(node
+        .op_as::<depthwise_op::Depthwise>()
+        .filter(|dw| dw.input_clamp().is_none())
+        .map(|dw| (node.id, dw.clone())))
 }
 
 /// The values of a constant f32 outlet, `None` if it is not one.

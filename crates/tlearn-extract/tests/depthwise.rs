@@ -170,6 +170,21 @@ fn check_batch1(n: u32) {
         .unwrap();
     let ours = rewritten.into_optimized().unwrap();
     assert!(!ours.nodes.iter().any(|n| n.op().name() == "DepthWiseConv"));
+    // Every expand convolution's ReLU6 moved into the depthwise operator reading it: all but the
+    // first block's, which follows the stem (a tract convolution).
+    let moved = ours
+        .nodes
+        .iter()
+        .filter(|n| n.op().name() == "TlearnDepthwise")
+        .filter(|n| {
+            n.op()
+                .info()
+                .unwrap()
+                .join(" ")
+                .contains("input clamp: Some((0.0, 6.0))")
+        })
+        .count();
+    assert_eq!(moved, replaced.depthwise - 1, "lite{n}: input clamps moved");
     let ours = ours.into_runnable().unwrap();
     let mut worst = 0f32;
     for i in 0..rows {
