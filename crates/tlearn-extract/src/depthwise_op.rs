@@ -37,7 +37,8 @@ pub struct Depthwise {
     bias: Arc<Vec<f32>>,
     clamp: Option<(f32, f32)>,
     /// Clamp applied to the input as it is read: the ReLU6 of the 1×1 convolution before,
-    /// moved here by [`crate::rewrite`] so that no separate pass over its output is needed.
+    /// moved here by [`crate::rewrite`] so that no separate pass over its output is needed
+    /// (also the stem's, which is tract's).
     input_clamp: Option<(f32, f32)>,
 }
 
@@ -241,14 +242,10 @@ impl Depthwise {
         Depthwise { clamp, ..self }
     }
 
-    pub(crate) fn with_input_clamp(&self, input_clamp: Option<(f32, f32)>) -> Depthwise {
+    pub(crate) fn with_input_clamp(self, input_clamp: Option<(f32, f32)>) -> Depthwise {
         Depthwise {
             input_clamp,
-            ..self.clone()
+            ..self
         }
-    }
-
-    pub(crate) fn input_clamp(&self) -> Option<(f32, f32)> {
-        self.input_clamp
     }
 }

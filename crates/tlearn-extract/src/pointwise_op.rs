@@ -49,19 +49,6 @@ pub(crate) struct Fused {
     pub last: usize,
 }
 
-impl Pointwise {
-    pub(crate) fn clamp(&self) -> Option<(f32, f32)> {
-        self.clamp
-    }
-
-    pub(crate) fn without_clamp(&self) -> Pointwise {
-        Pointwise {
-            clamp: None,
-            ..self.clone()
-        }
-    }
-}
-
 impl Op for Pointwise {
     fn name(&self) -> StaticName {
         "TlearnPointwise".into()

@@ -66,10 +66,17 @@ pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
         };
         let (clamp, last) = fused_clamp(model, id)?;
         let node = model.node(id);
+        // A clamp (ReLU6) whose only reader is this convolution moves into its input copy: one
+        // pass less over the layer before's output, the largest activations of the network.
+        let (input, input_clamp) = match clamp_feeding(model, node.inputs[0])? {
+            Some((x, c)) => (x, Some(c)),
+            None => (node.inputs[0], None),
+        };
+        let op = op.with_clamp(clamp).with_input_clamp(input_clamp);
         let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, node.inputs[0])?;
+        let x = patch.tap_model(model, input)?;
         let name = format!("{}.tlearn", node.name);
-        let y = patch.wire_node(name, op.with_clamp(clamp), &[x])?[0];
+        let y = patch.wire_node(name, op, &[x])?[0];
         patch.shunt_outside(model, OutletId::new(last, 0), y)?;
         patch.apply(model)?;
         replaced += 1;
@@ -93,22 +100,8 @@ pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
             inputs.push(patch.tap_model(model, r)?);
         }
         let name = format!("{}.tlearn", node.name);
-        // A clamp whose only reader is one of tlearn's depthwise operators moves into that
-        // operator's input copy: one pass less over the (largest) activations of the network.
-        let reader = depthwise_reader(model, fused.last)?;
-        let op = match (&reader, fused.op.clamp()) {
-            (Some(_), Some(_)) => fused.op.without_clamp(),
-            _ => fused.op.clone(),
-        };
-        let y = patch.wire_node(name, op, &inputs)?[0];
-        match (reader, fused.op.clamp()) {
-            (Some((dw_id, dw)), Some(c)) => {
-                let dw_name = model.node(dw_id).name.clone();
-                let z = patch.wire_node(dw_name, dw.with_input_clamp(Some(c)), &[y])?[0];
-                patch.shunt_outside(model, OutletId::new(dw_id, 0), z)?;
-            }
-            _ => patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?,
-        }
+        let y = patch.wire_node(name, fused.op, &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
         patch.apply(model)?;
         replaced += 1;
     }
@@ -116,24 +109,47 @@ pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
     Ok(replaced)
 }
 
-/// The node reading `id`'s output, if it is the only reader and one of tlearn's depthwise
-/// operators with no input clamp yet.
-fn depthwise_reader(
+/// `outlet` as `Min(Max(x, lo), hi)` with constant scalars, both read only by the next op and
+/// neither a model output: `x` and the clamp.
+fn clamp_feeding(
     model: &TypedModel,
-    id: usize,
-) -> TractResult<Option<(usize, depthwise_op::Depthwise)>> {
-    let outlet = OutletId::new(id, 0);
-    if model.output_outlets()?.contains(&outlet) {
+    outlet: OutletId,
+) -> TractResult<Option<(OutletId, (f32, f32))>> {
+    let single_reader = |o: OutletId| -> TractResult<bool> {
+        Ok(model.outlet_successors(o).len() == 1 && !model.output_outlets()?.contains(&o))
+    };
+    // One side of a binary `B` node: the constant scalar, and the other input.
+    let split =
+        |id: usize, is_b: fn(&TypedBinOp) -> bool| -> TractResult<Option<(f32, OutletId)>> {
+            let node = model.node(id);
+            let Some(bin) = node.op_as::<TypedBinOp>() else {
+                return Ok(None);
+            };
+            if !is_b(bin) || bin.1.is_some() || node.inputs.len() != 2 {
+                return Ok(None);
+            }
+            for (c, x) in [(1, 0), (0, 1)] {
+                if let Some(v) = const_f32(model, node.inputs[c])?.filter(|v| v.len() == 1) {
+                    let same = model.outlet_fact(node.inputs[x])?.shape
+                        == model.outlet_fact(OutletId::new(id, 0))?.shape;
+                    return Ok(same.then_some((v[0], node.inputs[x])));
+                }
+            }
+            Ok(None)
+        };
+    if !single_reader(outlet)? {
         return Ok(None);
     }
-    let [succ] = model.outlet_successors(outlet) else {
+    let Some((hi, inner)) = split(outlet.node, |b| b.0.is::<Min>())? else {
         return Ok(None);
     };
-    let node = model.node(succ.node);
-    Ok(node
-        .op_as::<depthwise_op::Depthwise>()
-        .filter(|dw| dw.input_clamp().is_none())
-        .map(|dw| (node.id, dw.clone())))
+    if !single_reader(inner)? {
+        return Ok(None);
+    }
+    let Some((lo, x)) = split(inner.node, |b| b.0.is::<Max>())? else {
+        return Ok(None);
+    };
+    Ok((lo <= hi).then_some((x, (lo, hi))))
 }
 
 /// The values of a constant f32 outlet, `None` if it is not one.
