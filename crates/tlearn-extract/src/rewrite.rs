@@ -2,8 +2,8 @@
 //! the two convolutions EfficientNet-style networks spend their time in.
 //!
 //! - [`crate::depthwise_op`]: depthwise convolutions (+ ReLU6), bit-identical to tract's.
-//! - [`crate::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) as
-//!   one `gemm` call each, equal to tract's up to float rounding.
+//! - [`crate::pointwise_op`]: 1×1 convolutions at batch 1 on planes from 10×10 up (+ bias,
+//!   ReLU6 or residual add) as one `gemm` call each, equal to tract's up to float rounding.
 //!
 //! Everything else (stem, pooling, classifier, batched runs of the 1×1 convolutions) stays
 //! tract's. `TLEARN_OPS` in the environment picks: `all` (default), `depthwise` (only the
@@ -85,7 +85,8 @@ pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
     Ok(replaced)
 }
 
-/// Replace every batch-1 1×1 convolution (`EinSum IHW,OI->OHW` with constant weights) and the
+/// Replace every batch-1 1×1 convolution (`EinSum IHW,OI->OHW` with constant weights, plane of
+/// at least [`pointwise_op::SMALL_PLANE`] points) and the
 /// bias add, clamp or residual add after it by tlearn's operator; returns how many.
 pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
