@@ -204,11 +204,7 @@ fn fill_phases(
         );
         if sw == 2 {
             let (even, odd) = scratch[r * pw..].split_at_mut(rows * pw);
-            let (even, odd) = (&mut even[..pw], &mut odd[..pw]);
-            for ((e, o), pair) in even.iter_mut().zip(odd).zip(padded.chunks_exact(2)) {
-                *e = pair[0];
-                *o = pair[1];
-            }
+            deinterleave2(padded, &mut even[..pw], &mut odd[..pw]);
         } else {
             for (j, group) in padded.chunks_exact(sw).enumerate() {
                 for (phase, &v) in group.iter().enumerate() {
@@ -216,6 +212,25 @@ fn fill_phases(
                 }
             }
         }
+    }
+}
+
+/// `even[j] = src[2j]`, `odd[j] = src[2j + 1]`: the two column phases of a stride-2 row.
+fn deinterleave2(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    assert!(even.len() == odd.len() && src.len() >= 2 * even.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; lengths checked above.
+        done = unsafe { x86::deinterleave2_avx512(src, even, odd) };
+    }
+    for ((e, o), pair) in even[done..]
+        .iter_mut()
+        .zip(&mut odd[done..])
+        .zip(src[2 * done..].chunks_exact(2))
+    {
+        *e = pair[0];
+        *o = pair[1];
     }
 }
 
@@ -371,6 +386,34 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// The first `16 × k` outputs of [`super::deinterleave2`]; returns how many were written.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn deinterleave2_avx512(
+        src: &[f32],
+        even: &mut [f32],
+        odd: &mut [f32],
+    ) -> usize {
+        let idx_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let idx_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let n = even.len() / 16 * 16;
+        for j in (0..n).step_by(16) {
+            // SAFETY: 2j + 32 <= 2n <= src.len(); j + 16 <= n <= even.len() == odd.len().
+            unsafe {
+                let a = _mm512_loadu_ps(src.as_ptr().add(2 * j));
+                let b = _mm512_loadu_ps(src.as_ptr().add(2 * j + 16));
+                _mm512_storeu_ps(
+                    even.as_mut_ptr().add(j),
+                    _mm512_permutex2var_ps(a, idx_even, b),
+                );
+                _mm512_storeu_ps(
+                    odd.as_mut_ptr().add(j),
+                    _mm512_permutex2var_ps(a, idx_odd, b),
+                );
+            }
+        }
+        n
     }
 
     /// 8-lane vectors, four per row.
