@@ -88,7 +88,7 @@ bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS=tuxpaint
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
-	$(PY) bench/extract_bench.py --data data/tuxpaint --repeat 5
+	$(PY) bench/extract_bench.py --data data/tuxpaint --repeat 9
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
 
 lint:
