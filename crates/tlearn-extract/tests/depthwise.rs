@@ -28,7 +28,9 @@ fn onnx_depthwise_count(path: &Path) -> usize {
         .count()
 }
 
-fn check(n: u32) {
+/// Lite`n`'s graph cut at `features` for a batch of `batch`, decluttered, with its path and the
+/// fixture photos (already preprocessed by the reference pipeline).
+fn load(n: u32, batch: Option<usize>) -> (PathBuf, Array4<f32>, TypedModel) {
     let models = repo().join("models");
     let reg = Registry::load(&models).unwrap();
     let entry = reg.get(&format!("efficientnet-lite{n}")).unwrap();
@@ -38,13 +40,18 @@ fn check(n: u32) {
     )))
     .unwrap();
     let (rows, c, h, w) = x.dim();
-
     let mut model = tract_onnx::onnx().model_for_path(&path).unwrap();
     model.select_outputs_by_name(["features"]).unwrap();
     model
-        .set_input_fact(0, f32::fact([rows, c, h, w]).into())
+        .set_input_fact(0, f32::fact([batch.unwrap_or(rows), c, h, w]).into())
         .unwrap();
     let decluttered = model.into_typed().unwrap().into_decluttered().unwrap();
+    (path, x, decluttered)
+}
+
+fn check(n: u32) {
+    let (path, x, decluttered) = load(n, None);
+    let (rows, c, h, w) = x.dim();
     let mut rewritten = decluttered.clone();
     let replaced = rewrite::rewrite_depthwise(&mut rewritten).unwrap();
     assert_eq!(
@@ -141,21 +148,8 @@ fn onnx_pointwise_count(path: &Path) -> usize {
 /// At batch 1 (the path extraction takes), with every tlearn operator in: the depthwise and the
 /// 1×1 convolutions replaced (but those on 7×7 planes), codes equal to tract's up to float rounding on every real photo.
 fn check_batch1(n: u32) {
-    let models = repo().join("models");
-    let reg = Registry::load(&models).unwrap();
-    let entry = reg.get(&format!("efficientnet-lite{n}")).unwrap();
-    let path = entry.path(&models);
-    let x: Array4<f32> = read_npy(repo().join(format!(
-        "../shared/fixtures/efficientnet-lite/lite{n}_input.npy"
-    )))
-    .unwrap();
+    let (path, x, decluttered) = load(n, Some(1));
     let (rows, c, h, w) = x.dim();
-    let mut model = tract_onnx::onnx().model_for_path(&path).unwrap();
-    model.select_outputs_by_name(["features"]).unwrap();
-    model
-        .set_input_fact(0, f32::fact([1, c, h, w]).into())
-        .unwrap();
-    let decluttered = model.into_typed().unwrap().into_decluttered().unwrap();
     let mut rewritten = decluttered.clone();
     let replaced = rewrite::apply(&mut rewritten, rewrite::Ops::All).unwrap();
     assert_eq!(replaced.depthwise, onnx_depthwise_count(&path), "lite{n}");
