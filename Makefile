@@ -8,7 +8,7 @@ PY         := $(VENV)/bin/python
 TLEARN     := target/release/tlearn
 
 MODEL      ?= efficientnet-lite0
-MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2
+MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2 squeezenet1.1 mobilenetv2
 DATASET    ?= tuxpaint
 DATASETS   ?= tuxpaint fashion-mnist mnist smoke
 DATA       ?= data/$(DATASET)
@@ -77,8 +77,8 @@ test-fast:
 # need and runs everything.
 test: venv
 	$(MAKE) models
-	$(PY) models/test_convert.py
 	$(MAKE) data
+	$(PY) models/test_convert.py
 	$(PY) -m unittest data/test_prepare.py
 	cargo test --workspace --release --locked -- --include-ignored
 
