@@ -452,3 +452,78 @@ fn lite0_on_the_smoke_photos_gives_a_numpy_cache_and_tta_stays_close() {
     }
     let _ = repo();
 }
+
+/// Every integer-valued float written as an integer and the whole file re-indented, as
+/// `jq . head.json` does.
+fn jq_like(v: &serde_json::Value) -> String {
+    fn ints(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap();
+                if f.fract() == 0.0 && f.abs() < 1e15 {
+                    *v = serde_json::json!(f as i64);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(ints),
+            serde_json::Value::Object(o) => o.values_mut().for_each(ints),
+            _ => {}
+        }
+    }
+    let mut v = v.clone();
+    ints(&mut v);
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+#[test]
+fn eval_accepts_a_rewritten_head_json_and_refuses_a_real_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 30);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let model = tmp.path().join("model");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+            .arg(&model)
+            .arg(&cache),
+    );
+    let head = read_json(&model.join("head.json"));
+    let compact = fs::read_to_string(model.join("head.json")).unwrap();
+    assert!(compact.contains("\"std\":[1.0,1.0,1.0]"), "{compact}");
+    let rewritten = jq_like(&head);
+    assert!(
+        rewritten.contains("\"std\": [\n        1,\n"),
+        "{rewritten}"
+    );
+    let h = tmp.path().join("h.json");
+    fs::write(&h, &rewritten).unwrap();
+    let report = tmp.path().join("report");
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&h)
+            .arg("--out")
+            .arg(&report)
+            .arg(&cache),
+    );
+    assert!(report.join("report.json").exists());
+    // A real difference is still refused, naming the field.
+    let mut other = head.clone();
+    other["extractor"]["preprocess"]["mean"][1] = serde_json::json!(0.5);
+    fs::write(&h, jq_like(&other)).unwrap();
+    let out = tlearn()
+        .args(["eval", "--head"])
+        .arg(&h)
+        .arg("--out")
+        .arg(&report)
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("extractor.preprocess.mean[1]: head has 0.5, cache has 0.0"),
+        "{err}"
+    );
+}

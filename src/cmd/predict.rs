@@ -9,7 +9,6 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde::Serialize;
 use tlearn_extract::backbone::Backbone;
-use tlearn_extract::cache::Fingerprint;
 use tlearn_extract::extract::{encode_bytes, fingerprint, Encoder};
 use tlearn_extract::imagenet::{self, ImagenetLabels};
 use tlearn_extract::pixels::Pixels;
@@ -199,12 +198,7 @@ fn predict_imagenet(args: &PredictArgs) -> Result<Outcome> {
 
 fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<Outcome> {
     let head = SavedHead::load(head_path)?;
-    let fp: Fingerprint = serde_json::from_value(head.extractor().clone()).with_context(|| {
-        format!(
-            "{}: the head's extractor record is not one this tlearn understands",
-            head_path.display()
-        )
-    })?;
+    let fp = head.extractor().clone();
     let encoder: Box<dyn Encoder> = if let Some(p) = Pixels::parse(&fp.backbone) {
         Box::new(p?)
     } else {
@@ -221,7 +215,7 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<Outcome> {
         entry.preprocess = fp.preprocess.clone();
         Box::new(Backbone::load(&entry, &dir, Some(&fp.layer), fp.pool)?)
     };
-    let actual = serde_json::to_value(fingerprint(encoder.as_ref(), fp.augment))?;
+    let actual = fingerprint(encoder.as_ref(), fp.augment);
     head.check_extractor(&actual, "the backbone loaded for prediction")?;
 
     let results = encode_all(encoder.as_ref(), &args.images, fp.augment);

@@ -20,10 +20,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::augment::{self, Augment};
-use crate::cache::{self, Cache, Fingerprint, IndexRow, Meta, SkipRow};
 use crate::decode;
 use crate::preprocess;
 use crate::spec::{Pooling, Preprocess};
+use tlearn_cache::journal::{self, JournalWriter};
+use tlearn_cache::{FeatureCache, Fingerprint, IndexRow, Meta, SkipRow};
 
 /// Anything that turns preprocessed `crop×crop` RGB views into feature vectors.
 pub trait Encoder: Send + Sync {
@@ -250,7 +251,7 @@ pub fn encode_bytes(enc: &dyn Encoder, bytes: &[u8], augment: Augment) -> Result
     let p = enc.preprocess();
     let img = decode::decode_rgb(bytes, p.background)?;
     // A mirrored view is its unmirrored crop flipped: resize each crop window once.
-    let specs = augment.views();
+    let specs = augment::views(augment);
     let mut views: Vec<RgbImage> = Vec::with_capacity(specs.len());
     for (i, &v) in specs.iter().enumerate() {
         let done = specs[..i]
@@ -311,10 +312,9 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let root = std::fs::canonicalize(&opts.dataset)
         .with_context(|| format!("dataset folder {}", opts.dataset.display()))?;
     let fp = fingerprint(enc, opts.augment);
-    let fp_json = serde_json::to_value(&fp)?;
 
     // The previous cache: same extractor, or a refusal that says what differs.
-    let previous = match cache::read(&opts.out) {
+    let previous = match FeatureCache::read(&opts.out) {
         Ok(c) => c,
         Err(e) if opts.overwrite => {
             eprintln!(
@@ -324,14 +324,14 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
             None
         }
         Err(e) => {
-            return Err(e.context(format!(
+            return Err(anyhow::Error::new(e).context(format!(
                 "existing cache {} is unreadable (use --overwrite to rebuild it)",
                 opts.out.display()
             )))
         }
     };
     let previous = match previous {
-        Some(c) => match cache::fingerprint_diff(&c.meta.extractor, &fp_json) {
+        Some(c) => match c.meta.extractor.compare(&fp, "cache", "this run") {
             None => Some(c),
             Some(diff) if opts.overwrite => {
                 eprintln!("note: replacing cache made with another extractor ({diff})");
@@ -345,18 +345,22 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         },
         None => None,
     };
+    // Rows to reuse by (path, sha256); rows that are not finite are extracted again (repair).
     let old: HashMap<(&str, &str), usize> = previous
         .as_ref()
         .map(|c| {
-            c.index
+            let bad: BTreeSet<usize> = c.non_finite.iter().copied().collect();
+            c.paths
                 .iter()
+                .zip(&c.sha256)
                 .enumerate()
-                .map(|(i, r)| ((r.path.as_str(), r.sha256.as_str()), i))
+                .filter(|(i, _)| !bad.contains(i))
+                .map(|(i, (p, s))| ((p.as_str(), s.as_str()), i))
                 .collect()
         })
         .unwrap_or_default();
-    let journal_map = cache::read_journal(&opts.out, &fp_json)?;
-    let mut journal = cache::JournalWriter::open(&opts.out, &fp_json)?;
+    let journal_map = journal::read_journal(&opts.out, &fp)?;
+    let mut journal = JournalWriter::open(&opts.out, &fp)?;
 
     let listing = list_dataset(&root)?;
     if listing.files.is_empty() {
@@ -466,31 +470,24 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         .map(|r| (r.path.as_str(), r.sha256.as_str()))
         .collect();
     let dropped = previous.as_ref().map_or(0, |c| {
-        c.index
+        c.paths
             .iter()
-            .filter(|r| !kept.contains(&(r.path.as_str(), r.sha256.as_str())))
+            .zip(&c.sha256)
+            .filter(|(p, s)| !kept.contains(&(p.as_str(), s.as_str())))
             .count()
     });
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    let cache = Cache {
-        meta: Meta {
-            format: cache::FORMAT.into(),
-            version: cache::VERSION,
-            dataset: root.to_string_lossy().into_owned(),
-            dim,
-            rows,
-            classes: classes.keys().cloned().collect(),
-            extractor: fp_json,
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            tlearn_version: env!("CARGO_PKG_VERSION").into(),
-        },
-        index,
-        features,
-        skipped: skipped.clone(),
-    };
+    let meta = Meta::new(
+        root.to_string_lossy(),
+        dim,
+        rows,
+        classes.keys().cloned().collect(),
+        fp,
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    );
     drop(journal);
-    cache::write(&opts.out, &cache)?;
-    cache::remove_journal(&opts.out)?;
+    tlearn_cache::write(&opts.out, &meta, &index, &features, &skipped)?;
+    journal::remove_journal(&opts.out)?;
 
     let seconds = start.elapsed().as_secs_f64();
     let summary = Summary {
@@ -512,7 +509,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         seconds,
         images_per_s: extracted as f64 / seconds.max(1e-9),
     };
-    cache::write_atomic(&opts.out.join("summary.json"), |w| {
+    tlearn_cache::write_atomic(&opts.out.join("summary.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &summary)?;
         Ok(())
     })?;
@@ -524,7 +521,7 @@ fn process_file(
     augment: Augment,
     rel: &str,
     abs: &Path,
-    previous: Option<&Cache>,
+    previous: Option<&FeatureCache>,
     old: &HashMap<(&str, &str), usize>,
     journal: &HashMap<(String, String), Vec<f32>>,
 ) -> Outcome {

@@ -1,11 +1,13 @@
 //! tlearn-extract: pretrained CNN backbones run in tract, cut at any node, turning folders of
 //! images into cached "CNN codes".
 //!
-//! Data flows one way: images → `decode`/`preprocess` → `backbone` → `cache`.
+//! Data flows one way: images → `decode`/`preprocess` → `backbone` → the feature cache
+//! (format and I/O in `tlearn-cache`, re-exported as `cache`).
+
+pub use tlearn_cache as cache;
 
 pub mod augment;
 pub mod backbone;
-pub mod cache;
 pub mod decode;
 pub mod depthwise_kernel;
 pub mod depthwise_op;
