@@ -527,3 +527,63 @@ fn eval_accepts_a_rewritten_head_json_and_refuses_a_real_difference() {
         "{err}"
     );
 }
+
+#[test]
+fn predict_reports_bad_files_and_classifies_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 30);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let model = tmp.path().join("model");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+            .arg(&model)
+            .arg(&cache),
+    );
+    let bad = tmp.path().join("bad");
+    fs::create_dir_all(&bad).unwrap();
+    fs::write(bad.join("zero.jpg"), b"").unwrap();
+    let mut corrupt = vec![0xff, 0xd8, 0xff, 0xe0];
+    corrupt.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+    fs::write(bad.join("corrupt.jpg"), corrupt).unwrap();
+    let png = fs::read(data.join("cat/img000.png")).unwrap();
+    fs::write(bad.join("truncated.png"), &png[..png.len() / 3]).unwrap();
+    fs::write(bad.join("bomb.png"), png_header_only(100_000, 100_000)).unwrap();
+    let good = data.join("dog/img001.png");
+    let out = tlearn()
+        .args(["predict", "--json", "--head"])
+        .arg(model.join("head.json"))
+        .arg(&good)
+        .args(
+            [
+                "zero.jpg",
+                "corrupt.jpg",
+                "truncated.png",
+                "bomb.png",
+                "missing.png",
+            ]
+            .map(|f| bad.join(f)),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("5 of 6 images could not be classified"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 1, "{v}");
+    assert_eq!(preds[0]["path"], good.display().to_string());
+    let errors: Vec<String> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(errors.len(), 5, "{v}");
+    assert!(errors.iter().any(|p| p.ends_with("bomb.png")), "{v}");
+}

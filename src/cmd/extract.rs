@@ -51,12 +51,12 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs) -> Result<()> {
-    let encoder = super::encoder::open(
+    let encoder = tlearn_extract::open::open_encoder(
         &args.model,
         args.models_dir.as_deref(),
         args.layer.as_deref(),
         args.pool,
-        &args.custom,
+        &args.custom.own_model()?,
     )?;
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;
