@@ -134,7 +134,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let head_path = args.out.join("head.json");
     out.saved.save(&head_path)?;
     let cv_path = args.out.join("cv.json");
-    tlearn_heads::write_atomic(&cv_path, serde_json::to_string_pretty(&out.cv)?.as_bytes())?;
+    tlearn_cache::write_atomic_bytes(&cv_path, serde_json::to_string_pretty(&out.cv)?.as_bytes())?;
     println!("wrote {} and {}", head_path.display(), cv_path.display());
     Ok(())
 }

@@ -24,21 +24,3 @@ pub use head::{HeadKind, HeadParams};
 pub use model_file::SavedHead;
 pub use pipeline::{evaluate, train, EvalReport, TrainConfig, TrainOutcome};
 pub use transform::Scaling;
-
-use anyhow::{Context, Result};
-use std::io::Write;
-use std::path::Path;
-
-/// Write a file atomically: `<path>.tmp`, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}

@@ -4,7 +4,8 @@
 //! - `format`: `"tlearn-head"`, `version`: `1`, `tlearn_version`, `created` (unix seconds)
 //! - `classes`: class names, in the order of the probability columns
 //! - `extractor`: the feature cache's extractor fingerprint (backbone name + sha256, cut layer,
-//!   pooling, preprocessing, augmentation), copied verbatim from the cache's `meta.json`
+//!   pooling, preprocessing, augmentation; `tlearn_cache::Fingerprint`), as in the cache's
+//!   `meta.json`, compared by value
 //! - `dim`: expected feature dimension
 //! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, mean?, inv_std?, pca?}`; arrays
 //!   are ndarray's serde form `{"v":1,"dim":[..],"data":[..]}`
@@ -24,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use tlearn_cache::Fingerprint;
 
 pub const FORMAT: &str = "tlearn-head";
 pub const VERSION: u32 = 1;
@@ -54,7 +56,7 @@ pub struct SavedHead {
     pub tlearn_version: String,
     pub created: u64,
     pub classes: Vec<String>,
-    pub extractor: serde_json::Value,
+    pub extractor: Fingerprint,
     pub dim: usize,
     pub transform: Transform,
     pub params: HeadParams,
@@ -102,7 +104,8 @@ impl SavedHead {
     /// Write atomically (`.tmp`, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string(self)?;
-        crate::write_atomic(path, text.as_bytes())
+        tlearn_cache::write_atomic_bytes(path, text.as_bytes())?;
+        Ok(())
     }
 
     fn validate(&self) -> Result<()> {
@@ -145,21 +148,18 @@ impl SavedHead {
     }
 
     /// The feature-cache fingerprint this head was trained on.
-    pub fn extractor(&self) -> &serde_json::Value {
+    pub fn extractor(&self) -> &Fingerprint {
         &self.extractor
     }
 
     /// Refuse vectors from another extractor, naming the fields that differ.
-    pub fn check_extractor(&self, other: &serde_json::Value, what: &str) -> Result<()> {
-        if &self.extractor == other {
-            return Ok(());
+    pub fn check_extractor(&self, other: &Fingerprint, what: &str) -> Result<()> {
+        match self.extractor.compare(other, "head", "cache") {
+            None => Ok(()),
+            Some(diff) => bail!(
+                "{what} was made by a different feature extractor than this head expects: {diff}"
+            ),
         }
-        let mut diffs = Vec::new();
-        json_diff("extractor", &self.extractor, other, &mut diffs);
-        bail!(
-            "{what} was made by a different feature extractor than this head expects: {}",
-            diffs.join("; ")
-        )
     }
 
     /// Decision values `[n, classes]` for raw (untransformed) feature vectors.
@@ -186,27 +186,5 @@ impl SavedHead {
         }
         let s = self.decision(x)?;
         Ok(probabilities(&self.head, self.platt.as_deref(), &s).mapv(|v| v as f32))
-    }
-}
-
-fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let p = format!("{path}.{k}");
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) => json_diff(&p, u, v, out),
-                    (Some(u), None) => out.push(format!("{p}: head has {u}, missing in cache")),
-                    (None, Some(v)) => out.push(format!("{p}: missing in head, cache has {v}")),
-                    (None, None) => {}
-                }
-            }
-        }
-        _ if a != b => out.push(format!("{path}: head has {a}, cache has {b}")),
-        _ => {}
     }
 }

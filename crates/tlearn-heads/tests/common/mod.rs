@@ -1,52 +1,71 @@
-//! Helpers for the heads tests: write feature caches (format v1), read scikit-learn's bundled
+//! Helpers for the heads tests: write feature caches (with `tlearn-cache`), read scikit-learn's bundled
 //! real data sets (UCI digits, iris) from the project's venv.
 #![allow(dead_code)]
 
 use ndarray::Array2;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use tlearn_cache::{
+    Augment, ChannelOrder, Fingerprint, IndexRow, Layout, Meta, Pooling, Preprocess,
+};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn extractor(name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "backbone": name, "sha256": "abc123", "layer": "features", "pool": "avg",
-        "preprocess": {"size": 224}, "augment": "none"
-    })
+/// A fingerprint as `tlearn extract` writes it, for the backbone `name`.
+pub fn extractor(name: &str) -> Fingerprint {
+    Fingerprint {
+        backbone: name.into(),
+        sha256: "abc123".into(),
+        layer: "features".into(),
+        pool: Pooling::Avg,
+        preprocess: Preprocess {
+            crop: 224,
+            resize_ratio: 256.0 / 224.0,
+            value_scale: 1.0,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            channels: ChannelOrder::Rgb,
+            layout: Layout::Nchw,
+            background: [255; 3],
+        },
+        augment: Augment::None,
+    }
 }
 
-/// Write a cache; `sha` defaults to a distinct hash per row.
+/// Write a cache with `tlearn-cache`'s writer; `sha` defaults to a distinct hash per row.
 pub fn write_cache(
     dir: &Path,
     x: &Array2<f32>,
     labels: &[String],
     sha: Option<&[String]>,
-    extractor: serde_json::Value,
+    extractor: Fingerprint,
 ) {
-    std::fs::create_dir_all(dir).unwrap();
     let mut classes: Vec<String> = labels.to_vec();
     classes.sort();
     classes.dedup();
-    ndarray_npy::write_npy(dir.join("features.npy"), x).unwrap();
-    let mut w = csv::Writer::from_path(dir.join("index.csv")).unwrap();
-    w.write_record(["path", "label", "sha256"]).unwrap();
-    for (i, l) in labels.iter().enumerate() {
-        let h = sha
-            .map(|s| s[i].clone())
-            .unwrap_or_else(|| format!("{i:064x}"));
-        w.write_record([format!("{l}/{i:05}.png"), l.clone(), h])
-            .unwrap();
-    }
-    w.flush().unwrap();
-    let meta = serde_json::json!({
-        "format": "tlearn-features", "version": 1, "dataset": "/nowhere", "dim": x.ncols(),
-        "rows": x.nrows(), "classes": classes, "extractor": extractor,
-        "created": "2026-01-01T00:00:00Z", "tlearn_version": "test"
-    });
-    std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
-    std::fs::write(dir.join("skipped.csv"), "path,reason\n").unwrap();
+    let index: Vec<IndexRow> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| IndexRow {
+            path: format!("{l}/{i:05}.png"),
+            label: l.clone(),
+            sha256: sha
+                .map(|s| s[i].clone())
+                .unwrap_or_else(|| format!("{i:064x}")),
+        })
+        .collect();
+    let meta = Meta::new(
+        "/nowhere",
+        x.ncols(),
+        x.nrows(),
+        classes,
+        extractor,
+        "2026-01-01T00:00:00Z",
+    );
+    let features: Vec<f32> = x.iter().copied().collect();
+    tlearn_cache::write(dir, &meta, &index, &features, &[]).unwrap();
 }
 
 fn sklearn_data(file: &str) -> Option<PathBuf> {
