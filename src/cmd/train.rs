@@ -9,7 +9,7 @@ pub enum HeadChoice {
     Auto,
     /// Multinomial logistic regression (L-BFGS); softmax probabilities.
     Logistic,
-    /// One-vs-rest linear SVM (dual coordinate descent, squared hinge); Platt probabilities.
+    /// One-vs-rest linear SVM (dual coordinate descent, squared hinge); calibrated probabilities.
     LinearSvm,
     /// One-vs-rest RBF-kernel SVM (SMO on a dense kernel); for small sets (<= 12,000 rows).
     RbfSvm,

@@ -2,12 +2,13 @@
 //! Multi-class is one-vs-rest for the SVMs (binary solvers) and multinomial (softmax) for
 //! logistic regression.
 
-use crate::calibrate::Platt;
+use crate::calibrate::{softmax_rows, Temperature};
+use crate::error::{check_finite, check_finite32, HeadError};
 use crate::kernel_svm;
 use crate::linear_svm::{self, LinearSvmParams};
 use crate::logistic;
 use anyhow::{bail, Result};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -149,6 +150,81 @@ impl Head {
         }
     }
 
+    /// Check a loaded head: array shapes agree with each other, with `n_classes` and with the
+    /// input dimension `dim`; every number is finite. Errors name the field (`head.bias`, ...).
+    pub fn validate(&self, n_classes: usize, dim: usize) -> Result<(), HeadError> {
+        match self {
+            Head::Logistic { weights, bias } | Head::LinearSvm { weights, bias } => {
+                if weights.nrows() != n_classes {
+                    return Err(HeadError::malformed(
+                        "head.weights",
+                        format!("{} rows for {n_classes} classes", weights.nrows()),
+                    ));
+                }
+                if weights.ncols() != dim {
+                    return Err(HeadError::malformed(
+                        "head.weights",
+                        format!(
+                            "{} columns but the transform outputs {dim} dimensions",
+                            weights.ncols()
+                        ),
+                    ));
+                }
+                if bias.len() != n_classes {
+                    return Err(HeadError::malformed(
+                        "head.bias",
+                        format!("{} entries for {n_classes} classes", bias.len()),
+                    ));
+                }
+                check_finite32("head.weights", weights.iter())?;
+                check_finite32("head.bias", bias.iter())?;
+            }
+            Head::RbfSvm(m) => {
+                let n_sv = m.support_vectors.nrows();
+                if !(m.gamma.is_finite() && m.gamma > 0.0) {
+                    return Err(HeadError::malformed(
+                        "head.gamma",
+                        format!("{} (must be a positive number)", m.gamma),
+                    ));
+                }
+                if m.support_vectors.ncols() != dim {
+                    return Err(HeadError::malformed(
+                        "head.support_vectors",
+                        format!(
+                            "{} columns but the transform outputs {dim} dimensions",
+                            m.support_vectors.ncols()
+                        ),
+                    ));
+                }
+                if m.coef.nrows() != n_classes {
+                    return Err(HeadError::malformed(
+                        "head.coef",
+                        format!("{} rows for {n_classes} classes", m.coef.nrows()),
+                    ));
+                }
+                if m.coef.ncols() != n_sv {
+                    return Err(HeadError::malformed(
+                        "head.coef",
+                        format!(
+                            "{} columns but head.support_vectors has {n_sv} rows",
+                            m.coef.ncols()
+                        ),
+                    ));
+                }
+                if m.rho.len() != n_classes {
+                    return Err(HeadError::malformed(
+                        "head.rho",
+                        format!("{} entries for {n_classes} classes", m.rho.len()),
+                    ));
+                }
+                check_finite32("head.support_vectors", m.support_vectors.iter())?;
+                check_finite("head.coef", m.coef.iter())?;
+                check_finite("head.rho", m.rho.iter())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Decision values `[n, classes]`.
     pub fn decision(&self, z: ArrayView2<f32>) -> Array2<f64> {
         match self {
@@ -160,32 +236,16 @@ impl Head {
     }
 }
 
-/// Turn decision values into probabilities: softmax for logistic regression, per-class Platt
-/// sigmoids renormalised to sum to one for the SVMs.
-pub fn probabilities(head: &Head, platt: Option<&[Platt]>, scores: &Array2<f64>) -> Array2<f64> {
-    let mut p = scores.clone();
-    match (head, platt) {
-        (Head::Logistic { .. }, _) | (_, None) => {
-            for mut row in p.axis_iter_mut(Axis(0)) {
-                let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                row.mapv_inplace(|v| (v - m).exp());
-                let s = row.sum();
-                row /= s;
-            }
-        }
-        (_, Some(pl)) => {
-            for mut row in p.axis_iter_mut(Axis(0)) {
-                for (v, c) in row.iter_mut().zip(pl) {
-                    *v = c.prob(*v);
-                }
-                let s = row.sum();
-                if s > 0.0 {
-                    row /= s;
-                } else {
-                    row.fill(1.0 / pl.len() as f64);
-                }
-            }
-        }
+/// Turn decision values into probabilities whose ranking is the ranking of the decision values
+/// (see `calibrate`): softmax for logistic regression, softmax(t · score) with the fitted shared
+/// slope for the SVMs (slope 1 when no calibration was fitted).
+pub fn probabilities(
+    head: &Head,
+    calibration: Option<&Temperature>,
+    scores: &Array2<f64>,
+) -> Array2<f64> {
+    match (head, calibration) {
+        (Head::Logistic { .. }, _) | (_, None) => softmax_rows(scores, 1.0),
+        (_, Some(t)) => t.apply(scores),
     }
-    p
 }

@@ -1,7 +1,7 @@
 //! `train` (split → CV grid search → final fit → saved head) and `evaluate` (held-out report).
 
 use crate::cache::FeatureCache;
-use crate::calibrate::Platt;
+use crate::calibrate::Temperature;
 use crate::head::{FitOptions, Head, HeadKind, HeadParams};
 use crate::metrics::{self, Metrics};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
@@ -68,6 +68,10 @@ pub struct CvReport {
     pub candidates: Vec<CvResult>,
     pub chosen: usize,
     pub chosen_params: HeadParams,
+    /// How the chosen head predicts (the rule CV scored) and turns scores into probabilities.
+    pub prediction_rule: String,
+    /// The SVM probability calibration fitted on the out-of-fold scores.
+    pub calibration: Option<Temperature>,
     pub cv_seconds: f64,
     pub final_fit_seconds: f64,
     pub split: SplitExport,
@@ -145,23 +149,16 @@ pub fn train(
     let transform = Transform::fit(x_train.view(), cfg.scaling, cfg.pca)?;
     let z = transform.apply(x_train.view())?;
     let head = Head::fit(&params, z.view(), &y_train, n_classes, &opt)?;
-    // Platt calibration of SVM scores on the out-of-fold CV decision values.
-    let platt = match params.kind {
+    // SVM probabilities: one shared slope on the out-of-fold CV decision values, so the most
+    // probable class is the decision-value argmax that CV scored (see `calibrate`).
+    let calibration = match params.kind {
         HeadKind::Logistic => None,
         _ => {
             let oof = results[chosen]
                 .oof_scores
                 .as_ref()
                 .expect("successful candidates keep their scores");
-            Some(
-                (0..n_classes)
-                    .map(|k| {
-                        let f: Vec<f64> = oof.column(k).to_vec();
-                        let yk: Vec<bool> = y_train.iter().map(|&v| v == k).collect();
-                        Platt::fit(&f, &yk)
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            Some(Temperature::fit(oof, &y_train))
         }
     };
     let final_fit_seconds = t1.elapsed().as_secs_f64();
@@ -180,7 +177,8 @@ pub fn train(
         transform,
         params,
         head,
-        platt,
+        calibration: calibration.clone(),
+        platt: None,
         cv: CvSummary {
             mean_accuracy: r.mean_accuracy,
             std_accuracy: r.std_accuracy,
@@ -205,6 +203,8 @@ pub fn train(
         candidates: results,
         chosen,
         chosen_params: params,
+        prediction_rule: prediction_rule(&params).into(),
+        calibration,
         cv_seconds,
         final_fit_seconds,
         split: SplitExport {
@@ -214,6 +214,18 @@ pub fn train(
         },
     };
     Ok(TrainOutcome { saved, cv })
+}
+
+/// The one prediction rule, as words for reports: CV, `eval` and `predict` all take the class
+/// with the largest decision value (for logistic regression, the largest softmax probability,
+/// the same thing).
+pub fn prediction_rule(params: &HeadParams) -> &'static str {
+    match params.kind {
+        HeadKind::Logistic => {
+            "argmax of the decision values (= argmax of the softmax probabilities)"
+        }
+        _ => "argmax of the decision values (= argmax of the calibrated probabilities)",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -236,6 +248,9 @@ pub struct EvalReport {
     pub scaling: Scaling,
     pub pca_components: Option<usize>,
     pub cv: CvSummary,
+    /// The rule that turned scores into the predicted class (the one CV scored).
+    pub prediction_rule: String,
+    pub calibration: Option<Temperature>,
     pub metrics: Metrics,
     pub misclassified: Vec<Misclassified>,
 }
@@ -328,6 +343,8 @@ pub fn evaluate(head: &SavedHead, cache: &FeatureCache, all: bool) -> Result<Eva
         scaling: head.transform.scaling,
         pca_components: head.transform.pca.as_ref().map(|p| p.components.nrows()),
         cv: head.cv.clone(),
+        prediction_rule: prediction_rule(&head.params).into(),
+        calibration: head.calibration.clone(),
         metrics: m,
         misclassified,
     })

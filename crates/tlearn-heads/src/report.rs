@@ -58,6 +58,25 @@ pub fn cv_table(cv: &CvReport) -> String {
         cv.cv_seconds,
         cv.final_fit_seconds
     );
+    let _ = writeln!(s, "prediction: {}", cv.prediction_rule);
+    if let Some(t) = &cv.calibration {
+        let _ = writeln!(s, "{}", calibration_line(t));
+    }
+    s
+}
+
+/// One line on the SVM probability calibration, saying so when the fit was degenerate.
+pub fn calibration_line(t: &crate::calibrate::Temperature) -> String {
+    let mut s = format!(
+        "probabilities: softmax({:.4} x decision value), slope from {}",
+        t.slope, t.fitted_on
+    );
+    if let Some(l) = t.log_loss {
+        let _ = write!(s, " (log-loss {l:.4})");
+    }
+    if let Some(d) = &t.degenerate {
+        let _ = write!(s, "\nwarning: degenerate calibration: {d}");
+    }
     s
 }
 
@@ -76,6 +95,10 @@ pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
         r.cv.mean_accuracy,
         r.cv.std_accuracy
     );
+    let _ = writeln!(s, "prediction: {}", r.prediction_rule);
+    if let Some(t) = &r.calibration {
+        let _ = writeln!(s, "{}", calibration_line(t));
+    }
     let _ = writeln!(s, "evaluated on {} {} rows of {}", m.n, r.rows, r.cache);
     let _ = writeln!(s, "accuracy           {:.4}", m.accuracy);
     let _ = writeln!(s, "balanced accuracy  {:.4}", m.balanced_accuracy);

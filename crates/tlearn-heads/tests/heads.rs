@@ -1,6 +1,6 @@
 //! End-to-end tests of the heads library on caches written by the tests: the real UCI digits
-//! and iris data (from scikit-learn's bundled files in the venv) and small synthetic caches for
-//! the bad-input cases.
+//! and iris data (fixtures: scikit-learn's copies), real version-1 head files, and small
+//! synthetic caches for the bad-input cases.
 
 mod common;
 
@@ -17,10 +17,10 @@ fn cfg(heads: &[HeadKind], c_grid: &[f64]) -> TrainConfig {
     }
 }
 
-fn digits_cache(dir: &std::path::Path) -> Option<FeatureCache> {
-    let (x, labels) = digits()?;
+fn digits_cache(dir: &std::path::Path) -> FeatureCache {
+    let (x, labels) = digits();
     write_cache(dir, &x, &labels, None, extractor("digits-pixels"));
-    Some(FeatureCache::load(dir).unwrap())
+    FeatureCache::load(dir).unwrap()
 }
 
 /// scikit-learn reference, measured by `bench/heads_bench.py` on a digits cache with the same
@@ -29,9 +29,7 @@ fn digits_cache(dir: &std::path::Path) -> Option<FeatureCache> {
 #[test]
 fn linear_svm_on_real_digits() {
     let tmp = tempdir().unwrap();
-    let Some(cache) = digits_cache(tmp.path()) else {
-        return;
-    };
+    let cache = digits_cache(tmp.path());
     let out = train(
         &cache,
         &cfg(&[HeadKind::LinearSvm], &[0.01, 0.1, 1.0]),
@@ -47,7 +45,7 @@ fn linear_svm_on_real_digits() {
         "linear SVM held-out accuracy on digits {}",
         rep.metrics.accuracy
     );
-    // Top-3 is at least top-1; probabilities are calibrated (Platt) and sum to one.
+    // Top-3 is at least top-1; probabilities are calibrated and sum to one.
     assert!(rep.metrics.top_k_accuracy[1].1 >= rep.metrics.accuracy);
     let p = out.saved.predict_proba(cache.x.view()).unwrap();
     for r in p.outer_iter() {
@@ -62,9 +60,7 @@ fn linear_svm_on_real_digits() {
 #[test]
 fn logistic_and_rbf_on_real_digits() {
     let tmp = tempdir().unwrap();
-    let Some(cache) = digits_cache(tmp.path()) else {
-        return;
-    };
+    let cache = digits_cache(tmp.path());
     // scikit-learn on the same split (bench): LogisticRegression C=1 0.9610, SVC(rbf) 0.9916.
     for (kind, min_acc) in [(HeadKind::Logistic, 0.95), (HeadKind::RbfSvm, 0.98)] {
         let mut c = cfg(&[kind], &[1.0]);
@@ -89,9 +85,7 @@ fn logistic_and_rbf_on_real_digits() {
 #[test]
 fn auto_on_iris_saves_and_reloads_identically() {
     let tmp = tempdir().unwrap();
-    let Some((x, labels)) = iris() else {
-        return;
-    };
+    let (x, labels) = iris();
     write_cache(tmp.path(), &x, &labels, None, extractor("iris"));
     let cache = FeatureCache::load(tmp.path()).unwrap();
     let c = TrainConfig {
@@ -307,9 +301,7 @@ fn duplicate_images_stay_on_one_side_of_the_split() {
 #[test]
 fn pca_and_l2_transforms_train() {
     let tmp = tempdir().unwrap();
-    let Some(cache) = digits_cache(tmp.path()) else {
-        return;
-    };
+    let cache = digits_cache(tmp.path());
     let mut c = cfg(&[HeadKind::LinearSvm], &[0.1]);
     c.pca = Some(30);
     c.folds = 3;
