@@ -64,7 +64,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let heads = match args.head {
-        HeadChoice::Auto => vec![HeadKind::LinearSvm, HeadKind::Logistic, HeadKind::RbfSvm],
+        HeadChoice::Auto => HeadKind::ALL.to_vec(),
         HeadChoice::Logistic => vec![HeadKind::Logistic],
         HeadChoice::LinearSvm => vec![HeadKind::LinearSvm],
         HeadChoice::RbfSvm => vec![HeadKind::RbfSvm],
@@ -81,11 +81,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut heads = heads;
     if matches!(args.head, HeadChoice::Auto) {
         let n_train = ((1.0 - args.test_size) * cache.rows() as f64) as usize;
-        if n_train > tlearn_heads::kernel_svm::MAX_ROWS {
-            eprintln!(
-                "note: {n_train} training rows: skipping rbf-svm in auto (dense kernel too large)"
-            );
-            heads.retain(|h| *h != HeadKind::RbfSvm);
+        let (auto, note) = tlearn_heads::select::auto_heads(n_train);
+        heads = auto;
+        if let Some(note) = note {
+            eprintln!("note: {note}");
         }
     }
     let cfg = TrainConfig {
@@ -108,13 +107,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let out = tlearn_heads::train(&cache, &cfg, |r| {
         eprintln!(
-            "  cv {} C={}{}: {} ({:.2} s)",
-            r.params.kind,
-            r.params.c,
-            r.params
-                .gamma
-                .map(|g| format!(" gamma={g:.3e}"))
-                .unwrap_or_default(),
+            "  cv {}: {} ({:.2} s)",
+            r.params,
             match &r.error {
                 None => format!("{:.4}", r.mean_accuracy),
                 Some(e) => format!("failed: {e}"),

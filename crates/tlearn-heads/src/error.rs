@@ -20,9 +20,9 @@ pub enum HeadError {
     /// Arrays of a saved head that disagree in shape or hold non-finite values.
     #[error("field `{field}`: {problem}")]
     Malformed { field: String, problem: String },
-    /// linfa (or one of its algorithm crates) reported an error.
-    #[error("{head} (linfa): {reason}")]
-    Linfa { head: &'static str, reason: String },
+    /// linfa reported an error (required by linfa's `Fit`).
+    #[error(transparent)]
+    Linfa(#[from] linfa::Error),
 }
 
 impl HeadError {

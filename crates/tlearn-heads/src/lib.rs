@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod calibrate;
 pub mod error;
+pub mod fit_info;
 pub mod head;
 pub mod kernel_svm;
 pub mod linear_svm;
@@ -22,7 +23,8 @@ pub mod transform;
 
 pub use cache::FeatureCache;
 pub use error::HeadError;
-pub use head::{HeadKind, HeadParams};
+pub use fit_info::Convergence;
+pub use head::{Head, HeadKind, HeadSpec};
 pub use model_file::SavedHead;
 pub use pipeline::{evaluate, train, EvalReport, TrainConfig, TrainOutcome};
 pub use transform::Scaling;

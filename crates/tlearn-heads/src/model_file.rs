@@ -8,7 +8,8 @@
 //! - `dim`: expected feature dimension
 //! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, mean?, inv_std?, pca?}`; arrays
 //!   are ndarray's serde form `{"v":1,"dim":[..],"data":[..]}`
-//! - `params`: `{kind: "logistic"|"linear-svm"|"rbf-svm", c, gamma?}`
+//! - `params`: `{kind: "logistic"|"linear-svm"|"rbf-svm", c, tol? (linear), gamma (rbf)}`
+//! - `fit` (version 2): `{iterations, converged}` of the final fit's solver
 //! - `head`: `{kind, weights [classes, d], bias [classes]}` for the linear heads, or
 //!   `{kind: "rbf-svm", gamma, support_vectors [n_sv, d], coef [classes, n_sv], rho [classes]}`
 //!   with score_c(x) = Σ_s coef[c,s]·exp(−gamma·|x − sv_s|²) − rho[c]
@@ -26,7 +27,8 @@
 
 use crate::calibrate::{Platt, Temperature};
 use crate::error::HeadError;
-use crate::head::{probabilities, Head, HeadParams};
+use crate::fit_info::Convergence;
+use crate::head::{probabilities, Head, HeadSpec};
 use crate::transform::Transform;
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, ArrayView2};
@@ -67,8 +69,11 @@ pub struct SavedHead {
     pub extractor: serde_json::Value,
     pub dim: usize,
     pub transform: Transform,
-    pub params: HeadParams,
+    pub params: HeadSpec,
     pub head: Head,
+    /// How the final fit's solver stopped (version 2; absent in version-1 files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Convergence>,
     /// SVM probability calibration (see `calibrate`); `None` for logistic regression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Temperature>,

@@ -2,7 +2,7 @@
 
 use crate::cache::FeatureCache;
 use crate::calibrate::Temperature;
-use crate::head::{FitOptions, Head, HeadKind, HeadParams};
+use crate::head::{HeadKind, HeadSpec};
 use crate::metrics::{self, Metrics};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
 use crate::select::{self, CvResult};
@@ -67,7 +67,9 @@ pub struct CvReport {
     pub test_size: f64,
     pub candidates: Vec<CvResult>,
     pub chosen: usize,
-    pub chosen_params: HeadParams,
+    pub chosen_params: HeadSpec,
+    /// How the final fit's solver stopped.
+    pub final_fit: crate::fit_info::Convergence,
     /// How the chosen head predicts (the rule CV scored) and turns scores into probabilities.
     pub prediction_rule: String,
     /// The SVM probability calibration fitted on the out-of-fold scores.
@@ -122,12 +124,7 @@ pub fn train(
         .gamma_grid
         .clone()
         .unwrap_or_else(|| vec![0.1 / out_dim, 1.0 / out_dim, 10.0 / out_dim]);
-    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas);
-    let opt = FitOptions {
-        seed: cfg.seed,
-        linear_tol: cfg.linear_tol,
-        ..FitOptions::default()
-    };
+    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas, cfg.linear_tol);
     let t0 = Instant::now();
     let mut results = select::cross_validate(
         x_train.view(),
@@ -138,7 +135,7 @@ pub fn train(
         &candidates,
         cfg.scaling,
         cfg.pca,
-        &opt,
+        cfg.seed,
         progress,
     )?;
     let cv_seconds = t0.elapsed().as_secs_f64();
@@ -148,10 +145,11 @@ pub fn train(
     let t1 = Instant::now();
     let transform = Transform::fit(x_train.view(), cfg.scaling, cfg.pca)?;
     let z = transform.apply(x_train.view())?;
-    let head = Head::fit(&params, z.view(), &y_train, n_classes, &opt)?;
+    let head = params.fit(z.view(), &y_train, n_classes, cfg.seed)?;
+    let fit = head.convergence();
     // SVM probabilities: one shared slope on the out-of-fold CV decision values, so the most
     // probable class is the decision-value argmax that CV scored (see `calibrate`).
-    let calibration = match params.kind {
+    let calibration = match params.kind() {
         HeadKind::Logistic => None,
         _ => {
             let oof = results[chosen]
@@ -177,6 +175,7 @@ pub fn train(
         transform,
         params,
         head,
+        fit: Some(fit),
         calibration: calibration.clone(),
         platt: None,
         cv: CvSummary {
@@ -203,6 +202,7 @@ pub fn train(
         candidates: results,
         chosen,
         chosen_params: params,
+        final_fit: fit,
         prediction_rule: prediction_rule(&params).into(),
         calibration,
         cv_seconds,
@@ -219,8 +219,8 @@ pub fn train(
 /// The one prediction rule, as words for reports: CV, `eval` and `predict` all take the class
 /// with the largest decision value (for logistic regression, the largest softmax probability,
 /// the same thing).
-pub fn prediction_rule(params: &HeadParams) -> &'static str {
-    match params.kind {
+pub fn prediction_rule(params: &HeadSpec) -> &'static str {
+    match params.kind() {
         HeadKind::Logistic => {
             "argmax of the decision values (= argmax of the softmax probabilities)"
         }
@@ -244,7 +244,9 @@ pub struct EvalReport {
     pub cache: String,
     /// "held-out" (the rows recorded in the head) or "all".
     pub rows: String,
-    pub params: HeadParams,
+    pub params: HeadSpec,
+    /// How the final fit's solver stopped (absent for version-1 heads).
+    pub fit: Option<crate::fit_info::Convergence>,
     pub scaling: Scaling,
     pub pca_components: Option<usize>,
     pub cv: CvSummary,
@@ -340,6 +342,7 @@ pub fn evaluate(head: &SavedHead, cache: &FeatureCache, all: bool) -> Result<Eva
         cache: cache.dir.display().to_string(),
         rows: if all { "all" } else { "held-out" }.into(),
         params: head.params,
+        fit: head.fit,
         scaling: head.transform.scaling,
         pca_components: head.transform.pca.as_ref().map(|p| p.components.nrows()),
         cv: head.cv.clone(),

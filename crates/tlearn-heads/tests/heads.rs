@@ -37,6 +37,15 @@ fn linear_svm_on_real_digits() {
     )
     .unwrap();
     assert_eq!(out.cv.candidates.len(), 3);
+    // Convergence is recorded per candidate, for the final fit, and shown in the CV table.
+    assert!(out.cv.candidates.iter().all(|r| r.convergence.is_some()));
+    assert_eq!(out.saved.fit, Some(out.cv.final_fit));
+    assert!(out.cv.final_fit.iterations > 0);
+    let table = tlearn_heads::report::cv_table(&out.cv);
+    assert!(
+        table.contains("converged") && table.contains("final fit:"),
+        "{table}"
+    );
     assert_eq!(out.saved.split.held_out.len(), out.cv.split.test_rows.len());
     let rep = evaluate(&out.saved, &cache, false).unwrap();
     assert_eq!(rep.metrics.n, out.cv.split.test_rows.len());
@@ -342,7 +351,7 @@ fn confusion_png_is_written() {
 #[test]
 #[ignore = "heavy: 60,000 x 1,280 linear SVM; run by make test"]
 fn linear_svm_60k_by_1280_trains_in_seconds() {
-    use tlearn_heads::head::{FitOptions, Head, HeadParams};
+    use tlearn_heads::head::HeadSpec;
     let (n, d, k) = (60_000, 1_280, 10);
     let y: Vec<usize> = (0..n).map(|i| (i * 7919) % k).collect();
     // Deterministic pseudo-random noise (xorshift) plus a class-dependent signal on 64 features.
@@ -360,12 +369,8 @@ fn linear_svm_60k_by_1280_trains_in_seconds() {
         }
     }
     let t = std::time::Instant::now();
-    let p = HeadParams {
-        kind: HeadKind::LinearSvm,
-        c: 0.01,
-        gamma: None,
-    };
-    let h = Head::fit(&p, x.view(), &y, k, &FitOptions::default()).unwrap();
+    let p = HeadSpec::LinearSvm { c: 0.01, tol: 0.01 };
+    let h = p.fit(x.view(), &y, k, 0).unwrap();
     let secs = t.elapsed().as_secs_f64();
     let s = h.decision(x.view());
     let acc = s

@@ -8,7 +8,11 @@
 mod common;
 
 use common::*;
-use ndarray::{Array2, Axis};
+use linfa::prelude::*;
+use ndarray::{Array1, Array2, Axis};
+use tlearn_heads::kernel_svm::RbfSvmParams;
+use tlearn_heads::linear_svm::LinearSvmParams;
+use tlearn_heads::logistic::LogisticParams;
 use tlearn_heads::transform::{Scaling, Transform};
 
 fn standardised_digits() -> (Array2<f32>, Vec<usize>) {
@@ -25,12 +29,13 @@ fn standardised_digits() -> (Array2<f32>, Vec<usize>) {
 fn logistic_lbfgs_reaches_a_stationary_point_of_the_objective() {
     let (z, y) = standardised_digits();
     let (n, d, k, c) = (z.nrows(), z.ncols(), 10, 1.0);
-    let p = tlearn_heads::logistic::LogisticParams {
-        c,
-        max_iter: 1000,
-        tol: 1e-4,
-    };
-    let (w, b, iters) = tlearn_heads::logistic::fit(z.view(), &y, k, &p).unwrap();
+    // linfa's interface: checked parameters, `Fit` on a data set, `Predict` of decision values.
+    let ds = Dataset::new(z.clone(), Array1::from(y.clone()));
+    let m = LogisticParams::new().c(c).tol(1e-4).fit(&ds).unwrap();
+    let (w, b, iters) = (&m.weights, &m.bias, m.convergence.iterations);
+    assert!(m.convergence.converged);
+    let s: Array2<f64> = m.predict(&z);
+    assert_eq!(s.dim(), (n, k));
     // Gradient of (1/n) Σ [logsumexp(W x + b) − (W x + b)_y] + |W|² / (2 C n).
     let z64 = z.mapv(|v| v as f64);
     let (w64, b64) = (w.mapv(|v| v as f64), b.mapv(|v| v as f64));
@@ -66,12 +71,13 @@ fn linear_svm_dual_cd_reaches_the_primal_optimum() {
     let x = data.as_slice().unwrap();
     for (class, c) in [(3usize, 0.1f64), (8, 1.0)] {
         let yb: Vec<bool> = y.iter().map(|&v| v == class).collect();
-        let p = tlearn_heads::linear_svm::LinearSvmParams {
-            c,
-            tol: 1e-4,
-            max_iter: 10_000,
-            seed: 1,
-        };
+        let p = LinearSvmParams::new()
+            .c(c)
+            .tol(1e-4)
+            .max_iter(10_000)
+            .seed(1)
+            .check()
+            .unwrap();
         let m = tlearn_heads::linear_svm::train_binary(x, d, &yb, &p);
         assert!(
             m.converged,
@@ -114,7 +120,9 @@ fn linear_svm_dual_cd_reaches_the_primal_optimum() {
 fn rbf_smo_satisfies_the_dual_kkt_conditions() {
     let (z, y) = standardised_digits();
     let (c, gamma) = (1.0, 1.0 / 64.0);
-    let m = tlearn_heads::kernel_svm::fit_ovr(z.view(), &y, 10, c, gamma).unwrap();
+    let ds = Dataset::new(z.clone(), Array1::from(y.clone()));
+    let m = RbfSvmParams::new().c(c).gamma(gamma).fit(&ds).unwrap();
+    assert!(m.convergence.converged);
     let f = m.decision(z.view()); // [n, classes]
                                   // Map training rows to their support-vector column (support vectors are training rows).
     let sv_of: Vec<Option<usize>> = z
