@@ -1,7 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tlearn_heads::{report, FeatureCache, HeadKind, Scaling, TrainConfig};
+use tlearn_heads::{report, Engine, FeatureCache, HeadKind, Scaling, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HeadChoice {
@@ -13,6 +13,15 @@ pub enum HeadChoice {
     LinearSvm,
     /// One-vs-rest RBF-kernel SVM (SMO on a dense kernel); for small sets (<= 12,000 rows).
     RbfSvm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EngineChoice {
+    /// tlearn's own solvers (L-BFGS, SMO on a shared kernel matrix): faster, see the README.
+    Tlearn,
+    /// linfa-logistic (multinomial) and linfa-svm (one-vs-rest) for logistic regression and the
+    /// RBF SVM; the linear SVM always uses tlearn's dual coordinate descent.
+    Linfa,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -32,6 +41,9 @@ pub struct TrainArgs {
     /// Head to train.
     #[arg(long, value_enum, default_value = "auto")]
     pub head: HeadChoice,
+    /// Solvers of logistic regression and the RBF SVM.
+    #[arg(long, value_enum, default_value = "tlearn")]
+    pub engine: EngineChoice,
     /// Seed for the split, the folds and the solvers.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -97,6 +109,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         scaling,
         pca: args.pca,
         linear_tol: args.linear_tol,
+        engine: match args.engine {
+            EngineChoice::Tlearn => Engine::Tlearn,
+            EngineChoice::Linfa => Engine::Linfa,
+        },
     };
     println!(
         "cache {}: {} rows, dim {}, {} classes",

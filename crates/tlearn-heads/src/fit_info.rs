@@ -33,7 +33,16 @@ impl Convergence {
 
 impl std::fmt::Display for Convergence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.converged {
+        if self.iterations == 0 {
+            // linfa-logistic does not report its iterations; convergence is judged by the
+            // gradient at the returned weights.
+            let c = if self.converged {
+                "converged"
+            } else {
+                "NOT converged"
+            };
+            write!(f, "{c} (gradient test; iterations not reported)")
+        } else if self.converged {
             write!(f, "converged in {} iterations", self.iterations)
         } else {
             write!(

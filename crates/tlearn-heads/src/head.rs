@@ -52,13 +52,34 @@ impl std::fmt::Display for HeadKind {
     }
 }
 
+/// Which solvers fit logistic regression and the RBF SVM: tlearn's own (`logistic`,
+/// `kernel_svm`) or linfa's algorithm crates (`linfa_engine`: `linfa-logistic`, `linfa-svm`).
+/// The linear SVM has one engine (tlearn's dual coordinate descent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    #[default]
+    Tlearn,
+    Linfa,
+}
+
+impl Engine {
+    pub fn is_tlearn(&self) -> bool {
+        *self == Engine::Tlearn
+    }
+}
+
 /// One head with its hyper-parameters: what the CV grid is made of, what `head.json` records
 /// as `params` (version-1 `{kind, c, gamma?}` objects read as they are).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum HeadSpec {
     /// Multinomial logistic regression with inverse regularisation `c` (`logistic`).
-    Logistic { c: f64 },
+    Logistic {
+        c: f64,
+        #[serde(default, skip_serializing_if = "Engine::is_tlearn")]
+        engine: Engine,
+    },
     /// One-vs-rest linear SVM with inverse regularisation `c` and solver tolerance `tol`
     /// (`linear_svm`).
     LinearSvm {
@@ -67,7 +88,12 @@ pub enum HeadSpec {
         tol: f64,
     },
     /// One-vs-rest RBF SVM, `k(x, x') = exp(−gamma |x − x'|²)` (`kernel_svm`).
-    RbfSvm { c: f64, gamma: f64 },
+    RbfSvm {
+        c: f64,
+        gamma: f64,
+        #[serde(default, skip_serializing_if = "Engine::is_tlearn")]
+        engine: Engine,
+    },
 }
 
 fn default_linear_tol() -> f64 {
@@ -85,9 +111,15 @@ impl HeadSpec {
     /// Inverse regularisation strength (scikit-learn's `C`).
     pub fn c(&self) -> f64 {
         match *self {
-            HeadSpec::Logistic { c }
+            HeadSpec::Logistic { c, .. }
             | HeadSpec::LinearSvm { c, .. }
             | HeadSpec::RbfSvm { c, .. } => c,
+        }
+    }
+    pub fn engine(&self) -> Engine {
+        match *self {
+            HeadSpec::Logistic { engine, .. } | HeadSpec::RbfSvm { engine, .. } => engine,
+            HeadSpec::LinearSvm { .. } => Engine::Tlearn,
         }
     }
     pub fn gamma(&self) -> Option<f64> {
@@ -108,7 +140,16 @@ impl HeadSpec {
     ) -> Result<Head, HeadError> {
         let ds = DatasetBase::new(z, ArrayView1::from(y));
         Ok(match *self {
-            HeadSpec::Logistic { c } => Head::Logistic(
+            HeadSpec::Logistic {
+                c,
+                engine: Engine::Linfa,
+            } => Head::Logistic(crate::linfa_engine::fit_logistic(z, y, n_classes, c)?),
+            HeadSpec::RbfSvm {
+                c,
+                gamma,
+                engine: Engine::Linfa,
+            } => Head::RbfSvm(crate::linfa_engine::fit_rbf(z, y, n_classes, c, gamma)?),
+            HeadSpec::Logistic { c, .. } => Head::Logistic(
                 LogisticParams::new()
                     .c(c)
                     .n_classes(n_classes)
@@ -124,7 +165,7 @@ impl HeadSpec {
                     .check()?
                     .fit(&ds)?,
             ),
-            HeadSpec::RbfSvm { c, gamma } => Head::RbfSvm(
+            HeadSpec::RbfSvm { c, gamma, .. } => Head::RbfSvm(
                 RbfSvmParams::new()
                     .c(c)
                     .gamma(gamma)
@@ -139,9 +180,13 @@ impl HeadSpec {
 impl std::fmt::Display for HeadSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.gamma() {
-            Some(g) => write!(f, "{} C={} gamma={:.3e}", self.kind(), self.c(), g),
-            None => write!(f, "{} C={}", self.kind(), self.c()),
+            Some(g) => write!(f, "{} C={} gamma={:.3e}", self.kind(), self.c(), g)?,
+            None => write!(f, "{} C={}", self.kind(), self.c())?,
         }
+        if !self.engine().is_tlearn() {
+            f.write_str(" (linfa)")?;
+        }
+        Ok(())
     }
 }
 

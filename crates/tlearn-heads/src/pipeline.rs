@@ -2,7 +2,7 @@
 
 use crate::cache::FeatureCache;
 use crate::calibrate::Temperature;
-use crate::head::{HeadKind, HeadSpec};
+use crate::head::{Engine, HeadKind, HeadSpec};
 use crate::metrics::{self, Metrics};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
 use crate::select::{self, CvResult};
@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub scaling: Scaling,
     pub pca: Option<usize>,
     pub linear_tol: f64,
+    /// Solvers of logistic regression and the RBF SVM (tlearn's own or linfa's crates).
+    pub engine: Engine,
 }
 
 impl Default for TrainConfig {
@@ -41,6 +43,7 @@ impl Default for TrainConfig {
             scaling: Scaling::Standard,
             pca: None,
             linear_tol: 0.01,
+            engine: Engine::Tlearn,
         }
     }
 }
@@ -124,7 +127,7 @@ pub fn train(
         .gamma_grid
         .clone()
         .unwrap_or_else(|| vec![0.1 / out_dim, 1.0 / out_dim, 10.0 / out_dim]);
-    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas, cfg.linear_tol);
+    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas, cfg.linear_tol, cfg.engine);
     let t0 = Instant::now();
     let mut results = select::cross_validate(
         x_train.view(),

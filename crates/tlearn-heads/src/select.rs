@@ -2,7 +2,7 @@
 //! The transform (standardisation, PCA) is refitted on each training fold only.
 
 use crate::fit_info::Convergence;
-use crate::head::{HeadKind, HeadSpec};
+use crate::head::{Engine, HeadKind, HeadSpec};
 use crate::transform::{Scaling, Transform};
 use anyhow::{bail, Result};
 use ndarray::{Array2, ArrayView2, Axis};
@@ -32,24 +32,26 @@ pub struct CvResult {
     pub oof_scores: Option<Array2<f64>>,
 }
 
-/// The grid: every head kind with every C, and every gamma for RBF.
+/// The grid: every head kind with every C, and every gamma for RBF; `engine` picks the
+/// solvers of logistic regression and the RBF SVM.
 pub fn grid(
     kinds: &[HeadKind],
     c_grid: &[f64],
     gamma_grid: &[f64],
     linear_tol: f64,
+    engine: Engine,
 ) -> Vec<HeadSpec> {
     let mut out = Vec::new();
     for &kind in kinds {
         for &c in c_grid {
             match kind {
-                HeadKind::RbfSvm => out.extend(
-                    gamma_grid
-                        .iter()
-                        .map(|&gamma| HeadSpec::RbfSvm { c, gamma }),
-                ),
+                HeadKind::RbfSvm => out.extend(gamma_grid.iter().map(|&gamma| HeadSpec::RbfSvm {
+                    c,
+                    gamma,
+                    engine,
+                })),
                 HeadKind::LinearSvm => out.push(HeadSpec::LinearSvm { c, tol: linear_tol }),
-                HeadKind::Logistic => out.push(HeadSpec::Logistic { c }),
+                HeadKind::Logistic => out.push(HeadSpec::Logistic { c, engine }),
             }
         }
     }
@@ -230,7 +232,7 @@ mod tests {
 
     fn res(kind: HeadKind, c: f64, acc: f64) -> CvResult {
         CvResult {
-            params: grid(&[kind], &[c], &[1.0], 0.01)[0],
+            params: grid(&[kind], &[c], &[1.0], 0.01, Engine::Tlearn)[0],
             convergence: None,
             fold_accuracy: vec![acc],
             mean_accuracy: acc,
@@ -277,6 +279,7 @@ mod tests {
             &[0.1, 1.0],
             &[0.01, 0.1, 1.0],
             0.01,
+            Engine::Tlearn,
         );
         assert_eq!(g.len(), 2 + 6);
     }

@@ -383,3 +383,40 @@ fn linear_svm_60k_by_1280_trains_in_seconds() {
     assert!(acc > 0.9, "training accuracy {acc}");
     assert!(secs < 60.0, "took {secs} s");
 }
+
+/// Both engines on the real digits: tlearn's solvers and linfa's crates (linfa-logistic,
+/// linfa-svm) fit, save and evaluate through the same pipeline, and agree on accuracy.
+#[test]
+fn both_engines_train_logistic_and_rbf_on_real_digits() {
+    use tlearn_heads::Engine;
+    let tmp = tempdir().unwrap();
+    let cache = digits_cache(tmp.path());
+    for kind in [HeadKind::Logistic, HeadKind::RbfSvm] {
+        let mut acc = Vec::new();
+        for engine in [Engine::Tlearn, Engine::Linfa] {
+            let mut c = cfg(&[kind], &[1.0]);
+            c.folds = 3;
+            c.engine = engine;
+            let out = train(&cache, &c, |_| {}).unwrap();
+            assert_eq!(out.saved.params.engine(), engine);
+            let path = tmp.path().join(format!("{kind}-{engine:?}.json"));
+            out.saved.save(&path).unwrap();
+            let back = SavedHead::load(&path).unwrap();
+            assert_eq!(back.params.engine(), engine);
+            let rep = evaluate(&back, &cache, false).unwrap();
+            eprintln!(
+                "{kind} {engine:?}: CV {:.4} ({}), held-out {:.4}, final fit {}",
+                out.cv.candidates[0].mean_accuracy,
+                out.cv.candidates[0].params,
+                rep.metrics.accuracy,
+                out.cv.final_fit
+            );
+            acc.push(rep.metrics.accuracy);
+        }
+        assert!(acc[1] > 0.9, "{kind} linfa accuracy {}", acc[1]);
+        assert!(
+            (acc[0] - acc[1]).abs() < 0.03,
+            "{kind}: engines disagree {acc:?}"
+        );
+    }
+}

@@ -123,6 +123,27 @@ fn rbf_smo_satisfies_the_dual_kkt_conditions() {
     let ds = Dataset::new(z.clone(), Array1::from(y.clone()));
     let m = RbfSvmParams::new().c(c).gamma(gamma).fit(&ds).unwrap();
     assert!(m.convergence.converged);
+    check_kkt("tlearn SMO", &z, &y, &m, c);
+}
+
+/// The `linfa` engine's RBF SVM (linfa-svm, converted to tlearn's `RbfOvr`) solves the same
+/// problem: the converted coefficients and offsets satisfy the same KKT conditions.
+#[test]
+fn linfa_svm_engine_satisfies_the_dual_kkt_conditions() {
+    let (z, y) = standardised_digits();
+    let (c, gamma) = (1.0, 1.0 / 64.0);
+    let m = tlearn_heads::linfa_engine::fit_rbf(z.view(), &y, 10, c, gamma).unwrap();
+    assert!(m.convergence.converged, "{:?}", m.convergence);
+    check_kkt("linfa-svm", &z, &y, &m, c);
+}
+
+fn check_kkt(
+    what: &str,
+    z: &Array2<f32>,
+    y: &[usize],
+    m: &tlearn_heads::kernel_svm::RbfOvr,
+    c: f64,
+) {
     let f = m.decision(z.view()); // [n, classes]
                                   // Map training rows to their support-vector column (support vectors are training rows).
     let sv_of: Vec<Option<usize>> = z
@@ -155,7 +176,7 @@ fn rbf_smo_satisfies_the_dual_kkt_conditions() {
         }
     }
     eprintln!(
-        "RBF SMO: {} support vectors, worst KKT violation {worst:.2e}",
+        "RBF {what}: {} support vectors, worst KKT violation {worst:.2e}",
         m.support_vectors.nrows()
     );
     assert!(worst < tol, "worst KKT violation {worst:.3e}");
