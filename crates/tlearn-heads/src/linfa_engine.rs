@@ -8,8 +8,10 @@
 //!   with the criterion of tlearn's solver: the largest gradient entry of the 1/n-scaled
 //!   objective at the returned weights is at most 1e-4.
 //! - `linfa-svm`: `gaussian_kernel(1/gamma)` (k = exp(−|x − x'|²/eps)), `pos_neg_weights(C, C)`,
-//!   solver tolerance 1e-3 (LIBSVM's and tlearn's; linfa's default 1e-7 only adds time) with
-//!   shrinking. Its signed `alpha` (one per training row) and `rho` give the support vectors and
+//!   solver tolerance 1e-3 (LIBSVM's and tlearn's; linfa's default 1e-7 only adds time), no
+//!   shrinking (linfa's default). linfa-svm 0.8.1 can panic inside its SMO (index out of
+//!   bounds, seen on Tux Paint codes at C = 10 with shrinking on); the panic is caught and the fit reported as
+//!   failed, so CV marks that candidate failed instead of crashing. Its signed `alpha` (one per training row) and `rho` give the support vectors and
 //!   coefficients of `RbfOvr`; iterations and exit reason come from its serde form.
 //! - Multi-class: linfa's `composing::MultiClassModel` predicts the argmax of per-class Platt
 //!   probabilities (`Svm<F, Pr>`), the rule issue 9 item 7 removed (it can flatten a class and
@@ -110,7 +112,6 @@ pub fn fit_rbf(
         .gaussian_kernel(1.0 / gamma)
         .pos_neg_weights(c, c)
         .eps(1e-3)
-        .shrinking(true)
         .check()
         .map_err(|e| HeadError::Solver {
             head: "RBF SVM (linfa-svm)",
@@ -121,7 +122,20 @@ pub fn fit_rbf(
         .map(|k| {
             let t: Array1<bool> = y.iter().map(|&v| v == k).collect();
             let ds = Dataset::new(x.clone(), t);
-            let svm = params.fit(&ds).map_err(|e| HeadError::Solver {
+            // linfa-svm 0.8.1's SMO can index out of bounds (measured on Tux Paint codes,
+            // C = 10, with shrinking on): a failed fit, not a crash.
+            let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| params.fit(&ds)))
+                .map_err(|p| HeadError::Solver {
+                    head: "RBF SVM (linfa-svm)",
+                    reason: format!(
+                        "linfa-svm panicked: {}",
+                        p.downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| p.downcast_ref::<&str>().copied())
+                            .unwrap_or("unknown panic")
+                    ),
+                })?;
+            let svm = fitted.map_err(|e| HeadError::Solver {
                 head: "RBF SVM (linfa-svm)",
                 reason: e.to_string(),
             })?;
