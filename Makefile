@@ -90,6 +90,10 @@ bench: build
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
 	$(PY) bench/extract_bench.py --data data/tuxpaint --repeat 9
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
+	$(MAKE) data DATASETS=fashion-mnist
+	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist
+	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
+		--heads logistic,rbf-svm --no-large --out bench-out/heads-fashion-mnist.json
 
 lint:
 	cargo fmt --all -- --check

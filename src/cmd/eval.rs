@@ -33,7 +33,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let png = args.out.join("confusion.png");
     let title = format!(
         "{} — accuracy {:.2}% on {} {} images",
-        rep.params.kind,
+        rep.params.kind(),
         100.0 * rep.metrics.accuracy,
         rep.metrics.n,
         rep.rows

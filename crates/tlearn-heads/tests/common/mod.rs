@@ -1,5 +1,5 @@
-//! Helpers for the heads tests: write feature caches (with `tlearn-cache`), read scikit-learn's bundled
-//! real data sets (UCI digits, iris) from the project's venv.
+//! Helpers for the heads tests: write feature caches (with `tlearn-cache`), read the real data
+//! sets kept as fixtures (UCI digits, iris; scikit-learn's copies).
 #![allow(dead_code)]
 
 use ndarray::Array2;
@@ -68,18 +68,13 @@ pub fn write_cache(
     tlearn_cache::write(dir, &meta, &index, &features, &[]).unwrap();
 }
 
-fn sklearn_data(file: &str) -> Option<PathBuf> {
-    let lib = repo_root().join(".venv/lib");
-    for e in std::fs::read_dir(lib).ok()?.flatten() {
-        let p = e
-            .path()
-            .join("site-packages/sklearn/datasets/data")
-            .join(file);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    None
+/// A fixture under `tests/fixtures/`; a missing one fails the test with its path.
+pub fn fixture(file: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
+    assert!(p.exists(), "test fixture {} is missing", p.display());
+    p
 }
 
 fn parse_rows(text: &str, skip: usize) -> (Array2<f32>, Vec<String>) {
@@ -98,24 +93,16 @@ fn parse_rows(text: &str, skip: usize) -> (Array2<f32>, Vec<String>) {
     )
 }
 
-/// The UCI handwritten digits (1797 × 64) shipped by scikit-learn, or None (with a message).
-pub fn digits() -> Option<(Array2<f32>, Vec<String>)> {
-    let Some(p) = sklearn_data("digits.csv.gz") else {
-        eprintln!("SKIP: scikit-learn's digits.csv.gz not found under .venv (run make venv)");
-        return None;
-    };
+/// The UCI handwritten digits (1797 × 64), scikit-learn's copy kept as a fixture.
+pub fn digits() -> (Array2<f32>, Vec<String>) {
     let mut s = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
+    flate2::read::GzDecoder::new(std::fs::File::open(fixture("digits.csv.gz")).unwrap())
         .read_to_string(&mut s)
         .unwrap();
-    Some(parse_rows(&s, 0))
+    parse_rows(&s, 0)
 }
 
-/// Fisher's iris (150 × 4) shipped by scikit-learn, or None (with a message).
-pub fn iris() -> Option<(Array2<f32>, Vec<String>)> {
-    let Some(p) = sklearn_data("iris.csv") else {
-        eprintln!("SKIP: scikit-learn's iris.csv not found under .venv (run make venv)");
-        return None;
-    };
-    Some(parse_rows(&std::fs::read_to_string(p).unwrap(), 1))
+/// Fisher's iris (150 × 4), scikit-learn's copy kept as a fixture.
+pub fn iris() -> (Array2<f32>, Vec<String>) {
+    parse_rows(&std::fs::read_to_string(fixture("iris.csv")).unwrap(), 1)
 }
