@@ -587,3 +587,38 @@ fn predict_reports_bad_files_and_classifies_the_rest() {
     assert_eq!(errors.len(), 5, "{v}");
     assert!(errors.iter().any(|p| p.ends_with("bomb.png")), "{v}");
 }
+
+#[test]
+fn a_nan_row_is_refused_with_the_repair_command_and_extract_repairs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 30);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let good = fs::read(cache.join("features.npy")).unwrap();
+    // NaN into row 4 (npy v1: 10-byte preamble + header, then row-major f32).
+    let header = 10 + u16::from_le_bytes([good[8], good[9]]) as usize;
+    let mut bad = good.clone();
+    let at = header + 4 * 64 * 4 + 8;
+    bad[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    fs::write(cache.join("features.npy"), &bad).unwrap();
+    let out = tlearn()
+        .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+        .arg(tmp.path().join("model"))
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("row 4 ("), "{err}");
+    assert!(
+        err.contains("tlearn extract ") && err.contains("--out"),
+        "{err}"
+    );
+    // Running extract again re-extracts exactly that row, giving the intact cache back.
+    ok(extract(&data, &cache, "pixels8", &["--quiet"]));
+    let summary = read_json(&cache.join("summary.json"));
+    assert_eq!(summary["extracted"], 1, "{summary}");
+    assert_eq!(summary["reused"], 29, "{summary}");
+    assert_eq!(fs::read(cache.join("features.npy")).unwrap(), good);
+}

@@ -14,6 +14,14 @@ pub enum CacheError {
     /// `path` exists but its content is not what the format says.
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// Another process holds the cache's lock.
+    #[error(
+        "cache {dir} is being written by {holder}; wait for it to finish or use another --out"
+    )]
+    Locked { dir: PathBuf, holder: String },
+    /// The cache changed while it was read (an `extract` replacing it), or is half replaced.
+    #[error("cache {dir} is being written{by}; run this again when it has finished")]
+    BeingWritten { dir: PathBuf, by: String },
     /// Rows of `features.npy` hold NaN or infinite values.
     #[error(
         "{path}: {count} row(s) contain NaN or infinite values: {rows}; re-extract them with \

@@ -17,6 +17,7 @@ pub mod atomic;
 pub mod error;
 pub mod fingerprint;
 pub mod journal;
+pub mod lock;
 pub mod meta;
 pub mod read;
 pub mod write;
@@ -26,6 +27,7 @@ pub use error::CacheError;
 pub use fingerprint::{
     Augment, ChannelOrder, FieldDiff, Fingerprint, FingerprintDiff, Layout, Pooling, Preprocess,
 };
+pub use lock::CacheLock;
 pub use meta::{IndexRow, Meta, SkipRow};
 pub use read::FeatureCache;
 pub use write::write;

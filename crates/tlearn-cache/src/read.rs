@@ -43,6 +43,12 @@ impl FeatureCache {
             ));
         }
         let Some(cache) = FeatureCache::read(dir)? else {
+            if let Some(holder) = crate::lock::CacheLock::holder(dir) {
+                return Err(CacheError::BeingWritten {
+                    dir: dir.to_path_buf(),
+                    by: format!(" by {holder}"),
+                });
+            }
             return Err(CacheError::invalid(
                 dir.join(META_FILE),
                 "missing: not a feature cache (an interrupted `tlearn extract` leaves none \
@@ -57,16 +63,32 @@ impl FeatureCache {
     /// listed in `non_finite`, not refused (extraction re-extracts them).
     pub fn read(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
         let meta_path = dir.join(META_FILE);
+        let stamp_before = stamp(&meta_path);
         let text = match std::fs::read_to_string(&meta_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CacheError::io("reading", meta_path, e)),
         };
-        let format: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| CacheError::invalid(&meta_path, format!("not valid JSON: {e}")))?;
+        let result = FeatureCache::read_files(dir, &meta_path, &text);
+        // meta.json is retired first and renamed last by a writer: if it changed while the
+        // other files were read, they may come from two caches.
+        if stamp_before.is_none() || stamp(&meta_path) != stamp_before {
+            return Err(CacheError::BeingWritten {
+                dir: dir.to_path_buf(),
+                by: crate::lock::CacheLock::holder(dir)
+                    .map(|h| format!(" by {h}"))
+                    .unwrap_or_default(),
+            });
+        }
+        result.map(Some)
+    }
+
+    fn read_files(dir: &Path, meta_path: &Path, text: &str) -> Result<FeatureCache, CacheError> {
+        let format: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CacheError::invalid(meta_path, format!("not valid JSON: {e}")))?;
         if format.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(CacheError::invalid(
-                &meta_path,
+                meta_path,
                 format!(
                     "format is {}, expected \"{FORMAT}\"",
                     format.get("format").unwrap_or(&serde_json::Value::Null)
@@ -76,7 +98,7 @@ impl FeatureCache {
         let version = format.get("version").and_then(|v| v.as_u64());
         if version != Some(VERSION as u64) {
             return Err(CacheError::invalid(
-                &meta_path,
+                meta_path,
                 format!(
                     "feature cache version {} is not supported (this tlearn reads version \
                      {VERSION})",
@@ -85,7 +107,7 @@ impl FeatureCache {
             ));
         }
         let meta: Meta = serde_json::from_value(format)
-            .map_err(|e| CacheError::invalid(&meta_path, format!("malformed meta.json: {e}")))?;
+            .map_err(|e| CacheError::invalid(meta_path, format!("malformed meta.json: {e}")))?;
 
         let npy_path = dir.join(FEATURES_FILE);
         let file = File::open(&npy_path).map_err(|e| CacheError::io("opening", &npy_path, e))?;
@@ -157,7 +179,7 @@ impl FeatureCache {
             .map(|(i, _)| i)
             .collect();
         let (paths, sha256) = index.into_iter().map(|r| (r.path, r.sha256)).unzip();
-        Ok(Some(FeatureCache {
+        Ok(FeatureCache {
             dir: dir.to_path_buf(),
             meta,
             x,
@@ -166,7 +188,7 @@ impl FeatureCache {
             sha256,
             skipped,
             non_finite,
-        }))
+        })
     }
 
     /// Refuse rows that are not finite, naming the first few and the command that repairs them.
@@ -262,6 +284,16 @@ impl FeatureCache {
         }
         Ok(())
     }
+}
+
+/// What identifies one version of a file: inode (unix), length, modification time.
+fn stamp(path: &Path) -> Option<(u64, u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((ino, m.len(), m.modified().ok()?))
 }
 
 fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, CacheError> {

@@ -300,3 +300,56 @@ fn names_round_trip() {
     assert!("rotate".parse::<Augment>().is_err());
     assert_eq!("mean".parse::<Pooling>().unwrap(), Pooling::Avg);
 }
+
+#[test]
+fn one_writer_at_a_time_and_readers_are_told_a_cache_is_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = CacheLock::try_acquire(dir.path()).unwrap();
+    // A second lock (another open file description: as another process would) is refused,
+    // naming the holder.
+    let e = CacheLock::try_acquire(dir.path()).unwrap_err().to_string();
+    let me = format!("pid {}", std::process::id());
+    assert!(
+        e.contains("is being written by tlearn") && e.contains(&me),
+        "{e}"
+    );
+    assert!(CacheLock::holder(dir.path()).unwrap().contains(&me));
+    // A reader of a directory whose first cache is being written: a clear message.
+    let e = FeatureCache::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("being written by tlearn"), "{e}");
+    drop(held);
+    assert_eq!(CacheLock::holder(dir.path()), None);
+    // A lock file left by a dead process (its OS lock is gone) is taken over.
+    fs::write(
+        dir.path().join(".lock"),
+        "tlearn pid 999999 (since unix time 0)\n",
+    )
+    .unwrap();
+    let again = CacheLock::try_acquire(dir.path()).unwrap();
+    let text = fs::read_to_string(again.path()).unwrap();
+    assert!(text.contains(&me), "{text}");
+    // `acquire` waits for the holder: released from another thread after a moment.
+    drop(again);
+    let held = CacheLock::try_acquire(dir.path()).unwrap();
+    let path = dir.path().to_path_buf();
+    let waiter = std::thread::spawn(move || {
+        let mut told = String::new();
+        let l = CacheLock::acquire(&path, |h| told = h.to_owned()).unwrap();
+        drop(l);
+        told
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(held);
+    assert!(waiter.join().unwrap().contains(&me));
+}
+
+#[test]
+fn a_cache_replaced_while_it_is_read_is_reported_not_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    // A writer that has retired meta.json but not yet renamed the new one in.
+    fs::remove_file(dir.path().join("meta.json")).unwrap();
+    let _held = CacheLock::try_acquire(dir.path()).unwrap();
+    let e = FeatureCache::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("being written"), "{e}");
+}

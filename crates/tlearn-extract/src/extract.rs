@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tlearn_cache::journal::{self, JournalWriter};
-use tlearn_cache::{FeatureCache, IndexRow, Meta, SkipRow};
+use tlearn_cache::{CacheLock, FeatureCache, IndexRow, Meta, SkipRow};
 
 use crate::augment::Augment;
 use crate::encoder::{fingerprint, Encoder};
@@ -95,6 +95,13 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let root = std::fs::canonicalize(&opts.dataset)
         .with_context(|| format!("dataset folder {}", opts.dataset.display()))?;
     let fp = fingerprint(enc, opts.augment);
+    // One writer per cache directory; a second run waits (the lock of a dead run is free).
+    let _lock = CacheLock::acquire(&opts.out, |holder| {
+        eprintln!(
+            "waiting: cache {} is being written by {holder}",
+            opts.out.display()
+        )
+    })?;
 
     // The previous cache: same extractor, or a refusal that says what differs.
     let previous = match FeatureCache::read(&opts.out) {
