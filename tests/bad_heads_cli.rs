@@ -24,12 +24,19 @@ fn malformed_heads_exit_1_naming_the_field() {
     shrink(&mut inv_std["transform"]["inv_std"]);
     let mut rho = fixture("v1-iris-rbf-svm.json");
     shrink(&mut rho["head"]["rho"]);
+    // An array whose data disagrees with its own `dim` fails inside serde: still named.
+    let mut mean = fixture("v1-iris-logistic.json");
+    mean["transform"]["mean"]["data"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
     let img = tmp.path().join("x.png");
     std::fs::write(&img, b"not really a png").unwrap();
     for (field, v) in [
         ("head.bias", bias),
         ("transform.inv_std", inv_std),
         ("head.rho", rho),
+        ("transform.mean", mean),
     ] {
         let p = tmp.path().join("head.json");
         std::fs::write(&p, v.to_string()).unwrap();

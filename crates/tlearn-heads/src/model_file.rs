@@ -114,8 +114,16 @@ impl SavedHead {
                 READS_VERSIONS
             );
         }
-        let mut h: SavedHead = serde_json::from_value(v)
-            .with_context(|| format!("{}: malformed tlearn head", path.display()))?;
+        // serde_path_to_error names the field a type error sits in (`head.coef: data and
+        // dimension must match in size`), which serde_json alone does not for a Value.
+        let mut h: SavedHead = serde_path_to_error::deserialize(v).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: malformed tlearn head: field `{}`: {}",
+                path.display(),
+                e.path(),
+                e.inner()
+            )
+        })?;
         h.validate()
             .with_context(|| format!("{}: inconsistent tlearn head", path.display()))?;
         if let (Some(p), None) = (&h.platt, &h.calibration) {
