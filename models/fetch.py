@@ -51,6 +51,7 @@ def registry() -> dict[str, dict]:
 
 def load_manifest() -> dict:
     if MANIFEST.exists():
+        make_readable(MANIFEST)
         return json.loads(MANIFEST.read_text())
     return {}
 
@@ -59,12 +60,23 @@ def save_manifest(man: dict) -> None:
     write_atomic(MANIFEST, (json.dumps(man, indent=2, sort_keys=True) + "\n").encode())
 
 
+FILE_MODE = 0o644
+
+
+def make_readable(path: Path) -> None:
+    """Files written by earlier versions (mkstemp's 0600) become 0644 when next verified."""
+    if path.stat().st_mode & 0o777 != FILE_MODE:
+        os.chmod(path, FILE_MODE)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            # mkstemp creates 0600; an installed model file is 0644 like any other.
+            os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -162,6 +174,7 @@ def fetch_url(entry: dict, dest: Path) -> None:
             while chunk := r.read(1 << 20):
                 f.write(chunk)
             f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, dest)
     except OSError as e:
@@ -185,6 +198,7 @@ def fetch(name: str, reg: dict, man: dict) -> None:
         if not want:
             man[name] = {"file": entry["file"], "sha256": got}
             save_manifest(man)
+        make_readable(dest)
         print(f"{name}: {dest} present, sha256 {got[:16]}… verified", file=sys.stderr)
         return
     kind = entry["source"]["kind"]
@@ -218,6 +232,7 @@ def imagenet_classes() -> list[str]:
 
 def fetch_classes() -> None:
     if CLASSES.exists() and len(CLASSES.read_text().splitlines()) == 1000:
+        make_readable(CLASSES)
         return
     names = imagenet_classes()
     write_atomic(CLASSES, ("\n".join(names) + "\n").encode())

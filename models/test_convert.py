@@ -164,6 +164,20 @@ def test_mobilenetv2_checkpoint_is_checked_against_the_architecture():
             raise AssertionError(f"accepted a bad checkpoint ({why})")
 
 
+def test_written_files_are_world_readable():
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "model.onnx"
+        fetch.write_atomic(p, b"bytes")
+        assert p.stat().st_mode & 0o777 == 0o644, oct(p.stat().st_mode)
+        os.chmod(p, 0o600)
+        fetch.make_readable(p)
+        assert p.stat().st_mode & 0o777 == 0o644, oct(p.stat().st_mode)
+        assert [f.name for f in Path(d).iterdir()] == ["model.onnx"]
+
+
 if __name__ == "__main__":
     for name, fn in list(globals().items()):
         if name.startswith("test_"):
