@@ -9,7 +9,7 @@ use tlearn_extract::backbone::Backbone;
 use tlearn_extract::extract::Encoder;
 use tlearn_extract::pixels::Pixels;
 use tlearn_extract::registry::{self, ModelEntry, Registry};
-use tlearn_extract::spec::{ChannelOrder, Layout, Pooling};
+use tlearn_extract::spec::{ChannelOrder, DecodeMode, Layout, Pooling};
 
 /// How to read a user-supplied ONNX file (`--model path/to/net.onnx`).
 #[derive(Args, Clone, Debug)]
@@ -84,19 +84,22 @@ pub fn entry_for(
     Ok(reg.get(model)?.clone())
 }
 
-/// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path).
+/// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path); `decode` is
+/// how a backbone decodes JPEGs (the raw-pixel baseline always decodes fully).
 pub fn open(
     model: &str,
     models_dir: Option<&Path>,
     layer: Option<&str>,
     pool: Pooling,
     custom: &CustomModelArgs,
+    decode: DecodeMode,
 ) -> Result<Box<dyn Encoder>> {
     if let Some(p) = Pixels::parse(model) {
         return Ok(Box::new(p?));
     }
     let dir = registry::models_dir(models_dir);
-    let entry = entry_for(model, &dir, layer, custom)?;
+    let mut entry = entry_for(model, &dir, layer, custom)?;
+    entry.preprocess.decode = decode;
     Ok(Box::new(Backbone::load(&entry, &dir, layer, pool)?))
 }
 

@@ -1,10 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use tlearn_extract::augment::Augment;
+use tlearn_extract::cache::{Fingerprint, Meta};
 use tlearn_extract::extract::{self, Options};
-use tlearn_extract::spec::Pooling;
+use tlearn_extract::spec::{DecodeMode, Pooling};
 
 #[derive(Args)]
 pub struct ExtractArgs {
@@ -28,6 +29,12 @@ pub struct ExtractArgs {
     /// Test-time augmentation: none, flip, crops5 or crops10 (features averaged per image).
     #[arg(long, default_value = "none")]
     pub augment: Augment,
+    /// JPEG decoding: `reduced` decodes at 1/2, 1/4 or 1/8 scale (DCT domain) when the resize
+    /// needs no more pixels, several times faster on camera photos; `full` decodes every pixel
+    /// (reproduces reference tensors exactly). Default: the mode of the cache in --out if there
+    /// is one, else reduced.
+    #[arg(long)]
+    pub decode: Option<DecodeMode>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -57,6 +64,8 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         args.layer.as_deref(),
         args.pool,
         &args.custom,
+        args.decode
+            .unwrap_or_else(|| existing_decode_mode(&args.out)),
     )?;
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;
@@ -71,4 +80,14 @@ pub fn run(args: ExtractArgs) -> Result<()> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// The decode mode of the cache already in `out` (so that updating it needs no flag), else
+/// `reduced`. An unreadable meta.json is left for the extraction to report.
+fn existing_decode_mode(out: &Path) -> DecodeMode {
+    std::fs::read(out.join("meta.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+        .and_then(|m| serde_json::from_value::<Fingerprint>(m.extractor).ok())
+        .map_or(DecodeMode::Reduced, |fp| fp.preprocess.decode)
 }

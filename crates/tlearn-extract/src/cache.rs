@@ -430,6 +430,7 @@ mod tests {
                 channels: ChannelOrder::Rgb,
                 layout: Layout::Nchw,
                 background: [255; 3],
+                decode: Default::default(),
             },
             augment: Augment::None,
         }

@@ -41,6 +41,50 @@ pub struct Preprocess {
     /// RGB background for alpha compositing.
     #[serde(default = "white")]
     pub background: [u8; 3],
+    /// How JPEGs are decoded. `Full` is not written out, so fingerprints made before this field
+    /// existed (always full decodes) and full-decode fingerprints made now are the same JSON.
+    #[serde(default, skip_serializing_if = "DecodeMode::is_full")]
+    pub decode: DecodeMode,
+}
+
+/// How a JPEG becomes pixels before the resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DecodeMode {
+    /// Every pixel decoded, then resized: reproduces the reference tensors.
+    #[default]
+    Full,
+    /// JPEGs decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose short side is still at
+    /// least the resize target, then resized exactly; other formats as `Full`.
+    Reduced,
+}
+
+impl DecodeMode {
+    pub fn is_full(&self) -> bool {
+        *self == DecodeMode::Full
+    }
+}
+
+impl std::str::FromStr for DecodeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(DecodeMode::Full),
+            "reduced" => Ok(DecodeMode::Reduced),
+            _ => Err(format!(
+                "unknown decode mode '{s}' (expected reduced or full)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecodeMode::Full => "full",
+            DecodeMode::Reduced => "reduced",
+        })
+    }
 }
 
 fn white() -> [u8; 3] {
