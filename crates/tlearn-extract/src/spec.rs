@@ -124,3 +124,36 @@ impl std::fmt::Display for Pooling {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(decode: DecodeMode) -> Preprocess {
+        Preprocess {
+            crop: 224,
+            resize_ratio: 256.0 / 224.0,
+            value_scale: 1.0,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            channels: ChannelOrder::Rgb,
+            layout: Layout::Nchw,
+            background: [255; 3],
+            decode,
+        }
+    }
+
+    #[test]
+    fn full_decode_keeps_the_fingerprint_of_caches_made_before_the_field() {
+        let full = serde_json::to_value(spec(DecodeMode::Full)).unwrap();
+        assert!(full.get("decode").is_none(), "{full}");
+        let old: Preprocess = serde_json::from_value(full).unwrap();
+        assert_eq!(old.decode, DecodeMode::Full);
+        let reduced = serde_json::to_value(spec(DecodeMode::Reduced)).unwrap();
+        assert_eq!(reduced["decode"], "reduced");
+        let back: Preprocess = serde_json::from_value(reduced).unwrap();
+        assert_eq!(back, spec(DecodeMode::Reduced));
+        assert_eq!("full".parse::<DecodeMode>(), Ok(DecodeMode::Full));
+        assert!("half".parse::<DecodeMode>().is_err());
+    }
+}
