@@ -1,9 +1,8 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use tlearn_extract::augment::Augment;
-use tlearn_extract::cache::{Fingerprint, Meta};
 use tlearn_extract::extract::{self, Options};
 use tlearn_extract::spec::{DecodeMode, Pooling};
 
@@ -58,14 +57,13 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs) -> Result<()> {
-    let encoder = super::encoder::open(
+    let encoder = tlearn_extract::open::open_encoder(
         &args.model,
         args.models_dir.as_deref(),
         args.layer.as_deref(),
         args.pool,
-        &args.custom,
-        args.decode
-            .unwrap_or_else(|| existing_decode_mode(&args.out)),
+        &args.custom.own_model()?,
+        tlearn_extract::open::decode_mode_for(&args.out, args.decode),
     )?;
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;
@@ -76,18 +74,10 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     let summary = extract::extract(encoder.as_ref(), &opts)?;
     eprint!("{}", summary.render());
     if let Some(p) = &args.report {
-        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")
-            .with_context(|| format!("writing {}", p.display()))?;
+        tlearn_cache::write_atomic_bytes(
+            p,
+            (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
+        )?;
     }
     Ok(())
-}
-
-/// The decode mode of the cache already in `out` (so that updating it needs no flag), else
-/// `reduced`. An unreadable meta.json is left for the extraction to report.
-fn existing_decode_mode(out: &Path) -> DecodeMode {
-    std::fs::read(out.join("meta.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
-        .and_then(|m| serde_json::from_value::<Fingerprint>(m.extractor).ok())
-        .map_or(DecodeMode::Reduced, |fp| fp.preprocess.decode)
 }
