@@ -1,13 +1,26 @@
-"""End-to-end extraction benchmark: `tlearn extract` vs the onnxruntime pipeline a Python user
-would write (PIL decode + resize + numpy normalise + onnxruntime, CPU, same ONNX, same threads,
-vectors saved as .npy). Both run in one invocation over the same real image folder.
+"""End-to-end extraction benchmark: `tlearn extract` against the two onnxruntime + PIL pipelines
+of `../shared/peers/ort_extract.py` (the serial loop a Python user writes first, and the savvy
+version: PIL `Image.draft` for JPEGs, a 2-process decoding pool, batches of 16), same ONNX, same
+threads, same cores, on one or more image sets:
 
-Output: `bench-out/extract.json` and a table on stdout. Each side runs in its own child process;
-peak memory is that child's max RSS (os.wait4). "images/s" is over the extraction loop only
-(model loading reported separately); "wall" includes process start and model loading.
+- `tuxpaint`: the Tux Paint photos (PNGs of a few hundred pixels), `data/tuxpaint`;
+- `jpeg12`: 12-megapixel camera-like JPEGs (4032×3024, quality 90, EXIF orientation 6 on every
+  fourth) generated here, deterministically, from the registry photos (`data/smoke` and
+  `data/tuxpaint`) into `$TLEARN_CACHE/bench/` (see `make_jpeg12`);
+- any folder laid out as DIR/<class>/<image>.
 
-Usage: .venv/bin/python bench/extract_bench.py [--data DIR] [--threads 2] [--repeat N]
-       [--tlearn target/release/tlearn] [--model efficientnet-lite0]
+Every side runs in its own child process, pinned with `taskset -c CPUS` (default 0,1; the same
+cores for every side), and the sides alternate (tlearn, serial, savvy, then the next round with
+the order rotated), so that a slow spell of the machine hits all of them. Reported per side:
+the median wall images/s (process start, model load and extraction: what a user waits for) and
+peak RSS (os.wait4 of that child; the savvy script's pool workers are separate processes and not
+counted in it), plus tlearn's own extraction-loop images/s; per round the ratios tlearn/serial
+and tlearn/savvy, and their medians. Output: `bench-out/extract.json` and a table.
+
+Usage: .venv/bin/python bench/extract_bench.py [--sets tuxpaint jpeg12 DIR...] [--repeat 5]
+       [--cpus 0,1] [--threads 2] [--tlearn target/release/tlearn] [--model efficientnet-lite0]
+       [--extra ARGS...] [--peers ../shared/peers/ort_extract.py]
+       .venv/bin/python bench/extract_bench.py --make-jpeg12 DIR [--count N]
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,64 +37,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-ORT_SCRIPT = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-import numpy as np
-import onnxruntime as ort
-from PIL import Image
-
-data, model, out, threads, crop = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-so = ort.SessionOptions()
-so.intra_op_num_threads = threads
-so.inter_op_num_threads = 1
-sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-inp = sess.get_inputs()[0].name
-t_load = time.perf_counter() - t0
-target = crop * 256 / 224
-short = round(target)
-
-paths = []
-for cls in sorted(os.listdir(data)):
-    d = os.path.join(data, cls)
-    if cls.startswith(".") or not os.path.isdir(d):
-        continue
-    for f in sorted(os.listdir(d)):
-        if not f.startswith("."):
-            paths.append(os.path.join(d, f))
-
-t1 = time.perf_counter()
-feats, n_ok = [], 0
-for p in paths:
-    try:
-        img = Image.open(p)
-        img.load()
-    except Exception:
-        continue
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.new("RGB", img.size, (255, 255, 255))
-        img.paste(rgba, mask=rgba.split()[3])
-    else:
-        img = img.convert("RGB")
-    w, h = img.size
-    # Same arithmetic as the reference fixtures (and tlearn).
-    if w <= h:
-        nw, nh = short, round(h * target / w)
-    else:
-        nw, nh = round(w * target / h), short
-    img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - crop) // 2, (nh - crop) // 2
-    img = img.crop((left, top, left + crop, top + crop))
-    x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0
-    x = x.transpose(2, 0, 1)[None]
-    feats.append(sess.run(["features"], {inp: x})[0][0])
-    n_ok += 1
-np.save(out, np.stack(feats).astype(np.float32))
-t_loop = time.perf_counter() - t1
-print(json.dumps({"images": n_ok, "load_s": t_load, "loop_s": t_loop}))
-"""
+JPEG12_VERSION = 1  # bump when make_jpeg12 changes what it writes
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str, str]:
@@ -99,96 +56,196 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
     return wall, ru.ru_maxrss / 1024.0, out, err
 
 
-def pick_data(explicit: str | None) -> Path:
-    if explicit:
-        return Path(explicit).resolve()
-    for name in ("tuxpaint", "smoke", "fashion-mnist"):
-        p = REPO / "data" / name
-        if (p / "MANIFEST.json").exists():
-            return p
-    sys.exit("no data set found: run `make data DATASETS=tuxpaint` (make bench does)")
+def _sources() -> list[tuple[str, Path]]:
+    """(class, photo) pairs from the registry photo sets, interleaved across classes."""
+    per_class: list[list[tuple[str, Path]]] = []
+    for root in (REPO / "data" / "smoke", REPO / "data" / "tuxpaint"):
+        if not (root / "MANIFEST.json").exists():
+            sys.exit(f"{root} missing: run `make data DATASETS='smoke tuxpaint'` (make bench does)")
+        for cls in sorted(p for p in root.iterdir() if p.is_dir()):
+            per_class.append([(cls.name, f) for f in sorted(cls.iterdir()) if f.is_file()])
+    out, i = [], 0
+    while any(per_class):
+        for files in per_class:
+            if len(files) > i:
+                out.append(files[i])
+        i += 1
+        per_class = [f for f in per_class if len(f) > i]
+    return out
+
+
+def make_jpeg12(dest: Path, count: int) -> Path:
+    """Write `count` 4032×3024 JPEGs (quality 90) made from the registry photos into dest/<class>/.
+
+    Each photo is composited on white, resized to 4032×3024 (bicubic) and given a fixed-seed
+    sensor-like grain (Gaussian, sigma 6 grey levels): an upscaled small photo alone is so smooth
+    that it compresses to a third of a real 12 MP photo's size, and entropy decoding, which no
+    decoder can skip, scales with the compressed size. Every fourth image is stored rotated
+    (3024×4032) with EXIF orientation 6, as phones do. Deterministic: same inputs, same bytes
+    (each image has its own seed, so the worker pool's order does not matter). `count` 0 means
+    every photo once.
+    """
+    from multiprocessing import Pool
+
+    srcs = _sources()
+    if count:
+        srcs = (srcs * (count // len(srcs) + 1))[:count]
+    stamp = dest / f".done-v{JPEG12_VERSION}-{len(srcs)}"
+    if stamp.exists():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    jobs = [(i, cls, src, dest) for i, (cls, src) in enumerate(srcs)]
+    with Pool(min(len(jobs), os.cpu_count() or 1)) as pool:
+        pool.map(_write_jpeg12, jobs, chunksize=1)
+    stamp.write_text("")
+    return dest
+
+
+def _write_jpeg12(job: tuple[int, str, Path, Path]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    i, cls, src, dest = job
+    img = Image.open(src)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", img.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.split()[3])
+    img = img.convert("RGB").resize((4032, 3024), Image.BICUBIC)
+    grain = np.random.default_rng(i).normal(0.0, 6.0, (3024, 4032, 3)).astype(np.float32)
+    img = Image.fromarray(np.clip(np.asarray(img, np.float32) + grain, 0, 255).astype(np.uint8))
+    exif = Image.Exif()
+    if i % 4 == 3:
+        img = img.transpose(Image.Transpose.ROTATE_90)  # shown upright after orientation 6
+        exif[0x0112] = 6
+    out = dest / cls / f"{i:04d}-{src.stem}.jpg"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out, quality=90, exif=exif.tobytes())
+
+
+def resolve_set(name: str, count: int) -> tuple[str, Path]:
+    if name == "jpeg12":
+        cache = Path(os.environ.get("TLEARN_CACHE", Path.home() / ".cache" / "tlearn"))
+        return name, make_jpeg12(cache / "bench" / f"jpeg12-{count}", count)
+    p = REPO / "data" / name if not Path(name).exists() else Path(name)
+    if not p.is_dir():
+        sys.exit(f"{p}: no such image folder (run `make data DATASETS={name}`)")
+    return p.name, p.resolve()
+
+
+def pin(cpus: str) -> list[str]:
+    if not cpus:
+        return []
+    if shutil.which("taskset") is None:
+        sys.exit("taskset not found (Debian: util-linux); give --cpus '' to run unpinned")
+    return ["taskset", "-c", cpus]
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def bench_set(args, name: str, data: Path, work: Path) -> dict:
+    onnx = REPO / "models" / f"{args.model}.onnx"
+    images = sum(1 for c in data.iterdir() if c.is_dir() for f in c.iterdir() if f.is_file())
+    sides = ["tlearn", "serial", "savvy"]
+    runs: dict[str, list[dict]] = {s: [] for s in sides}
+    for i in range(args.repeat):
+        order = sides[i % 3:] + sides[: i % 3]
+        for side in order:
+            if side == "tlearn":
+                cache, report = work / f"{name}-cache{i}", work / f"{name}-summary{i}.json"
+                cmd = [*pin(args.cpus), args.tlearn, "extract", "--model", args.model, "--layer", "features",
+                       "--pool", "avg", str(data), "--out", str(cache), "--threads", str(args.threads),
+                       "--quiet", "--report", str(report), *args.extra]
+                wall, rss, _, _ = run_measured(cmd, env={**os.environ, "CI": "1"})
+                s = json.loads(report.read_text())
+                runs[side].append({"images": s["extracted"], "skipped": len(s["skipped"]), "wall_s": wall,
+                                   "images_per_s": s["extracted"] / wall,
+                                   "loop_images_per_s": s["extracted"] / s["seconds"], "peak_rss_mib": rss})
+                if i > 0:
+                    shutil.rmtree(cache, ignore_errors=True)
+            else:
+                out = work / f"{name}-{side}{i}.npy"
+                cmd = [*pin(args.cpus), sys.executable, str(args.peers), str(data), str(onnx), str(out),
+                       "--threads", str(args.threads), "--crop", str(args.crop),
+                       *(["--strong"] if side == "savvy" else [])]
+                wall, rss, _, _ = run_measured(cmd)
+                runs[side].append({"images": images, "wall_s": wall, "images_per_s": images / wall,
+                                   "peak_rss_mib": rss})
+            print(f"  {name} round {i + 1}/{args.repeat} {side:7} {runs[side][-1]['images_per_s']:7.1f} img/s "
+                  f"{runs[side][-1]['peak_rss_mib']:5.0f} MiB", flush=True)
+    res: dict = {"data": str(data), "images": images, "runs": runs}
+    for side in sides:
+        res[side] = {"median_images_per_s": median([r["images_per_s"] for r in runs[side]]),
+                     "median_wall_s": median([r["wall_s"] for r in runs[side]]),
+                     "median_peak_rss_mib": median([r["peak_rss_mib"] for r in runs[side]])}
+    res["tlearn"]["median_loop_images_per_s"] = median([r["loop_images_per_s"] for r in runs["tlearn"]])
+    for peer in ("serial", "savvy"):
+        pairs = [t["images_per_s"] / o["images_per_s"] for t, o in zip(runs["tlearn"], runs[peer])]
+        res[f"pair_ratios_vs_{peer}"] = [round(r, 3) for r in pairs]
+        res[f"median_ratio_vs_{peer}"] = round(median(pairs), 3)
+    # How close are the codes? (rows sorted by relative path on every side.)
+    try:
+        import numpy as np
+
+        a = np.load(work / f"{name}-cache0" / "features.npy")
+        for peer in ("serial", "savvy"):
+            b = np.load(work / f"{name}-{peer}0.npy")
+            if a.shape == b.shape:
+                cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+                res[f"codes_vs_{peer}"] = {"max_abs_diff": float(np.abs(a - b).max()),
+                                           "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean())}
+    except Exception as e:  # noqa: BLE001 - informational only
+        res["codes_error"] = str(e)
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
+    ap.add_argument("--sets", nargs="+", default=["tuxpaint", "jpeg12"])
+    ap.add_argument("--count", type=int, default=80, help="images in the jpeg12 set (0: one per photo)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per side; the best is reported")
+    ap.add_argument("--cpus", default="0,1", help="taskset CPU list for every side ('' = unpinned)")
+    ap.add_argument("--repeat", type=int, default=5, help="alternating rounds; medians are reported")
     ap.add_argument("--tlearn", default=str(REPO / "target" / "release" / "tlearn"))
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--crop", type=int, default=224)
+    ap.add_argument("--peers", default=str(REPO.parent / "shared" / "peers" / "ort_extract.py"))
     ap.add_argument("--out", default=str(REPO / "bench-out" / "extract.json"))
     ap.add_argument("--extra", nargs="*", default=[], help="extra tlearn extract arguments")
+    ap.add_argument("--make-jpeg12", metavar="DIR", help="only write the jpeg12 set into DIR")
     args = ap.parse_args()
 
-    data = pick_data(args.data)
-    onnx = REPO / "models" / f"{args.model}.onnx"
-    if not onnx.exists():
-        sys.exit(f"{onnx} missing: run `make models MODELS={args.model}`")
+    if args.make_jpeg12:
+        print(make_jpeg12(Path(args.make_jpeg12), args.count))
+        return
+    if not Path(args.peers).is_file():
+        sys.exit(f"{args.peers} missing: the peers come with ../shared (see its README)")
+    if not (REPO / "models" / f"{args.model}.onnx").exists():
+        sys.exit(f"models/{args.model}.onnx missing: run `make models MODELS={args.model}`")
+    results: dict = {"model": args.model, "threads": args.threads, "cpus": args.cpus,
+                     "repeat": args.repeat, "extra": args.extra, "sets": {}}
     work = Path(tempfile.mkdtemp(prefix="tlearn-bench-"))
-    results: dict = {"data": str(data), "model": args.model, "threads": args.threads}
     try:
-        script = work / "ort_pipeline.py"
-        script.write_text(ORT_SCRIPT)
-        # The two sides alternate (tlearn, onnxruntime, tlearn, ...) so that a slow spell of a
-        # shared machine hits both; the best run of each side is reported, and the ratio of
-        # each adjacent pair too.
-        runs_t, runs_o = [], []
-        for i in range(args.repeat):
-            cache = work / f"cache{i}"
-            report = work / f"summary{i}.json"
-            cmd = [args.tlearn, "extract", "--model", args.model, "--layer", "features", "--pool", "avg",
-                   str(data), "--out", str(cache), "--threads", str(args.threads), "--quiet",
-                   "--report", str(report), *args.extra]
-            wall, rss, _, _ = run_measured(cmd, env={**os.environ, "CI": "1"})
-            s = json.loads(report.read_text())
-            runs_t.append({"images": s["extracted"], "skipped": len(s["skipped"]), "wall_s": wall,
-                           "loop_s": s["seconds"], "images_per_s": s["extracted"] / s["seconds"],
-                           "images_per_s_wall": s["extracted"] / wall, "peak_rss_mib": rss})
-
-            cmd = [sys.executable, str(script), str(data), str(onnx), str(work / f"ort{i}.npy"),
-                   str(args.threads), str(args.crop)]
-            wall, rss, out, _ = run_measured(cmd)
-            s = json.loads(out.strip().splitlines()[-1])
-            runs_o.append({"images": s["images"], "wall_s": wall, "load_s": s["load_s"], "loop_s": s["loop_s"],
-                           "images_per_s": s["images"] / s["loop_s"], "images_per_s_wall": s["images"] / wall,
-                           "peak_rss_mib": rss})
-        best_t = max(runs_t, key=lambda r: r["images_per_s"])
-        best_o = max(runs_o, key=lambda r: r["images_per_s"])
-        results["tlearn"] = best_t
-        results["pair_ratios"] = [round(t["images_per_s"] / o["images_per_s"], 3) for t, o in zip(runs_t, runs_o)]
-        results["median_pair_ratio"] = sorted(results["pair_ratios"])[len(runs_t) // 2]
-        results["runs"] = {"tlearn": [r["images_per_s"] for r in runs_t],
-                           "onnxruntime": [r["images_per_s"] for r in runs_o]}
-        results["onnxruntime"] = best_o
-        results["ratio"] = best_t["images_per_s"] / best_o["images_per_s"]
-        results["ratio_wall"] = best_t["images_per_s_wall"] / best_o["images_per_s_wall"]
-
-        # Same vectors? (tlearn rows are sorted by relative path, as the ORT loop is.)
-        try:
-            import numpy as np
-
-            a = np.load(work / "cache0" / "features.npy")
-            b = np.load(work / "ort0.npy")
-            if a.shape == b.shape:
-                results["max_abs_diff_vs_ort"] = float(np.abs(a - b).max())
-                results["mean_abs_diff_vs_ort"] = float(np.abs(a - b).mean())
-        except Exception as e:  # noqa: BLE001 - informational only
-            results["diff_error"] = str(e)
+        for s in args.sets:
+            name, data = resolve_set(s, args.count)
+            results["sets"][name] = bench_set(args, name, data, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    t, o = results["tlearn"], results["onnxruntime"]
-    print(f"data: {data} ({t['images']} images), {args.threads} threads")
-    print(f"{'':12} {'images/s':>9} {'wall img/s':>10} {'peak MiB':>9}")
-    print(f"{'tlearn':12} {t['images_per_s']:9.1f} {t['images_per_s_wall']:10.1f} {t['peak_rss_mib']:9.0f}")
-    print(f"{'onnxruntime':12} {o['images_per_s']:9.1f} {o['images_per_s_wall']:10.1f} {o['peak_rss_mib']:9.0f}")
-    print(f"ratio (tlearn / onnxruntime, extraction loop): {results['ratio']:.2f} (best runs); "
-          f"median of {len(results['pair_ratios'])} adjacent pairs {results['median_pair_ratio']:.2f}; "
-          f"wall: {results['ratio_wall']:.2f}")
+    print(f"\n{args.threads} threads, cpus {args.cpus or 'any'}, median of {args.repeat} alternating rounds "
+          "(wall images/s: process start + model load + extraction)")
+    print(f"{'set':10} {'side':8} {'images/s':>9} {'peak MiB':>9} {'tlearn ×':>9}")
+    for name, r in results["sets"].items():
+        for side in ("tlearn", "serial", "savvy"):
+            ratio = "" if side == "tlearn" else f"{r[f'median_ratio_vs_{side}']:9.2f}"
+            print(f"{name:10} {side:8} {r[side]['median_images_per_s']:9.1f} "
+                  f"{r[side]['median_peak_rss_mib']:9.0f} {ratio:>9}")
     print(f"wrote {out}")
 
 

@@ -453,6 +453,75 @@ fn lite0_on_the_smoke_photos_gives_a_numpy_cache_and_tta_stays_close() {
     let _ = repo();
 }
 
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn decode_mode_is_kept_by_reruns_and_reduced_codes_stay_close_to_full() {
+    common::require_model("efficientnet-lite0");
+    let tmp = tempfile::tempdir().unwrap();
+    let lite0 = "efficientnet-lite0";
+    let full = tmp.path().join("full");
+    ok(extract(&smoke(), &full, lite0, &["--decode", "full"]));
+    let meta = read_json(&full.join("meta.json"));
+    assert!(
+        meta["extractor"]["preprocess"].get("decode").is_none(),
+        "a full decode writes the fingerprint caches had before the field: {meta}"
+    );
+    // A re-run without --decode keeps the cache's mode: nothing is extracted again.
+    ok(extract(&smoke(), &full, lite0, &[]));
+    let s = read_json(&full.join("summary.json"));
+    assert_eq!(
+        (s["extracted"].as_u64(), s["reused"].as_u64()),
+        (Some(0), Some(13)),
+        "{s}"
+    );
+    // Asking for the other mode is refused, naming it; the cache is untouched.
+    let before = fs::read(full.join("features.npy")).unwrap();
+    let out = extract(&smoke(), &full, lite0, &["--decode", "reduced"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "extractor.preprocess.decode: cache has \"full\", this run has \"reduced\""
+            ),
+        "{err}"
+    );
+    assert_eq!(fs::read(full.join("features.npy")).unwrap(), before);
+
+    // A new cache decodes at reduced size by default.
+    let reduced = tmp.path().join("reduced");
+    ok(extract(&smoke(), &reduced, lite0, &[]));
+    let meta = read_json(&reduced.join("meta.json"));
+    assert_eq!(
+        meta["extractor"]["preprocess"]["decode"], "reduced",
+        "{meta}"
+    );
+    let (f, r) = (
+        tlearn_cache::FeatureCache::load(&full).unwrap(),
+        tlearn_cache::FeatureCache::load(&reduced).unwrap(),
+    );
+    assert_eq!(f.paths, r.paths);
+    // JPEGs with a short side of 512 or more (resize target 256) are decoded at 1/2 scale: their
+    // codes change but keep their direction; PNGs and smaller JPEGs are decoded as before.
+    let reducible = [
+        "darknet/dog.jpg",
+        "darknet/eagle.jpg",
+        "darknet/horses.jpg",
+        "darknet/kite.jpg",
+    ];
+    for (i, path) in f.paths.iter().enumerate() {
+        let (a, b) = (f.row(i), r.row(i));
+        if reducible.contains(&path.as_str()) {
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let cos = dot / (na * nb);
+            assert!(cos > 0.9 && cos < 0.99999, "{path}: cosine {cos}");
+        } else {
+            assert_eq!(a, b, "{path}");
+        }
+    }
+}
+
 /// Every integer-valued float written as an integer and the whole file re-indented, as
 /// `jq . head.json` does.
 fn jq_like(v: &serde_json::Value) -> String {

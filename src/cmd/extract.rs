@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use tlearn_extract::augment::Augment;
 use tlearn_extract::extract::{self, Options};
-use tlearn_extract::spec::Pooling;
+use tlearn_extract::spec::{DecodeMode, Pooling};
 
 #[derive(Args)]
 pub struct ExtractArgs {
@@ -28,6 +28,12 @@ pub struct ExtractArgs {
     /// Test-time augmentation: none, flip, crops5 or crops10 (features averaged per image).
     #[arg(long, default_value = "none")]
     pub augment: Augment,
+    /// JPEG decoding: `reduced` decodes at 1/2, 1/4 or 1/8 scale (DCT domain) when the resize
+    /// needs no more pixels, several times faster on camera photos; `full` decodes every pixel
+    /// (reproduces reference tensors exactly). Default: the mode of the cache in --out if there
+    /// is one, else reduced.
+    #[arg(long)]
+    pub decode: Option<DecodeMode>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -57,6 +63,7 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         args.layer.as_deref(),
         args.pool,
         &args.custom.own_model()?,
+        tlearn_extract::open::decode_mode_for(&args.out, args.decode),
     )?;
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;

@@ -48,6 +48,50 @@ pub struct Preprocess {
     /// RGB background for alpha compositing.
     #[serde(default = "white")]
     pub background: [u8; 3],
+    /// How JPEGs are decoded. `Full` is not written out, so fingerprints made before this field
+    /// existed (always full decodes) and full-decode fingerprints made now are the same JSON.
+    #[serde(default, skip_serializing_if = "DecodeMode::is_full")]
+    pub decode: DecodeMode,
+}
+
+/// How a JPEG becomes pixels before the resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DecodeMode {
+    /// Every pixel decoded, then resized: reproduces the reference tensors.
+    #[default]
+    Full,
+    /// JPEGs decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose short side is still at
+    /// least the resize target, then resized exactly; other formats as `Full`.
+    Reduced,
+}
+
+impl DecodeMode {
+    pub fn is_full(&self) -> bool {
+        *self == DecodeMode::Full
+    }
+}
+
+impl std::str::FromStr for DecodeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(DecodeMode::Full),
+            "reduced" => Ok(DecodeMode::Reduced),
+            _ => Err(format!(
+                "unknown decode mode '{s}' (expected reduced or full)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecodeMode::Full => "full",
+            DecodeMode::Reduced => "reduced",
+        })
+    }
 }
 
 fn white() -> [u8; 3] {
@@ -212,10 +256,17 @@ impl Fingerprint {
         })
     }
 
-    /// The JSON a file holds (numbers as written, `0.456` not `0.45600000023841858`).
+    /// The JSON a file holds (numbers as written, `0.456` not `0.45600000023841858`), with the
+    /// decode mode spelt out even where the file leaves `full` implicit, so that a difference
+    /// reads `full` against `reduced`.
     fn canonical(&self) -> Value {
         let text = serde_json::to_string(self).expect("a fingerprint serialises");
-        serde_json::from_str(&text).expect("serde_json reads what it wrote")
+        let mut v: Value = serde_json::from_str(&text).expect("serde_json reads what it wrote");
+        if let Some(p) = v.get_mut("preprocess").and_then(Value::as_object_mut) {
+            p.entry("decode")
+                .or_insert_with(|| Value::from(self.preprocess.decode.to_string()));
+        }
+        v
     }
 }
 
@@ -246,5 +297,38 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldDiff>) {
             right: b.to_string(),
         }),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(decode: DecodeMode) -> Preprocess {
+        Preprocess {
+            crop: 224,
+            resize_ratio: 256.0 / 224.0,
+            value_scale: 1.0,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            channels: ChannelOrder::Rgb,
+            layout: Layout::Nchw,
+            background: [255; 3],
+            decode,
+        }
+    }
+
+    #[test]
+    fn full_decode_keeps_the_fingerprint_of_caches_made_before_the_field() {
+        let full = serde_json::to_value(spec(DecodeMode::Full)).unwrap();
+        assert!(full.get("decode").is_none(), "{full}");
+        let old: Preprocess = serde_json::from_value(full).unwrap();
+        assert_eq!(old.decode, DecodeMode::Full);
+        let reduced = serde_json::to_value(spec(DecodeMode::Reduced)).unwrap();
+        assert_eq!(reduced["decode"], "reduced");
+        let back: Preprocess = serde_json::from_value(reduced).unwrap();
+        assert_eq!(back, spec(DecodeMode::Reduced));
+        assert_eq!("full".parse::<DecodeMode>(), Ok(DecodeMode::Full));
+        assert!("half".parse::<DecodeMode>().is_err());
     }
 }

@@ -120,6 +120,15 @@ pub fn read_journal(dir: &Path, fingerprint: &Fingerprint) -> Result<JournalMap,
         .unwrap_or_default())
 }
 
+/// The fingerprint in the header of `dir`'s journal (an unfinished run's extractor), `None` when
+/// there is no journal or its header does not parse.
+pub fn journal_fingerprint(dir: &Path) -> Option<Fingerprint> {
+    let mut r = BufReader::new(File::open(dir.join(JOURNAL_FILE)).ok()?);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    serde_json::from_str(line.strip_suffix('\n')?).ok()
+}
+
 /// Remove the journal after a successful write.
 pub fn remove_journal(dir: &Path) -> Result<(), CacheError> {
     let p = dir.join(JOURNAL_FILE);

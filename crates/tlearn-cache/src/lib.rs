@@ -25,11 +25,12 @@ pub mod write;
 pub use atomic::{write_atomic, write_atomic_bytes};
 pub use error::CacheError;
 pub use fingerprint::{
-    Augment, ChannelOrder, FieldDiff, Fingerprint, FingerprintDiff, Layout, Pooling, Preprocess,
+    Augment, ChannelOrder, DecodeMode, FieldDiff, Fingerprint, FingerprintDiff, Layout, Pooling,
+    Preprocess,
 };
 pub use lock::CacheLock;
 pub use meta::{IndexRow, Meta, SkipRow};
-pub use read::FeatureCache;
+pub use read::{existing_fingerprint, FeatureCache};
 pub use write::write;
 
 /// `meta.json`'s `format` field.

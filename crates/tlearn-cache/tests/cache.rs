@@ -22,6 +22,7 @@ fn fp() -> Fingerprint {
             channels: ChannelOrder::Rgb,
             layout: Layout::Nchw,
             background: [255; 3],
+            decode: Default::default(),
         },
         augment: Augment::None,
     }
@@ -175,6 +176,38 @@ fn a_real_difference_is_refused_naming_the_field() {
         "{text}"
     );
     assert_eq!(d.fields.len(), 4, "{text}"); // layer + mean[0..3]
+}
+
+#[test]
+fn a_decode_mode_difference_is_named_full_against_reduced() {
+    let mut reduced = fp();
+    reduced.preprocess.decode = DecodeMode::Reduced;
+    let d = fp().compare(&reduced, "cache", "this run").unwrap();
+    assert_eq!(
+        d.to_string(),
+        "extractor.preprocess.decode: cache has \"full\", this run has \"reduced\""
+    );
+}
+
+#[test]
+fn the_existing_fingerprint_is_the_caches_else_an_unfinished_runs_journals() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(existing_fingerprint(dir.path()), None);
+    let mut reduced = fp();
+    reduced.preprocess.decode = DecodeMode::Reduced;
+    // A killed first run: only its journal tells what it was extracting.
+    drop(JournalWriter::open(dir.path(), &reduced).unwrap());
+    assert_eq!(existing_fingerprint(dir.path()), Some(reduced.clone()));
+    // A finished cache (full decode, written before the decode field existed) wins.
+    sample(dir.path());
+    let meta = fs::read_to_string(dir.path().join(META_FILE)).unwrap();
+    assert!(!meta.contains("decode"), "{meta}");
+    assert_eq!(existing_fingerprint(dir.path()), Some(fp()));
+    // A damaged meta.json gives no fingerprint (the reader reports it); a damaged journal
+    // header neither.
+    fs::write(dir.path().join(META_FILE), "{").unwrap();
+    fs::write(dir.path().join(JOURNAL_FILE), "not json\n").unwrap();
+    assert_eq!(existing_fingerprint(dir.path()), None);
 }
 
 #[test]

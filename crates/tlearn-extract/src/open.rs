@@ -13,7 +13,7 @@ use crate::backbone::Backbone;
 use crate::encoder::{fingerprint, Encoder};
 use crate::pixels::Pixels;
 use crate::registry::{self, ModelEntry, Registry};
-use crate::spec::{ChannelOrder, Layout, Pooling};
+use crate::spec::{ChannelOrder, DecodeMode, Layout, Pooling};
 
 /// `model` names a file (rather than a registry entry) when it ends in `.onnx` or contains a
 /// path separator: `./net`, `models/x`, `net.onnx` are files; `efficientnet-lite0` is a name.
@@ -74,13 +74,15 @@ pub fn entry_for(
 }
 
 /// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path, which needs
-/// `layer`).
+/// `layer`); `decode` is how a backbone decodes JPEGs (the raw-pixel baseline always decodes
+/// fully).
 pub fn open_encoder(
     model: &str,
     models_dir: Option<&Path>,
     layer: Option<&str>,
     pool: Pooling,
     own: &OwnModel,
+    decode: DecodeMode,
 ) -> Result<Box<dyn Encoder>> {
     if let Some(p) = Pixels::parse(model) {
         return Ok(Box::new(p?));
@@ -89,8 +91,19 @@ pub fn open_encoder(
         bail!("{model}: an own ONNX model needs --layer NODE (see `tlearn layers {model}`)");
     }
     let dir = registry::models_dir(models_dir);
-    let entry = entry_for(model, &dir, layer, own)?;
+    let mut entry = entry_for(model, &dir, layer, own)?;
+    entry.preprocess.decode = decode;
     Ok(Box::new(Backbone::load(&entry, &dir, layer, pool)?))
+}
+
+/// The decode mode of an extraction into `out`: `asked` when given, else the mode of what `out`
+/// already holds (a cache, or an unfinished first run's journal), so that updating or resuming
+/// it needs no flag, else [`DecodeMode::Reduced`].
+pub fn decode_mode_for(out: &Path, asked: Option<DecodeMode>) -> DecodeMode {
+    asked.unwrap_or_else(|| {
+        tlearn_cache::existing_fingerprint(out)
+            .map_or(DecodeMode::Reduced, |fp| fp.preprocess.decode)
+    })
 }
 
 /// The encoder `fp` describes (a saved head's extractor), found by its backbone name or at
@@ -157,6 +170,7 @@ mod tests {
             None,
             Pooling::Avg,
             &OwnModel::default(),
+            DecodeMode::Reduced,
         )
         .err()
         .unwrap()

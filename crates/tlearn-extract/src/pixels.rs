@@ -70,6 +70,7 @@ impl Pixels {
                 channels: ChannelOrder::Rgb,
                 layout: Layout::Nchw,
                 background: [255, 255, 255],
+                decode: Default::default(),
             },
         }
     }

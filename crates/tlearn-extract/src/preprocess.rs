@@ -165,6 +165,7 @@ mod tests {
             channels,
             layout,
             background: [255; 3],
+            decode: Default::default(),
         }
     }
 

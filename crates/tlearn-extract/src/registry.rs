@@ -117,6 +117,7 @@ impl ModelEntry {
                 channels,
                 layout,
                 background: [255, 255, 255],
+                decode: Default::default(),
             },
             cuts: vec![],
         }

@@ -3,4 +3,4 @@
 //! Everything downstream (preprocessing, cache metadata, saved heads) keys off these values; the
 //! value types are part of the cache format and defined in `tlearn-cache`.
 
-pub use tlearn_cache::{ChannelOrder, Layout, Pooling, Preprocess};
+pub use tlearn_cache::{ChannelOrder, DecodeMode, Layout, Pooling, Preprocess};

@@ -12,7 +12,7 @@ use crate::preprocess;
 /// Decode → views → encode → average, for one file's bytes.
 pub fn encode_bytes(enc: &dyn Encoder, bytes: &[u8], augment: Augment) -> Result<Vec<f32>> {
     let p = enc.preprocess();
-    let img = decode::decode_rgb(bytes, p.background)?;
+    let img = decode::decode_rgb_for(bytes, p.background, p.decode, preprocess::short_side(p))?;
     // A mirrored view is its unmirrored crop flipped: resize each crop window once.
     let specs = augment::views(augment);
     let mut views: Vec<RgbImage> = Vec::with_capacity(specs.len());

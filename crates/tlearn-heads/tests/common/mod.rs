@@ -29,6 +29,7 @@ pub fn extractor(name: &str) -> Fingerprint {
             channels: ChannelOrder::Rgb,
             layout: Layout::Nchw,
             background: [255; 3],
+            decode: Default::default(),
         },
         augment: Augment::None,
     }
