@@ -22,7 +22,7 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build models data features train eval demo test test-fast bench lint clean
+.PHONY: help venv build models data features train eval demo test test-fast bench bench-linfa-rbf lint clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + the $(DATASET) photos, extract, train, evaluate, report"
@@ -94,7 +94,18 @@ bench: build
 	$(MAKE) data DATASETS=fashion-mnist
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
-		--heads logistic,rbf-svm --no-large --out bench-out/heads-fashion-mnist.json
+		--heads logistic,rbf-svm --engines tlearn --repeat 1 --no-large \
+		--out bench-out/heads-fashion-mnist.json
+# linfa-svm's RBF grid on these 2,400 rows takes about 450 s per grid point (12 points): only
+# linfa-logistic runs here; `make bench-linfa-rbf` runs the rest when you have 1.5 hours.
+	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
+		--heads logistic --engines linfa --repeat 1 --no-large \
+		--out bench-out/heads-fashion-mnist-linfa.json
+
+bench-linfa-rbf: build
+	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
+		--heads rbf-svm --engines linfa --repeat 1 --no-large \
+		--out bench-out/heads-fashion-mnist-linfa-rbf.json
 
 lint:
 	cargo fmt --all -- --check
