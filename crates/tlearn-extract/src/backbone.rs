@@ -228,6 +228,19 @@ impl Backbone {
     }
 }
 
+/// The verified ONNX model of `entry` (sha256 checked as for [`Backbone::load`]) and the tensor
+/// `layer` resolves to: what `tlearn export` copies the backbone's graph from.
+pub fn proto_and_cut(
+    entry: &ModelEntry,
+    models_dir: &Path,
+    layer: &str,
+) -> Result<(pb::ModelProto, String)> {
+    let path = entry.path(models_dir);
+    let (proto, _) = read_verified(entry, models_dir)?;
+    let node = resolve_layer(entry, graph_of(&proto, &path)?, layer, &path)?;
+    Ok((proto, node))
+}
+
 /// Nodes of `entry`'s graph with op and output shape (for the entry's input size).
 pub fn list_layers(entry: &ModelEntry, models_dir: &Path) -> Result<Vec<LayerInfo>> {
     let path = entry.path(models_dir);

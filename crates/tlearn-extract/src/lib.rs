@@ -10,6 +10,7 @@ pub mod decode;
 pub mod depthwise_kernel;
 pub mod depthwise_op;
 pub mod extract;
+pub mod feature_maps;
 pub mod imagenet;
 pub mod pixels;
 pub mod pointwise_op;
