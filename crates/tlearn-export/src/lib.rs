@@ -38,6 +38,9 @@ use tract_onnx::prelude::*;
 
 use crate::graph::{value_info, Builder, Dim};
 
+/// The tensor type [`run_in_tract`] takes (tract's).
+pub use tract_onnx::prelude::Tensor;
+
 /// Name of the exported graph's input (the preprocessed image tensor).
 pub const INPUT: &str = "image";
 /// Name of the exported graph's output (class probabilities, rows sum to one).
