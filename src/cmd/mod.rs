@@ -1,5 +1,6 @@
 pub mod encoder;
 pub mod eval;
+pub mod eval_html;
 pub mod export;
 pub mod extract;
 pub mod layers;

@@ -18,3 +18,4 @@ pub mod preprocess;
 pub mod registry;
 pub mod rewrite;
 pub mod spec;
+pub mod thumbnail;
