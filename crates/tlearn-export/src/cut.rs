@@ -157,3 +157,65 @@ pub fn pool_nodes(
     let pooled = b.node(op, &[&nchw], vec![]);
     Ok(b.node("Flatten", &[&pooled], vec![attr_int("axis", 1)]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], out: &str) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            name: out.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            ..Default::default()
+        }
+    }
+
+    fn graph() -> pb::GraphProto {
+        // x -> a -> b -> logits;  w is read by b only; a side branch c hangs off a.
+        pb::GraphProto {
+            node: vec![
+                node("Relu", &["x"], "a"),
+                node("Mul", &["a", "w"], "b"),
+                node("Relu", &["a"], "c"),
+                node("Gemm", &["b", "v"], "logits"),
+            ],
+            initializer: ["w", "v"]
+                .iter()
+                .map(|n| pb::TensorProto {
+                    name: n.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            input: vec![crate::graph::value_info("x", &[])],
+            output: vec![crate::graph::value_info("logits", &[])],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keeps_only_what_the_cut_depends_on_and_renames_the_input() {
+        let mut g = graph();
+        cut_graph(&mut g, "b", "image").unwrap();
+        let ops: Vec<&str> = g.node.iter().map(|n| n.output[0].as_str()).collect();
+        assert_eq!(ops, ["a", "b"]);
+        assert_eq!(g.node[0].input, ["image"]);
+        let inits: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(inits, ["w"]);
+        assert_eq!(g.input.len(), 1);
+        assert_eq!(g.input[0].name, "image");
+        assert!(g.output.is_empty());
+    }
+
+    #[test]
+    fn unknown_cut_and_name_clash_are_errors() {
+        let e = cut_graph(&mut graph(), "nope", "image").unwrap_err();
+        assert!(e.to_string().contains("'nope'"), "{e}");
+        let e = cut_graph(&mut graph(), "b", "c").unwrap_err();
+        assert!(
+            e.to_string().contains("already has a tensor named 'c'"),
+            "{e}"
+        );
+    }
+}
