@@ -131,6 +131,9 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// At most about this many training rows are drawn (and fitted) on the map.
+pub const MAP_MAX_TRAINING_ROWS: usize = 4000;
+
 /// One cache row on the 2-D map.
 #[derive(Debug, Clone)]
 pub struct MapPoint {
@@ -142,8 +145,9 @@ pub struct MapPoint {
     pub misclassified: bool,
 }
 
-/// Project every cache row's transformed code onto the first two principal components of the
-/// training rows (all rows when the report covers the whole cache). Returns the points and the
+/// Project the cache rows' transformed codes onto the first two principal components of the
+/// training rows (all rows when the report covers the whole cache); above
+/// [`MAP_MAX_TRAINING_ROWS`] training rows an even stride of them is used. Returns the points and the
 /// share of the variance each component explains.
 pub fn codes_pca(
     head: &SavedHead,
@@ -154,9 +158,28 @@ pub fn codes_pca(
     let held: HashSet<&str> = head.split.held_out.iter().map(|s| s.as_str()).collect();
     let wrong: HashSet<&str> = rep.misclassified.iter().map(|m| m.path.as_str()).collect();
     let is_held = |p: &str| all || held.contains(p);
-    let z = head.transform.apply(cache.x.view())?.mapv(|v| v as f64);
-    let fit_rows: Vec<usize> = (0..cache.rows())
-        .filter(|&i| all || !is_held(&cache.paths[i]))
+    // Large caches: every held-out row, and an even stride of the training rows, so the map
+    // stays readable and its memory bounded.
+    // (With --all every row is "held out" and all of them are thinned.)
+    let thinned = |i: usize| all || !is_held(&cache.paths[i]);
+    let n_thinned = (0..cache.rows()).filter(|&i| thinned(i)).count();
+    let stride = n_thinned.div_ceil(MAP_MAX_TRAINING_ROWS).max(1);
+    let mut seen = 0usize;
+    let rows: Vec<usize> = (0..cache.rows())
+        .filter(|&i| {
+            if !thinned(i) {
+                return true;
+            }
+            seen += 1;
+            (seen - 1).is_multiple_of(stride)
+        })
+        .collect();
+    let z = head
+        .transform
+        .apply(cache.x.select(Axis(0), &rows).view())?
+        .mapv(|v| v as f64);
+    let fit_rows: Vec<usize> = (0..rows.len())
+        .filter(|&j| all || !is_held(&cache.paths[rows[j]]))
         .collect();
     if fit_rows.len() < 3 || z.ncols() < 2 {
         return Err(anyhow!(
@@ -178,10 +201,12 @@ pub fn codes_pca(
         .max(f64::MIN_POSITIVE);
     let tp = centred.dot(&pca.components().t());
     let ratio = |k: usize| tp.column(k).iter().map(|v| v * v).sum::<f64>() / total;
-    let points = (0..cache.rows())
-        .map(|i| MapPoint {
-            x: proj[[i, 0]],
-            y: proj[[i, 1]],
+    let points = rows
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| MapPoint {
+            x: proj[[j, 0]],
+            y: proj[[j, 1]],
             class: cache.y[i],
             held_out: is_held(&cache.paths[i]),
             misclassified: wrong.contains(cache.paths[i].as_str()),
