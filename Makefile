@@ -8,7 +8,7 @@ PY         := $(VENV)/bin/python
 TLEARN     := target/release/tlearn
 
 MODEL      ?= efficientnet-lite0
-MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2
+MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2 squeezenet1.1 mobilenetv2
 DATASET    ?= tuxpaint
 DATASETS   ?= tuxpaint fashion-mnist mnist smoke
 DATA       ?= data/$(DATASET)
@@ -78,8 +78,8 @@ test-fast:
 test: venv
 	command -v chromium >/dev/null || apt-get install -y -qq chromium
 	$(MAKE) models
-	$(PY) models/test_convert.py
 	$(MAKE) data
+	$(PY) models/test_convert.py
 	$(PY) -m unittest data/test_prepare.py
 	cargo test --workspace --release --locked -- --include-ignored
 
@@ -91,6 +91,10 @@ bench: build
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
 	$(PY) bench/extract_bench.py --data data/tuxpaint --repeat 9
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
+	$(MAKE) data DATASETS=fashion-mnist
+	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist
+	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
+		--heads logistic,rbf-svm --no-large --out bench-out/heads-fashion-mnist.json
 
 lint:
 	cargo fmt --all -- --check

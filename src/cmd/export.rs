@@ -4,11 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tlearn_extract::cache::Fingerprint;
 use tlearn_extract::registry;
 use tlearn_heads::SavedHead;
-
-use super::encoder::{entry_for, CustomModelArgs};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -37,29 +34,10 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> Result<()> {
     let head = SavedHead::load(&args.head)?;
-    let fp: Fingerprint = serde_json::from_value(head.extractor().clone()).with_context(|| {
-        format!(
-            "{}: the head's extractor record is not one this tlearn understands",
-            args.head.display()
-        )
-    })?;
     let dir = registry::models_dir(args.models_dir.as_deref());
-    let model = args.model.as_deref().unwrap_or(&fp.backbone);
-    let entry = entry_for(model, &dir, Some(&fp.layer), &CustomModelArgs::defaults())
-        .with_context(|| {
-            format!(
-                "finding the backbone '{}' that {} was trained on",
-                fp.backbone,
-                args.head.display()
-            )
-        })?;
-    let exported = tlearn_export::export(&head, &entry, &dir)
+    let exported = tlearn_export::export(&head, args.model.as_deref(), &dir)
         .with_context(|| format!("exporting {}", args.head.display()))?;
-    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    tlearn_heads::write_atomic(&args.out, &exported.bytes)?;
+    exported.write(&args.out)?;
     let shape: Vec<String> = exported
         .input_shape
         .iter()

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use tlearn_extract::augment::Augment;
 use tlearn_extract::extract::{self, Options};
@@ -51,12 +51,12 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs) -> Result<()> {
-    let encoder = super::encoder::open(
+    let encoder = tlearn_extract::open::open_encoder(
         &args.model,
         args.models_dir.as_deref(),
         args.layer.as_deref(),
         args.pool,
-        &args.custom,
+        &args.custom.own_model()?,
     )?;
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;
@@ -67,8 +67,10 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     let summary = extract::extract(encoder.as_ref(), &opts)?;
     eprint!("{}", summary.render());
     if let Some(p) = &args.report {
-        std::fs::write(p, serde_json::to_string_pretty(&summary)? + "\n")
-            .with_context(|| format!("writing {}", p.display()))?;
+        tlearn_cache::write_atomic_bytes(
+            p,
+            (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
+        )?;
     }
     Ok(())
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use tlearn_extract::backbone::list_layers;
-use tlearn_extract::registry::{self, ModelEntry, Registry};
-use tlearn_extract::spec::{ChannelOrder, Layout};
+use tlearn_extract::open::{entry_for, OwnModel};
+use tlearn_extract::registry;
+use tlearn_extract::spec::Layout;
 
 #[derive(Args)]
 pub struct LayersArgs {
@@ -29,25 +30,16 @@ pub struct LayersArgs {
 
 pub fn run(args: LayersArgs) -> Result<()> {
     let dir = registry::models_dir(args.models_dir.as_deref());
-    let entry = if args.model.ends_with(".onnx") {
-        let layout = if args.nhwc {
+    let own = OwnModel {
+        crop: args.crop,
+        layout: if args.nhwc {
             Layout::Nhwc
         } else {
             Layout::Nchw
-        };
-        ModelEntry::custom(
-            std::path::Path::new(&args.model),
-            args.crop,
-            1.0,
-            [0.0; 3],
-            [1.0; 3],
-            ChannelOrder::Rgb,
-            layout,
-            "",
-        )
-    } else {
-        Registry::load(&dir)?.get(&args.model)?.clone()
+        },
+        ..OwnModel::default()
     };
+    let entry = entry_for(&args.model, &dir, None, &own)?;
     let rows = list_layers(&entry, &dir)?;
     let shape = |s: &Option<Vec<usize>>| match s {
         Some(s) => format!("{s:?}"),

@@ -6,11 +6,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tlearn_extract::backbone::Backbone;
 use tlearn_extract::feature_maps::{feature_maps, rank_channels, write_grid_png};
+use tlearn_extract::open::entry_for;
 use tlearn_extract::pixels::Pixels;
 use tlearn_extract::registry;
 use tlearn_extract::spec::Pooling;
 
-use super::encoder::{entry_for, CustomModelArgs};
+use super::encoder::CustomModelArgs;
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -62,7 +63,12 @@ pub fn run(args: ShowArgs) -> Result<()> {
     let bytes = std::fs::read(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
     let dir = registry::models_dir(args.models_dir.as_deref());
-    let entry = entry_for(&args.model, &dir, Some(&args.layer), &args.custom)?;
+    let entry = entry_for(
+        &args.model,
+        &dir,
+        Some(&args.layer),
+        &args.custom.own_model()?,
+    )?;
     let bb = Backbone::load(&entry, &dir, Some(&args.layer), Pooling::Flatten)?;
     let fm = feature_maps(&bb, &bytes, &args.image.display().to_string())?;
     let out = args.out.clone().unwrap_or_else(|| {

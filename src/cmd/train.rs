@@ -1,7 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tlearn_heads::{report, FeatureCache, HeadKind, Scaling, TrainConfig};
+use tlearn_heads::{report, Engine, FeatureCache, HeadKind, Scaling, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HeadChoice {
@@ -9,10 +9,19 @@ pub enum HeadChoice {
     Auto,
     /// Multinomial logistic regression (L-BFGS); softmax probabilities.
     Logistic,
-    /// One-vs-rest linear SVM (dual coordinate descent, squared hinge); Platt probabilities.
+    /// One-vs-rest linear SVM (dual coordinate descent, squared hinge); calibrated probabilities.
     LinearSvm,
     /// One-vs-rest RBF-kernel SVM (SMO on a dense kernel); for small sets (<= 12,000 rows).
     RbfSvm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EngineChoice {
+    /// tlearn's own solvers (L-BFGS, SMO on a shared kernel matrix): faster, see the README.
+    Tlearn,
+    /// linfa-logistic (multinomial) and linfa-svm (one-vs-rest) for logistic regression and the
+    /// RBF SVM; the linear SVM always uses tlearn's dual coordinate descent.
+    Linfa,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -32,6 +41,9 @@ pub struct TrainArgs {
     /// Head to train.
     #[arg(long, value_enum, default_value = "auto")]
     pub head: HeadChoice,
+    /// Solvers of logistic regression and the RBF SVM.
+    #[arg(long, value_enum, default_value = "tlearn")]
+    pub engine: EngineChoice,
     /// Seed for the split, the folds and the solvers.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -64,7 +76,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let heads = match args.head {
-        HeadChoice::Auto => vec![HeadKind::LinearSvm, HeadKind::Logistic, HeadKind::RbfSvm],
+        HeadChoice::Auto => HeadKind::ALL.to_vec(),
         HeadChoice::Logistic => vec![HeadKind::Logistic],
         HeadChoice::LinearSvm => vec![HeadKind::LinearSvm],
         HeadChoice::RbfSvm => vec![HeadKind::RbfSvm],
@@ -81,11 +93,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut heads = heads;
     if matches!(args.head, HeadChoice::Auto) {
         let n_train = ((1.0 - args.test_size) * cache.rows() as f64) as usize;
-        if n_train > tlearn_heads::kernel_svm::MAX_ROWS {
-            eprintln!(
-                "note: {n_train} training rows: skipping rbf-svm in auto (dense kernel too large)"
-            );
-            heads.retain(|h| *h != HeadKind::RbfSvm);
+        let (auto, note) = tlearn_heads::select::auto_heads(n_train);
+        heads = auto;
+        if let Some(note) = note {
+            eprintln!("note: {note}");
         }
     }
     let cfg = TrainConfig {
@@ -98,6 +109,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         scaling,
         pca: args.pca,
         linear_tol: args.linear_tol,
+        engine: match args.engine {
+            EngineChoice::Tlearn => Engine::Tlearn,
+            EngineChoice::Linfa => Engine::Linfa,
+        },
     };
     println!(
         "cache {}: {} rows, dim {}, {} classes",
@@ -108,13 +123,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let out = tlearn_heads::train(&cache, &cfg, |r| {
         eprintln!(
-            "  cv {} C={}{}: {} ({:.2} s)",
-            r.params.kind,
-            r.params.c,
-            r.params
-                .gamma
-                .map(|g| format!(" gamma={g:.3e}"))
-                .unwrap_or_default(),
+            "  cv {}: {} ({:.2} s)",
+            r.params,
             match &r.error {
                 None => format!("{:.4}", r.mean_accuracy),
                 Some(e) => format!("failed: {e}"),
@@ -134,7 +144,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let head_path = args.out.join("head.json");
     out.saved.save(&head_path)?;
     let cv_path = args.out.join("cv.json");
-    tlearn_heads::write_atomic(&cv_path, serde_json::to_string_pretty(&out.cv)?.as_bytes())?;
+    tlearn_cache::write_atomic_bytes(&cv_path, serde_json::to_string_pretty(&out.cv)?.as_bytes())?;
     println!("wrote {} and {}", head_path.display(), cv_path.display());
     Ok(())
 }

@@ -1,13 +1,18 @@
 //! The saved head as ONNX nodes: feature transform (L2 → standardise → PCA), decision values,
 //! probabilities. [`head_to_nodes`] is the only place that reads the head's internal
-//! representation (`Transform`, `Head` variants, Platt coefficients); each node mirrors one step
-//! of `SavedHead::predict_proba`, and the exporter checks the two agree on a real input.
+//! representation (`Transform`, `Head` variants, the calibration slope); each node mirrors one
+//! step of `SavedHead::predict_proba`, and the exporter checks the two agree on a real input.
+//!
+//! Heads fitted by either engine (tlearn's solvers or linfa's, `HeadSpec::engine`) are saved
+//! in the same form (`LogisticModel`, `LinearSvmModel`, `RbfOvr`), so both export alike.
 //!
 //! Only opset-stable operators are used (no Reduce* ops, whose `axes` moved from attribute to
 //! input in opset 13/18): row sums are a MatMul with a column of ones.
 
 use ndarray::{Array2, ArrayView2};
 use tlearn_heads::head::Head;
+use tlearn_heads::linear_svm::LinearSvmModel;
+use tlearn_heads::logistic::LogisticModel;
 use tlearn_heads::transform::Scaling;
 use tlearn_heads::SavedHead;
 
@@ -64,7 +69,8 @@ pub fn head_to_nodes(
     let dim = t.output_dim();
     // Decision values [N, classes].
     let scores = match &saved.head {
-        Head::Logistic { weights, bias } | Head::LinearSvm { weights, bias } => {
+        Head::Logistic(LogisticModel { weights, bias, .. })
+        | Head::LinearSvm(LinearSvmModel { weights, bias, .. }) => {
             let s = times_transpose(b, &z, weights.view(), "weights");
             let bias = b.constant("bias", &[bias.len()], bias.to_vec());
             b.node("Add", &[&s, &bias], vec![])
@@ -99,24 +105,16 @@ pub fn head_to_nodes(
             b.node("Sub", &[&s, &rho], vec![])
         }
     };
-    let n_classes = saved.classes().len();
-    // head::probabilities: softmax for logistic regression (and uncalibrated SVMs), else
-    // per-class Platt sigmoids 1/(1+exp(a·f+b)) renormalised to sum to one.
-    match (&saved.head, saved.platt.as_deref()) {
-        (Head::Logistic { .. }, _) | (_, None) => {
-            b.node_named("Softmax", &[&scores], vec![attr_int("axis", 1)], output);
+    // head::probabilities: softmax of the decision values for logistic regression (and SVMs
+    // without a calibration), else softmax(slope · decision values) with the head's one shared
+    // calibration slope (calibrate::Temperature), so the argmax is the decision-value argmax.
+    let logits = match (&saved.head, saved.calibration.as_ref()) {
+        (Head::Logistic(_), _) | (_, None) => scores,
+        (_, Some(t)) => {
+            let slope = b.constant("calibration_slope", &[1], vec![t.slope as f32]);
+            b.node("Mul", &[&scores, &slope], vec![])
         }
-        (_, Some(platt)) => {
-            let a: Vec<f32> = platt.iter().map(|p| -p.a as f32).collect();
-            let c: Vec<f32> = platt.iter().map(|p| -p.b as f32).collect();
-            let a = b.constant("platt_minus_a", &[n_classes], a);
-            let c = b.constant("platt_minus_b", &[n_classes], c);
-            let af = b.node("Mul", &[&scores, &a], vec![]);
-            let arg = b.node("Add", &[&af, &c], vec![]);
-            let p = b.node("Sigmoid", &[&arg], vec![]);
-            let total = row_sum(b, &p, n_classes);
-            b.node_named("Div", &[&p, &total], vec![], output);
-        }
-    }
+    };
+    b.node_named("Softmax", &[&logits], vec![attr_int("axis", 1)], output);
     Ok(())
 }

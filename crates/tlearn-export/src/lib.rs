@@ -24,13 +24,13 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 use prost::Message;
+use tlearn_cache::{Fingerprint, FingerprintDiff};
 use tlearn_extract::augment::Augment;
 use tlearn_extract::backbone::{self, Backbone};
-use tlearn_extract::cache::Fingerprint;
-use tlearn_extract::extract::fingerprint;
+use tlearn_extract::encoder::fingerprint;
+use tlearn_extract::open::{entry_for, OwnModel};
 use tlearn_extract::pixels::Pixels;
 use tlearn_extract::preprocess;
-use tlearn_extract::registry::ModelEntry;
 use tlearn_extract::spec::Layout;
 use tlearn_heads::SavedHead;
 use tract_onnx::pb;
@@ -57,18 +57,28 @@ pub enum ExportError {
     NotABackbone(String),
     #[error("the head's codes average {0} augmented views per image, which one ONNX input cannot reproduce; retrain on a cache extracted with --augment none to export it")]
     Augmented(String),
-    #[error("the head's extractor record is not one this tlearn understands: {0}")]
-    Fingerprint(#[source] serde_json::Error),
+    #[error("finding the backbone '{backbone}' the head was trained on: {source:#}")]
+    Entry {
+        backbone: String,
+        source: anyhow::Error,
+    },
     #[error("loading the head's backbone: {0:#}")]
     Backbone(anyhow::Error),
-    #[error("the backbone on disk does not match the head: {0:#}")]
-    Mismatch(anyhow::Error),
+    #[error("the backbone file {path} does not match the head: {diff}")]
+    Mismatch { path: String, diff: FingerprintDiff },
     #[error("cannot build the graph: {0}")]
     Graph(String),
     #[error("the exported graph does not reproduce tlearn's probabilities: {0}")]
     Verify(String),
     #[error("tract cannot run the exported graph: {0:#}")]
     Tract(anyhow::Error),
+    #[error("creating the directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] tlearn_cache::CacheError),
 }
 
 /// A written model and what it was checked against.
@@ -83,36 +93,45 @@ pub struct Exported {
     pub check_max_abs_diff: f32,
 }
 
-/// Export `saved` with the backbone `entry` (found in `models_dir`) it was trained on. The
-/// entry's preprocessing is replaced by the one the head records; the backbone file's sha256,
-/// cut and pooling must give the head's fingerprint, else [`ExportError::Mismatch`].
+/// Export `saved` with the backbone it was trained on: the registry entry its fingerprint
+/// names in `models_dir`, or the ONNX file at `model` (a path, for a head trained on an own
+/// file). The entry's preprocessing is replaced by the one the head records; the backbone
+/// file's sha256, cut and pooling must give the head's fingerprint (compared by value), else
+/// [`ExportError::Mismatch`] naming the fields that differ.
 pub fn export(
     saved: &SavedHead,
-    entry: &ModelEntry,
+    model: Option<&str>,
     models_dir: &Path,
 ) -> Result<Exported, ExportError> {
-    let fp: Fingerprint =
-        serde_json::from_value(saved.extractor().clone()).map_err(ExportError::Fingerprint)?;
+    let fp: &Fingerprint = saved.extractor();
     if Pixels::parse(&fp.backbone).is_some() {
-        return Err(ExportError::NotABackbone(fp.backbone));
+        return Err(ExportError::NotABackbone(fp.backbone.clone()));
     }
     if fp.augment != Augment::None {
         return Err(ExportError::Augmented(
             serde_json::to_string(&fp.augment).unwrap_or_default(),
         ));
     }
-    let mut entry = entry.clone();
+    let mut entry = entry_for(
+        model.unwrap_or(&fp.backbone),
+        models_dir,
+        Some(&fp.layer),
+        &OwnModel::default(),
+    )
+    .map_err(|source| ExportError::Entry {
+        backbone: fp.backbone.clone(),
+        source,
+    })?;
     entry.preprocess = fp.preprocess.clone();
     let bb = Backbone::load(&entry, models_dir, Some(&fp.layer), fp.pool)
         .map_err(ExportError::Backbone)?;
-    let actual =
-        serde_json::to_value(fingerprint(&bb, fp.augment)).map_err(ExportError::Fingerprint)?;
-    saved
-        .check_extractor(
-            &actual,
-            &format!("backbone file {}", entry.path(models_dir).display()),
-        )
-        .map_err(ExportError::Mismatch)?;
+    let actual = fingerprint(&bb, fp.augment);
+    if let Some(diff) = fp.compare(&actual, "head", "backbone on disk") {
+        return Err(ExportError::Mismatch {
+            path: entry.path(models_dir).display().to_string(),
+            diff,
+        });
+    }
 
     let (mut proto, node) =
         backbone::proto_and_cut(&entry, models_dir, &fp.layer).map_err(ExportError::Backbone)?;
@@ -153,16 +172,19 @@ pub fn export(
         OUTPUT,
         &dims(&[batch, Some(saved.classes().len())]),
     )];
-    graph.name = format!("tlearn {} on {}", saved.params.kind, fp.backbone);
+    graph.name = format!("tlearn {} on {}", saved.params.kind(), fp.backbone);
     proto.graph = Some(graph);
     proto.producer_name = "tlearn".into();
     proto.producer_version = env!("CARGO_PKG_VERSION").into();
     proto.doc_string = format!(
         "{} head on {} cut at {} ({} pooling). Input '{INPUT}': the preprocessed image tensor \
          (see metadata 'preprocess'). Output '{OUTPUT}': class probabilities (metadata 'classes').",
-        saved.params.kind, fp.backbone, fp.layer, fp.pool
+        saved.params.kind(),
+        fp.backbone,
+        fp.layer,
+        fp.pool
     );
-    proto.metadata_props = metadata(saved, &fp, &input_shape);
+    proto.metadata_props = metadata(saved, fp, &input_shape);
     let bytes = proto.encode_to_vec();
 
     let check_max_abs_diff = self_check(saved, &bb, &bytes)?;
@@ -172,6 +194,20 @@ pub fn export(
         classes: saved.classes().to_vec(),
         check_max_abs_diff,
     })
+}
+
+impl Exported {
+    /// Write the ONNX file atomically (temp file, fsync, rename: a reader never sees half a
+    /// model), creating its directory.
+    pub fn write(&self, path: &Path) -> Result<(), ExportError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| ExportError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(tlearn_cache::write_atomic_bytes(path, &self.bytes)?)
+    }
 }
 
 fn first_dim(v: &pb::ValueInfoProto) -> Option<usize> {
@@ -271,8 +307,12 @@ fn check_image() -> RgbImage {
 /// tract on the written bytes vs the backbone + `SavedHead::predict_proba` on one image.
 fn self_check(saved: &SavedHead, bb: &Backbone, bytes: &[u8]) -> Result<f32, ExportError> {
     let p = bb.preprocess();
-    let view = preprocess::view_image(&check_image(), p, Augment::None.views()[0])
-        .map_err(ExportError::Backbone)?;
+    let view = preprocess::view_image(
+        &check_image(),
+        p,
+        tlearn_extract::augment::views(Augment::None)[0],
+    )
+    .map_err(ExportError::Backbone)?;
     let input = preprocess::to_tensor(&[view], p).map_err(ExportError::Backbone)?;
     let codes = bb.encode(input.clone()).map_err(ExportError::Backbone)?;
     let x = ndarray::Array2::from_shape_vec((1, codes.len()), codes)

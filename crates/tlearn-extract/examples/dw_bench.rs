@@ -1,6 +1,6 @@
 //! Time the depthwise kernel alone on EfficientNet-Lite0's layer shapes.
 use std::time::Instant;
-use tlearn_extract::depthwise_kernel::{Geometry, Plan};
+use tlearn_extract::ops::depthwise_kernel::{Geometry, Plan};
 
 fn main() {
     // (channels, size, kernel, stride, pad_before, pad_after)

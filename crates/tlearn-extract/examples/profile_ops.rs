@@ -33,8 +33,8 @@ fn main() -> anyhow::Result<()> {
             typed.transform(&*t)?;
         }
     }
-    let ops = tlearn_extract::rewrite::Ops::from_env()?;
-    let n = tlearn_extract::rewrite::apply(&mut typed, ops)?;
+    let ops = tlearn_extract::ops::Ops::from_env()?;
+    let n = tlearn_extract::ops::apply(&mut typed, ops)?;
     println!("tlearn operators ({ops:?}): {n:?}");
     if std::env::var("DUMP_DECL").is_ok() {
         for node in &typed.nodes {

@@ -6,6 +6,9 @@
 //! New vectors are appended to the journal after every chunk, so memory holds at most one chunk
 //! of decoded images plus the vectors. At the end the cache is written atomically and the
 //! journal removed. Bad files are skipped with a reason; nothing about one image stops the run.
+//!
+//! The pieces live beside it: [`crate::encoder`] (what encodes), [`crate::listing`] (the
+//! folder), [`crate::views`] (one file → one vector), [`crate::summary`] (the report).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
@@ -13,65 +16,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use image::RgbImage;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tlearn_cache::journal::{self, JournalWriter};
+use tlearn_cache::{CacheLock, FeatureCache, IndexRow, Meta, SkipRow};
 
-use crate::augment::{self, Augment};
-use crate::cache::{self, Cache, Fingerprint, IndexRow, Meta, SkipRow};
-use crate::decode;
-use crate::preprocess;
-use crate::spec::{Pooling, Preprocess};
-
-/// Anything that turns preprocessed `crop×crop` RGB views into feature vectors.
-pub trait Encoder: Send + Sync {
-    fn name(&self) -> &str;
-    fn sha256(&self) -> &str;
-    fn layer(&self) -> &str;
-    fn pool(&self) -> Pooling;
-    fn preprocess(&self) -> &Preprocess;
-    fn dim(&self) -> usize;
-    /// One vector per view, in order.
-    fn encode_views(&self, views: &[RgbImage]) -> Result<Vec<Vec<f32>>>;
-}
-
-impl Encoder for crate::pixels::Pixels {
-    fn name(&self) -> &str {
-        self.name()
-    }
-    fn sha256(&self) -> &str {
-        self.sha256()
-    }
-    fn layer(&self) -> &str {
-        self.layer()
-    }
-    fn pool(&self) -> Pooling {
-        self.pool()
-    }
-    fn preprocess(&self) -> &Preprocess {
-        self.preprocess()
-    }
-    fn dim(&self) -> usize {
-        self.dim()
-    }
-    fn encode_views(&self, views: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        views.iter().map(|v| self.encode(v)).collect()
-    }
-}
-
-/// The extractor fingerprint stored in `meta.json`.
-pub fn fingerprint(enc: &dyn Encoder, augment: Augment) -> Fingerprint {
-    Fingerprint {
-        backbone: enc.name().to_owned(),
-        sha256: enc.sha256().to_owned(),
-        layer: enc.layer().to_owned(),
-        pool: enc.pool(),
-        preprocess: enc.preprocess().clone(),
-        augment,
-    }
-}
+use crate::augment::Augment;
+use crate::encoder::{fingerprint, Encoder};
+use crate::listing::list_dataset;
+use crate::summary::Summary;
+use crate::views::encode_bytes_catching;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -102,183 +57,12 @@ impl Options {
     }
 }
 
-/// What a run did; also written to `CACHE/summary.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub dataset: String,
-    pub cache: String,
-    pub model: String,
-    pub augment: String,
-    pub threads: usize,
-    /// Files found under class folders.
-    pub files: usize,
-    /// Rows in the cache.
-    pub rows: usize,
-    pub dim: usize,
-    /// Newly encoded this run.
-    pub extracted: usize,
-    /// Reused from the previous cache (unchanged path + sha256).
-    pub reused: usize,
-    /// Reused from the journal of an interrupted run.
-    pub resumed: usize,
-    /// Rows of the previous cache whose file is gone or changed.
-    pub dropped: usize,
-    pub skipped: Vec<SkipRow>,
-    pub empty_classes: Vec<String>,
-    pub classes: BTreeMap<String, usize>,
-    pub seconds: f64,
-    /// Newly encoded images per second of wall time (whole run).
-    pub images_per_s: f64,
-}
-
-/// Top-level files that describe a data set (MANIFEST.json, README, LICENSE, notes) rather than
-/// being misplaced images: left out without a skip report.
-fn is_dataset_notes(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    ["readme", "license", "licence", "manifest"]
-        .iter()
-        .any(|p| lower.starts_with(p))
-        || [".json", ".txt", ".md", ".csv", ".toml", ".yaml", ".yml"]
-            .iter()
-            .any(|e| lower.ends_with(e))
-}
-
-/// The listing of a dataset folder.
-#[derive(Debug, Default)]
-pub struct Listing {
-    /// (relative path with `/`, absolute path), sorted by relative path.
-    pub files: Vec<(String, PathBuf)>,
-    pub skipped: Vec<SkipRow>,
-    /// Class folders with no files in them.
-    pub empty_classes: Vec<String>,
-}
-
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|s| s.starts_with('.'))
-}
-
-fn rel_path(root: &Path, p: &Path) -> Option<String> {
-    let rel = p.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-    Some(parts?.join("/"))
-}
-
-/// List `root/<class>/...` files (hidden files and folders skipped, symlinks followed; loops and
-/// unreadable folders become skip reasons).
-pub fn list_dataset(root: &Path) -> Result<Listing> {
-    let meta =
-        std::fs::metadata(root).with_context(|| format!("dataset folder {}", root.display()))?;
-    if !meta.is_dir() {
-        bail!("dataset {} is not a folder", root.display());
-    }
-    let mut out = Listing::default();
-    let mut class_dirs = BTreeSet::new();
-    let mut seen_classes = BTreeSet::new();
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !is_hidden(e.file_name()));
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(err) => {
-                let path = err
-                    .path()
-                    .and_then(|p| rel_path(root, p))
-                    .unwrap_or_else(|| "?".into());
-                let reason = if let Some(anc) = err.loop_ancestor() {
-                    format!(
-                        "symlink loop (points back to {})",
-                        rel_path(root, anc).unwrap_or_else(|| anc.display().to_string())
-                    )
-                } else if let Some(io) = err.io_error() {
-                    match io.kind() {
-                        std::io::ErrorKind::NotFound => "broken symlink".to_string(),
-                        std::io::ErrorKind::PermissionDenied => {
-                            format!("unreadable folder: {io}")
-                        }
-                        _ => format!("cannot list: {io}"),
-                    }
-                } else {
-                    format!("cannot list: {err}")
-                };
-                out.skipped.push(SkipRow { path, reason });
-                continue;
-            }
-        };
-        let Some(rel) = rel_path(root, entry.path()) else {
-            out.skipped.push(SkipRow {
-                path: entry.path().to_string_lossy().into_owned(),
-                reason: "file name is not valid UTF-8".into(),
-            });
-            continue;
-        };
-        let is_dir = entry.file_type().is_dir();
-        if entry.depth() == 1 {
-            if is_dir {
-                class_dirs.insert(rel);
-            } else if !is_dataset_notes(&rel) {
-                out.skipped.push(SkipRow {
-                    path: rel,
-                    reason: "not inside a class folder".into(),
-                });
-            }
-        } else if !is_dir {
-            let class = rel.split('/').next().unwrap_or_default().to_owned();
-            seen_classes.insert(class);
-            out.files.push((rel, entry.into_path()));
-        }
-    }
-    out.empty_classes = class_dirs.difference(&seen_classes).cloned().collect();
-    out.files.sort_by(|a, b| a.0.cmp(&b.0));
-    out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
-}
-
 /// The result of one file.
 enum Outcome {
     New(String, Vec<f32>),
     Reused(String, Vec<f32>),
     Resumed(String, Vec<f32>),
     Skipped(String),
-}
-
-/// Decode → views → encode → average, for one file's bytes.
-pub fn encode_bytes(enc: &dyn Encoder, bytes: &[u8], augment: Augment) -> Result<Vec<f32>> {
-    let p = enc.preprocess();
-    let img = decode::decode_rgb(bytes, p.background)?;
-    // A mirrored view is its unmirrored crop flipped: resize each crop window once.
-    let specs = augment.views();
-    let mut views: Vec<RgbImage> = Vec::with_capacity(specs.len());
-    for (i, &v) in specs.iter().enumerate() {
-        let done = specs[..i]
-            .iter()
-            .position(|u| u.anchor == v.anchor && !u.flip);
-        let mut view = match done {
-            Some(j) => views[j].clone(),
-            None => preprocess::view_image(&img, p, augment::View { flip: false, ..v })?,
-        };
-        if v.flip {
-            image::imageops::flip_horizontal_in_place(&mut view);
-        }
-        views.push(view);
-    }
-    drop(img);
-    let vecs = enc.encode_views(&views)?;
-    let out = augment::average(&vecs);
-    if out.len() != enc.dim() {
-        bail!(
-            "backbone returned {} values, expected dim {}",
-            out.len(),
-            enc.dim()
-        );
-    }
-    if out.iter().any(|x| !x.is_finite()) {
-        bail!("backbone returned non-finite values");
-    }
-    Ok(out)
 }
 
 fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
@@ -311,10 +95,16 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let root = std::fs::canonicalize(&opts.dataset)
         .with_context(|| format!("dataset folder {}", opts.dataset.display()))?;
     let fp = fingerprint(enc, opts.augment);
-    let fp_json = serde_json::to_value(&fp)?;
+    // One writer per cache directory; a second run waits (the lock of a dead run is free).
+    let _lock = CacheLock::acquire(&opts.out, |holder| {
+        eprintln!(
+            "waiting: cache {} is being written by {holder}",
+            opts.out.display()
+        )
+    })?;
 
     // The previous cache: same extractor, or a refusal that says what differs.
-    let previous = match cache::read(&opts.out) {
+    let previous = match FeatureCache::read(&opts.out) {
         Ok(c) => c,
         Err(e) if opts.overwrite => {
             eprintln!(
@@ -324,14 +114,14 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
             None
         }
         Err(e) => {
-            return Err(e.context(format!(
+            return Err(anyhow::Error::new(e).context(format!(
                 "existing cache {} is unreadable (use --overwrite to rebuild it)",
                 opts.out.display()
             )))
         }
     };
     let previous = match previous {
-        Some(c) => match cache::fingerprint_diff(&c.meta.extractor, &fp_json) {
+        Some(c) => match c.meta.extractor.compare(&fp, "cache", "this run") {
             None => Some(c),
             Some(diff) if opts.overwrite => {
                 eprintln!("note: replacing cache made with another extractor ({diff})");
@@ -345,18 +135,22 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         },
         None => None,
     };
+    // Rows to reuse by (path, sha256); rows that are not finite are extracted again (repair).
     let old: HashMap<(&str, &str), usize> = previous
         .as_ref()
         .map(|c| {
-            c.index
+            let bad: BTreeSet<usize> = c.non_finite.iter().copied().collect();
+            c.paths
                 .iter()
+                .zip(&c.sha256)
                 .enumerate()
-                .map(|(i, r)| ((r.path.as_str(), r.sha256.as_str()), i))
+                .filter(|(i, _)| !bad.contains(i))
+                .map(|(i, (p, s))| ((p.as_str(), s.as_str()), i))
                 .collect()
         })
         .unwrap_or_default();
-    let journal_map = cache::read_journal(&opts.out, &fp_json)?;
-    let mut journal = cache::JournalWriter::open(&opts.out, &fp_json)?;
+    let journal_map = journal::read_journal(&opts.out, &fp)?;
+    let mut journal = JournalWriter::open(&opts.out, &fp)?;
 
     let listing = list_dataset(&root)?;
     if listing.files.is_empty() {
@@ -466,31 +260,24 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         .map(|r| (r.path.as_str(), r.sha256.as_str()))
         .collect();
     let dropped = previous.as_ref().map_or(0, |c| {
-        c.index
+        c.paths
             .iter()
-            .filter(|r| !kept.contains(&(r.path.as_str(), r.sha256.as_str())))
+            .zip(&c.sha256)
+            .filter(|(p, s)| !kept.contains(&(p.as_str(), s.as_str())))
             .count()
     });
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    let cache = Cache {
-        meta: Meta {
-            format: cache::FORMAT.into(),
-            version: cache::VERSION,
-            dataset: root.to_string_lossy().into_owned(),
-            dim,
-            rows,
-            classes: classes.keys().cloned().collect(),
-            extractor: fp_json,
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            tlearn_version: env!("CARGO_PKG_VERSION").into(),
-        },
-        index,
-        features,
-        skipped: skipped.clone(),
-    };
+    let meta = Meta::new(
+        root.to_string_lossy(),
+        dim,
+        rows,
+        classes.keys().cloned().collect(),
+        fp,
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    );
     drop(journal);
-    cache::write(&opts.out, &cache)?;
-    cache::remove_journal(&opts.out)?;
+    tlearn_cache::write(&opts.out, &meta, &index, &features, &skipped)?;
+    journal::remove_journal(&opts.out)?;
 
     let seconds = start.elapsed().as_secs_f64();
     let summary = Summary {
@@ -512,7 +299,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         seconds,
         images_per_s: extracted as f64 / seconds.max(1e-9),
     };
-    cache::write_atomic(&opts.out.join("summary.json"), |w| {
+    tlearn_cache::write_atomic(&opts.out.join("summary.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &summary)?;
         Ok(())
     })?;
@@ -524,7 +311,7 @@ fn process_file(
     augment: Augment,
     rel: &str,
     abs: &Path,
-    previous: Option<&Cache>,
+    previous: Option<&FeatureCache>,
     old: &HashMap<(&str, &str), usize>,
     journal: &HashMap<(String, String), Vec<f32>>,
 ) -> Outcome {
@@ -541,89 +328,8 @@ fn process_file(
             return Outcome::Resumed(sha, v.clone());
         }
     }
-    // A panic inside a decoder or the backbone must not take the run down.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        encode_bytes(enc, &bytes, augment)
-    }));
-    match result {
-        Ok(Ok(v)) => Outcome::New(sha, v),
-        Ok(Err(e)) => Outcome::Skipped(format!("{e:#}")),
-        Err(_) => Outcome::Skipped("decoder or backbone panicked on this file".into()),
-    }
-}
-
-impl Summary {
-    /// Human-readable end-of-run report.
-    pub fn render(&self) -> String {
-        let mut s = format!(
-            "{} rows × {} dims in {} ({} new, {} unchanged, {} resumed, {} dropped) — {:.1} s, {:.1} new images/s on {} threads\n",
-            self.rows,
-            self.dim,
-            self.cache,
-            self.extracted,
-            self.reused,
-            self.resumed,
-            self.dropped,
-            self.seconds,
-            self.images_per_s,
-            self.threads
-        );
-        s += &format!(
-            "classes: {}\n",
-            self.classes
-                .iter()
-                .map(|(k, v)| format!("{k} ({v})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for c in &self.empty_classes {
-            s += &format!("warning: class folder '{c}' has no images\n");
-        }
-        if !self.skipped.is_empty() {
-            s += &format!("skipped {} files:\n", self.skipped.len());
-            for r in self.skipped.iter().take(20) {
-                s += &format!("  {}: {}\n", r.path, r.reason);
-            }
-            if self.skipped.len() > 20 {
-                s += &format!(
-                    "  ... and {} more (see skipped.csv)\n",
-                    self.skipped.len() - 20
-                );
-            }
-        }
-        s
-    }
-}
-
-impl Encoder for crate::backbone::Backbone {
-    fn name(&self) -> &str {
-        self.name()
-    }
-    fn sha256(&self) -> &str {
-        self.sha256()
-    }
-    fn layer(&self) -> &str {
-        self.layer()
-    }
-    fn pool(&self) -> Pooling {
-        self.pool()
-    }
-    fn preprocess(&self) -> &Preprocess {
-        self.preprocess()
-    }
-    fn dim(&self) -> usize {
-        self.dim()
-    }
-    fn encode_views(&self, views: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
-        // One batch-1 run per view: tract is slower per image at larger batches.
-        views
-            .iter()
-            .map(|v| {
-                self.encode(preprocess::to_tensor(
-                    std::slice::from_ref(v),
-                    self.preprocess(),
-                )?)
-            })
-            .collect()
+    match encode_bytes_catching(enc, &bytes, augment) {
+        Ok(v) => Outcome::New(sha, v),
+        Err(e) => Outcome::Skipped(format!("{e:#}")),
     }
 }

@@ -49,7 +49,7 @@ pub fn feature_maps(bb: &Backbone, bytes: &[u8], what: &str) -> Result<FeatureMa
     let p = bb.preprocess();
     let img = decode::decode_rgb(bytes, p.background)
         .with_context(|| format!("{what} cannot be read as an image"))?;
-    let view = preprocess::view_image(&img, p, Augment::None.views()[0])
+    let view = preprocess::view_image(&img, p, crate::augment::views(Augment::None)[0])
         .with_context(|| format!("preprocessing {what}"))?;
     let input = preprocess::to_tensor(std::slice::from_ref(&view), p)?;
     let flat = bb.encode(input)?;
@@ -153,12 +153,10 @@ pub fn grid_image(fm: &FeatureMaps, k: usize) -> RgbImage {
 /// [`grid_image`] written as a PNG (temporary file + rename).
 pub fn write_grid_png(fm: &FeatureMaps, k: usize, path: &std::path::Path) -> Result<()> {
     let img = grid_image(fm, k);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    tlearn_cache::write_atomic_bytes(path, png.get_ref())?;
     Ok(())
 }
 

@@ -1,21 +1,26 @@
 //! tlearn-extract: pretrained CNN backbones run in tract, cut at any node, turning folders of
 //! images into cached "CNN codes".
 //!
-//! Data flows one way: images → `decode`/`preprocess` → `backbone` → `cache`.
+//! Data flows one way: images → `decode`/`preprocess` → `backbone` → the feature cache
+//! (format and I/O in `tlearn-cache`, re-exported as `cache`).
+
+pub use tlearn_cache as cache;
 
 pub mod augment;
 pub mod backbone;
-pub mod cache;
+pub mod classify;
 pub mod decode;
-pub mod depthwise_kernel;
-pub mod depthwise_op;
+pub mod encoder;
 pub mod extract;
 pub mod feature_maps;
 pub mod imagenet;
+pub mod listing;
+pub mod open;
+pub mod ops;
 pub mod pixels;
-pub mod pointwise_op;
 pub mod preprocess;
 pub mod registry;
-pub mod rewrite;
 pub mod spec;
+pub mod summary;
 pub mod thumbnail;
+pub mod views;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
 use ndarray_npy::read_npy;
-use tlearn_extract::pointwise_op::SMALL_PLANE;
+use tlearn_extract::ops::pointwise_op::SMALL_PLANE;
+use tlearn_extract::ops::rewrite;
 use tlearn_extract::registry::Registry;
-use tlearn_extract::rewrite;
 use tract_onnx::prelude::*;
 
 fn repo() -> PathBuf {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array4};
 use ndarray_npy::read_npy;
-use tlearn_extract::augment::Augment;
+use tlearn_extract::augment::{self, Augment};
 use tlearn_extract::backbone::Backbone;
 use tlearn_extract::registry::{models_dir, Registry};
 use tlearn_extract::{decode, preprocess};
@@ -47,7 +47,7 @@ fn check(n: u32, max_tol: f32, mean_tol: f32) {
     let want: Array4<f32> = read_npy(fixtures.join(format!("lite{n}_input.npy"))).unwrap();
     let want_logits: Array2<f32> = read_npy(fixtures.join(format!("lite{n}_logits.npy"))).unwrap();
     let net = Backbone::load_logits(entry, &dir).unwrap();
-    let view = Augment::None.views()[0];
+    let view = augment::views(Augment::None)[0];
     for (i, photo) in PHOTOS.iter().enumerate() {
         let bytes = std::fs::read(smoke.join(photo)).unwrap();
         let img = decode::decode_rgb(&bytes, p.background).unwrap();

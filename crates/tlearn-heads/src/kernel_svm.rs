@@ -8,10 +8,120 @@
 //! fraction of a second. Here the Gram matrix comes from one matrix product.
 //! The kernel matrix is dense (8·n² bytes), so this head is for small training sets.
 
-use anyhow::{bail, Result};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+//!
+//! linfa's interface: `RbfSvmParams` (unchecked, `ParamGuard`) → `RbfSvmValidParams` (`Fit` on
+//! a `DatasetBase` of codes and class indices) → `RbfOvr` (`PredictInplace`: decision values
+//! `[n, classes]`).
+
+use crate::error::HeadError;
+use crate::fit_info::{classes_of, Convergence};
+use crate::logistic::not_recorded;
+use linfa::dataset::AsSingleTargets;
+use linfa::traits::{Fit, PredictInplace};
+use linfa::{DatasetBase, ParamGuard};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Checked hyper-parameters and solver settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RbfSvmValidParams {
+    c: f64,
+    gamma: Option<f64>,
+    eps: f64,
+    n_classes: Option<usize>,
+}
+
+/// Unchecked hyper-parameters (linfa's `ParamGuard` pattern):
+/// `RbfSvmParams::new().c(1.0).gamma(1e-3)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RbfSvmParams(RbfSvmValidParams);
+
+impl Default for RbfSvmParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RbfSvmParams {
+    /// C = 1, gamma = 1 / dimension, stopping tolerance 1e-3 (LIBSVM's).
+    pub fn new() -> Self {
+        RbfSvmParams(RbfSvmValidParams {
+            c: 1.0,
+            gamma: None,
+            eps: 1e-3,
+            n_classes: None,
+        })
+    }
+    pub fn c(mut self, c: f64) -> Self {
+        self.0.c = c;
+        self
+    }
+    /// Kernel width: `k(x, x') = exp(-gamma |x - x'|²)`.
+    pub fn gamma(mut self, gamma: f64) -> Self {
+        self.0.gamma = Some(gamma);
+        self
+    }
+    /// SMO stopping tolerance on the maximal KKT violation.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.0.eps = eps;
+        self
+    }
+    /// Number of classes (default: largest label + 1).
+    pub fn n_classes(mut self, k: usize) -> Self {
+        self.0.n_classes = Some(k);
+        self
+    }
+}
+
+impl ParamGuard for RbfSvmParams {
+    type Checked = RbfSvmValidParams;
+    type Error = HeadError;
+    fn check_ref(&self) -> Result<&RbfSvmValidParams, HeadError> {
+        let p = &self.0;
+        for (name, value) in [
+            ("C", p.c),
+            ("gamma", p.gamma.unwrap_or(1.0)),
+            ("eps", p.eps),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(HeadError::InvalidParam {
+                    name,
+                    value,
+                    reason: "must be a positive number",
+                });
+            }
+        }
+        Ok(p)
+    }
+    fn check(self) -> Result<RbfSvmValidParams, HeadError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}
+
+impl<D, T> Fit<ArrayBase<D, Ix2>, T, HeadError> for RbfSvmValidParams
+where
+    D: Data<Elem = f32>,
+    T: AsSingleTargets<Elem = usize>,
+{
+    type Object = RbfOvr;
+    fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<RbfOvr, HeadError> {
+        let (x, y, k) = classes_of("RBF SVM", ds, self.n_classes)?;
+        let gamma = self.gamma.unwrap_or(1.0 / x.ncols().max(1) as f64);
+        fit_ovr(x, &y, k, self.c, gamma, self.eps)
+    }
+}
+
+impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for RbfOvr {
+    /// Decision values `[n, classes]`.
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
+        y.assign(&self.decision(x.view()));
+    }
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
+        Array2::zeros((x.nrows(), self.n_classes()))
+    }
+}
 
 /// Above this many training rows the n×n kernel matrix gets too large.
 pub const MAX_ROWS: usize = 12_000;
@@ -25,6 +135,9 @@ pub struct RbfOvr {
     /// `[classes, n_sv]`: y_i α_i of each support vector in each binary problem.
     pub coef: Array2<f64>,
     pub rho: Array1<f64>,
+    /// How the solvers stopped (kept in head.json's `fit`, not here).
+    #[serde(skip, default = "not_recorded")]
+    pub convergence: Convergence,
 }
 
 /// `exp(−gamma |a_i − b_j|²)` for all pairs, `[a.rows, b.rows]`.
@@ -46,6 +159,8 @@ pub fn rbf_kernel(a: ArrayView2<f64>, b: ArrayView2<f64>, gamma: f64) -> Array2<
 struct Solution {
     alpha: Vec<f64>,
     rho: f64,
+    iterations: usize,
+    converged: bool,
 }
 
 /// Binary C-SVC on a precomputed kernel `k` with labels `y` (true = +1).
@@ -59,7 +174,10 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
     let diag: Vec<f64> = (0..n).map(|t| k[[t, t]]).collect();
     let upper = |a: f64| a >= c;
     let lower = |a: f64| a <= 0.0;
+    let mut iterations = 0;
+    let mut converged = false;
     for _ in 0..max_iter {
+        iterations += 1;
         // Select i: maximal violating −y_t G_t over I_up.
         let mut gmax = f64::NEG_INFINITY;
         let mut i = usize::MAX;
@@ -75,6 +193,7 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
             }
         }
         if i == usize::MAX {
+            converged = true;
             break;
         }
         // Select j by the second-order gain.
@@ -110,6 +229,7 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
             }
         }
         if gmax + gmax2 < eps || j == usize::MAX {
+            converged = true;
             break;
         }
         let kj = k.row(j);
@@ -204,28 +324,34 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
     } else {
         (ub + lb) / 2.0
     };
-    Solution { alpha, rho }
+    Solution {
+        alpha,
+        rho,
+        iterations,
+        converged,
+    }
 }
 
-pub fn fit_ovr(
+fn fit_ovr(
     z: ArrayView2<f32>,
     y: &[usize],
     n_classes: usize,
     c: f64,
     gamma: f64,
-) -> Result<RbfOvr> {
+    eps: f64,
+) -> Result<RbfOvr, HeadError> {
     let n = z.nrows();
     if n > MAX_ROWS {
-        bail!(
-            "rbf-svm: {} training rows would need a {:.1} GB kernel matrix; \
-             use --head linear-svm or logistic for more than {} rows",
-            n,
-            8.0 * (n as f64).powi(2) / 1e9,
-            MAX_ROWS
-        );
-    }
-    if !(gamma.is_finite() && gamma > 0.0) {
-        bail!("gamma must be a positive number, got {gamma}");
+        return Err(HeadError::BadTrainingData {
+            head: "rbf-svm",
+            reason: format!(
+                "{} training rows would need a {:.1} GB kernel matrix; \
+                 use --head linear-svm or logistic for more than {} rows",
+                n,
+                8.0 * (n as f64).powi(2) / 1e9,
+                MAX_ROWS
+            ),
+        });
     }
     let x = z.mapv(|v| v as f64);
     let k = rbf_kernel(x.view(), x.view(), gamma);
@@ -233,7 +359,7 @@ pub fn fit_ovr(
         .into_par_iter()
         .map(|cls| {
             let t: Vec<bool> = y.iter().map(|&v| v == cls).collect();
-            smo(&k, &t, c, 1e-3)
+            smo(&k, &t, c, eps)
         })
         .collect();
     // Union of support vectors.
@@ -252,6 +378,10 @@ pub fn fit_ovr(
         support_vectors: z.select(Axis(0), &sv),
         coef,
         rho: sols.iter().map(|s| s.rho).collect(),
+        convergence: Convergence::all(sols.iter().map(|s| Convergence {
+            iterations: s.iterations,
+            converged: s.converged,
+        })),
     })
 }
 
@@ -296,7 +426,9 @@ mod tests {
             y.push(1);
         }
         let z = Array2::from_shape_fn((80, 2), |(i, j)| rows[i][j]);
-        let m = fit_ovr(z.view(), &y, 2, 10.0, 0.5).unwrap();
+        let ds = DatasetBase::new(z.clone(), Array1::from(y.clone()));
+        let m = RbfSvmParams::new().c(10.0).gamma(0.5).fit(&ds).unwrap();
+        assert!(m.convergence.converged);
         let s = m.decision(z.view());
         let correct = s
             .outer_iter()

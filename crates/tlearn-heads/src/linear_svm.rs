@@ -4,32 +4,150 @@
 //! trains in seconds. The bias is learned as an extra constant feature (value 1), regularised,
 //! as LIBLINEAR and scikit-learn's `LinearSVC` do.
 
-use ndarray::{Array1, Array2, ArrayView2};
+//!
+//! linfa's interface: `LinearSvmParams` (unchecked, `ParamGuard`) → `LinearSvmValidParams`
+//! (`Fit` on a `DatasetBase` of codes and class indices) → `LinearSvmModel`
+//! (`PredictInplace`: decision values `[n, classes]`).
+
+use crate::error::HeadError;
+use crate::fit_info::{classes_of, Convergence};
+use crate::logistic::{linear_decision, not_recorded};
+use linfa::dataset::AsSingleTargets;
+use linfa::traits::{Fit, PredictInplace};
+use linfa::{DatasetBase, ParamGuard};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-/// Solver settings.
-#[derive(Debug, Clone, Copy)]
-pub struct LinearSvmParams {
-    /// Inverse regularisation strength.
-    pub c: f64,
-    /// Stopping tolerance on the projected-gradient gap (LIBLINEAR's `-e`).
-    pub tol: f64,
-    /// Maximum passes over the data.
-    pub max_iter: usize,
-    pub seed: u64,
+/// Checked hyper-parameters and solver settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearSvmValidParams {
+    c: f64,
+    tol: f64,
+    max_iter: usize,
+    seed: u64,
+    n_classes: Option<usize>,
 }
+
+/// Unchecked hyper-parameters (linfa's `ParamGuard` pattern): `LinearSvmParams::new().c(0.1)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearSvmParams(LinearSvmValidParams);
 
 impl Default for LinearSvmParams {
     fn default() -> Self {
-        LinearSvmParams {
+        Self::new()
+    }
+}
+
+impl LinearSvmParams {
+    /// C = 1, tolerance 0.01, at most 1000 passes, seed 0.
+    pub fn new() -> Self {
+        LinearSvmParams(LinearSvmValidParams {
             c: 1.0,
             tol: 0.01,
             max_iter: 1000,
             seed: 0,
+            n_classes: None,
+        })
+    }
+    /// Inverse regularisation strength.
+    pub fn c(mut self, c: f64) -> Self {
+        self.0.c = c;
+        self
+    }
+    /// Stopping tolerance on the projected-gradient gap (LIBLINEAR's `-e`).
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.0.tol = tol;
+        self
+    }
+    /// Maximum passes over the data.
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.0.max_iter = n;
+        self
+    }
+    /// Seed of the coordinate order.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+    /// Number of classes (default: largest label + 1).
+    pub fn n_classes(mut self, k: usize) -> Self {
+        self.0.n_classes = Some(k);
+        self
+    }
+}
+
+impl ParamGuard for LinearSvmParams {
+    type Checked = LinearSvmValidParams;
+    type Error = HeadError;
+    fn check_ref(&self) -> Result<&LinearSvmValidParams, HeadError> {
+        let p = &self.0;
+        for (name, value) in [("C", p.c), ("tol", p.tol)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(HeadError::InvalidParam {
+                    name,
+                    value,
+                    reason: "must be a positive number",
+                });
+            }
         }
+        if p.max_iter == 0 {
+            return Err(HeadError::InvalidParam {
+                name: "max_iter",
+                value: 0.0,
+                reason: "must be at least 1",
+            });
+        }
+        Ok(p)
+    }
+    fn check(self) -> Result<LinearSvmValidParams, HeadError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}
+
+/// Fitted one-vs-rest linear SVMs: score_c = w_c·x + b_c.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinearSvmModel {
+    /// `[classes, d]`
+    pub weights: Array2<f32>,
+    /// `[classes]`
+    pub bias: Array1<f32>,
+    /// How the solvers stopped (kept in head.json's `fit`, not here).
+    #[serde(skip, default = "not_recorded")]
+    pub convergence: Convergence,
+}
+
+impl<D, T> Fit<ArrayBase<D, Ix2>, T, HeadError> for LinearSvmValidParams
+where
+    D: Data<Elem = f32>,
+    T: AsSingleTargets<Elem = usize>,
+{
+    type Object = LinearSvmModel;
+    fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<LinearSvmModel, HeadError> {
+        let (x, y, k) = classes_of("linear SVM", ds, self.n_classes)?;
+        let (weights, bias, models) = train_ovr(x, &y, k, self);
+        Ok(LinearSvmModel {
+            weights,
+            bias,
+            convergence: Convergence::all(models.iter().map(|m| Convergence {
+                iterations: m.iterations,
+                converged: m.converged,
+            })),
+        })
+    }
+}
+
+impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for LinearSvmModel {
+    /// Decision values `[n, classes]`.
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
+        linear_decision(x, &self.weights, &self.bias, y);
+    }
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
+        Array2::zeros((x.nrows(), self.weights.nrows()))
     }
 }
 
@@ -70,7 +188,7 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 
 /// Train one binary squared-hinge SVM. `x` is `[n, d]` in standard layout (rows contiguous),
 /// `y[i]` is `true` for the positive class.
-pub fn train_binary(x: &[f32], d: usize, y: &[bool], p: &LinearSvmParams) -> BinaryLinear {
+pub fn train_binary(x: &[f32], d: usize, y: &[bool], p: &LinearSvmValidParams) -> BinaryLinear {
     let n = y.len();
     let diag = 0.5 / p.c;
     let mut w = vec![0f32; d];
@@ -150,11 +268,11 @@ pub fn train_binary(x: &[f32], d: usize, y: &[bool], p: &LinearSvmParams) -> Bin
 
 /// One-vs-rest linear SVM: returns weights `[classes, d]` and biases `[classes]`.
 /// Classes are trained in parallel.
-pub fn train_ovr(
+fn train_ovr(
     x: ArrayView2<f32>,
     y: &[usize],
     n_classes: usize,
-    p: &LinearSvmParams,
+    p: &LinearSvmValidParams,
 ) -> (Array2<f32>, Array1<f32>, Vec<BinaryLinear>) {
     let xs = x.as_standard_layout();
     let data = xs.as_slice().expect("standard layout");
@@ -194,7 +312,7 @@ mod tests {
             x.extend_from_slice(&[off + 0.5 * j, j, -j]);
             y.push(pos);
         }
-        let m = train_binary(&x, 3, &y, &LinearSvmParams::default());
+        let m = train_binary(&x, 3, &y, &LinearSvmParams::new().check().unwrap());
         assert!(m.converged);
         let correct = (0..n)
             .filter(|&i| (dot(&m.w, &x[i * 3..i * 3 + 3]) + m.b > 0.0) == y[i])

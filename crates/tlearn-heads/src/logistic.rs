@@ -12,18 +12,160 @@
 //! direction") on badly scaled data. This solver reaches scikit-learn's optimum and reports
 //! failures as errors.
 
-use anyhow::{bail, Result};
-use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+//!
+//! linfa's interface: `LogisticParams` (unchecked, `ParamGuard`) → `LogisticValidParams`
+//! (`Fit` on a `DatasetBase` of codes and class indices) → `LogisticModel`
+//! (`PredictInplace`: decision values `[n, classes]`).
+
+use crate::error::HeadError;
+use crate::fit_info::{classes_of, Convergence};
+use linfa::dataset::AsSingleTargets;
+use linfa::traits::{Fit, PredictInplace};
+use linfa::{DatasetBase, ParamGuard};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2, Zip};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// Solver settings.
-#[derive(Debug, Clone, Copy)]
-pub struct LogisticParams {
-    pub c: f64,
-    pub max_iter: usize,
-    /// Stop when the largest absolute gradient entry falls below this (as scikit-learn's `tol`
+/// Checked hyper-parameters and solver settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogisticValidParams {
+    c: f64,
+    max_iter: usize,
+    tol: f64,
+    n_classes: Option<usize>,
+}
+
+/// Unchecked hyper-parameters (linfa's `ParamGuard` pattern): `LogisticParams::new().c(1.0)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogisticParams(LogisticValidParams);
+
+impl Default for LogisticParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LogisticParams {
+    /// C = 1, at most 1000 L-BFGS iterations, gradient tolerance 1e-4 (scikit-learn's).
+    pub fn new() -> Self {
+        LogisticParams(LogisticValidParams {
+            c: 1.0,
+            max_iter: 1000,
+            tol: 1e-4,
+            n_classes: None,
+        })
+    }
+    /// Inverse regularisation strength (scikit-learn's `C`).
+    pub fn c(mut self, c: f64) -> Self {
+        self.0.c = c;
+        self
+    }
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.0.max_iter = n;
+        self
+    }
+    /// Stop when the largest absolute gradient entry falls below this (scikit-learn's `tol`
     /// for lbfgs, on the 1/n-scaled objective).
-    pub tol: f64,
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.0.tol = tol;
+        self
+    }
+    /// Number of classes (default: largest label + 1), for folds that lack the last class.
+    pub fn n_classes(mut self, k: usize) -> Self {
+        self.0.n_classes = Some(k);
+        self
+    }
+}
+
+impl ParamGuard for LogisticParams {
+    type Checked = LogisticValidParams;
+    type Error = HeadError;
+    fn check_ref(&self) -> Result<&LogisticValidParams, HeadError> {
+        let p = &self.0;
+        if !(p.c.is_finite() && p.c > 0.0) {
+            return Err(HeadError::InvalidParam {
+                name: "C",
+                value: p.c,
+                reason: "must be a positive number",
+            });
+        }
+        if !(p.tol.is_finite() && p.tol > 0.0) {
+            return Err(HeadError::InvalidParam {
+                name: "tol",
+                value: p.tol,
+                reason: "must be a positive number",
+            });
+        }
+        if p.max_iter == 0 {
+            return Err(HeadError::InvalidParam {
+                name: "max_iter",
+                value: 0.0,
+                reason: "must be at least 1",
+            });
+        }
+        Ok(p)
+    }
+    fn check(self) -> Result<LogisticValidParams, HeadError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}
+
+/// A fitted multinomial logistic regression: scores = x·Wᵀ + b, probabilities = softmax.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogisticModel {
+    /// `[classes, d]`
+    pub weights: Array2<f32>,
+    /// `[classes]`
+    pub bias: Array1<f32>,
+    /// How the solver stopped (kept in head.json's `fit`, not here).
+    #[serde(skip, default = "not_recorded")]
+    pub convergence: Convergence,
+}
+
+pub(crate) fn not_recorded() -> Convergence {
+    Convergence {
+        iterations: 0,
+        converged: true,
+    }
+}
+
+impl<D, T> Fit<ArrayBase<D, Ix2>, T, HeadError> for LogisticValidParams
+where
+    D: Data<Elem = f32>,
+    T: AsSingleTargets<Elem = usize>,
+{
+    type Object = LogisticModel;
+    fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<LogisticModel, HeadError> {
+        let (x, y, k) = classes_of("logistic regression", ds, self.n_classes)?;
+        let (weights, bias, convergence) = fit(x, &y, k, self)?;
+        Ok(LogisticModel {
+            weights,
+            bias,
+            convergence,
+        })
+    }
+}
+
+/// `x · Wᵀ + b` as f64, the decision values of the linear heads.
+pub(crate) fn linear_decision<D: Data<Elem = f32>>(
+    x: &ArrayBase<D, Ix2>,
+    weights: &Array2<f32>,
+    bias: &Array1<f32>,
+    y: &mut Array2<f64>,
+) {
+    let s = x.dot(&weights.t()) + bias;
+    Zip::from(y).and(&s).for_each(|o, &v| *o = v as f64);
+}
+
+impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for LogisticModel {
+    /// Decision values `[n, classes]`.
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
+        linear_decision(x, &self.weights, &self.bias, y);
+    }
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
+        Array2::zeros((x.nrows(), self.weights.nrows()))
+    }
 }
 
 struct Problem<'a> {
@@ -71,17 +213,20 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Fit; returns weights `[classes, d]`, biases `[classes]` and the number of iterations.
-pub fn fit(
+/// Fit; returns weights `[classes, d]`, biases `[classes]` and how the solver stopped.
+fn fit(
     z: ArrayView2<f32>,
     y: &[usize],
     n_classes: usize,
-    p: &LogisticParams,
-) -> Result<(Array2<f32>, Array1<f32>, usize)> {
+    p: &LogisticValidParams,
+) -> Result<(Array2<f32>, Array1<f32>, Convergence), HeadError> {
     let x = z.mapv(|v| v as f64);
     let (n, d) = x.dim();
     if n == 0 {
-        bail!("logistic regression: no training rows");
+        return Err(HeadError::BadTrainingData {
+            head: "logistic regression",
+            reason: "no training rows".into(),
+        });
     }
     let prob = Problem {
         x: x.view(),
@@ -99,9 +244,10 @@ pub fn fit(
     let mut new_g = vec![0.0; dim];
     let mut trial = vec![0.0; dim];
     let mut iters = 0;
+    let mut stalled = false;
+    let gmax = |g: &[f64]| g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     while iters < p.max_iter {
-        let gmax = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        if gmax <= p.tol {
+        if gmax(&g) <= p.tol {
             break;
         }
         iters += 1;
@@ -159,19 +305,27 @@ pub fn fit(
                 f = nf;
                 accepted = true;
                 if rel < 1e-12 {
-                    iters = p.max_iter; // no more progress possible
+                    stalled = true; // no more progress possible
                 }
                 break;
             }
             step *= 0.5;
         }
-        if !accepted {
+        if !accepted || stalled {
             break; // at the numerical optimum along every direction tried
         }
     }
     if !f.is_finite() {
-        bail!("logistic regression diverged (non-finite loss); scale the features (--transform standard)");
+        return Err(HeadError::Solver {
+            head: "logistic regression",
+            reason: "diverged (non-finite loss); scale the features (--transform standard)".into(),
+        });
     }
+    // Converged: the gradient test passed, or the loss cannot decrease any more in f64.
+    let convergence = Convergence {
+        iterations: iters,
+        converged: gmax(&g) <= p.tol || stalled,
+    };
     let mut w = Array2::zeros((n_classes, d));
     for j in 0..d {
         for k in 0..n_classes {
@@ -179,7 +333,7 @@ pub fn fit(
         }
     }
     let b = Array1::from_iter(theta[d * n_classes..].iter().map(|&v| v as f32));
-    Ok((w, b, iters))
+    Ok((w, b, convergence))
 }
 
 #[cfg(test)]
@@ -211,6 +365,17 @@ mod tests {
     }
 
     #[test]
+    fn bad_hyper_parameters_are_refused_by_the_guard() {
+        let e = LogisticParams::new()
+            .c(-1.0)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("C = -1"), "{e}");
+        assert!(LogisticParams::new().tol(0.0).check().is_err());
+    }
+
+    #[test]
     fn learns_separable_classes_and_converges() {
         let z = array![
             [0.0f32, 3.0],
@@ -221,21 +386,12 @@ mod tests {
             [-2.8, -3.1]
         ];
         let y = [0usize, 0, 1, 1, 2, 2];
-        let (w, b, it) = fit(
-            z.view(),
-            &y,
-            3,
-            &LogisticParams {
-                c: 1.0,
-                max_iter: 1000,
-                tol: 1e-6,
-            },
-        )
-        .unwrap();
-        assert!(it < 1000);
-        let s = z.dot(&w.t()) + &b;
+        let ds = DatasetBase::new(z.clone(), ndarray::Array1::from(y.to_vec()));
+        let m = LogisticParams::new().tol(1e-6).fit(&ds).unwrap();
+        assert!(m.convergence.converged && m.convergence.iterations < 1000);
+        let s: Array2<f64> = linfa::traits::Predict::predict(&m, &z);
         for (row, &t) in s.outer_iter().zip(&y) {
-            assert_eq!(crate::metrics::argmax_f32(row.iter().copied()), t);
+            assert_eq!(crate::select::argmax(row.as_slice().unwrap()), t);
         }
     }
 }

@@ -1,32 +1,46 @@
 //! The saved model: one JSON file (`head.json`).
 //!
-//! Format `tlearn-head`, version 1. Top-level fields:
-//! - `format`: `"tlearn-head"`, `version`: `1`, `tlearn_version`, `created` (unix seconds)
+//! Format `tlearn-head`, version 2 (version-1 files still load). Top-level fields:
+//! - `format`: `"tlearn-head"`, `version`: `2`, `tlearn_version`, `created` (unix seconds)
 //! - `classes`: class names, in the order of the probability columns
 //! - `extractor`: the feature cache's extractor fingerprint (backbone name + sha256, cut layer,
-//!   pooling, preprocessing, augmentation), copied verbatim from the cache's `meta.json`
+//!   pooling, preprocessing, augmentation; `tlearn_cache::Fingerprint`), as in the cache's
+//!   `meta.json`, compared by value
 //! - `dim`: expected feature dimension
 //! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, mean?, inv_std?, pca?}`; arrays
 //!   are ndarray's serde form `{"v":1,"dim":[..],"data":[..]}`
-//! - `params`: `{kind: "logistic"|"linear-svm"|"rbf-svm", c, gamma?}`
+//! - `params`: `{kind: "logistic"|"linear-svm"|"rbf-svm", c, tol? (linear), gamma (rbf)}`
+//! - `fit` (version 2): `{iterations, converged}` of the final fit's solver
 //! - `head`: `{kind, weights [classes, d], bias [classes]}` for the linear heads, or
 //!   `{kind: "rbf-svm", gamma, support_vectors [n_sv, d], coef [classes, n_sv], rho [classes]}`
 //!   with score_c(x) = Σ_s coef[c,s]·exp(−gamma·|x − sv_s|²) − rho[c]
-//! - `platt`: for SVMs, one `{a, b}` per class: P(class | score) = 1 / (1 + exp(a·score + b)),
-//!   renormalised across classes; fitted on out-of-fold CV decision values
+//! - `calibration` (version 2, SVMs): `{slope, log_loss?, degenerate?}`: probabilities are
+//!   softmax(slope · scores), the slope fitted on out-of-fold CV decision values, so the most
+//!   probable class is the one with the largest decision value (the rule CV scored; see
+//!   `calibrate`). `degenerate` says why a fit is not a regular one.
+//! - `platt` (version 1 only): one `{a, b}` per class; converted on load to one shared slope
+//!
+//! Loading checks every array's shape against the others (`head.bias` against
+//! `head.weights`, `transform.inv_std` against `dim`, `head.coef` against
+//! `head.support_vectors`, ...) and refuses a mismatch naming the field.
 //! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold)
 //! - `split`: `{cache, seed, test_size, folds, train_rows, held_out: [paths]}`
 
-use crate::calibrate::Platt;
-use crate::head::{probabilities, Head, HeadParams};
+use crate::calibrate::{Platt, Temperature};
+use crate::error::HeadError;
+use crate::fit_info::Convergence;
+use crate::head::{probabilities, Head, HeadSpec};
 use crate::transform::Transform;
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use tlearn_cache::Fingerprint;
 
 pub const FORMAT: &str = "tlearn-head";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Versions this build reads.
+pub const READS_VERSIONS: [u32; 2] = [1, 2];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CvSummary {
@@ -54,12 +68,19 @@ pub struct SavedHead {
     pub tlearn_version: String,
     pub created: u64,
     pub classes: Vec<String>,
-    pub extractor: serde_json::Value,
+    pub extractor: Fingerprint,
     pub dim: usize,
     pub transform: Transform,
-    pub params: HeadParams,
+    pub params: HeadSpec,
     pub head: Head,
+    /// How the final fit's solver stopped (version 2; absent in version-1 files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Convergence>,
+    /// SVM probability calibration (see `calibrate`); `None` for logistic regression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Temperature>,
+    /// Version 1's per-class Platt sigmoids, read only (converted to `calibration` on load).
+    #[serde(default, skip_serializing)]
     pub platt: Option<Vec<Platt>>,
     pub cv: CvSummary,
     pub split: SplitRecord,
@@ -85,56 +106,67 @@ impl SavedHead {
             ),
         }
         let version = v.get("version").and_then(|f| f.as_u64());
-        if version != Some(VERSION as u64) {
+        if !version.is_some_and(|v| READS_VERSIONS.iter().any(|&r| r as u64 == v)) {
             bail!(
-                "{}: head format version {:?} is not supported (this tlearn reads version {VERSION})",
+                "{}: head format version {:?} is not supported (this tlearn reads versions {:?})",
                 path.display(),
-                version
+                version,
+                READS_VERSIONS
             );
         }
-        let h: SavedHead = serde_json::from_value(v)
+        let mut h: SavedHead = serde_json::from_value(v)
             .with_context(|| format!("{}: malformed tlearn head", path.display()))?;
         h.validate()
             .with_context(|| format!("{}: inconsistent tlearn head", path.display()))?;
+        if let (Some(p), None) = (&h.platt, &h.calibration) {
+            h.calibration = Some(Temperature::from_platt(p));
+        }
+        h.platt = None;
+        h.version = VERSION;
         Ok(h)
     }
 
     /// Write atomically (`.tmp`, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string(self)?;
-        crate::write_atomic(path, text.as_bytes())
+        tlearn_cache::write_atomic_bytes(path, text.as_bytes())?;
+        Ok(())
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Every array agrees in shape with the others and every number is finite; errors name
+    /// the field. A head that passes cannot make `decision`/`predict_proba` panic.
+    pub fn validate(&self) -> std::result::Result<(), HeadError> {
         let c = self.classes.len();
         if c < 2 {
-            bail!("{} classes recorded; need at least 2", c);
-        }
-        if self.head.n_classes() != c {
-            bail!(
-                "head has {} outputs but {} classes are listed",
-                self.head.n_classes(),
-                c
-            );
+            return Err(HeadError::malformed(
+                "classes",
+                format!("{c} classes recorded; need at least 2"),
+            ));
         }
         if self.transform.input_dim != self.dim {
-            bail!(
-                "transform expects {} dims but dim is {}",
-                self.transform.input_dim,
-                self.dim
-            );
+            return Err(HeadError::malformed(
+                "transform.input_dim",
+                format!("{} but `dim` is {}", self.transform.input_dim, self.dim),
+            ));
         }
-        if let Some(d) = self.head.input_dim() {
-            if d != self.transform.output_dim() {
-                bail!(
-                    "head expects {d} inputs but the transform outputs {}",
-                    self.transform.output_dim()
-                );
-            }
-        }
+        self.transform.validate()?;
+        self.head.validate(c, self.transform.output_dim())?;
         if let Some(p) = &self.platt {
             if p.len() != c {
-                bail!("{} Platt calibrations for {} classes", p.len(), c);
+                return Err(HeadError::malformed(
+                    "platt",
+                    format!("{} calibrations for {c} classes", p.len()),
+                ));
+            }
+            let ab: Vec<f64> = p.iter().flat_map(|p| [p.a, p.b]).collect();
+            crate::error::check_finite("platt", ab.iter())?;
+        }
+        if let Some(t) = &self.calibration {
+            if !(t.slope.is_finite() && t.slope >= 0.0) {
+                return Err(HeadError::malformed(
+                    "calibration.slope",
+                    format!("{} (must be a finite number >= 0)", t.slope),
+                ));
             }
         }
         Ok(())
@@ -145,21 +177,18 @@ impl SavedHead {
     }
 
     /// The feature-cache fingerprint this head was trained on.
-    pub fn extractor(&self) -> &serde_json::Value {
+    pub fn extractor(&self) -> &Fingerprint {
         &self.extractor
     }
 
     /// Refuse vectors from another extractor, naming the fields that differ.
-    pub fn check_extractor(&self, other: &serde_json::Value, what: &str) -> Result<()> {
-        if &self.extractor == other {
-            return Ok(());
+    pub fn check_extractor(&self, other: &Fingerprint, what: &str) -> Result<()> {
+        match self.extractor.compare(other, "head", "cache") {
+            None => Ok(()),
+            Some(diff) => bail!(
+                "{what} was made by a different feature extractor than this head expects: {diff}"
+            ),
         }
-        let mut diffs = Vec::new();
-        json_diff("extractor", &self.extractor, other, &mut diffs);
-        bail!(
-            "{what} was made by a different feature extractor than this head expects: {}",
-            diffs.join("; ")
-        )
     }
 
     /// Decision values `[n, classes]` for raw (untransformed) feature vectors.
@@ -185,28 +214,6 @@ impl SavedHead {
             bail!("feature vector {i} contains NaN or infinite values");
         }
         let s = self.decision(x)?;
-        Ok(probabilities(&self.head, self.platt.as_deref(), &s).mapv(|v| v as f32))
-    }
-}
-
-fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let p = format!("{path}.{k}");
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) => json_diff(&p, u, v, out),
-                    (Some(u), None) => out.push(format!("{p}: head has {u}, missing in cache")),
-                    (None, Some(v)) => out.push(format!("{p}: missing in head, cache has {v}")),
-                    (None, None) => {}
-                }
-            }
-        }
-        _ if a != b => out.push(format!("{path}: head has {a}, cache has {b}")),
-        _ => {}
+        Ok(probabilities(&self.head, self.calibration.as_ref(), &s).mapv(|v| v as f32))
     }
 }

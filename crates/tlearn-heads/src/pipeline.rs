@@ -1,8 +1,8 @@
 //! `train` (split → CV grid search → final fit → saved head) and `evaluate` (held-out report).
 
 use crate::cache::FeatureCache;
-use crate::calibrate::Platt;
-use crate::head::{FitOptions, Head, HeadKind, HeadParams};
+use crate::calibrate::Temperature;
+use crate::head::{Engine, HeadKind, HeadSpec};
 use crate::metrics::{self, Metrics};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
 use crate::select::{self, CvResult};
@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub scaling: Scaling,
     pub pca: Option<usize>,
     pub linear_tol: f64,
+    /// Solvers of logistic regression and the RBF SVM (tlearn's own or linfa's crates).
+    pub engine: Engine,
 }
 
 impl Default for TrainConfig {
@@ -41,6 +43,7 @@ impl Default for TrainConfig {
             scaling: Scaling::Standard,
             pca: None,
             linear_tol: 0.01,
+            engine: Engine::Tlearn,
         }
     }
 }
@@ -67,7 +70,13 @@ pub struct CvReport {
     pub test_size: f64,
     pub candidates: Vec<CvResult>,
     pub chosen: usize,
-    pub chosen_params: HeadParams,
+    pub chosen_params: HeadSpec,
+    /// How the final fit's solver stopped.
+    pub final_fit: crate::fit_info::Convergence,
+    /// How the chosen head predicts (the rule CV scored) and turns scores into probabilities.
+    pub prediction_rule: String,
+    /// The SVM probability calibration fitted on the out-of-fold scores.
+    pub calibration: Option<Temperature>,
     pub cv_seconds: f64,
     pub final_fit_seconds: f64,
     pub split: SplitExport,
@@ -118,12 +127,7 @@ pub fn train(
         .gamma_grid
         .clone()
         .unwrap_or_else(|| vec![0.1 / out_dim, 1.0 / out_dim, 10.0 / out_dim]);
-    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas);
-    let opt = FitOptions {
-        seed: cfg.seed,
-        linear_tol: cfg.linear_tol,
-        ..FitOptions::default()
-    };
+    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas, cfg.linear_tol, cfg.engine);
     let t0 = Instant::now();
     let mut results = select::cross_validate(
         x_train.view(),
@@ -134,7 +138,7 @@ pub fn train(
         &candidates,
         cfg.scaling,
         cfg.pca,
-        &opt,
+        cfg.seed,
         progress,
     )?;
     let cv_seconds = t0.elapsed().as_secs_f64();
@@ -144,24 +148,18 @@ pub fn train(
     let t1 = Instant::now();
     let transform = Transform::fit(x_train.view(), cfg.scaling, cfg.pca)?;
     let z = transform.apply(x_train.view())?;
-    let head = Head::fit(&params, z.view(), &y_train, n_classes, &opt)?;
-    // Platt calibration of SVM scores on the out-of-fold CV decision values.
-    let platt = match params.kind {
+    let head = params.fit(z.view(), &y_train, n_classes, cfg.seed)?;
+    let fit = head.convergence();
+    // SVM probabilities: one shared slope on the out-of-fold CV decision values, so the most
+    // probable class is the decision-value argmax that CV scored (see `calibrate`).
+    let calibration = match params.kind() {
         HeadKind::Logistic => None,
         _ => {
             let oof = results[chosen]
                 .oof_scores
                 .as_ref()
                 .expect("successful candidates keep their scores");
-            Some(
-                (0..n_classes)
-                    .map(|k| {
-                        let f: Vec<f64> = oof.column(k).to_vec();
-                        let yk: Vec<bool> = y_train.iter().map(|&v| v == k).collect();
-                        Platt::fit(&f, &yk)
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            Some(Temperature::fit(oof, &y_train))
         }
     };
     let final_fit_seconds = t1.elapsed().as_secs_f64();
@@ -180,7 +178,9 @@ pub fn train(
         transform,
         params,
         head,
-        platt,
+        fit: Some(fit),
+        calibration: calibration.clone(),
+        platt: None,
         cv: CvSummary {
             mean_accuracy: r.mean_accuracy,
             std_accuracy: r.std_accuracy,
@@ -205,6 +205,9 @@ pub fn train(
         candidates: results,
         chosen,
         chosen_params: params,
+        final_fit: fit,
+        prediction_rule: prediction_rule(&params).into(),
+        calibration,
         cv_seconds,
         final_fit_seconds,
         split: SplitExport {
@@ -214,6 +217,18 @@ pub fn train(
         },
     };
     Ok(TrainOutcome { saved, cv })
+}
+
+/// The one prediction rule, as words for reports: CV, `eval` and `predict` all take the class
+/// with the largest decision value (for logistic regression, the largest softmax probability,
+/// the same thing).
+pub fn prediction_rule(params: &HeadSpec) -> &'static str {
+    match params.kind() {
+        HeadKind::Logistic => {
+            "argmax of the decision values (= argmax of the softmax probabilities)"
+        }
+        _ => "argmax of the decision values (= argmax of the calibrated probabilities)",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,10 +247,15 @@ pub struct EvalReport {
     pub cache: String,
     /// "held-out" (the rows recorded in the head) or "all".
     pub rows: String,
-    pub params: HeadParams,
+    pub params: HeadSpec,
+    /// How the final fit's solver stopped (absent for version-1 heads).
+    pub fit: Option<crate::fit_info::Convergence>,
     pub scaling: Scaling,
     pub pca_components: Option<usize>,
     pub cv: CvSummary,
+    /// The rule that turned scores into the predicted class (the one CV scored).
+    pub prediction_rule: String,
+    pub calibration: Option<Temperature>,
     pub metrics: Metrics,
     pub misclassified: Vec<Misclassified>,
 }
@@ -325,9 +345,12 @@ pub fn evaluate(head: &SavedHead, cache: &FeatureCache, all: bool) -> Result<Eva
         cache: cache.dir.display().to_string(),
         rows: if all { "all" } else { "held-out" }.into(),
         params: head.params,
+        fit: head.fit,
         scaling: head.transform.scaling,
         pca_components: head.transform.pca.as_ref().map(|p| p.components.nrows()),
         cv: head.cv.clone(),
+        prediction_rule: prediction_rule(&head.params).into(),
+        calibration: head.calibration.clone(),
         metrics: m,
         misclassified,
     })

@@ -8,10 +8,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::OnceLock;
 
-fn params_str(p: &crate::head::HeadParams) -> String {
-    match p.gamma {
-        Some(g) => format!("{} C={} gamma={:.3e}", p.kind, p.c, g),
-        None => format!("{} C={}", p.kind, p.c),
+fn params_str(p: &crate::head::HeadSpec) -> String {
+    p.to_string()
+}
+
+/// "yes (12 it)" / "NO (1000 it)" / "-" for the CV table's convergence column.
+fn conv_cell(c: Option<crate::fit_info::Convergence>) -> String {
+    match c {
+        Some(c) if c.converged => format!("yes ({})", c.iterations),
+        Some(c) => format!("NO ({})", c.iterations),
+        None => "-".into(),
     }
 }
 
@@ -20,13 +26,13 @@ pub fn cv_table(cv: &CvReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "  {:<11} {:>8} {:>10} {:>17} {:>9}",
+        "  {:<11} {:>8} {:>10} {:>17} {:>9}  converged (max iterations)",
         "head", "C", "gamma", "CV accuracy", "time (s)"
     );
     for (i, r) in cv.candidates.iter().enumerate() {
         let gamma = r
             .params
-            .gamma
+            .gamma()
             .map(|g| format!("{g:.3e}"))
             .unwrap_or_else(|| "-".into());
         let acc = match &r.error {
@@ -35,13 +41,14 @@ pub fn cv_table(cv: &CvReport) -> String {
         };
         let _ = writeln!(
             s,
-            "{} {:<11} {:>8} {:>10} {:>17} {:>9.2}",
+            "{} {:<11} {:>8} {:>10} {:>17} {:>9.2}  {}",
             if i == cv.chosen { "*" } else { " " },
-            r.params.kind.name(),
-            r.params.c,
+            r.params.kind().name(),
+            r.params.c(),
             gamma,
             acc,
-            r.seconds
+            r.seconds,
+            conv_cell(r.convergence)
         );
         if let Some(e) = &r.error {
             let _ = writeln!(s, "      error: {e}");
@@ -58,6 +65,36 @@ pub fn cv_table(cv: &CvReport) -> String {
         cv.cv_seconds,
         cv.final_fit_seconds
     );
+    let _ = writeln!(s, "final fit: {}", cv.final_fit);
+    if cv
+        .candidates
+        .iter()
+        .any(|r| r.convergence.is_some_and(|c| !c.converged))
+    {
+        let _ = writeln!(
+            s,
+            "warning: some fits stopped at their iteration limit before converging (column \"converged\")"
+        );
+    }
+    let _ = writeln!(s, "prediction: {}", cv.prediction_rule);
+    if let Some(t) = &cv.calibration {
+        let _ = writeln!(s, "{}", calibration_line(t));
+    }
+    s
+}
+
+/// One line on the SVM probability calibration, saying so when the fit was degenerate.
+pub fn calibration_line(t: &crate::calibrate::Temperature) -> String {
+    let mut s = format!(
+        "probabilities: softmax({:.4} x decision value), slope from {}",
+        t.slope, t.fitted_on
+    );
+    if let Some(l) = t.log_loss {
+        let _ = write!(s, " (log-loss {l:.4})");
+    }
+    if let Some(d) = &t.degenerate {
+        let _ = write!(s, "\nwarning: degenerate calibration: {d}");
+    }
     s
 }
 
@@ -76,6 +113,13 @@ pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
         r.cv.mean_accuracy,
         r.cv.std_accuracy
     );
+    if let Some(f) = &r.fit {
+        let _ = writeln!(s, "solver: {f}");
+    }
+    let _ = writeln!(s, "prediction: {}", r.prediction_rule);
+    if let Some(t) = &r.calibration {
+        let _ = writeln!(s, "{}", calibration_line(t));
+    }
     let _ = writeln!(s, "evaluated on {} {} rows of {}", m.n, r.rows, r.cache);
     let _ = writeln!(s, "accuracy           {:.4}", m.accuracy);
     let _ = writeln!(s, "balanced accuracy  {:.4}", m.balanced_accuracy);

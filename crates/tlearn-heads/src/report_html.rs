@@ -94,19 +94,8 @@ fn pct(v: f64) -> String {
 pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
     let m = &rep.metrics;
     let ex = head.extractor();
-    let exs = |k: &str| {
-        ex.get(k)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .unwrap_or_else(|| "?".into())
-    };
-    let params = match rep.params.gamma {
-        Some(g) => format!("{} C={} gamma={g:.3e}", rep.params.kind, rep.params.c),
-        None => format!("{} C={}", rep.params.kind, rep.params.c),
-    };
+    // HeadSpec's Display: kind, C, gamma, and the engine when it is linfa.
+    let params = rep.params.to_string();
     let mut h = String::new();
     let _ = write!(
         h,
@@ -118,9 +107,9 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
         "<h1>tlearn evaluation: {}</h1><p>{} cut at <code>{}</code> ({} pooling) · transform {:?}{} \
          · {} {} images of <code>{}</code></p>",
         esc(&params),
-        esc(&exs("backbone")),
-        esc(&exs("layer")),
-        esc(&exs("pool")),
+        esc(&ex.backbone),
+        esc(&ex.layer),
+        esc(&ex.pool.to_string()),
         rep.scaling,
         rep.pca_components
             .map(|k| format!(" + PCA {k}"))

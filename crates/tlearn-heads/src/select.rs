@@ -1,7 +1,8 @@
 //! Model selection: k-fold cross-validation over a grid of heads and hyper-parameters.
 //! The transform (standardisation, PCA) is refitted on each training fold only.
 
-use crate::head::{FitOptions, Head, HeadKind, HeadParams};
+use crate::fit_info::Convergence;
+use crate::head::{Engine, HeadKind, HeadSpec};
 use crate::transform::{Scaling, Transform};
 use anyhow::{bail, Result};
 use ndarray::{Array2, ArrayView2, Axis};
@@ -13,7 +14,10 @@ use std::time::Instant;
 #[derive(Debug, Clone, Serialize)]
 pub struct CvResult {
     #[serde(flatten)]
-    pub params: HeadParams,
+    pub params: HeadSpec,
+    /// How the solver stopped, over all folds (largest iteration count; converged only if
+    /// every fold did). `None` if a fit failed.
+    pub convergence: Option<Convergence>,
     /// Accuracy on each validation fold (empty if the fit failed).
     pub fold_accuracy: Vec<f64>,
     pub mean_accuracy: f64,
@@ -28,30 +32,49 @@ pub struct CvResult {
     pub oof_scores: Option<Array2<f64>>,
 }
 
-/// The grid: every head kind with every C, and every gamma for RBF.
-pub fn grid(kinds: &[HeadKind], c_grid: &[f64], gamma_grid: &[f64]) -> Vec<HeadParams> {
+/// The grid: every head kind with every C, and every gamma for RBF; `engine` picks the
+/// solvers of logistic regression and the RBF SVM.
+pub fn grid(
+    kinds: &[HeadKind],
+    c_grid: &[f64],
+    gamma_grid: &[f64],
+    linear_tol: f64,
+    engine: Engine,
+) -> Vec<HeadSpec> {
     let mut out = Vec::new();
     for &kind in kinds {
         for &c in c_grid {
-            if kind == HeadKind::RbfSvm {
-                for &g in gamma_grid {
-                    out.push(HeadParams {
-                        kind,
-                        c,
-                        gamma: Some(g),
-                    });
-                }
-            } else {
-                out.push(HeadParams {
-                    kind,
+            match kind {
+                HeadKind::RbfSvm => out.extend(gamma_grid.iter().map(|&gamma| HeadSpec::RbfSvm {
                     c,
-                    gamma: None,
-                });
+                    gamma,
+                    engine,
+                })),
+                HeadKind::LinearSvm => out.push(HeadSpec::LinearSvm { c, tol: linear_tol }),
+                HeadKind::Logistic => out.push(HeadSpec::Logistic { c, engine }),
             }
         }
     }
     out
 }
+
+/// The heads `--head auto` cross-validates for `n_train` training rows, and why any is left
+/// out: the RBF SVM's dense kernel matrix is too large above `kernel_svm::MAX_ROWS` rows.
+pub fn auto_heads(n_train: usize) -> (Vec<HeadKind>, Option<String>) {
+    if n_train > crate::kernel_svm::MAX_ROWS {
+        (
+            vec![HeadKind::LinearSvm, HeadKind::Logistic],
+            Some(format!(
+                "{n_train} training rows: skipping rbf-svm in auto (dense kernel too large)"
+            )),
+        )
+    } else {
+        (HeadKind::ALL.to_vec(), None)
+    }
+}
+
+/// Validation rows, their decision values and how the fit converged.
+type FoldFit = (Vec<usize>, Array2<f64>, Convergence);
 
 struct FoldData {
     z_train: Array2<f32>,
@@ -68,10 +91,10 @@ pub fn cross_validate(
     n_classes: usize,
     fold_of: &[usize],
     k: usize,
-    candidates: &[HeadParams],
+    candidates: &[HeadSpec],
     scaling: Scaling,
     pca: Option<usize>,
-    opt: &FitOptions,
+    seed: u64,
     mut progress: impl FnMut(&CvResult),
 ) -> Result<Vec<CvResult>> {
     let folds: Vec<FoldData> = (0..k)
@@ -93,20 +116,26 @@ pub fn cross_validate(
     let mut results = Vec::with_capacity(candidates.len());
     for p in candidates {
         let start = Instant::now();
-        let fits: Vec<Result<(Vec<usize>, Array2<f64>)>> = folds
+        let fits: Vec<Result<FoldFit>> = folds
             .par_iter()
             .map(|fd| {
-                let h = Head::fit(p, fd.z_train.view(), &fd.y_train, n_classes, opt)?;
-                Ok((fd.valid_pos.clone(), h.decision(fd.z_valid.view())))
+                let h = p.fit(fd.z_train.view(), &fd.y_train, n_classes, seed)?;
+                Ok((
+                    fd.valid_pos.clone(),
+                    h.decision(fd.z_valid.view()),
+                    h.convergence(),
+                ))
             })
             .collect();
         let seconds = start.elapsed().as_secs_f64();
         let mut oof = Array2::zeros((y.len(), n_classes));
         let mut accs = Vec::new();
         let mut error = None;
+        let mut conv = Vec::new();
         for r in fits {
             match r {
-                Ok((pos, s)) => {
+                Ok((pos, s, c)) => {
+                    conv.push(c);
                     let mut correct = 0;
                     for (row, &i) in s.axis_iter(Axis(0)).zip(&pos) {
                         if argmax(row.as_slice().unwrap_or(&row.to_vec())) == y[i] {
@@ -129,6 +158,7 @@ pub fn cross_validate(
         };
         let res = CvResult {
             params: *p,
+            convergence: error.is_none().then(|| Convergence::all(conv)),
             fold_accuracy: if error.is_none() { accs } else { vec![] },
             mean_accuracy: mean,
             std_accuracy: std,
@@ -168,11 +198,7 @@ pub fn choose(results: &[CvResult]) -> Result<usize> {
     if ok.is_empty() {
         let errs: Vec<String> = results
             .iter()
-            .filter_map(|r| {
-                r.error
-                    .as_ref()
-                    .map(|e| format!("{} C={}: {e}", r.params.kind, r.params.c))
-            })
+            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.params)))
             .collect();
         bail!("every candidate failed:\n  {}", errs.join("\n  "));
     }
@@ -184,8 +210,16 @@ pub fn choose(results: &[CvResult]) -> Result<usize> {
             if d.abs() > 1e-9 {
                 return d.partial_cmp(&0.0).unwrap_or(std::cmp::Ordering::Equal);
             }
-            (ra.params.kind.complexity(), ra.params.c, ra.params.gamma)
-                .partial_cmp(&(rb.params.kind.complexity(), rb.params.c, rb.params.gamma))
+            (
+                ra.params.kind().complexity(),
+                ra.params.c(),
+                ra.params.gamma(),
+            )
+                .partial_cmp(&(
+                    rb.params.kind().complexity(),
+                    rb.params.c(),
+                    rb.params.gamma(),
+                ))
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
         .expect("non-empty");
@@ -198,11 +232,8 @@ mod tests {
 
     fn res(kind: HeadKind, c: f64, acc: f64) -> CvResult {
         CvResult {
-            params: HeadParams {
-                kind,
-                c,
-                gamma: None,
-            },
+            params: grid(&[kind], &[c], &[1.0], 0.01, Engine::Tlearn)[0],
+            convergence: None,
             fold_accuracy: vec![acc],
             mean_accuracy: acc,
             std_accuracy: 0.0,
@@ -235,11 +266,20 @@ mod tests {
     }
 
     #[test]
+    fn auto_skips_rbf_on_large_sets_only() {
+        assert_eq!(auto_heads(1000).0, HeadKind::ALL.to_vec());
+        let (k, note) = auto_heads(50_000);
+        assert!(!k.contains(&HeadKind::RbfSvm) && note.unwrap().contains("rbf-svm"));
+    }
+
+    #[test]
     fn grid_expands_gamma_for_rbf_only() {
         let g = grid(
             &[HeadKind::Logistic, HeadKind::RbfSvm],
             &[0.1, 1.0],
             &[0.01, 0.1, 1.0],
+            0.01,
+            Engine::Tlearn,
         );
         assert_eq!(g.len(), 2 + 6);
     }

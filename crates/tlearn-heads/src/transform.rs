@@ -162,6 +162,73 @@ impl Transform {
         })
     }
 
+    /// Check a loaded transform: parameter lengths agree with `input_dim`, numbers are finite.
+    /// Errors name the field (`transform.inv_std`, ...).
+    pub fn validate(&self) -> Result<(), crate::error::HeadError> {
+        use crate::error::{check_finite32, HeadError};
+        let d = self.input_dim;
+        if d == 0 {
+            return Err(HeadError::malformed("transform.input_dim", "is 0"));
+        }
+        match (&self.mean, &self.inv_std, self.scaling) {
+            (Some(m), Some(s), Scaling::Standard) => {
+                if m.len() != d {
+                    return Err(HeadError::malformed(
+                        "transform.mean",
+                        format!("{} entries for input dimension {d}", m.len()),
+                    ));
+                }
+                if s.len() != d {
+                    return Err(HeadError::malformed(
+                        "transform.inv_std",
+                        format!("{} entries for input dimension {d}", s.len()),
+                    ));
+                }
+                check_finite32("transform.mean", m.iter())?;
+                check_finite32("transform.inv_std", s.iter())?;
+            }
+            (None, None, Scaling::L2 | Scaling::None) => {}
+            (_, _, Scaling::Standard) => {
+                return Err(HeadError::malformed(
+                    "transform.mean",
+                    "standard scaling needs both `mean` and `inv_std`",
+                ))
+            }
+            _ => {
+                return Err(HeadError::malformed(
+                    "transform.scaling",
+                    format!(
+                        "{:?} scaling takes no `mean`/`inv_std`, but they are present",
+                        self.scaling
+                    ),
+                ))
+            }
+        }
+        if let Some(p) = &self.pca {
+            if p.components.nrows() == 0 {
+                return Err(HeadError::malformed(
+                    "transform.pca.components",
+                    "has no rows",
+                ));
+            }
+            if p.components.ncols() != d {
+                return Err(HeadError::malformed(
+                    "transform.pca.components",
+                    format!("{} columns for input dimension {d}", p.components.ncols()),
+                ));
+            }
+            if p.mean.len() != d {
+                return Err(HeadError::malformed(
+                    "transform.pca.mean",
+                    format!("{} entries for input dimension {d}", p.mean.len()),
+                ));
+            }
+            check_finite32("transform.pca.components", p.components.iter())?;
+            check_finite32("transform.pca.mean", p.mean.iter())?;
+        }
+        Ok(())
+    }
+
     pub fn output_dim(&self) -> usize {
         match &self.pca {
             Some(p) => p.components.nrows(),

@@ -1,6 +1,6 @@
 //! End-to-end tests of the heads library on caches written by the tests: the real UCI digits
-//! and iris data (from scikit-learn's bundled files in the venv) and small synthetic caches for
-//! the bad-input cases.
+//! and iris data (fixtures: scikit-learn's copies), real version-1 head files, and small
+//! synthetic caches for the bad-input cases.
 
 mod common;
 
@@ -17,10 +17,10 @@ fn cfg(heads: &[HeadKind], c_grid: &[f64]) -> TrainConfig {
     }
 }
 
-fn digits_cache(dir: &std::path::Path) -> Option<FeatureCache> {
-    let (x, labels) = digits()?;
+fn digits_cache(dir: &std::path::Path) -> FeatureCache {
+    let (x, labels) = digits();
     write_cache(dir, &x, &labels, None, extractor("digits-pixels"));
-    Some(FeatureCache::load(dir).unwrap())
+    FeatureCache::load(dir).unwrap()
 }
 
 /// scikit-learn reference, measured by `bench/heads_bench.py` on a digits cache with the same
@@ -29,9 +29,7 @@ fn digits_cache(dir: &std::path::Path) -> Option<FeatureCache> {
 #[test]
 fn linear_svm_on_real_digits() {
     let tmp = tempdir().unwrap();
-    let Some(cache) = digits_cache(tmp.path()) else {
-        return;
-    };
+    let cache = digits_cache(tmp.path());
     let out = train(
         &cache,
         &cfg(&[HeadKind::LinearSvm], &[0.01, 0.1, 1.0]),
@@ -39,6 +37,15 @@ fn linear_svm_on_real_digits() {
     )
     .unwrap();
     assert_eq!(out.cv.candidates.len(), 3);
+    // Convergence is recorded per candidate, for the final fit, and shown in the CV table.
+    assert!(out.cv.candidates.iter().all(|r| r.convergence.is_some()));
+    assert_eq!(out.saved.fit, Some(out.cv.final_fit));
+    assert!(out.cv.final_fit.iterations > 0);
+    let table = tlearn_heads::report::cv_table(&out.cv);
+    assert!(
+        table.contains("converged") && table.contains("final fit:"),
+        "{table}"
+    );
     assert_eq!(out.saved.split.held_out.len(), out.cv.split.test_rows.len());
     let rep = evaluate(&out.saved, &cache, false).unwrap();
     assert_eq!(rep.metrics.n, out.cv.split.test_rows.len());
@@ -47,7 +54,7 @@ fn linear_svm_on_real_digits() {
         "linear SVM held-out accuracy on digits {}",
         rep.metrics.accuracy
     );
-    // Top-3 is at least top-1; probabilities are calibrated (Platt) and sum to one.
+    // Top-3 is at least top-1; probabilities are calibrated and sum to one.
     assert!(rep.metrics.top_k_accuracy[1].1 >= rep.metrics.accuracy);
     let p = out.saved.predict_proba(cache.x.view()).unwrap();
     for r in p.outer_iter() {
@@ -62,9 +69,7 @@ fn linear_svm_on_real_digits() {
 #[test]
 fn logistic_and_rbf_on_real_digits() {
     let tmp = tempdir().unwrap();
-    let Some(cache) = digits_cache(tmp.path()) else {
-        return;
-    };
+    let cache = digits_cache(tmp.path());
     // scikit-learn on the same split (bench): LogisticRegression C=1 0.9610, SVC(rbf) 0.9916.
     for (kind, min_acc) in [(HeadKind::Logistic, 0.95), (HeadKind::RbfSvm, 0.98)] {
         let mut c = cfg(&[kind], &[1.0]);
@@ -89,9 +94,7 @@ fn logistic_and_rbf_on_real_digits() {
 #[test]
 fn auto_on_iris_saves_and_reloads_identically() {
     let tmp = tempdir().unwrap();
-    let Some((x, labels)) = iris() else {
-        return;
-    };
+    let (x, labels) = iris();
     write_cache(tmp.path(), &x, &labels, None, extractor("iris"));
     let cache = FeatureCache::load(tmp.path()).unwrap();
     let c = TrainConfig {
@@ -307,9 +310,7 @@ fn duplicate_images_stay_on_one_side_of_the_split() {
 #[test]
 fn pca_and_l2_transforms_train() {
     let tmp = tempdir().unwrap();
-    let Some(cache) = digits_cache(tmp.path()) else {
-        return;
-    };
+    let cache = digits_cache(tmp.path());
     let mut c = cfg(&[HeadKind::LinearSvm], &[0.1]);
     c.pca = Some(30);
     c.folds = 3;
@@ -350,7 +351,7 @@ fn confusion_png_is_written() {
 #[test]
 #[ignore = "heavy: 60,000 x 1,280 linear SVM; run by make test"]
 fn linear_svm_60k_by_1280_trains_in_seconds() {
-    use tlearn_heads::head::{FitOptions, Head, HeadParams};
+    use tlearn_heads::head::HeadSpec;
     let (n, d, k) = (60_000, 1_280, 10);
     let y: Vec<usize> = (0..n).map(|i| (i * 7919) % k).collect();
     // Deterministic pseudo-random noise (xorshift) plus a class-dependent signal on 64 features.
@@ -368,12 +369,8 @@ fn linear_svm_60k_by_1280_trains_in_seconds() {
         }
     }
     let t = std::time::Instant::now();
-    let p = HeadParams {
-        kind: HeadKind::LinearSvm,
-        c: 0.01,
-        gamma: None,
-    };
-    let h = Head::fit(&p, x.view(), &y, k, &FitOptions::default()).unwrap();
+    let p = HeadSpec::LinearSvm { c: 0.01, tol: 0.01 };
+    let h = p.fit(x.view(), &y, k, 0).unwrap();
     let secs = t.elapsed().as_secs_f64();
     let s = h.decision(x.view());
     let acc = s
@@ -385,4 +382,41 @@ fn linear_svm_60k_by_1280_trains_in_seconds() {
     eprintln!("60000x1280 linear SVM: {secs:.1} s, training accuracy {acc:.3}");
     assert!(acc > 0.9, "training accuracy {acc}");
     assert!(secs < 60.0, "took {secs} s");
+}
+
+/// Both engines on the real digits: tlearn's solvers and linfa's crates (linfa-logistic,
+/// linfa-svm) fit, save and evaluate through the same pipeline, and agree on accuracy.
+#[test]
+fn both_engines_train_logistic_and_rbf_on_real_digits() {
+    use tlearn_heads::Engine;
+    let tmp = tempdir().unwrap();
+    let cache = digits_cache(tmp.path());
+    for kind in [HeadKind::Logistic, HeadKind::RbfSvm] {
+        let mut acc = Vec::new();
+        for engine in [Engine::Tlearn, Engine::Linfa] {
+            let mut c = cfg(&[kind], &[1.0]);
+            c.folds = 3;
+            c.engine = engine;
+            let out = train(&cache, &c, |_| {}).unwrap();
+            assert_eq!(out.saved.params.engine(), engine);
+            let path = tmp.path().join(format!("{kind}-{engine:?}.json"));
+            out.saved.save(&path).unwrap();
+            let back = SavedHead::load(&path).unwrap();
+            assert_eq!(back.params.engine(), engine);
+            let rep = evaluate(&back, &cache, false).unwrap();
+            eprintln!(
+                "{kind} {engine:?}: CV {:.4} ({}), held-out {:.4}, final fit {}",
+                out.cv.candidates[0].mean_accuracy,
+                out.cv.candidates[0].params,
+                rep.metrics.accuracy,
+                out.cv.final_fit
+            );
+            acc.push(rep.metrics.accuracy);
+        }
+        assert!(acc[1] > 0.9, "{kind} linfa accuracy {}", acc[1]);
+        assert!(
+            (acc[0] - acc[1]).abs() < 0.03,
+            "{kind}: engines disagree {acc:?}"
+        );
+    }
 }

@@ -1,66 +1,80 @@
-//! Helpers for the heads tests: write feature caches (format v1), read scikit-learn's bundled
-//! real data sets (UCI digits, iris) from the project's venv.
+//! Helpers for the heads tests: write feature caches (with `tlearn-cache`), read the real data
+//! sets kept as fixtures (UCI digits, iris; scikit-learn's copies).
 #![allow(dead_code)]
 
 use ndarray::Array2;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use tlearn_cache::{
+    Augment, ChannelOrder, Fingerprint, IndexRow, Layout, Meta, Pooling, Preprocess,
+};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn extractor(name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "backbone": name, "sha256": "abc123", "layer": "features", "pool": "avg",
-        "preprocess": {"size": 224}, "augment": "none"
-    })
+/// A fingerprint as `tlearn extract` writes it, for the backbone `name`.
+pub fn extractor(name: &str) -> Fingerprint {
+    Fingerprint {
+        backbone: name.into(),
+        sha256: "abc123".into(),
+        layer: "features".into(),
+        pool: Pooling::Avg,
+        preprocess: Preprocess {
+            crop: 224,
+            resize_ratio: 256.0 / 224.0,
+            value_scale: 1.0,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            channels: ChannelOrder::Rgb,
+            layout: Layout::Nchw,
+            background: [255; 3],
+        },
+        augment: Augment::None,
+    }
 }
 
-/// Write a cache; `sha` defaults to a distinct hash per row.
+/// Write a cache with `tlearn-cache`'s writer; `sha` defaults to a distinct hash per row.
 pub fn write_cache(
     dir: &Path,
     x: &Array2<f32>,
     labels: &[String],
     sha: Option<&[String]>,
-    extractor: serde_json::Value,
+    extractor: Fingerprint,
 ) {
-    std::fs::create_dir_all(dir).unwrap();
     let mut classes: Vec<String> = labels.to_vec();
     classes.sort();
     classes.dedup();
-    ndarray_npy::write_npy(dir.join("features.npy"), x).unwrap();
-    let mut w = csv::Writer::from_path(dir.join("index.csv")).unwrap();
-    w.write_record(["path", "label", "sha256"]).unwrap();
-    for (i, l) in labels.iter().enumerate() {
-        let h = sha
-            .map(|s| s[i].clone())
-            .unwrap_or_else(|| format!("{i:064x}"));
-        w.write_record([format!("{l}/{i:05}.png"), l.clone(), h])
-            .unwrap();
-    }
-    w.flush().unwrap();
-    let meta = serde_json::json!({
-        "format": "tlearn-features", "version": 1, "dataset": "/nowhere", "dim": x.ncols(),
-        "rows": x.nrows(), "classes": classes, "extractor": extractor,
-        "created": "2026-01-01T00:00:00Z", "tlearn_version": "test"
-    });
-    std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
-    std::fs::write(dir.join("skipped.csv"), "path,reason\n").unwrap();
+    let index: Vec<IndexRow> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| IndexRow {
+            path: format!("{l}/{i:05}.png"),
+            label: l.clone(),
+            sha256: sha
+                .map(|s| s[i].clone())
+                .unwrap_or_else(|| format!("{i:064x}")),
+        })
+        .collect();
+    let meta = Meta::new(
+        "/nowhere",
+        x.ncols(),
+        x.nrows(),
+        classes,
+        extractor,
+        "2026-01-01T00:00:00Z",
+    );
+    let features: Vec<f32> = x.iter().copied().collect();
+    tlearn_cache::write(dir, &meta, &index, &features, &[]).unwrap();
 }
 
-fn sklearn_data(file: &str) -> Option<PathBuf> {
-    let lib = repo_root().join(".venv/lib");
-    for e in std::fs::read_dir(lib).ok()?.flatten() {
-        let p = e
-            .path()
-            .join("site-packages/sklearn/datasets/data")
-            .join(file);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    None
+/// A fixture under `tests/fixtures/`; a missing one fails the test with its path.
+pub fn fixture(file: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
+    assert!(p.exists(), "test fixture {} is missing", p.display());
+    p
 }
 
 fn parse_rows(text: &str, skip: usize) -> (Array2<f32>, Vec<String>) {
@@ -79,24 +93,16 @@ fn parse_rows(text: &str, skip: usize) -> (Array2<f32>, Vec<String>) {
     )
 }
 
-/// The UCI handwritten digits (1797 × 64) shipped by scikit-learn, or None (with a message).
-pub fn digits() -> Option<(Array2<f32>, Vec<String>)> {
-    let Some(p) = sklearn_data("digits.csv.gz") else {
-        eprintln!("SKIP: scikit-learn's digits.csv.gz not found under .venv (run make venv)");
-        return None;
-    };
+/// The UCI handwritten digits (1797 × 64), scikit-learn's copy kept as a fixture.
+pub fn digits() -> (Array2<f32>, Vec<String>) {
     let mut s = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
+    flate2::read::GzDecoder::new(std::fs::File::open(fixture("digits.csv.gz")).unwrap())
         .read_to_string(&mut s)
         .unwrap();
-    Some(parse_rows(&s, 0))
+    parse_rows(&s, 0)
 }
 
-/// Fisher's iris (150 × 4) shipped by scikit-learn, or None (with a message).
-pub fn iris() -> Option<(Array2<f32>, Vec<String>)> {
-    let Some(p) = sklearn_data("iris.csv") else {
-        eprintln!("SKIP: scikit-learn's iris.csv not found under .venv (run make venv)");
-        return None;
-    };
-    Some(parse_rows(&std::fs::read_to_string(p).unwrap(), 1))
+/// Fisher's iris (150 × 4), scikit-learn's copy kept as a fixture.
+pub fn iris() -> (Array2<f32>, Vec<String>) {
+    parse_rows(&std::fs::read_to_string(fixture("iris.csv")).unwrap(), 1)
 }

@@ -5,7 +5,7 @@
 //! Why it exists: on EfficientNet-Lite, tract 0.23.9's `DepthWiseConv` took half of every
 //! image's inference time (15 of 30 ms at batch 1 on this machine, 34.5 M of the network's
 //! 384 M multiply-adds), mostly in strided and padded zones that its vector kernel does not
-//! cover. [`crate::depthwise_op`] swaps it in for tract's operator inside the tract plan.
+//! cover. [`super::depthwise_op`] swaps it in for tract's operator inside the tract plan.
 //!
 //! How: the zero-padded input plane is laid out once per channel as `stride_w` "phase" planes
 //! (phase `q` holds padded columns `q, q + stride_w, ...`), so every kernel tap reads a contiguous

@@ -3,7 +3,7 @@
 //! bias, a ReLU / ReLU6 clamp or the residual add that follows it folded in. On smaller planes
 //! (7×7, with 672-1280 channels) tract's AVX-512 products were faster and keep the job.
 //!
-//! Why: after [`crate::depthwise_op`], tract's matrix products (11.6 ms) and the packing of their
+//! Why: after [`super::depthwise_op`], tract's matrix products (11.6 ms) and the packing of their
 //! activations (1.3 ms) were 75% of an EfficientNet-Lite0 image. On the 32 1×1 convolution
 //! shapes of that network the `gemm` crate computes the same products in 8.7 ms with no
 //! separate packing step (`examples/pointwise_bench.rs`).
@@ -20,7 +20,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 
-use crate::rewrite::{const_f32, fused_clamp, sole_bin_successor};
+use super::graph::{const_f32, fused_clamp, sole_bin_successor};
 
 /// Planes smaller than this (7×7) stay with tract's matrix product: with their large channel
 /// counts its AVX-512 kernels beat gemm's AVX2 ones there.

@@ -1,4 +1,4 @@
-//! A tract operator running depthwise convolutions with [`crate::depthwise_kernel`], and the
+//! A tract operator running depthwise convolutions with [`super::depthwise_kernel`], and the
 //! graph rewrite that puts it in place of tract's own `DepthWiseConv`.
 //!
 //! The rewrite runs on the decluttered model, before tract optimises it. It replaces a float
@@ -12,7 +12,7 @@
 //! per tap (no FMA), then clamped: the operations tract's own operator does, in its order, so the
 //! codes are bit-identical to tract's (tests/depthwise.rs checks it on real photos).
 //!
-//! [`crate::rewrite`] decides when it runs.
+//! [`super::rewrite`] decides when it runs.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -22,8 +22,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use crate::depthwise_kernel::{Geometry, Plan};
-use crate::rewrite::const_f32;
+use super::depthwise_kernel::{Geometry, Plan};
+use super::graph::const_f32;
 
 /// A depthwise convolution with its weights, on `[N,] C, H, W` f32 input.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +37,7 @@ pub struct Depthwise {
     bias: Arc<Vec<f32>>,
     clamp: Option<(f32, f32)>,
     /// Clamp applied to the input as it is read: the ReLU6 of the 1×1 convolution before,
-    /// moved here by [`crate::rewrite`] so that no separate pass over its output is needed
+    /// moved here by [`super::rewrite`] so that no separate pass over its output is needed
     /// (also the stem's, which is tract's).
     input_clamp: Option<(f32, f32)>,
 }

@@ -1,9 +1,9 @@
 //! A pretrained ONNX network run in tract, cut at any node, turning one preprocessed image into
 //! a feature vector ("CNN code").
 //!
-//! Loading verifies the file (present, non-empty, sha256 against the registry or
-//! `models/manifest.json`, decodable ONNX), resolves the cut (a registry cut name, a raw ONNX
-//! tensor/node name, or a structural form), makes the cut tensor the only output, fixes the
+//! Loading verifies the file ([`verify`]: present, non-empty, sha256 against the registry or
+//! `models/manifest.json`, decodable ONNX), resolves the cut ([`cut`]: a registry cut name, a
+//! raw ONNX tensor/node name, or a structural form), makes the cut tensor the only output, fixes the
 //! input to f32 `[1,3,S,S]` (or `[1,S,S,3]`), optimises and plans it. A spatial cut is reduced to
 //! a vector in Rust by avg / max pooling over the spatial axes, or flattened.
 //!
@@ -18,10 +18,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
-use tract_onnx::pb::{self, tensor_shape_proto, type_proto};
 use tract_onnx::prelude::*;
 
+mod cut;
+mod verify;
+
+use cut::{check_declared_input, graph_of, resolve_layer};
+pub use cut::{proto_and_cut, resolve_node};
+use verify::read_verified;
+
+pub use crate::ops::Ops;
 use crate::registry::ModelEntry;
 use crate::spec::{Layout, Pooling, Preprocess};
 
@@ -40,6 +46,28 @@ pub struct Backbone {
     dim: usize,
     load_time: Duration,
     plan: Plan,
+}
+
+/// How a backbone is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackboneOptions {
+    /// Which of tlearn's operators replace tract's ([`crate::ops`]).
+    pub ops: Ops,
+}
+
+impl Default for BackboneOptions {
+    fn default() -> Self {
+        BackboneOptions { ops: Ops::All }
+    }
+}
+
+impl BackboneOptions {
+    /// The defaults, with `TLEARN_OPS=all|depthwise|tract` overriding `ops` (for benchmarks).
+    pub fn from_env() -> Result<BackboneOptions> {
+        Ok(BackboneOptions {
+            ops: Ops::from_env()?,
+        })
+    }
 }
 
 /// One row of `tlearn layers`.
@@ -64,12 +92,29 @@ const _: () = {
 
 impl Backbone {
     /// Load `entry` from `models_dir`, cut at `layer` (a registry cut name or any raw ONNX
-    /// node/tensor name; `None` = the entry's default cut).
+    /// node/tensor name; `None` = the entry's default cut), with [`BackboneOptions::from_env`].
     pub fn load(
         entry: &ModelEntry,
         models_dir: &Path,
         layer: Option<&str>,
         pool: Pooling,
+    ) -> Result<Backbone> {
+        Backbone::load_with(
+            entry,
+            models_dir,
+            layer,
+            pool,
+            &BackboneOptions::from_env()?,
+        )
+    }
+
+    /// [`Backbone::load`] with explicit options.
+    pub fn load_with(
+        entry: &ModelEntry,
+        models_dir: &Path,
+        layer: Option<&str>,
+        pool: Pooling,
+        options: &BackboneOptions,
     ) -> Result<Backbone> {
         let t0 = Instant::now();
         let path = entry.path(models_dir);
@@ -94,7 +139,7 @@ impl Backbone {
             .select_outputs_by_name([node.as_str()])
             .with_context(|| format!("{}: cannot cut at {node}", path.display()))?;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), &input_shape))?;
-        let typed = optimize(model).with_context(|| {
+        let typed = optimize(model, options.ops).with_context(|| {
             format!(
                 "{} cannot run on input {:?} cut at {node} (input size the model cannot take?)",
                 entry.name, input_shape
@@ -228,19 +273,6 @@ impl Backbone {
     }
 }
 
-/// The verified ONNX model of `entry` (sha256 checked as for [`Backbone::load`]) and the tensor
-/// `layer` resolves to: what `tlearn export` copies the backbone's graph from.
-pub fn proto_and_cut(
-    entry: &ModelEntry,
-    models_dir: &Path,
-    layer: &str,
-) -> Result<(pb::ModelProto, String)> {
-    let path = entry.path(models_dir);
-    let (proto, _) = read_verified(entry, models_dir)?;
-    let node = resolve_layer(entry, graph_of(&proto, &path)?, layer, &path)?;
-    Ok((proto, node))
-}
-
 /// Nodes of `entry`'s graph with op and output shape (for the entry's input size).
 pub fn list_layers(entry: &ModelEntry, models_dir: &Path) -> Result<Vec<LayerInfo>> {
     let path = entry.path(models_dir);
@@ -326,12 +358,11 @@ pub fn pool_output(
         .collect()
 }
 
-/// tract's declutter and optimisation, with tlearn's convolution operators swapped in between
-/// ([`crate::rewrite`]; `TLEARN_OPS` chooses which).
-fn optimize(model: InferenceModel) -> Result<TypedModel> {
-    let ops = crate::rewrite::Ops::from_env()?;
+/// tract's declutter and optimisation, with the graph transform of [`crate::ops`] (tlearn's
+/// convolution operators, as `ops` chooses) in between.
+fn optimize(model: InferenceModel, ops: Ops) -> Result<TypedModel> {
     let mut typed = model.into_typed()?.into_decluttered()?;
-    crate::rewrite::apply(&mut typed, ops)?;
+    crate::ops::apply(&mut typed, ops)?;
     typed.into_optimized()
 }
 
@@ -341,248 +372,6 @@ fn input_shape(p: &Preprocess) -> Vec<usize> {
         Layout::Nchw => vec![1, 3, s, s],
         Layout::Nhwc => vec![1, s, s, 3],
     }
-}
-
-fn graph_of<'a>(proto: &'a pb::ModelProto, path: &Path) -> Result<&'a pb::GraphProto> {
-    match &proto.graph {
-        Some(g) if !g.node.is_empty() => Ok(g),
-        _ => bail!(
-            "{}: not an ONNX model (no graph nodes; corrupt file?)",
-            path.display()
-        ),
-    }
-}
-
-/// The ONNX input's declared shape must agree with the registry's input size where it is fixed.
-fn check_declared_input(
-    entry: &ModelEntry,
-    graph: &pb::GraphProto,
-    want: &[usize],
-    path: &Path,
-) -> Result<()> {
-    let inits: std::collections::HashSet<&str> =
-        graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let Some(input) = graph
-        .input
-        .iter()
-        .find(|i| !inits.contains(i.name.as_str()))
-    else {
-        bail!("{}: graph has no image input", path.display());
-    };
-    let Some(type_proto::Value::TensorType(tt)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
-        return Ok(());
-    };
-    let Some(shape) = &tt.shape else {
-        return Ok(());
-    };
-    let dims: Vec<Option<i64>> = shape
-        .dim
-        .iter()
-        .map(|d| match d.value {
-            Some(tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v),
-            _ => None,
-        })
-        .collect();
-    let show = |d: &[Option<i64>]| {
-        d.iter()
-            .map(|x| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into()))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let bad = dims.len() != want.len()
-        || dims
-            .iter()
-            .zip(want)
-            .skip(1)
-            .any(|(d, &w)| d.is_some_and(|d| d as usize != w));
-    if bad {
-        bail!(
-            "{} cannot take input {:?}: its input '{}' is declared [{}] (crop {} / layout {:?} in the registry entry do not fit this model)",
-            entry.name,
-            want,
-            input.name,
-            show(&dims),
-            entry.preprocess.crop,
-            entry.preprocess.layout
-        );
-    }
-    Ok(())
-}
-
-/// Registry cut name → node spec → ONNX tensor name; else the layer is itself a node spec.
-fn resolve_layer(
-    entry: &ModelEntry,
-    graph: &pb::GraphProto,
-    layer: &str,
-    path: &Path,
-) -> Result<String> {
-    let spec = entry.cut(layer).map(|c| c.node.as_str()).unwrap_or(layer);
-    resolve_node(graph, spec).map_err(|e| {
-        let cuts: Vec<&str> = entry.cuts.iter().map(|c| c.name.as_str()).collect();
-        let tensors: Vec<&str> = graph
-            .node
-            .iter()
-            .rev()
-            .filter_map(|n| n.output.first().map(|s| s.as_str()))
-            .take(6)
-            .collect();
-        anyhow!(
-            "{} ({}): unknown cut '{layer}': {e}. Registry cuts: [{}]; some node outputs: [{}]; \
-             `tlearn layers {}` lists them all",
-            entry.name,
-            path.display(),
-            cuts.join(", "),
-            tensors.join(", "),
-            entry.name
-        )
-    })
-}
-
-/// A node spec (tensor name, node name or structural form) → ONNX tensor name.
-pub fn resolve_node(graph: &pb::GraphProto, spec: &str) -> Result<String> {
-    if spec == "@classifier_input" {
-        return classifier_input(graph);
-    }
-    if let Some(rest) = spec.strip_prefix("@last:") {
-        let (op, k) = match rest.split_once(':') {
-            Some((op, k)) => (
-                op,
-                k.parse::<usize>()
-                    .ok()
-                    .filter(|&k| k >= 1)
-                    .ok_or_else(|| anyhow!("bad index in {spec} (want @last:OP:K, K >= 1)"))?,
-            ),
-            None => (rest, 1),
-        };
-        let hits: Vec<&pb::NodeProto> = graph.node.iter().filter(|n| n.op_type == op).collect();
-        return hits
-            .len()
-            .checked_sub(k)
-            .and_then(|i| hits[i].output.first().cloned())
-            .ok_or_else(|| anyhow!("{spec}: the graph has {} {op} nodes", hits.len()));
-    }
-    if graph
-        .node
-        .iter()
-        .any(|n| n.output.iter().any(|o| o == spec))
-    {
-        return Ok(spec.to_string());
-    }
-    if let Some(n) = graph.node.iter().find(|n| n.name == spec) {
-        if let Some(o) = n.output.first() {
-            return Ok(o.clone());
-        }
-    }
-    bail!("no node or tensor named '{spec}'")
-}
-
-fn classifier_input(graph: &pb::GraphProto) -> Result<String> {
-    const PASSIVE: &[&str] = &[
-        "Softmax",
-        "LogSoftmax",
-        "Reshape",
-        "Flatten",
-        "Dropout",
-        "Identity",
-        "Squeeze",
-        "Relu",
-        "GlobalAveragePool",
-        "AveragePool",
-    ];
-    let producer: HashMap<&str, &pb::NodeProto> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
-        .collect();
-    let mut t = graph
-        .output
-        .first()
-        .map(|o| o.name.as_str())
-        .ok_or_else(|| anyhow!("@classifier_input: graph has no output"))?;
-    for _ in 0..64 {
-        let n = producer
-            .get(t)
-            .ok_or_else(|| anyhow!("@classifier_input: {t} has no producing node"))?;
-        match n.op_type.as_str() {
-            "Gemm" | "MatMul" | "Conv" => {
-                return n
-                    .input
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| anyhow!("@classifier_input: {} has no input", n.name))
-            }
-            op if PASSIVE.contains(&op) => {
-                t = n
-                    .input
-                    .first()
-                    .map(|s| s.as_str())
-                    .ok_or_else(|| anyhow!("@classifier_input: {} has no input", n.name))?
-            }
-            op => bail!(
-                "@classifier_input: reached a {op} node ({}) before any classifier",
-                n.name
-            ),
-        }
-    }
-    bail!("@classifier_input: no classifier within 64 nodes of the output")
-}
-
-/// Read the ONNX file, check its sha256 (registry pin, else `manifest.json`), decode it.
-fn read_verified(entry: &ModelEntry, models_dir: &Path) -> Result<(pb::ModelProto, String)> {
-    let path = entry.path(models_dir);
-    let bytes = std::fs::read(&path).with_context(|| {
-        if entry.source.kind == "local" {
-            format!("cannot read model file {}", path.display())
-        } else {
-            format!(
-                "cannot read model file {} for {} (run `make models MODELS={}`?)",
-                path.display(),
-                entry.name,
-                entry.name
-            )
-        }
-    })?;
-    if bytes.is_empty() {
-        bail!(
-            "model file {} is empty (0 bytes); delete it and re-fetch",
-            path.display()
-        );
-    }
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let want = if entry.sha256.is_empty() {
-        manifest_sha(models_dir, &entry.name)
-    } else {
-        Some(entry.sha256.to_lowercase())
-    };
-    if let Some(want) = want {
-        if want != sha {
-            bail!(
-                "sha256 mismatch for {} ({}): expected {want}, file has {sha}; \
-                 refusing it (delete it and run `make models MODELS={}`)",
-                path.display(),
-                entry.name,
-                entry.name
-            );
-        }
-    }
-    let proto = onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| {
-        anyhow!(
-            "{}: not a valid ONNX file (truncated or corrupt?): {e}",
-            path.display()
-        )
-    })?;
-    Ok((proto, sha))
-}
-
-fn manifest_sha(models_dir: &Path, name: &str) -> Option<String> {
-    let text = std::fs::read_to_string(models_dir.join("manifest.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get(name)?
-        .get("sha256")?
-        .as_str()
-        .map(|s| s.to_lowercase())
 }
 
 #[cfg(test)]

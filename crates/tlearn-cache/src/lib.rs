@@ -1,0 +1,45 @@
+//! tlearn-cache: the on-disk feature cache (format `tlearn-features` v1), owned in one place.
+//!
+//! A cache directory holds `meta.json` ([`Meta`], with the extractor [`Fingerprint`]),
+//! `features.npy` (float32 `[N, D]`, C order), `index.csv` (`path,label,sha256`, row i ↔
+//! features row i, sorted by path) and `skipped.csv` (`path,reason`). While an extraction runs,
+//! new vectors are appended to `journal.bin` ([`journal`]) so that a killed run resumes.
+//!
+//! Writers: [`write()`] (a whole cache, `meta.json` last) and [`write_atomic`] (any single
+//! file: unique temp file in the same directory, fsync, rename, fsync of the directory), used
+//! by every writer in the workspace. Reader: [`FeatureCache`], the only one, which checks
+//! shapes, labels and finiteness and names the file and row of every problem.
+//!
+//! No tract, no linfa: extraction (`tlearn-extract`) and the heads (`tlearn-heads`) both
+//! depend on this crate, never on each other.
+
+pub mod atomic;
+pub mod error;
+pub mod fingerprint;
+pub mod journal;
+pub mod lock;
+pub mod meta;
+pub mod read;
+pub mod write;
+
+pub use atomic::{write_atomic, write_atomic_bytes};
+pub use error::CacheError;
+pub use fingerprint::{
+    Augment, ChannelOrder, FieldDiff, Fingerprint, FingerprintDiff, Layout, Pooling, Preprocess,
+};
+pub use lock::CacheLock;
+pub use meta::{IndexRow, Meta, SkipRow};
+pub use read::FeatureCache;
+pub use write::write;
+
+/// `meta.json`'s `format` field.
+pub const FORMAT: &str = "tlearn-features";
+/// `meta.json`'s `version` field: the only version this tlearn reads and writes.
+pub const VERSION: u32 = 1;
+
+/// File names inside a cache directory.
+pub const META_FILE: &str = "meta.json";
+pub const FEATURES_FILE: &str = "features.npy";
+pub const INDEX_FILE: &str = "index.csv";
+pub const SKIPPED_FILE: &str = "skipped.csv";
+pub const JOURNAL_FILE: &str = "journal.bin";

@@ -1,0 +1,113 @@
+//! The exclusive lock of a cache directory: one writer (`tlearn extract`) at a time. The lock is
+//! an OS advisory lock (`flock`, through `std::fs::File::lock`) on `DIR/.lock`, which also
+//! records who holds it (pid, start time) for the messages. The OS drops the lock when its
+//! process dies, so the lock of a killed run is simply taken over by the next one.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::CacheError;
+
+/// File name of the lock inside a cache directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    file: File,
+    path: PathBuf,
+}
+
+fn open(dir: &Path) -> Result<(File, PathBuf), CacheError> {
+    std::fs::create_dir_all(dir).map_err(|e| CacheError::io("creating", dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| CacheError::io("opening", &path, e))?;
+    Ok((file, path))
+}
+
+fn recorded_holder(file: &mut File) -> String {
+    let mut s = String::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.read_to_string(&mut s);
+    let s = s.trim();
+    if s.is_empty() {
+        "another process".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+impl CacheLock {
+    /// Take the lock of `dir` (created if missing) without waiting; if another process holds
+    /// it, [`CacheError::Locked`] names the holder.
+    pub fn try_acquire(dir: &Path) -> Result<CacheLock, CacheError> {
+        let (mut file, path) = open(dir)?;
+        match file.try_lock() {
+            Ok(()) => CacheLock::record(file, path),
+            Err(TryLockError::WouldBlock) => Err(CacheError::Locked {
+                dir: dir.to_path_buf(),
+                holder: recorded_holder(&mut file),
+            }),
+            Err(TryLockError::Error(e)) => Err(CacheError::io("locking", path, e)),
+        }
+    }
+
+    /// Take the lock of `dir`, waiting for the holder to finish; `on_wait` is told who holds it
+    /// before waiting starts.
+    pub fn acquire(dir: &Path, on_wait: impl FnOnce(&str)) -> Result<CacheLock, CacheError> {
+        match CacheLock::try_acquire(dir) {
+            Err(CacheError::Locked { holder, .. }) => {
+                on_wait(&holder);
+                let (file, path) = open(dir)?;
+                file.lock()
+                    .map_err(|e| CacheError::io("locking", &path, e))?;
+                CacheLock::record(file, path)
+            }
+            other => other,
+        }
+    }
+
+    /// Who holds the lock of `dir` now, if anyone.
+    pub fn holder(dir: &Path) -> Option<String> {
+        let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => Some(recorded_holder(&mut file)),
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
+
+    fn record(mut file: File, path: PathBuf) -> Result<CacheLock, CacheError> {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let who = format!(
+            "tlearn pid {} (since unix time {since})\n",
+            std::process::id()
+        );
+        file.set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(who.as_bytes()))
+            .and_then(|_| file.flush())
+            .map_err(|e| CacheError::io("writing", &path, e))?;
+        Ok(CacheLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}

@@ -1,0 +1,308 @@
+//! The one reader of a cache. It checks that the pieces agree (format and version, the shape
+//! of `features.npy` against `meta.json`, the number of `index.csv` rows, every label among
+//! the classes) and finds rows that are not finite; every problem is an error naming the file
+//! (and the line or row).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use ndarray_npy::ReadNpyExt;
+
+use crate::error::CacheError;
+use crate::meta::{IndexRow, Meta, SkipRow};
+use crate::{FEATURES_FILE, FORMAT, INDEX_FILE, META_FILE, SKIPPED_FILE, VERSION};
+
+/// A loaded, validated feature cache.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    pub dir: PathBuf,
+    pub meta: Meta,
+    /// `[rows, dim]` feature vectors (standard layout).
+    pub x: Array2<f32>,
+    /// Row i: path relative to the data set root.
+    pub paths: Vec<String>,
+    /// Row i: index into `meta.classes`.
+    pub y: Vec<usize>,
+    /// Row i: sha256 of the image bytes (duplicates share it).
+    pub sha256: Vec<String>,
+    /// `skipped.csv` (empty if the file is absent).
+    pub skipped: Vec<SkipRow>,
+    /// Rows holding NaN or infinite values (refused by [`FeatureCache::load`]).
+    pub non_finite: Vec<usize>,
+}
+
+impl FeatureCache {
+    /// Load a cache for training or evaluation: it must exist and every row must be finite.
+    pub fn load(dir: &Path) -> Result<FeatureCache, CacheError> {
+        if !dir.is_dir() {
+            return Err(CacheError::invalid(
+                dir,
+                "feature cache is not a directory (make one with `tlearn extract`)",
+            ));
+        }
+        let Some(cache) = FeatureCache::read(dir)? else {
+            if let Some(holder) = crate::lock::CacheLock::holder(dir) {
+                return Err(CacheError::BeingWritten {
+                    dir: dir.to_path_buf(),
+                    by: format!(" by {holder}"),
+                });
+            }
+            return Err(CacheError::invalid(
+                dir.join(META_FILE),
+                "missing: not a feature cache (an interrupted `tlearn extract` leaves none \
+                 until it is run again)",
+            ));
+        };
+        cache.check_finite()?;
+        Ok(cache)
+    }
+
+    /// Read a cache, `Ok(None)` if `dir` has no `meta.json`. Rows that are not finite are
+    /// listed in `non_finite`, not refused (extraction re-extracts them).
+    pub fn read(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
+        let meta_path = dir.join(META_FILE);
+        let stamp_before = stamp(&meta_path);
+        let text = match std::fs::read_to_string(&meta_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CacheError::io("reading", meta_path, e)),
+        };
+        let result = FeatureCache::read_files(dir, &meta_path, &text);
+        // meta.json is retired first and renamed last by a writer: if it changed while the
+        // other files were read, they may come from two caches.
+        if stamp_before.is_none() || stamp(&meta_path) != stamp_before {
+            return Err(CacheError::BeingWritten {
+                dir: dir.to_path_buf(),
+                by: crate::lock::CacheLock::holder(dir)
+                    .map(|h| format!(" by {h}"))
+                    .unwrap_or_default(),
+            });
+        }
+        result.map(Some)
+    }
+
+    fn read_files(dir: &Path, meta_path: &Path, text: &str) -> Result<FeatureCache, CacheError> {
+        let format: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CacheError::invalid(meta_path, format!("not valid JSON: {e}")))?;
+        if format.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(CacheError::invalid(
+                meta_path,
+                format!(
+                    "format is {}, expected \"{FORMAT}\"",
+                    format.get("format").unwrap_or(&serde_json::Value::Null)
+                ),
+            ));
+        }
+        let version = format.get("version").and_then(|v| v.as_u64());
+        if version != Some(VERSION as u64) {
+            return Err(CacheError::invalid(
+                meta_path,
+                format!(
+                    "feature cache version {} is not supported (this tlearn reads version \
+                     {VERSION})",
+                    format.get("version").unwrap_or(&serde_json::Value::Null)
+                ),
+            ));
+        }
+        let meta: Meta = serde_json::from_value(format)
+            .map_err(|e| CacheError::invalid(meta_path, format!("malformed meta.json: {e}")))?;
+
+        let npy_path = dir.join(FEATURES_FILE);
+        let file = File::open(&npy_path).map_err(|e| CacheError::io("opening", &npy_path, e))?;
+        let x = Array2::<f32>::read_npy(BufReader::new(file)).map_err(|e| {
+            CacheError::invalid(
+                &npy_path,
+                format!("not a float32 C-order [N, D] numpy array: {e}"),
+            )
+        })?;
+        if x.nrows() != meta.rows || x.ncols() != meta.dim {
+            return Err(CacheError::invalid(
+                &npy_path,
+                format!(
+                    "shape is [{}, {}] but {} says rows={} dim={}",
+                    x.nrows(),
+                    x.ncols(),
+                    meta_path.display(),
+                    meta.rows,
+                    meta.dim
+                ),
+            ));
+        }
+        let x = x.as_standard_layout().into_owned();
+
+        let index_path = dir.join(INDEX_FILE);
+        let index: Vec<IndexRow> = read_csv(&index_path)?;
+        if index.len() != meta.rows {
+            return Err(CacheError::invalid(
+                &index_path,
+                format!(
+                    "{} rows, but {} has {} and {} says {}",
+                    index.len(),
+                    npy_path.display(),
+                    x.nrows(),
+                    meta_path.display(),
+                    meta.rows
+                ),
+            ));
+        }
+        let mut y = Vec::with_capacity(meta.rows);
+        for (i, r) in index.iter().enumerate() {
+            match meta.classes.iter().position(|c| *c == r.label) {
+                Some(k) => y.push(k),
+                None => {
+                    return Err(CacheError::invalid(
+                        &index_path,
+                        format!(
+                            "line {} ({}) has label {:?}, which is not among the classes in \
+                             meta.json {:?}",
+                            i + 2,
+                            r.path,
+                            r.label,
+                            meta.classes
+                        ),
+                    ))
+                }
+            }
+        }
+        let skipped_path = dir.join(SKIPPED_FILE);
+        let skipped = if skipped_path.exists() {
+            read_csv(&skipped_path)?
+        } else {
+            Vec::new()
+        };
+        let non_finite = x
+            .outer_iter()
+            .enumerate()
+            .filter(|(_, r)| r.iter().any(|v| !v.is_finite()))
+            .map(|(i, _)| i)
+            .collect();
+        let (paths, sha256) = index.into_iter().map(|r| (r.path, r.sha256)).unzip();
+        Ok(FeatureCache {
+            dir: dir.to_path_buf(),
+            meta,
+            x,
+            paths,
+            y,
+            sha256,
+            skipped,
+            non_finite,
+        })
+    }
+
+    /// Refuse rows that are not finite, naming the first few and the command that repairs them.
+    pub fn check_finite(&self) -> Result<(), CacheError> {
+        if self.non_finite.is_empty() {
+            return Ok(());
+        }
+        let mut rows: Vec<String> = self
+            .non_finite
+            .iter()
+            .take(5)
+            .map(|&i| format!("row {i} ({})", self.paths[i]))
+            .collect();
+        if self.non_finite.len() > 5 {
+            rows.push("...".into());
+        }
+        Err(CacheError::NonFinite {
+            path: self.dir.join(FEATURES_FILE),
+            dir: self.dir.clone(),
+            dataset: if self.meta.dataset.is_empty() {
+                "DATASET".into()
+            } else {
+                self.meta.dataset.clone()
+            },
+            count: self.non_finite.len(),
+            rows: rows.join(", "),
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.x.nrows()
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.meta.classes
+    }
+
+    /// Row `i` as a slice.
+    pub fn row(&self, i: usize) -> &[f32] {
+        self.x
+            .row(i)
+            .to_slice()
+            .expect("features are kept in standard layout")
+    }
+
+    /// Row i of `index.csv`.
+    pub fn index_row(&self, i: usize) -> IndexRow {
+        IndexRow {
+            path: self.paths[i].clone(),
+            label: self.meta.classes[self.y[i]].clone(),
+            sha256: self.sha256[i].clone(),
+        }
+    }
+
+    /// Training needs at least one row and at least two classes, each with rows.
+    pub fn check_trainable(&self) -> Result<(), CacheError> {
+        if self.rows() == 0 {
+            return Err(CacheError::invalid(
+                &self.dir,
+                "feature cache is empty (0 rows): nothing to train on",
+            ));
+        }
+        let mut counts = vec![0usize; self.classes().len()];
+        for &k in &self.y {
+            counts[k] += 1;
+        }
+        let with = |has: bool| -> Vec<&String> {
+            self.classes()
+                .iter()
+                .zip(&counts)
+                .filter(|(_, &n)| (n > 0) == has)
+                .map(|(c, _)| c)
+                .collect()
+        };
+        let present = with(true);
+        if present.len() < 2 {
+            return Err(CacheError::invalid(
+                &self.dir,
+                format!(
+                    "feature cache has {} class(es) with images ({:?}); a classifier needs at \
+                     least 2",
+                    present.len(),
+                    present
+                ),
+            ));
+        }
+        let empty = with(false);
+        if !empty.is_empty() {
+            return Err(CacheError::invalid(
+                &self.dir,
+                format!("classes {empty:?} are listed in meta.json but have no rows"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What identifies one version of a file: inode (unix), length, modification time.
+fn stamp(path: &Path) -> Option<(u64, u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((ino, m.len(), m.modified().ok()?))
+}
+
+fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, CacheError> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| match e.into_kind() {
+        csv::ErrorKind::Io(io) => CacheError::io("opening", path, io),
+        other => CacheError::invalid(path, format!("{other:?}")),
+    })?;
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| row.map_err(|e| CacheError::invalid(path, format!("line {}: {e}", i + 2))))
+        .collect()
+}

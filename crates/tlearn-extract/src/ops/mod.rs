@@ -1,0 +1,19 @@
+//! tlearn's own tract operators for the convolutions EfficientNet-style networks spend their
+//! time in, and the one graph transform that puts them in place ([`apply`], chosen by
+//! [`Ops`] through `BackboneOptions` of the backbone loader; `TLEARN_OPS` overrides it for
+//! benchmarks).
+//!
+//! - [`depthwise_kernel`]: the arithmetic of a depthwise convolution (AVX-512 / AVX / portable);
+//! - [`depthwise_op`]: the tract operator running it, bit-identical to tract's;
+//! - [`pointwise_op`]: 1×1 convolutions at batch 1 as one `gemm` call each;
+//! - [`rewrite`]: the graph transform; `graph`: graph queries the operators share (so the
+//!   operators do not import the transform that uses them).
+
+mod graph;
+
+pub mod depthwise_kernel;
+pub mod depthwise_op;
+pub mod pointwise_op;
+pub mod rewrite;
+
+pub use rewrite::{apply, Ops, Replaced};

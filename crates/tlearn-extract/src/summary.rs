@@ -1,0 +1,79 @@
+//! What an extraction run did ([`Summary`], also written to `CACHE/summary.json`) and its
+//! human-readable report.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tlearn_cache::SkipRow;
+
+/// What a run did; also written to `CACHE/summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub dataset: String,
+    pub cache: String,
+    pub model: String,
+    pub augment: String,
+    pub threads: usize,
+    /// Files found under class folders.
+    pub files: usize,
+    /// Rows in the cache.
+    pub rows: usize,
+    pub dim: usize,
+    /// Newly encoded this run.
+    pub extracted: usize,
+    /// Reused from the previous cache (unchanged path + sha256).
+    pub reused: usize,
+    /// Reused from the journal of an interrupted run.
+    pub resumed: usize,
+    /// Rows of the previous cache whose file is gone or changed.
+    pub dropped: usize,
+    pub skipped: Vec<SkipRow>,
+    pub empty_classes: Vec<String>,
+    pub classes: BTreeMap<String, usize>,
+    pub seconds: f64,
+    /// Newly encoded images per second of wall time (whole run).
+    pub images_per_s: f64,
+}
+
+impl Summary {
+    /// Human-readable end-of-run report.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "{} rows × {} dims in {} ({} new, {} unchanged, {} resumed, {} dropped) — {:.1} s, {:.1} new images/s on {} threads\n",
+            self.rows,
+            self.dim,
+            self.cache,
+            self.extracted,
+            self.reused,
+            self.resumed,
+            self.dropped,
+            self.seconds,
+            self.images_per_s,
+            self.threads
+        );
+        s += &format!(
+            "classes: {}\n",
+            self.classes
+                .iter()
+                .map(|(k, v)| format!("{k} ({v})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for c in &self.empty_classes {
+            s += &format!("warning: class folder '{c}' has no images\n");
+        }
+        if !self.skipped.is_empty() {
+            s += &format!("skipped {} files:\n", self.skipped.len());
+            for r in self.skipped.iter().take(20) {
+                s += &format!("  {}: {}\n", r.path, r.reason);
+            }
+            if self.skipped.len() > 20 {
+                s += &format!(
+                    "  ... and {} more (see skipped.csv)\n",
+                    self.skipped.len() - 20
+                );
+            }
+        }
+        s
+    }
+}
