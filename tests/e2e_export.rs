@@ -1,7 +1,7 @@
-//! `tlearn export` end to end: Tux Paint photos → EfficientNet-Lite0 codes → three heads (one
-//! per kind, with L2 + PCA on one of them) → one ONNX file each, run in onnxruntime (the
-//! .venv's) and in tract on the held-out photos, compared with `tlearn predict` on the same
-//! files. Then the bad inputs: a missing backbone file and a fingerprint mismatch.
+//! `tlearn export` end to end: Tux Paint photos → EfficientNet-Lite0 codes → five heads (one
+//! per kind, with L2 + PCA on one of them, and the linfa engine's logistic and RBF SVM) → one
+//! ONNX file each, run in onnxruntime (the .venv's) and in tract on the held-out photos,
+//! compared with `tlearn predict` on the same files. Then the bad inputs: a missing backbone file and a fingerprint mismatch.
 //! Needs `make models data` and the venv (run by `make test`).
 
 mod common;
@@ -104,17 +104,25 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
     let cache = work.join("cache-lite0");
     extract("efficientnet-lite0", &data, &cache, &[]);
 
-    let heads: [(&str, &[&str]); 3] = [
-        ("logistic", &[]),
-        ("linear-svm", &["--transform", "l2", "--pca", "24"]),
-        ("rbf-svm", &[]),
+    // (name, --head, extra train flags): every head kind, and the linfa engine's heads, whose
+    // saved form is the same as tlearn's.
+    let heads: [(&str, &str, &[&str]); 5] = [
+        ("logistic", "logistic", &[]),
+        (
+            "linear-svm",
+            "linear-svm",
+            &["--transform", "l2", "--pca", "24"],
+        ),
+        ("rbf-svm", "rbf-svm", &[]),
+        ("logistic-linfa", "logistic", &["--engine", "linfa"]),
+        ("rbf-svm-linfa", "rbf-svm", &["--engine", "linfa"]),
     ];
     let mut overall = 0f64;
-    for (kind, extra) in heads {
+    for (kind, head_kind, extra) in heads {
         let run = work.join(format!("export-{kind}"));
         run_ok(
             tlearn()
-                .args(["train", "--head", kind, "--seed", "1"])
+                .args(["train", "--head", head_kind, "--seed", "1"])
                 .args(extra)
                 .arg(&cache)
                 .arg("--out")
