@@ -74,8 +74,9 @@ test-fast:
 	cargo test --workspace --locked
 
 # Heavy end-to-end tests are #[ignore]d in plain `cargo test`; this target fetches what they
-# need and runs everything.
+# need (models, data, Debian's chromium for the report.html browser test) and runs everything.
 test: venv
+	command -v chromium >/dev/null || apt-get install -y -qq chromium
 	$(MAKE) models
 	$(MAKE) data
 	$(PY) models/test_convert.py

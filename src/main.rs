@@ -25,6 +25,11 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Classify images with a saved head, or with the full ImageNet model (--imagenet).
     Predict(cmd::predict::PredictArgs),
+    /// Write a saved head and its backbone as one ONNX file (preprocessed image in,
+    /// class probabilities out).
+    Export(cmd::export::ExportArgs),
+    /// Draw a layer's feature maps for one image as a PNG grid.
+    Show(cmd::show::ShowArgs),
 }
 
 fn main() {
@@ -41,6 +46,8 @@ fn main() {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Export(a) => cmd::export::run(a),
+        Command::Show(a) => cmd::show::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -14,7 +14,8 @@ pub struct EvalArgs {
     /// Evaluate on every row of the cache instead of the held-out rows recorded in the head.
     #[arg(long)]
     pub all: bool,
-    /// Output directory for report.json and confusion.png.
+    /// Output directory for report.json, confusion.png and report.html (one self-contained page;
+    /// also cv-curve.png and codes-map.png).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -45,6 +46,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
             png.display()
         );
     }
-    println!("wrote {} and {}", json.display(), png.display());
+    let html = super::eval_html::write(&args.head, &head, &cache, &rep, &args.out, &png)?;
+    println!(
+        "wrote {}, {} and {}",
+        json.display(),
+        png.display(),
+        html.display()
+    );
     Ok(())
 }

@@ -1,6 +1,9 @@
 pub mod encoder;
 pub mod eval;
+pub mod eval_html;
+pub mod export;
 pub mod extract;
 pub mod layers;
 pub mod predict;
+pub mod show;
 pub mod train;

@@ -18,6 +18,8 @@ pub mod metrics;
 pub mod model_file;
 pub mod pipeline;
 pub mod report;
+pub mod report_html;
+pub mod report_plots;
 pub mod select;
 pub mod split;
 pub mod transform;

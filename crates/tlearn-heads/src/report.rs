@@ -174,7 +174,7 @@ pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
 
 /// Register the label font with plotters once: `TLEARN_FONT` (a TrueType file) if set, else the
 /// DejaVu Sans embedded in the binary (the `dejavu` crate), so pictures look the same everywhere.
-fn font_available() -> bool {
+pub(crate) fn font_available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         if let Ok(p) = std::env::var("TLEARN_FONT") {

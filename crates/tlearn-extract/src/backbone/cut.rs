@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use tract_onnx::pb::{self, tensor_shape_proto, type_proto};
 
+use super::verify::read_verified;
 use crate::registry::ModelEntry;
 
 pub(super) fn graph_of<'a>(proto: &'a pb::ModelProto, path: &Path) -> Result<&'a pb::GraphProto> {
@@ -18,6 +19,19 @@ pub(super) fn graph_of<'a>(proto: &'a pb::ModelProto, path: &Path) -> Result<&'a
             path.display()
         ),
     }
+}
+
+/// The verified ONNX model of `entry` (sha256 checked as for [`super::Backbone::load`]) and the tensor
+/// `layer` resolves to: what `tlearn export` copies the backbone's graph from.
+pub fn proto_and_cut(
+    entry: &ModelEntry,
+    models_dir: &Path,
+    layer: &str,
+) -> Result<(pb::ModelProto, String)> {
+    let path = entry.path(models_dir);
+    let (proto, _) = read_verified(entry, models_dir)?;
+    let node = resolve_layer(entry, graph_of(&proto, &path)?, layer, &path)?;
+    Ok((proto, node))
 }
 
 /// The ONNX input's declared shape must agree with the registry's input size where it is fixed.

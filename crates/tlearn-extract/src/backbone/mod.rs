@@ -23,8 +23,8 @@ use tract_onnx::prelude::*;
 mod cut;
 mod verify;
 
-pub use cut::resolve_node;
 use cut::{check_declared_input, graph_of, resolve_layer};
+pub use cut::{proto_and_cut, resolve_node};
 use verify::read_verified;
 
 pub use crate::ops::Ops;

@@ -1,0 +1,120 @@
+//! The saved head as ONNX nodes: feature transform (L2 → standardise → PCA), decision values,
+//! probabilities. [`head_to_nodes`] is the only place that reads the head's internal
+//! representation (`Transform`, `Head` variants, the calibration slope); each node mirrors one
+//! step of `SavedHead::predict_proba`, and the exporter checks the two agree on a real input.
+//!
+//! Heads fitted by either engine (tlearn's solvers or linfa's, `HeadSpec::engine`) are saved
+//! in the same form (`LogisticModel`, `LinearSvmModel`, `RbfOvr`), so both export alike.
+//!
+//! Only opset-stable operators are used (no Reduce* ops, whose `axes` moved from attribute to
+//! input in opset 13/18): row sums are a MatMul with a column of ones.
+
+use ndarray::{Array2, ArrayView2};
+use tlearn_heads::head::Head;
+use tlearn_heads::linear_svm::LinearSvmModel;
+use tlearn_heads::logistic::LogisticModel;
+use tlearn_heads::transform::Scaling;
+use tlearn_heads::SavedHead;
+
+use crate::graph::{attr_int, Builder};
+use crate::ExportError;
+
+fn matrix(a: ArrayView2<f32>) -> (Vec<usize>, Vec<f32>) {
+    (vec![a.nrows(), a.ncols()], a.iter().copied().collect())
+}
+
+/// `Σ_j x[:, j]` as `[N, 1]` for a `[N, d]` tensor.
+fn row_sum(b: &mut Builder, x: &str, d: usize) -> String {
+    let ones = b.constant("ones", &[d, 1], vec![1.0; d]);
+    b.node("MatMul", &[x, &ones], vec![])
+}
+
+/// `x · mᵀ` for a `[k, d]` matrix `m`.
+fn times_transpose(b: &mut Builder, x: &str, m: ArrayView2<f32>, what: &str) -> String {
+    let (dims, data) = matrix(m.t());
+    let c = b.constant(what, &dims, data);
+    b.node("MatMul", &[x, &c], vec![])
+}
+
+/// Append the transform, head and probability nodes reading the CNN codes `features` `[N, D]`;
+/// the last node writes `output` `[N, classes]`.
+pub fn head_to_nodes(
+    saved: &SavedHead,
+    b: &mut Builder,
+    features: &str,
+    output: &str,
+) -> Result<(), ExportError> {
+    let t = &saved.transform;
+    let mut z = features.to_string();
+    // Transform::scale: L2 (rows of norm 0 stay 0), then standardisation.
+    if t.scaling == Scaling::L2 {
+        let sq = b.node("Mul", &[&z, &z], vec![]);
+        let ss = row_sum(b, &sq, t.input_dim);
+        let norm = b.node("Sqrt", &[&ss], vec![]);
+        let tiny = b.constant("tiny", &[1], vec![f32::MIN_POSITIVE]);
+        let safe = b.node("Max", &[&norm, &tiny], vec![]);
+        z = b.node("Div", &[&z, &safe], vec![]);
+    }
+    if let (Some(m), Some(s)) = (&t.mean, &t.inv_std) {
+        let mean = b.constant("mean", &[m.len()], m.to_vec());
+        let inv = b.constant("inv_std", &[s.len()], s.to_vec());
+        let c = b.node("Sub", &[&z, &mean], vec![]);
+        z = b.node("Mul", &[&c, &inv], vec![]);
+    }
+    if let Some(p) = &t.pca {
+        let mean = b.constant("pca_mean", &[p.mean.len()], p.mean.to_vec());
+        let c = b.node("Sub", &[&z, &mean], vec![]);
+        z = times_transpose(b, &c, p.components.view(), "pca_components");
+    }
+    let dim = t.output_dim();
+    // Decision values [N, classes].
+    let scores = match &saved.head {
+        Head::Logistic(LogisticModel { weights, bias, .. })
+        | Head::LinearSvm(LinearSvmModel { weights, bias, .. }) => {
+            let s = times_transpose(b, &z, weights.view(), "weights");
+            let bias = b.constant("bias", &[bias.len()], bias.to_vec());
+            b.node("Add", &[&s, &bias], vec![])
+        }
+        Head::RbfSvm(m) => {
+            // score_c = Σ_s coef[c,s]·exp(−γ·max(|z|² + |sv_s|² − 2 z·sv_s, 0)) − rho_c,
+            // the same expansion as kernel_svm::rbf_kernel.
+            let sv = m.support_vectors.view();
+            let zz = {
+                let sq = b.node("Mul", &[&z, &z], vec![]);
+                row_sum(b, &sq, dim)
+            };
+            let svv: Vec<f32> = sv
+                .rows()
+                .into_iter()
+                .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>() as f32)
+                .collect();
+            let svv = b.constant("sv_sq_norms", &[1, sv.nrows()], svv);
+            let cross = times_transpose(b, &z, sv, "support_vectors");
+            let minus2 = b.constant("minus_two", &[1], vec![-2.0]);
+            let cross2 = b.node("Mul", &[&cross, &minus2], vec![]);
+            let sum = b.node("Add", &[&zz, &svv], vec![]);
+            let d2 = b.node("Add", &[&sum, &cross2], vec![]);
+            let d2 = b.node("Relu", &[&d2], vec![]);
+            let g = b.constant("minus_gamma", &[1], vec![-(m.gamma as f32)]);
+            let e = b.node("Mul", &[&d2, &g], vec![]);
+            let k = b.node("Exp", &[&e], vec![]);
+            let coef: Array2<f32> = m.coef.mapv(|v| v as f32);
+            let s = times_transpose(b, &k, coef.view(), "dual_coef");
+            let rho: Vec<f32> = m.rho.iter().map(|&v| v as f32).collect();
+            let rho = b.constant("rho", &[rho.len()], rho);
+            b.node("Sub", &[&s, &rho], vec![])
+        }
+    };
+    // head::probabilities: softmax of the decision values for logistic regression (and SVMs
+    // without a calibration), else softmax(slope · decision values) with the head's one shared
+    // calibration slope (calibrate::Temperature), so the argmax is the decision-value argmax.
+    let logits = match (&saved.head, saved.calibration.as_ref()) {
+        (Head::Logistic(_), _) | (_, None) => scores,
+        (_, Some(t)) => {
+            let slope = b.constant("calibration_slope", &[1], vec![t.slope as f32]);
+            b.node("Mul", &[&scores, &slope], vec![])
+        }
+    };
+    b.node_named("Softmax", &[&logits], vec![attr_int("axis", 1)], output);
+    Ok(())
+}
