@@ -188,11 +188,43 @@ pub fn codes_pca(
             z.ncols()
         ));
     }
-    let train = DatasetBase::from(z.select(Axis(0), &fit_rows));
-    let pca = Pca::params(2)
-        .fit(&train)
-        .map_err(|e| anyhow!("PCA of the codes failed: {e}"))?;
-    let proj = pca.predict(&z);
+    if z.iter().any(|v| !v.is_finite()) {
+        return Err(anyhow!(
+            "the transformed codes contain NaN or infinite values"
+        ));
+    }
+    // Columns constant over the fitting rows carry no variance; linfa's truncated SVD (LOBPCG)
+    // met NaN on such rank-deficient input (raw-pixel codes: always-black pixels), so drop them.
+    let z_fit = z.select(Axis(0), &fit_rows);
+    let live: Vec<usize> = (0..z.ncols())
+        .filter(|&c| {
+            let col = z_fit.column(c);
+            let first = col[0];
+            col.iter().any(|&v| v != first)
+        })
+        .collect();
+    if live.len() < 2 {
+        return Err(anyhow!(
+            "a 2-D map needs at least 2 varying dimensions ({} vary)",
+            live.len()
+        ));
+    }
+    let z = z.select(Axis(1), &live);
+    let train = DatasetBase::from(z_fit.select(Axis(1), &live));
+    // The map is optional: should the eigensolver still panic, that is an error, not a crash,
+    // and its panic message is not printed.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Pca::params(2).fit(&train).map(|pca| {
+            let proj = pca.predict(&z);
+            (pca, proj)
+        })
+    }));
+    std::panic::set_hook(hook);
+    let fitted =
+        fitted.map_err(|_| anyhow!("PCA of the codes failed (the eigensolver met NaN values)"))?;
+    let (pca, proj) = fitted.map_err(|e| anyhow!("PCA of the codes failed: {e}"))?;
     let centred = &train.records - pca.mean();
     let total: f64 = centred
         .iter()
