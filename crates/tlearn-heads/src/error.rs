@@ -34,26 +34,44 @@ impl HeadError {
     }
 }
 
-/// Check that every value is finite; name the field otherwise.
-pub fn check_finite<'a>(
-    field: &str,
-    values: impl IntoIterator<Item = &'a f64>,
-) -> Result<(), HeadError> {
-    if let Some((i, v)) = values.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(HeadError::malformed(
-            field,
-            format!("entry {i} is {v} (not a finite number)"),
-        ));
+/// The hyper-parameter rules the heads' `ParamGuard`s share: every named value is a positive
+/// finite number.
+pub fn check_positive(params: &[(&'static str, f64)]) -> Result<(), HeadError> {
+    match params.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        Some(&(name, value)) => Err(HeadError::InvalidParam {
+            name,
+            value,
+            reason: "must be a positive number",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// An iteration cap is at least 1.
+pub fn check_max_iter(max_iter: usize) -> Result<(), HeadError> {
+    if max_iter == 0 {
+        return Err(HeadError::InvalidParam {
+            name: "max_iter",
+            value: 0.0,
+            reason: "must be at least 1",
+        });
     }
     Ok(())
 }
 
-/// `check_finite` for f32 arrays.
-pub fn check_finite32<'a>(
+/// Check that every value (f32 or f64) is finite; name the field otherwise.
+pub fn check_finite<'a, T>(
     field: &str,
-    values: impl IntoIterator<Item = &'a f32>,
-) -> Result<(), HeadError> {
-    if let Some((i, v)) = values.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+    values: impl IntoIterator<Item = &'a T>,
+) -> Result<(), HeadError>
+where
+    T: Copy + Into<f64> + std::fmt::Display + 'a,
+{
+    if let Some((i, v)) = values
+        .into_iter()
+        .enumerate()
+        .find(|(_, v)| !(**v).into().is_finite())
+    {
         return Err(HeadError::malformed(
             field,
             format!("entry {i} is {v} (not a finite number)"),

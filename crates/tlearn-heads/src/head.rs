@@ -7,7 +7,7 @@
 //! and one value of the CLI's `--head`.
 
 use crate::calibrate::{softmax_rows, Temperature};
-use crate::error::{check_finite, check_finite32, HeadError};
+use crate::error::{check_finite, HeadError};
 use crate::fit_info::Convergence;
 use crate::kernel_svm::{self, RbfSvmParams};
 use crate::linear_svm::{LinearSvmModel, LinearSvmParams};
@@ -259,8 +259,8 @@ impl Head {
                         format!("{} entries for {n_classes} classes", bias.len()),
                     ));
                 }
-                check_finite32("head.weights", weights.iter())?;
-                check_finite32("head.bias", bias.iter())?;
+                check_finite("head.weights", weights.iter())?;
+                check_finite("head.bias", bias.iter())?;
             }
             Head::RbfSvm(m) => {
                 let n_sv = m.support_vectors.nrows();
@@ -300,7 +300,7 @@ impl Head {
                         format!("{} entries for {n_classes} classes", m.rho.len()),
                     ));
                 }
-                check_finite32("head.support_vectors", m.support_vectors.iter())?;
+                check_finite("head.support_vectors", m.support_vectors.iter())?;
                 check_finite("head.coef", m.coef.iter())?;
                 check_finite("head.rho", m.rho.iter())?;
             }

@@ -13,7 +13,7 @@
 //! a `DatasetBase` of codes and class indices) → `RbfOvr` (`PredictInplace`: decision values
 //! `[n, classes]`).
 
-use crate::error::HeadError;
+use crate::error::{check_positive, HeadError};
 use crate::fit_info::{classes_of, Convergence};
 use crate::logistic::not_recorded;
 use linfa::dataset::AsSingleTargets;
@@ -79,19 +79,11 @@ impl ParamGuard for RbfSvmParams {
     type Error = HeadError;
     fn check_ref(&self) -> Result<&RbfSvmValidParams, HeadError> {
         let p = &self.0;
-        for (name, value) in [
+        check_positive(&[
             ("C", p.c),
             ("gamma", p.gamma.unwrap_or(1.0)),
             ("eps", p.eps),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(HeadError::InvalidParam {
-                    name,
-                    value,
-                    reason: "must be a positive number",
-                });
-            }
-        }
+        ])?;
         Ok(p)
     }
     fn check(self) -> Result<RbfSvmValidParams, HeadError> {

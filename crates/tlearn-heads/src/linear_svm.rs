@@ -9,7 +9,7 @@
 //! (`Fit` on a `DatasetBase` of codes and class indices) → `LinearSvmModel`
 //! (`PredictInplace`: decision values `[n, classes]`).
 
-use crate::error::HeadError;
+use crate::error::{check_max_iter, check_positive, HeadError};
 use crate::fit_info::{classes_of, Convergence};
 use crate::logistic::{linear_decision, not_recorded};
 use linfa::dataset::AsSingleTargets;
@@ -85,22 +85,8 @@ impl ParamGuard for LinearSvmParams {
     type Error = HeadError;
     fn check_ref(&self) -> Result<&LinearSvmValidParams, HeadError> {
         let p = &self.0;
-        for (name, value) in [("C", p.c), ("tol", p.tol)] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(HeadError::InvalidParam {
-                    name,
-                    value,
-                    reason: "must be a positive number",
-                });
-            }
-        }
-        if p.max_iter == 0 {
-            return Err(HeadError::InvalidParam {
-                name: "max_iter",
-                value: 0.0,
-                reason: "must be at least 1",
-            });
-        }
+        check_positive(&[("C", p.c), ("tol", p.tol)])?;
+        check_max_iter(p.max_iter)?;
         Ok(p)
     }
     fn check(self) -> Result<LinearSvmValidParams, HeadError> {

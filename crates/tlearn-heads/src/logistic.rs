@@ -17,7 +17,7 @@
 //! (`Fit` on a `DatasetBase` of codes and class indices) → `LogisticModel`
 //! (`PredictInplace`: decision values `[n, classes]`).
 
-use crate::error::HeadError;
+use crate::error::{check_max_iter, check_positive, HeadError};
 use crate::fit_info::{classes_of, Convergence};
 use linfa::dataset::AsSingleTargets;
 use linfa::traits::{Fit, PredictInplace};
@@ -82,27 +82,8 @@ impl ParamGuard for LogisticParams {
     type Error = HeadError;
     fn check_ref(&self) -> Result<&LogisticValidParams, HeadError> {
         let p = &self.0;
-        if !(p.c.is_finite() && p.c > 0.0) {
-            return Err(HeadError::InvalidParam {
-                name: "C",
-                value: p.c,
-                reason: "must be a positive number",
-            });
-        }
-        if !(p.tol.is_finite() && p.tol > 0.0) {
-            return Err(HeadError::InvalidParam {
-                name: "tol",
-                value: p.tol,
-                reason: "must be a positive number",
-            });
-        }
-        if p.max_iter == 0 {
-            return Err(HeadError::InvalidParam {
-                name: "max_iter",
-                value: 0.0,
-                reason: "must be at least 1",
-            });
-        }
+        check_positive(&[("C", p.c), ("tol", p.tol)])?;
+        check_max_iter(p.max_iter)?;
         Ok(p)
     }
     fn check(self) -> Result<LogisticValidParams, HeadError> {

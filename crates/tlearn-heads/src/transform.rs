@@ -165,7 +165,7 @@ impl Transform {
     /// Check a loaded transform: parameter lengths agree with `input_dim`, numbers are finite.
     /// Errors name the field (`transform.inv_std`, ...).
     pub fn validate(&self) -> Result<(), crate::error::HeadError> {
-        use crate::error::{check_finite32, HeadError};
+        use crate::error::{check_finite, HeadError};
         let d = self.input_dim;
         if d == 0 {
             return Err(HeadError::malformed("transform.input_dim", "is 0"));
@@ -184,8 +184,8 @@ impl Transform {
                         format!("{} entries for input dimension {d}", s.len()),
                     ));
                 }
-                check_finite32("transform.mean", m.iter())?;
-                check_finite32("transform.inv_std", s.iter())?;
+                check_finite("transform.mean", m.iter())?;
+                check_finite("transform.inv_std", s.iter())?;
             }
             (None, None, Scaling::L2 | Scaling::None) => {}
             (_, _, Scaling::Standard) => {
@@ -223,8 +223,8 @@ impl Transform {
                     format!("{} entries for input dimension {d}", p.mean.len()),
                 ));
             }
-            check_finite32("transform.pca.components", p.components.iter())?;
-            check_finite32("transform.pca.mean", p.mean.iter())?;
+            check_finite("transform.pca.components", p.components.iter())?;
+            check_finite("transform.pca.mean", p.mean.iter())?;
         }
         Ok(())
     }
