@@ -208,9 +208,9 @@ pub fn confusion_png(
     let w = (left + cell * n as i32 + 24) as u32;
     let h = (top + cell * n as i32 + 24) as u32;
     let fonts = font_available();
-    let tmp = path.with_extension("png.tmp.png");
+    let mut buf = png_buffer(w, h);
     {
-        let root = BitMapBackend::new(&tmp, (w, h)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
         root.fill(&WHITE).map_err(e)?;
         for (i, row) in confusion.iter().enumerate() {
@@ -277,6 +277,22 @@ pub fn confusion_png(
         }
         root.present().map_err(e)?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    write_png(path, w, h, buf)?;
     Ok(fonts)
+}
+
+/// An RGB canvas for plotters' `BitMapBackend::with_buffer`, `w × h` pixels.
+pub(crate) fn png_buffer(w: u32, h: u32) -> Vec<u8> {
+    vec![0; w as usize * h as usize * 3]
+}
+
+/// Encode a drawn canvas as PNG and write it with the project's one atomic write (unique temp
+/// file, fsync, rename), rather than letting plotters write the path itself.
+pub(crate) fn write_png(path: &Path, w: u32, h: u32, rgb: Vec<u8>) -> Result<()> {
+    let img = image::RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| anyhow!("drawing {}: canvas is not {w}×{h} RGB", path.display()))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
+    Ok(tlearn_cache::write_atomic_bytes(path, &png)?)
 }

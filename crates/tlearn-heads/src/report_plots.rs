@@ -66,9 +66,9 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
     let cmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let amin = pts.map(|p| p.1).fold(f64::INFINITY, f64::min);
     let fonts = crate::report::font_available();
-    let tmp = path.with_extension("png.tmp.png");
+    let mut buf = crate::report::png_buffer(720, 420);
     {
-        let root = BitMapBackend::new(&tmp, (720, 420)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut buf, (720, 420)).into_drawing_area();
         let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
         root.fill(&WHITE).map_err(e)?;
         let mut chart = ChartBuilder::on(&root)
@@ -127,7 +127,7 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
         }
         root.present().map_err(e)?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    crate::report::write_png(path, 720, 420, buf)?;
     Ok(true)
 }
 
@@ -262,9 +262,9 @@ pub fn codes_map_png(points: &[MapPoint], explained: [f64; 2], path: &Path) -> R
         });
     let pad = |a: f64, b: f64| ((b - a).abs() * 0.05).max(1e-6);
     let fonts = crate::report::font_available();
-    let tmp = path.with_extension("png.tmp.png");
+    let mut buf = crate::report::png_buffer(640, 560);
     {
-        let root = BitMapBackend::new(&tmp, (640, 560)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut buf, (640, 560)).into_drawing_area();
         let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
         root.fill(&WHITE).map_err(e)?;
         let mut chart = ChartBuilder::on(&root)
@@ -311,6 +311,6 @@ pub fn codes_map_png(points: &[MapPoint], explained: [f64; 2], path: &Path) -> R
         }
         root.present().map_err(e)?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    crate::report::write_png(path, 640, 560, buf)?;
     Ok(())
 }
