@@ -10,6 +10,9 @@
 //! by every writer in the workspace. Reader: [`FeatureCache`], the only one, which checks
 //! shapes, labels and finiteness and names the file and row of every problem.
 //!
+//! Several cuts of one backbone extracted together form a cut set ([`set`]): one ordinary cache
+//! per cut under a directory holding `cuts.json`.
+//!
 //! No tract, no linfa: extraction (`tlearn-extract`) and the heads (`tlearn-heads`) both
 //! depend on this crate, never on each other.
 
@@ -20,6 +23,7 @@ pub mod journal;
 pub mod lock;
 pub mod meta;
 pub mod read;
+pub mod set;
 pub mod write;
 
 pub use atomic::{write_atomic, write_atomic_bytes};
@@ -31,6 +35,7 @@ pub use fingerprint::{
 pub use lock::CacheLock;
 pub use meta::{IndexRow, Meta, SkipRow};
 pub use read::{existing_fingerprint, FeatureCache};
+pub use set::{resolve, CutEntry, CutSet, NamedCache};
 pub use write::write;
 
 /// `meta.json`'s `format` field.
