@@ -85,12 +85,14 @@ test: venv
 
 # Side by side in one run: extraction vs onnxruntime+PIL (serial and savvy scripts of
 # ../shared/peers, on the Tux Paint PNGs and on generated 12 MP JPEGs, pinned to cores 0,1), heads vs scikit-learn GridSearchCV on
-# the same cached vectors, split and folds (plus a 60,000 x 1,280 linear-SVM timing).
+# the same cached vectors, split and folds (plus a 60,000 x 1,280 linear-SVM timing), and
+# `extract --layer all` (every named cut, one pass) against `--layer features` alone.
 bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
 	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 5
+	$(PY) bench/cuts_bench.py --data data/tuxpaint --repeat 5
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
 	$(MAKE) data DATASETS=fashion-mnist
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist

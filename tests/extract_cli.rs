@@ -691,3 +691,253 @@ fn a_nan_row_is_refused_with_the_repair_command_and_extract_repairs_it() {
     assert_eq!(summary["reused"], 29, "{summary}");
     assert_eq!(fs::read(cache.join("features.npy")).unwrap(), good);
 }
+
+fn npy(path: &Path) -> ndarray::Array2<f32> {
+    ndarray_npy::read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The smoke photos plus one broken file, in a temporary data set.
+fn smoke_with_a_bad_file(dir: &Path) {
+    for class in ["darknet", "skimage"] {
+        fs::create_dir_all(dir.join(class)).unwrap();
+        for f in fs::read_dir(smoke().join(class)).unwrap() {
+            let f = f.unwrap().path();
+            fs::copy(&f, dir.join(class).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    fs::write(dir.join("skimage/broken.jpg"), b"\xff\xd8\xff not a jpeg").unwrap();
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn several_cuts_from_one_pass_equal_single_cut_extracts_and_resume() {
+    common::require_model("efficientnet-lite0");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    smoke_with_a_bad_file(&data);
+    let set = tmp.path().join("set");
+    let cuts = ["features", "stage6", "stage5"];
+    ok(extract(
+        &data,
+        &set,
+        "efficientnet-lite0",
+        &["--layer", "features,stage6,stage5", "--quiet"],
+    ));
+    let manifest = read_json(&set.join("cuts.json"));
+    assert_eq!(manifest["format"], "tlearn-cut-set", "{manifest}");
+    let names: Vec<&str> = manifest["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, cuts);
+    assert!(
+        !set.join("meta.json").exists(),
+        "a set is not a plain cache"
+    );
+    for cut in cuts {
+        let single = tmp.path().join(format!("single-{cut}"));
+        ok(extract(
+            &data,
+            &single,
+            "efficientnet-lite0",
+            &["--layer", cut, "--quiet"],
+        ));
+        let (a, b) = (
+            npy(&set.join(cut).join("features.npy")),
+            npy(&single.join("features.npy")),
+        );
+        assert_eq!(a.dim(), b.dim(), "{cut}");
+        let worst = (&a - &b).iter().fold(0f32, |m, d| m.max(d.abs()));
+        assert!(worst <= 1e-5, "{cut}: codes differ by {worst}");
+        let (ma, mb) = (
+            read_json(&set.join(cut).join("meta.json")),
+            read_json(&single.join("meta.json")),
+        );
+        assert_eq!(ma["extractor"], mb["extractor"], "{cut}: same fingerprint");
+        assert_eq!(ma["extractor"]["layer"], cut);
+        assert_eq!(index_rows(&set.join(cut)), index_rows(&single));
+        let skipped = fs::read_to_string(set.join(cut).join("skipped.csv")).unwrap();
+        assert!(skipped.contains("skimage/broken.jpg"), "{cut}: {skipped}");
+        assert_eq!(
+            ma["rows"].as_u64().unwrap() as usize,
+            index_rows(&set.join(cut)).len()
+        );
+    }
+
+    // A run killed after 5 images leaves a journal and no set; the next run resumes it and
+    // writes the same set.
+    let resumed = tmp.path().join("resumed");
+    let killed = tlearn()
+        .args(["extract", "--model", "efficientnet-lite0", "--chunk", "2"])
+        .args(["--layer", "features,stage6,stage5", "--quiet"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&resumed)
+        .env("CI", "1")
+        .env("TLEARN_ABORT_AFTER", "5")
+        .output()
+        .unwrap();
+    assert!(
+        !killed.status.success(),
+        "the abort hook should kill the run"
+    );
+    assert!(resumed.join("journal.bin").exists());
+    assert!(!resumed.join("cuts.json").exists());
+    // Another cut list does not take the journal's vectors (on a copy of the killed run).
+    let other = tmp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::copy(resumed.join("journal.bin"), other.join("journal.bin")).unwrap();
+    ok(extract(
+        &data,
+        &other,
+        "efficientnet-lite0",
+        &["--layer", "stage6,stage5", "--quiet"],
+    ));
+    let s = read_json(&other.join("summary.json"));
+    assert_eq!(
+        (s["resumed"].as_u64(), s["extracted"].as_u64()),
+        (Some(0), Some(13)),
+        "{s}"
+    );
+    ok(extract(
+        &data,
+        &resumed,
+        "efficientnet-lite0",
+        &["--layer", "features,stage6,stage5", "--quiet"],
+    ));
+    let s = read_json(&resumed.join("summary.json"));
+    assert_eq!(s["resumed"], 5, "{s}");
+    assert_eq!(s["extracted"], 8, "{s}");
+    assert_eq!(s["dim"], 1280 + 192 + 112, "{s}");
+    assert!(!resumed.join("journal.bin").exists());
+    for cut in cuts {
+        assert_eq!(
+            fs::read(resumed.join(cut).join("features.npy")).unwrap(),
+            fs::read(set.join(cut).join("features.npy")).unwrap(),
+            "{cut}"
+        );
+        assert_eq!(index_rows(&resumed.join(cut)), index_rows(&set.join(cut)));
+    }
+
+    // A single cut into a set's directory is refused (another extractor), and a set over a
+    // plain cache too, unless --overwrite.
+    let out = extract(&data, &set, "efficientnet-lite0", &["--layer", "features"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("extractor.layer"),
+        "{err}"
+    );
+    let single = tmp.path().join("single-stage6");
+    let out = extract(&data, &single, "efficientnet-lite0", &["--layer", "all"]);
+    assert!(!out.status.success());
+    ok(extract(
+        &data,
+        &single,
+        "efficientnet-lite0",
+        &["--layer", "all", "--overwrite", "--quiet"],
+    ));
+    assert!(
+        !single.join("meta.json").exists(),
+        "the plain cache is retired"
+    );
+    // `all`: every named cut of the registry entry, in registry order.
+    let registry = tlearn_extract::registry::Registry::load(&repo().join("models")).unwrap();
+    let want: Vec<String> = registry
+        .get("efficientnet-lite0")
+        .unwrap()
+        .cuts
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let got: Vec<String> = read_json(&single.join("cuts.json"))["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, want);
+    assert!(want.len() >= 4, "{want:?}");
+    assert_eq!(
+        fs::read(single.join("stage6/features.npy")).unwrap(),
+        fs::read(set.join("stage6/features.npy")).unwrap()
+    );
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn one_cut_of_a_set_trains_evaluates_predicts_and_is_repaired() {
+    common::require_model("efficientnet-lite0");
+    let tmp = tempfile::tempdir().unwrap();
+    let set = tmp.path().join("set");
+    ok(extract(
+        &smoke(),
+        &set,
+        "efficientnet-lite0",
+        &["--layer", "stage6,features", "--quiet"],
+    ));
+    let cut = set.join("stage6");
+    let run = tmp.path().join("run");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--folds", "3", "--seed", "1"])
+            .arg(&cut)
+            .arg("--out")
+            .arg(&run),
+    );
+    let head = read_json(&run.join("head.json"));
+    assert_eq!(head["extractor"]["layer"], "stage6", "{head}");
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(run.join("head.json"))
+            .arg(&cut)
+            .arg("--out")
+            .arg(&run),
+    );
+    let out = run_ok(
+        tlearn()
+            .args(["predict", "--json", "--head"])
+            .arg(run.join("head.json"))
+            .arg(smoke().join("darknet/eagle.jpg")),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 1, "{v}");
+    let onnx = tmp.path().join("model.onnx");
+    run_ok(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(run.join("head.json"))
+            .arg("--out")
+            .arg(&onnx),
+    );
+    assert!(fs::metadata(&onnx).unwrap().len() > 1000);
+
+    // A NaN row in one cut: that cut is refused by train; extract repairs exactly that row.
+    let good = fs::read(cut.join("features.npy")).unwrap();
+    let header = 10 + u16::from_le_bytes([good[8], good[9]]) as usize;
+    let mut bad = good.clone();
+    let at = header + 3 * 192 * 4;
+    bad[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    fs::write(cut.join("features.npy"), &bad).unwrap();
+    let out = tlearn()
+        .args(["train", "--head", "logistic", "--folds", "3"])
+        .arg(&cut)
+        .arg("--out")
+        .arg(tmp.path().join("run2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("row 3 ("), "{err}");
+    ok(extract(
+        &smoke(),
+        &set,
+        "efficientnet-lite0",
+        &["--layer", "stage6,features", "--quiet"],
+    ));
+    let s = read_json(&set.join("summary.json"));
+    assert_eq!(s["extracted"], 1, "{s}");
+    assert_eq!(s["reused"], 12, "{s}");
+    assert_eq!(fs::read(cut.join("features.npy")).unwrap(), good);
+}

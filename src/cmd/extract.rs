@@ -19,7 +19,9 @@ pub struct ExtractArgs {
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
     /// Cut point: a registry cut name (e.g. `features`) or an ONNX node/tensor name.
-    /// Default: the model's default cut.
+    /// Several, comma-separated (`features,stage6,stage5`), or `all` (every named cut of the
+    /// registry model), come from one forward pass per image and make OUT a cut set: OUT/cuts.json
+    /// and one ordinary cache per cut in OUT/<cut>/. Default: the model's default cut.
     #[arg(long)]
     pub layer: Option<String>,
     /// How a spatial cut becomes a vector: avg, max or flatten.

@@ -15,14 +15,16 @@ use crate::fingerprint::Fingerprint;
 use crate::meta::{IndexRow, Meta, SkipRow};
 use crate::{FEATURES_FILE, FORMAT, INDEX_FILE, META_FILE, SKIPPED_FILE, VERSION};
 
-/// The extractor fingerprint of what `dir` already holds: its `meta.json`'s, else the header of
-/// an unfinished first run's journal. `None` when there is neither or it does not parse: only a
+/// The extractor fingerprint of what `dir` already holds: its `meta.json`'s, else the cut set's
+/// ([`crate::set`]: the whole extraction's), else the header of an unfinished first run's
+/// journal. `None` when there is neither or it does not parse: only a
 /// default is chosen from it, damage is reported by [`FeatureCache::read`] when the cache is read.
 pub fn existing_fingerprint(dir: &Path) -> Option<Fingerprint> {
     std::fs::read(dir.join(META_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
         .map(|m| m.extractor)
+        .or_else(|| crate::set::set_fingerprint(dir))
         .or_else(|| crate::journal::journal_fingerprint(dir))
 }
 

@@ -6,15 +6,28 @@
 //! `index.csv`, `skipped.csv`), so every cut stays numpy-readable and can be given to `train`
 //! or `eval` on its own. All caches of a set hold the same images in the same row order.
 //!
+//! One extraction of several cuts works on one row per image: the cuts' vectors side by side
+//! (in the set's order), under one fingerprint whose `layer` is the cut names joined by
+//! [`CUT_SEPARATOR`] ([`set_layer`]). That is what its journal holds; [`write_split`] splits the
+//! columns into the per-cut caches (each with [`cut_fingerprint`]: the same fingerprint with
+//! `layer` = the cut), and [`read_joined`] joins them back (to update or repair the set).
+//!
 //! [`resolve`] turns a path a user gives (`train PATH`) into the caches it names: a plain cache
 //! is a set of one.
 
 use std::path::{Path, PathBuf};
 
+use ndarray::{concatenate, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CacheError;
-use crate::META_FILE;
+use crate::fingerprint::Fingerprint;
+use crate::meta::{IndexRow, Meta, SkipRow};
+use crate::read::FeatureCache;
+use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE};
+
+/// Separates the cut names in a set's joined `layer` (`features,stage6,stage5`).
+pub const CUT_SEPARATOR: char = ',';
 
 /// The set's manifest file inside the set directory.
 pub const SET_FILE: &str = "cuts.json";
@@ -139,6 +152,228 @@ pub fn read_set(dir: &Path) -> Result<CutSet, CacheError> {
     Ok(set)
 }
 
+/// The `layer` of a whole multi-cut extraction: the cut names joined by [`CUT_SEPARATOR`].
+pub fn set_layer<S: AsRef<str>>(cuts: &[S]) -> String {
+    cuts.iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(&CUT_SEPARATOR.to_string())
+}
+
+/// The fingerprint of cut `cut`'s cache in a set extracted under `set_fp`: the same, with
+/// `layer` = the cut (so it equals a single-cut extraction of that layer).
+pub fn cut_fingerprint(set_fp: &Fingerprint, cut: &str) -> Fingerprint {
+    Fingerprint {
+        layer: cut.to_string(),
+        ..set_fp.clone()
+    }
+}
+
+/// Write the cut set `set` into `dir` from one extraction's joined rows: `meta` describes the
+/// whole extraction (`dim` = the cuts' dims summed, `extractor.layer` = [`set_layer`] of the
+/// cuts) and row i of `features` (row-major `[meta.rows, meta.dim]`) holds the cuts' vectors
+/// side by side in `set.cuts` order. `cuts.json` is retired first and written last, so a reader
+/// never takes a half-replaced set for a complete one. A plain cache in `dir` (replaced with
+/// `--overwrite`) is retired, and so are the caches of cuts the previous set had and this one
+/// has not.
+pub fn write_split(
+    dir: &Path,
+    set: &CutSet,
+    meta: &Meta,
+    index: &[IndexRow],
+    features: &[f32],
+    skipped: &[SkipRow],
+) -> Result<(), CacheError> {
+    let names: Vec<&str> = set.cuts.iter().map(|c| c.name.as_str()).collect();
+    let dims: usize = set.cuts.iter().map(|c| c.dim).sum();
+    if dims != meta.dim || meta.extractor.layer != set_layer(&names) {
+        return Err(CacheError::invalid(
+            dir,
+            format!(
+                "refusing to write an inconsistent cut set: cuts [{}] of {dims} values in all, \
+                 rows of {} values extracted as '{}'",
+                names.join(", "),
+                meta.dim,
+                meta.extractor.layer
+            ),
+        ));
+    }
+    if index.len() != meta.rows || features.len() != meta.rows * meta.dim {
+        return Err(CacheError::invalid(
+            dir,
+            format!(
+                "refusing to write an inconsistent cut set: {} index rows and {} floats for {}×{}",
+                index.len(),
+                features.len(),
+                meta.rows,
+                meta.dim
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| CacheError::io("creating", dir, e))?;
+    let old_cuts: Vec<String> = match read_set(dir) {
+        Ok(old) => old.cuts.into_iter().map(|c| c.dir).collect(),
+        Err(_) => vec![],
+    };
+    remove_if_present(&dir.join(SET_FILE))?;
+    // A plain cache being replaced: meta.json first, so it never reads as a cache again.
+    for f in [META_FILE, FEATURES_FILE, INDEX_FILE, SKIPPED_FILE] {
+        remove_if_present(&dir.join(f))?;
+    }
+    let mut offset = 0;
+    for cut in &set.cuts {
+        let mut cut_features = Vec::with_capacity(meta.rows * cut.dim);
+        for row in features.chunks_exact(meta.dim) {
+            cut_features.extend_from_slice(&row[offset..offset + cut.dim]);
+        }
+        offset += cut.dim;
+        let cut_meta = Meta {
+            dim: cut.dim,
+            extractor: cut_fingerprint(&meta.extractor, &cut.name),
+            ..meta.clone()
+        };
+        crate::write(
+            &dir.join(&cut.dir),
+            &cut_meta,
+            index,
+            &cut_features,
+            skipped,
+        )?;
+    }
+    for old in old_cuts
+        .iter()
+        .filter(|o| !set.cuts.iter().any(|c| c.dir == **o))
+    {
+        retire_cache_dir(&dir.join(old))?;
+    }
+    write_set(dir, set)
+}
+
+/// Make `dir` hold no cut set any more (before a plain cache is written there with
+/// `--overwrite`): `cuts.json` first, then the caches it lists.
+pub fn retire_set(dir: &Path) -> Result<(), CacheError> {
+    let Ok(old) = read_set(dir) else {
+        return remove_if_present(&dir.join(SET_FILE));
+    };
+    remove_if_present(&dir.join(SET_FILE))?;
+    for c in &old.cuts {
+        retire_cache_dir(&dir.join(&c.dir))?;
+    }
+    Ok(())
+}
+
+/// Remove a cut's cache directory: only the files a cache holds, then the directory if that
+/// left it empty (anything else a user put there stays).
+fn retire_cache_dir(dir: &Path) -> Result<(), CacheError> {
+    for f in [
+        META_FILE,
+        FEATURES_FILE,
+        INDEX_FILE,
+        SKIPPED_FILE,
+        crate::lock::LOCK_FILE,
+    ] {
+        remove_if_present(&dir.join(f))?;
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), CacheError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CacheError::io("removing", path, e)),
+    }
+}
+
+/// What `dir` holds, as one cache: a plain cache as [`FeatureCache::read`] gives it, a cut set
+/// joined (the cuts' columns side by side in `cuts.json` order, `meta.dim` their sum,
+/// `extractor` the whole extraction's fingerprint, `non_finite` every row not finite in some
+/// cut). `Ok(None)` when it holds neither. The caches of a set must hold the same rows and
+/// fingerprints that differ only in `layer`; anything else is an error naming the cache.
+pub fn read_joined(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
+    if dir.join(META_FILE).is_file() || !dir.join(SET_FILE).is_file() {
+        return FeatureCache::read(dir);
+    }
+    let set = read_set(dir)?;
+    let mut caches = Vec::with_capacity(set.cuts.len());
+    for c in &set.cuts {
+        let cdir = dir.join(&c.dir);
+        let cache = FeatureCache::read(&cdir)?.ok_or_else(|| {
+            CacheError::invalid(
+                dir.join(SET_FILE),
+                format!(
+                    "lists cut '{}' but {} holds no cache",
+                    c.name,
+                    cdir.display()
+                ),
+            )
+        })?;
+        if cache.meta.dim != c.dim {
+            return Err(CacheError::invalid(
+                cdir.join(META_FILE),
+                format!("dim {} but {} says {}", cache.meta.dim, SET_FILE, c.dim),
+            ));
+        }
+        caches.push(cache);
+    }
+    let names: Vec<&str> = set.cuts.iter().map(|c| c.name.as_str()).collect();
+    let first = &caches[0];
+    let fp = Fingerprint {
+        layer: set_layer(&names),
+        ..first.meta.extractor.clone()
+    };
+    for (c, cache) in set.cuts.iter().zip(&caches) {
+        let path = cache.dir.join(META_FILE);
+        if let Some(diff) =
+            cut_fingerprint(&fp, &c.name).compare(&cache.meta.extractor, "the set", "this cut")
+        {
+            return Err(CacheError::invalid(
+                path,
+                format!("not extracted with the rest of the set: {diff}"),
+            ));
+        }
+        if cache.paths != first.paths || cache.sha256 != first.sha256 || cache.y != first.y {
+            return Err(CacheError::invalid(
+                path,
+                format!(
+                    "its rows are not those of {} (the caches of a set hold the same images)",
+                    first.dir.display()
+                ),
+            ));
+        }
+    }
+    let views: Vec<_> = caches.iter().map(|c| c.x.view()).collect();
+    let x = concatenate(Axis(1), &views)
+        .expect("same row counts")
+        .as_standard_layout()
+        .into_owned();
+    let mut non_finite: Vec<usize> = caches.iter().flat_map(|c| c.non_finite.clone()).collect();
+    non_finite.sort_unstable();
+    non_finite.dedup();
+    let mut joined = caches.swap_remove(0);
+    joined.meta.dim = x.ncols();
+    joined.meta.extractor = fp;
+    joined.dir = dir.to_path_buf();
+    joined.x = x;
+    joined.non_finite = non_finite;
+    Ok(Some(joined))
+}
+
+/// The fingerprint of the whole extraction that wrote the set in `dir` (its first cut's, with
+/// `layer` = all the cuts), `None` when there is no readable set.
+pub(crate) fn set_fingerprint(dir: &Path) -> Option<Fingerprint> {
+    let set = read_set(dir).ok()?;
+    let meta: Meta =
+        serde_json::from_slice(&std::fs::read(dir.join(&set.cuts[0].dir).join(META_FILE)).ok()?)
+            .ok()?;
+    let names: Vec<&str> = set.cuts.iter().map(|c| c.name.as_str()).collect();
+    Some(Fingerprint {
+        layer: set_layer(&names),
+        ..meta.extractor
+    })
+}
+
 /// One cache a user's path names: a label for reports (the cut name, or the directory's name
 /// for a plain cache) and its directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +406,12 @@ pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
                 dir: path.join(&c.dir),
             })
             .collect());
+    }
+    if let Some(holder) = crate::lock::CacheLock::holder(path) {
+        return Err(CacheError::BeingWritten {
+            dir: path.to_path_buf(),
+            by: format!(" by {holder}"),
+        });
     }
     Err(CacheError::invalid(
         path,
@@ -214,6 +455,102 @@ mod tests {
         assert_eq!(named.len(), 2);
         assert_eq!(named[1].name, "stage6");
         assert_eq!(named[1].dir, dir.path().join("stage6"));
+    }
+
+    fn fp(layer: &str) -> Fingerprint {
+        serde_json::from_value(serde_json::json!({
+            "backbone": "b", "sha256": "s", "layer": layer, "pool": "avg", "augment": "none",
+            "preprocess": {"crop": 4, "resize_ratio": 1.0, "value_scale": 1.0,
+                "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "channels": "RGB",
+                "layout": "NCHW"}
+        }))
+        .unwrap()
+    }
+
+    fn joined_rows() -> (CutSet, Meta, Vec<IndexRow>, Vec<f32>) {
+        let cuts = vec![("a", 2), ("b/x", 1)]
+            .into_iter()
+            .map(|(n, d)| CutEntry {
+                name: n.into(),
+                dir: cut_dir_name(n),
+                dim: d,
+            })
+            .collect();
+        let set = CutSet::new("b", "/d", cuts);
+        let meta = Meta::new("/d", 3, 2, vec!["k".into()], fp("a,b/x"), "now");
+        let index = ["k/1.png", "k/2.png"]
+            .iter()
+            .map(|p| IndexRow {
+                path: p.to_string(),
+                label: "k".into(),
+                sha256: format!("{p}-sha"),
+            })
+            .collect();
+        (set, meta, index, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    }
+
+    #[test]
+    fn joined_rows_are_split_into_caches_and_joined_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (set, meta, index, rows) = joined_rows();
+        write_split(dir.path(), &set, &meta, &index, &rows, &[]).unwrap();
+        let b = FeatureCache::load(&dir.path().join(cut_dir_name("b/x"))).unwrap();
+        assert_eq!(b.x.as_slice().unwrap(), &[3.0, 6.0]);
+        assert_eq!(b.meta.extractor, fp("b/x"));
+        let a = FeatureCache::load(&dir.path().join("a")).unwrap();
+        assert_eq!(a.x.as_slice().unwrap(), &[1.0, 2.0, 4.0, 5.0]);
+        let joined = read_joined(dir.path()).unwrap().unwrap();
+        assert_eq!(joined.x.as_slice().unwrap(), &rows[..]);
+        assert_eq!(joined.meta.extractor, fp("a,b/x"));
+        assert_eq!(crate::existing_fingerprint(dir.path()), Some(fp("a,b/x")));
+        assert_eq!(resolve(dir.path()).unwrap().len(), 2);
+
+        // A cut whose rows differ from the others' is an error naming its cache.
+        let mut other = index.clone();
+        other[1].sha256 = "changed".into();
+        let a_meta = Meta {
+            dim: 2,
+            extractor: fp("a"),
+            ..meta.clone()
+        };
+        crate::write(
+            &dir.path().join("a"),
+            &a_meta,
+            &other,
+            &[1.0, 2.0, 4.0, 5.0],
+            &[],
+        )
+        .unwrap();
+        let e = read_joined(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("rows are not those of"), "{e}");
+
+        // An inconsistent layout is refused before anything is written.
+        let mut wrong = meta.clone();
+        wrong.extractor.layer = "b/x,a".into();
+        let e = write_split(dir.path(), &set, &wrong, &index, &rows, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inconsistent cut set"), "{e}");
+    }
+
+    #[test]
+    fn a_plain_cache_and_a_set_replace_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let (set, meta, index, rows) = joined_rows();
+        let plain = Meta {
+            dim: 2,
+            extractor: fp("a"),
+            ..meta.clone()
+        };
+        crate::write(dir.path(), &plain, &index, &[1.0, 2.0, 4.0, 5.0], &[]).unwrap();
+        write_split(dir.path(), &set, &meta, &index, &rows, &[]).unwrap();
+        assert!(!dir.path().join(META_FILE).exists());
+        assert!(!dir.path().join(FEATURES_FILE).exists());
+        assert_eq!(resolve(dir.path()).unwrap().len(), 2);
+        retire_set(dir.path()).unwrap();
+        assert!(!dir.path().join(SET_FILE).exists());
+        assert!(!dir.path().join("a").exists());
+        assert!(read_joined(dir.path()).unwrap().is_none());
     }
 
     #[test]

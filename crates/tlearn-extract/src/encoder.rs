@@ -17,7 +17,16 @@ pub trait Encoder: Send + Sync {
     fn layer(&self) -> &str;
     fn pool(&self) -> Pooling;
     fn preprocess(&self) -> &Preprocess;
+    /// Length of each vector `encode_views` returns.
     fn dim(&self) -> usize;
+    /// The cuts whose vectors lie side by side in each vector, in order (their dims sum to
+    /// `dim`): one, `layer`, unless the encoder was opened on several.
+    fn cuts(&self) -> Vec<Cut> {
+        vec![Cut {
+            name: self.layer().to_owned(),
+            dim: self.dim(),
+        }]
+    }
     /// One vector per view, in order.
     fn encode_views(&self, views: &[RgbImage]) -> Result<Vec<Vec<f32>>>;
 }
@@ -44,6 +53,13 @@ impl Encoder for crate::pixels::Pixels {
     fn encode_views(&self, views: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         views.iter().map(|v| self.encode(v)).collect()
     }
+}
+
+/// One cut in an encoder's vectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub name: String,
+    pub dim: usize,
 }
 
 /// The extractor fingerprint stored in `meta.json`.
@@ -76,6 +92,15 @@ impl Encoder for crate::backbone::Backbone {
     }
     fn dim(&self) -> usize {
         self.dim()
+    }
+    fn cuts(&self) -> Vec<Cut> {
+        self.cuts()
+            .iter()
+            .map(|c| Cut {
+                name: c.layer.clone(),
+                dim: c.dim,
+            })
+            .collect()
     }
     fn encode_views(&self, views: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
         // One batch-1 run per view: tract is slower per image at larger batches.

@@ -7,6 +7,10 @@
 //! of decoded images plus the vectors. At the end the cache is written atomically and the
 //! journal removed. Bad files are skipped with a reason; nothing about one image stops the run.
 //!
+//! An encoder opened on several cuts gives one vector per image with the cuts side by side
+//! ([`Encoder::cuts`]); the journal and the reuse work on that joined vector, and only the final
+//! write splits it into a cut set (one cache per cut, [`tlearn_cache::set`]).
+//!
 //! The pieces live beside it: [`crate::encoder`] (what encodes), [`crate::listing`] (the
 //! folder), [`crate::views`] (one file → one vector), [`crate::summary`] (the report).
 
@@ -103,8 +107,8 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         )
     })?;
 
-    // The previous cache: same extractor, or a refusal that says what differs.
-    let previous = match FeatureCache::read(&opts.out) {
+    // The previous cache (a cut set joined): same extractor, or a refusal that says what differs.
+    let previous = match tlearn_cache::set::read_joined(&opts.out) {
         Ok(c) => c,
         Err(e) if opts.overwrite => {
             eprintln!(
@@ -276,7 +280,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     );
     drop(journal);
-    tlearn_cache::write(&opts.out, &meta, &index, &features, &skipped)?;
+    write_output(enc, &opts.out, &meta, &index, &features, &skipped)?;
     journal::remove_journal(&opts.out)?;
 
     let seconds = start.elapsed().as_secs_f64();
@@ -289,6 +293,11 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         files: listing.files.len(),
         rows,
         dim,
+        cuts: enc
+            .cuts()
+            .iter()
+            .map(|c| format!("{}:{}", c.name, c.dim))
+            .collect(),
         extracted,
         reused,
         resumed,
@@ -304,6 +313,35 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         Ok(())
     })?;
     Ok(summary)
+}
+
+/// Write the rows (one joined vector per image, [`Encoder::cuts`] side by side): a plain cache
+/// for one cut, else a cut set with one cache per cut ([`tlearn_cache::set`]).
+fn write_output(
+    enc: &dyn Encoder,
+    out: &Path,
+    meta: &Meta,
+    index: &[IndexRow],
+    features: &[f32],
+    skipped: &[SkipRow],
+) -> Result<()> {
+    let cuts = enc.cuts();
+    if cuts.len() == 1 {
+        tlearn_cache::set::retire_set(out)?;
+        tlearn_cache::write(out, meta, index, features, skipped)?;
+        return Ok(());
+    }
+    let entries = cuts
+        .iter()
+        .map(|c| tlearn_cache::CutEntry {
+            name: c.name.clone(),
+            dir: tlearn_cache::set::cut_dir_name(&c.name),
+            dim: c.dim,
+        })
+        .collect();
+    let set = tlearn_cache::CutSet::new(enc.name(), meta.dataset.clone(), entries);
+    tlearn_cache::set::write_split(out, &set, meta, index, features, skipped)?;
+    Ok(())
 }
 
 fn process_file(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tlearn_cache::Fingerprint;
 
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, BackboneOptions};
 use crate::encoder::{fingerprint, Encoder};
 use crate::pixels::Pixels;
 use crate::registry::{self, ModelEntry, Registry};
@@ -73,8 +73,40 @@ pub fn entry_for(
     Ok(Registry::load(models_dir)?.get(model)?.clone())
 }
 
+/// `--layer` spelling for every named cut of a registry model.
+pub const ALL_CUTS: &str = "all";
+
+/// The cuts `layer` asks for: one name, several separated by `tlearn_cache::set::CUT_SEPARATOR`
+/// (`features,stage6,stage5`), or [`ALL_CUTS`] for every named cut of `entry` in registry
+/// order. `None` when not given (the entry's default cut).
+pub fn requested_cuts(layer: Option<&str>, entry: &ModelEntry) -> Result<Option<Vec<String>>> {
+    let Some(layer) = layer else {
+        return Ok(None);
+    };
+    if layer.trim() == ALL_CUTS {
+        if entry.cuts.is_empty() {
+            bail!(
+                "--layer {ALL_CUTS}: {} has no named cuts (name the layers, see `tlearn layers`)",
+                entry.name
+            );
+        }
+        return Ok(Some(entry.cuts.iter().map(|c| c.name.clone()).collect()));
+    }
+    let cuts: Vec<String> = layer
+        .split(tlearn_cache::set::CUT_SEPARATOR)
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if cuts.is_empty() {
+        bail!("--layer '{layer}' names no cut");
+    }
+    Ok(Some(cuts))
+}
+
 /// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path, which needs
-/// `layer`); `decode` is how a backbone decodes JPEGs (the raw-pixel baseline always decodes
+/// `layer`); `layer` may name several cuts ([`requested_cuts`]: one forward pass gives them
+/// all); `decode` is how a backbone decodes JPEGs (the raw-pixel baseline always decodes
 /// fully).
 pub fn open_encoder(
     model: &str,
@@ -85,6 +117,11 @@ pub fn open_encoder(
     decode: DecodeMode,
 ) -> Result<Box<dyn Encoder>> {
     if let Some(p) = Pixels::parse(model) {
+        if let Some(l) =
+            layer.filter(|l| l.contains(tlearn_cache::set::CUT_SEPARATOR) || l.trim() == ALL_CUTS)
+        {
+            bail!("{model}: the raw-pixels baseline has one cut; --layer '{l}' asks for several");
+        }
         return Ok(Box::new(p?));
     }
     if is_model_path(model) && layer.is_none() {
@@ -93,7 +130,14 @@ pub fn open_encoder(
     let dir = registry::models_dir(models_dir);
     let mut entry = entry_for(model, &dir, layer, own)?;
     entry.preprocess.decode = decode;
-    Ok(Box::new(Backbone::load(&entry, &dir, layer, pool)?))
+    let cuts = requested_cuts(layer, &entry)?.unwrap_or_else(|| vec![entry.default_cut.clone()]);
+    Ok(Box::new(Backbone::load_cuts(
+        &entry,
+        &dir,
+        &cuts,
+        pool,
+        &BackboneOptions::from_env()?,
+    )?))
 }
 
 /// The decode mode of an extraction into `out`: `asked` when given, else the mode of what `out`
@@ -128,7 +172,14 @@ pub fn encoder_for_fingerprint(
                 )
             })?;
         entry.preprocess = fp.preprocess.clone();
-        Box::new(Backbone::load(&entry, &dir, Some(&fp.layer), fp.pool)?)
+        let cuts = requested_cuts(Some(&fp.layer), &entry)?.unwrap_or_default();
+        Box::new(Backbone::load_cuts(
+            &entry,
+            &dir,
+            &cuts,
+            fp.pool,
+            &BackboneOptions::from_env()?,
+        )?)
     };
     let actual = fingerprint(encoder.as_ref(), fp.augment);
     if let Some(diff) = fp.compare(&actual, "head", "loaded backbone") {

@@ -18,7 +18,11 @@ pub struct Summary {
     pub files: usize,
     /// Rows in the cache.
     pub rows: usize,
+    /// Values per image (all cuts together).
     pub dim: usize,
+    /// The cuts written, `name:dim` (one for a plain cache; several for a cut set, each in
+    /// `CACHE/<cut>/`).
+    pub cuts: Vec<String>,
     /// Newly encoded this run.
     pub extracted: usize,
     /// Reused from the previous cache (unchanged path + sha256).
@@ -59,6 +63,14 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        if self.cuts.len() > 1 {
+            s += &format!(
+                "cut set of {} caches (one per cut, each in {}/<cut>/): {}\n",
+                self.cuts.len(),
+                self.cache,
+                self.cuts.join(", ")
+            );
+        }
         for c in &self.empty_classes {
             s += &format!("warning: class folder '{c}' has no images\n");
         }

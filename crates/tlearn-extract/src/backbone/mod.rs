@@ -37,15 +37,31 @@ type Plan = Arc<TypedRunnableModel>;
 pub struct Backbone {
     name: String,
     sha256: String,
+    /// The requested cut, or several joined by `tlearn_cache::set::CUT_SEPARATOR`.
     layer: String,
-    node: String,
+    /// One per requested cut, in order: its pooled vector is that part of `encode`'s output.
+    cuts: Vec<CutOutput>,
     pool: Pooling,
     preprocess: Preprocess,
     input_shape: Vec<usize>,
-    output_shape: Vec<usize>,
     dim: usize,
     load_time: Duration,
     plan: Plan,
+}
+
+/// One cut of a loaded backbone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutOutput {
+    /// As requested (registry cut name or node spec).
+    pub layer: String,
+    /// The ONNX tensor.
+    pub node: String,
+    /// Which output of the plan (two cuts on one tensor share it).
+    output: usize,
+    /// Shape of the tensor before pooling.
+    pub shape: Vec<usize>,
+    /// Length of its pooled vector.
+    pub dim: usize,
 }
 
 /// How a backbone is loaded.
@@ -116,12 +132,44 @@ impl Backbone {
         pool: Pooling,
         options: &BackboneOptions,
     ) -> Result<Backbone> {
+        let layer = layer.unwrap_or(&entry.default_cut).to_string();
+        Backbone::load_cuts(entry, models_dir, &[layer], pool, options)
+    }
+
+    /// Load `entry` cut at every layer of `layers` at once (one graph whose outputs are the
+    /// cut tensors): [`Backbone::encode`] returns their pooled vectors side by side, in order,
+    /// from one forward pass; [`Backbone::cuts`] says where each lies.
+    pub fn load_cuts(
+        entry: &ModelEntry,
+        models_dir: &Path,
+        layers: &[String],
+        pool: Pooling,
+        options: &BackboneOptions,
+    ) -> Result<Backbone> {
         let t0 = Instant::now();
+        if layers.is_empty() {
+            bail!("{}: no cut requested", entry.name);
+        }
+        for (i, l) in layers.iter().enumerate() {
+            if layers[..i].contains(l) {
+                bail!("{}: cut '{l}' is requested twice", entry.name);
+            }
+        }
         let path = entry.path(models_dir);
         let (proto, sha256) = read_verified(entry, models_dir)?;
         let graph = graph_of(&proto, &path)?;
-        let layer = layer.unwrap_or(&entry.default_cut).to_string();
-        let node = resolve_layer(entry, graph, &layer, &path)?;
+        let mut nodes: Vec<String> = vec![];
+        let mut outputs = Vec::with_capacity(layers.len());
+        for l in layers {
+            let node = resolve_layer(entry, graph, l, &path)?;
+            outputs.push(match nodes.iter().position(|n| *n == node) {
+                Some(i) => i,
+                None => {
+                    nodes.push(node);
+                    nodes.len() - 1
+                }
+            });
+        }
         let input_shape = input_shape(&entry.preprocess);
         check_declared_input(entry, graph, &input_shape, &path)?;
 
@@ -135,41 +183,48 @@ impl Backbone {
                 model.input_outlets()?.len()
             );
         }
+        let shown = nodes.join(", ");
         model
-            .select_outputs_by_name([node.as_str()])
-            .with_context(|| format!("{}: cannot cut at {node}", path.display()))?;
+            .select_outputs_by_name(&nodes)
+            .with_context(|| format!("{}: cannot cut at {shown}", path.display()))?;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), &input_shape))?;
         let typed = optimize(model, options.ops).with_context(|| {
             format!(
-                "{} cannot run on input {:?} cut at {node} (input size the model cannot take?)",
+                "{} cannot run on input {:?} cut at {shown} (input size the model cannot take?)",
                 entry.name, input_shape
             )
         })?;
-        let output_shape: Vec<usize> = typed
-            .output_fact(0)?
-            .shape
-            .as_concrete()
-            .ok_or_else(|| anyhow!("{}: output of {node} has no concrete shape", entry.name))?
-            .to_vec();
-        let dim = pooled_dim(&output_shape, entry.preprocess.layout, pool);
-        if dim == 0 {
-            bail!(
-                "{}: cut {node} has an empty output {:?}",
-                entry.name,
-                output_shape
-            );
+        let mut cuts = Vec::with_capacity(layers.len());
+        for (l, &output) in layers.iter().zip(&outputs) {
+            let node = &nodes[output];
+            let shape: Vec<usize> = typed
+                .output_fact(output)?
+                .shape
+                .as_concrete()
+                .ok_or_else(|| anyhow!("{}: output of {node} has no concrete shape", entry.name))?
+                .to_vec();
+            let dim = pooled_dim(&shape, entry.preprocess.layout, pool);
+            if dim == 0 {
+                bail!("{}: cut {node} has an empty output {:?}", entry.name, shape);
+            }
+            cuts.push(CutOutput {
+                layer: l.clone(),
+                node: node.clone(),
+                output,
+                shape,
+                dim,
+            });
         }
         let plan = typed.into_runnable()?;
         Ok(Backbone {
             name: entry.name.clone(),
             sha256,
-            layer,
-            node,
+            layer: tlearn_cache::set::set_layer(layers),
+            dim: cuts.iter().map(|c| c.dim).sum(),
+            cuts,
             pool,
             preprocess: entry.preprocess.clone(),
             input_shape,
-            output_shape,
-            dim,
             load_time: t0.elapsed(),
             plan,
         })
@@ -198,13 +253,18 @@ impl Backbone {
     pub fn sha256(&self) -> &str {
         &self.sha256
     }
-    /// The requested layer (registry cut name or raw node name).
+    /// The requested layer (registry cut name or raw node name); several cuts joined by
+    /// `tlearn_cache::set::CUT_SEPARATOR`.
     pub fn layer(&self) -> &str {
         &self.layer
     }
-    /// The ONNX tensor the graph is cut at.
+    /// The ONNX tensor the graph is cut at (the first cut's).
     pub fn node(&self) -> &str {
-        &self.node
+        &self.cuts[0].node
+    }
+    /// Every cut, in the order of `encode`'s output.
+    pub fn cuts(&self) -> &[CutOutput] {
+        &self.cuts
     }
     pub fn pool(&self) -> Pooling {
         self.pool
@@ -212,7 +272,7 @@ impl Backbone {
     pub fn preprocess(&self) -> &Preprocess {
         &self.preprocess
     }
-    /// Length of the vectors `encode` returns.
+    /// Length of the vectors `encode` returns (the cuts' dims summed).
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -220,16 +280,17 @@ impl Backbone {
     pub fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
-    /// Shape of the cut tensor before pooling.
+    /// Shape of the (first) cut tensor before pooling.
     pub fn output_shape(&self) -> &[usize] {
-        &self.output_shape
+        &self.cuts[0].shape
     }
     /// Wall time of `load` (read, verify, parse, cut, optimise, plan).
     pub fn load_time(&self) -> Duration {
         self.load_time
     }
 
-    /// One preprocessed image `[1,3,S,S]` (NCHW) or `[1,S,S,3]` (NHWC) → feature vector.
+    /// One preprocessed image `[1,3,S,S]` (NCHW) or `[1,S,S,3]` (NHWC) → feature vector (the
+    /// cuts' pooled vectors side by side).
     pub fn encode(&self, input: Tensor) -> Result<Vec<f32>> {
         if input.datum_type() != f32::datum_type() {
             bail!(
@@ -249,9 +310,12 @@ impl Backbone {
         let out = self
             .plan
             .run(tvec!(input.into()))
-            .with_context(|| format!("running {} cut at {}", self.name, self.node))?;
-        let view = out[0].to_plain_array_view::<f32>()?;
-        let v = pool_output(view, self.preprocess.layout, self.pool);
+            .with_context(|| format!("running {} cut at {}", self.name, self.layer))?;
+        let mut v = Vec::with_capacity(self.dim);
+        for c in &self.cuts {
+            let view = out[c.output].to_plain_array_view::<f32>()?;
+            v.extend(pool_output(view, self.preprocess.layout, self.pool));
+        }
         debug_assert_eq!(v.len(), self.dim);
         Ok(v)
     }
