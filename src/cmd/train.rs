@@ -81,6 +81,10 @@ pub struct TrainArgs {
     /// Stopping tolerance of the linear SVM solver.
     #[arg(long, default_value_t = 0.01)]
     pub linear_tol: f64,
+    /// Train on these cut(s) of the PATHs instead of selecting: `stage6`, or `features+stage6`
+    /// for a concatenation (a second backbone's cuts are named `BACKBONE/cut`).
+    #[arg(long, value_name = "CUT[+CUT]")]
+    pub cut: Option<String>,
     /// Selection over cuts: values of C the screen tries (logistic regression) on every cut.
     #[arg(long, value_delimiter = ',', default_value = "0.1,1")]
     pub screen_c_grid: Vec<f64>,
@@ -179,6 +183,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         screen_c_grid: args.screen_c_grid,
         pair_top: args.pair_top,
         finalists: args.finalists,
+        fixed: args.cut.map(|c| c.split('+').map(str::to_string).collect()),
         ..CutConfig::new(train)
     };
     for i in &inputs {
@@ -195,7 +200,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
         );
     }
-    if inputs.len() > 1 {
+    if inputs.len() > 1 && cfg.fixed.is_none() {
         println!("selection over cuts: {}", cfg.rule());
     }
     let out = cuts::select(&inputs, &cfg, |ev| match ev {

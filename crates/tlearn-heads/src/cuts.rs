@@ -61,6 +61,12 @@ pub enum CutsError {
         what: String,
         searched: String,
     },
+    #[error("--cut {asked}: no cut named '{missing}' among the caches given ({available})")]
+    UnknownCut {
+        asked: String,
+        missing: String,
+        available: String,
+    },
     #[error("--pair-top {0}: must be 0 (no concatenations) or at least 2")]
     PairTop(usize),
 }
@@ -88,6 +94,9 @@ pub struct CutConfig {
     pub pair_top: usize,
     /// How many screened sets get the full grid.
     pub finalists: usize,
+    /// Train on exactly these cuts (concatenated in this order) instead of selecting:
+    /// `--cut stage6+features`.
+    pub fixed: Option<Vec<String>>,
 }
 
 impl CutConfig {
@@ -98,6 +107,7 @@ impl CutConfig {
             screen_c_grid: vec![0.1, 1.0],
             pair_top: 3,
             finalists: 2,
+            fixed: None,
         }
     }
 
@@ -303,6 +313,19 @@ fn parts_of(inputs: &[CutInput], members: &[usize]) -> Vec<FeaturePart> {
         .collect()
 }
 
+/// The candidate made of input `i` alone.
+fn single(inp: &CutInput, i: usize) -> FeatureSet {
+    FeatureSet {
+        name: inp.name.clone(),
+        parts: vec![inp.name.clone()],
+        dim: inp.cache.meta.dim,
+        screen: None,
+        full: None,
+        same_codes_as: None,
+        members: vec![i],
+    }
+}
+
 /// Equal codes (within float rounding): `head_conv` average-pooled is `features`.
 fn same_codes(a: &FeatureCache, b: &FeatureCache) -> bool {
     if a.x.dim() != b.x.dim() {
@@ -346,8 +369,8 @@ pub fn scenario(
             }
         ),
         (false, "similar", Some((c, _))) => format!(
-            "{size_words}, similar to ImageNet: the bottleneck codes ({c}) are best, so a linear \
-             classifier on them (CS231n: small data, similar data)"
+            "{size_words}, similar to ImageNet: codes holding the bottleneck ({c}) are best, so \
+             a linear classifier on them (CS231n: small data, similar data)"
         ),
         (false, _, Some((c, _))) => format!(
             "{size_words}, different from ImageNet: codes from earlier in the network ({c}) beat \
@@ -355,7 +378,7 @@ pub fn scenario(
              activations from somewhere earlier in the network)"
         ),
         (true, "similar", Some((c, _))) => format!(
-            "{size_words}, similar to ImageNet: the bottleneck codes ({c}) are best; with this \
+            "{size_words}, similar to ImageNet: codes holding the bottleneck ({c}) are best; with this \
              much data CS231n would fine-tune the network, which tlearn does not do"
         ),
         (true, _, Some((c, _))) => format!(
@@ -390,13 +413,8 @@ pub fn select(
     for (i, inp) in inputs.iter().enumerate() {
         let dup = (0..i).find(|&j| same_codes(&inputs[j].cache, &inp.cache));
         sets.push(FeatureSet {
-            name: inp.name.clone(),
-            parts: vec![inp.name.clone()],
-            dim: inp.cache.meta.dim,
-            screen: None,
-            full: None,
             same_codes_as: dup.map(|j| inputs[j].name.clone()),
-            members: vec![i],
+            ..single(inp, i)
         });
     }
     let screen_cfg = TrainConfig {
@@ -429,6 +447,41 @@ pub fn select(
         Ok(out)
     };
 
+    if let Some(names) = &cfg.fixed {
+        let mut members = Vec::new();
+        for n in names {
+            match inputs.iter().position(|i| &i.name == n) {
+                Some(m) => members.push(m),
+                None => {
+                    let available: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+                    return Err(CutsError::UnknownCut {
+                        asked: names.join("+"),
+                        missing: n.clone(),
+                        available: available.join(", "),
+                    }
+                    .into());
+                }
+            }
+        }
+        if members.len() == 1 {
+            sets.truncate(0);
+            let m = members[0];
+            sets.push(FeatureSet {
+                same_codes_as: None,
+                ..single(&inputs[m], m)
+            });
+        } else {
+            sets = vec![FeatureSet {
+                name: names.join("+"),
+                parts: names.clone(),
+                dim: members.iter().map(|&m| inputs[m].cache.meta.dim).sum(),
+                screen: None,
+                full: None,
+                same_codes_as: None,
+                members,
+            }];
+        }
+    }
     let candidates: Vec<usize> = (0..sets.len())
         .filter(|&i| sets[i].same_codes_as.is_none())
         .collect();
@@ -546,21 +599,17 @@ pub fn select(
     let singles = inputs.iter().filter(|i| i.backbone == 0).count();
     let any_bottleneck = inputs.iter().any(|i| i.bottleneck);
     let chosen = &sets[chosen_set];
-    let holds_bottleneck = chosen.members.iter().any(|&m| {
-        inputs[m].bottleneck
-            || sets[m]
-                .same_codes_as
-                .as_ref()
-                .is_some_and(|d| inputs.iter().any(|x| &x.name == d && x.bottleneck))
-    });
+    let holds_bottleneck = chosen.members.iter().any(|&m| inputs[m].bottleneck);
     let scen = scenario(
         winner.cv.split.train_rows.len(),
         classes,
         any_bottleneck.then_some((chosen.name.as_str(), holds_bottleneck)),
-        singles < 2,
+        singles < 2 || cfg.fixed.is_some(),
     );
     let cuts = CutSelection {
-        rule: if sets.len() == 1 {
+        rule: if cfg.fixed.is_some() {
+            "the cut(s) given by --cut: the full head grid only".into()
+        } else if sets.len() == 1 {
             "one feature set: the full head grid only".into()
         } else {
             cfg.rule()
