@@ -1,16 +1,19 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tlearn_heads::{report, FeatureCache, SavedHead};
+use tlearn_heads::{cuts, report, SavedHead};
 
 #[derive(Args)]
 pub struct EvalArgs {
     /// Saved head (head.json written by `tlearn train`).
     #[arg(long)]
     pub head: PathBuf,
-    /// Feature cache: the one the head was trained on (its held-out rows are used), or a
-    /// separate test cache with --all.
-    pub cache: PathBuf,
+    /// Feature cache or cut set: the one the head was trained on (its held-out rows are used),
+    /// or a separate test cache with --all. The head's cut(s) are found in a set by their
+    /// fingerprints; a head on two backbones' codes needs the second backbone's cache or set
+    /// as a second PATH.
+    #[arg(required = true, num_args = 1..=2, value_name = "PATH")]
+    pub caches: Vec<PathBuf>,
     /// Evaluate on every row of the cache instead of the held-out rows recorded in the head.
     #[arg(long)]
     pub all: bool,
@@ -22,7 +25,11 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let head = SavedHead::load(&args.head)?;
-    let cache = FeatureCache::load(&args.cache)?;
+    let mut named = Vec::new();
+    for p in &args.caches {
+        named.extend(tlearn_cache::resolve(p)?);
+    }
+    let cache = cuts::assemble_for_head(&head, &named)?;
     let rep = tlearn_heads::evaluate(&head, &cache, args.all)?;
     print!("{}", report::eval_text(&rep, head.classes()));
     std::fs::create_dir_all(&args.out)
@@ -30,6 +37,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let json = args.out.join("report.json");
     let mut v = serde_json::to_value(&rep)?;
     v["classes"] = serde_json::to_value(head.classes())?;
+    v["parts"] = serde_json::to_value(head.parts())?;
+    // The selection over cuts, as `train` recorded it in the cv.json beside the head.
+    if let Some(c) = super::eval_html::cut_selection(&args.head) {
+        v["cuts"] = c;
+    }
     tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&v)?.as_bytes())?;
     let png = args.out.join("confusion.png");
     let title = format!(

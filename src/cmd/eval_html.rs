@@ -9,10 +9,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use tlearn_heads::pipeline::EvalReport;
 use tlearn_heads::report_html::{self, Figures, Picture};
-use tlearn_heads::report_plots;
+use tlearn_heads::{report_cuts, report_plots};
 use tlearn_heads::{FeatureCache, SavedHead};
 
 const THUMB: u32 = 180;
+
+/// `cv.json`'s `cuts` object beside the head (the selection over cuts), if there is one.
+pub fn cut_selection(head_path: &Path) -> Option<serde_json::Value> {
+    let cv_path = head_path.parent().unwrap_or(Path::new(".")).join("cv.json");
+    std::fs::read_to_string(cv_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("cuts").cloned())
+}
 
 pub fn write(
     head_path: &Path,
@@ -35,6 +44,18 @@ pub fn write(
                 Ok(false) => Err(format!("{} lists no candidates", cv_path.display())),
                 Err(e) => Err(format!("{e:#}")),
             }
+        }
+    };
+    let cuts = match cv.as_ref().and_then(|v| v.get("cuts")) {
+        None => None,
+        Some(c) => {
+            let png = out.join("cv-cuts.png");
+            let pic = match report_cuts::png(c, &png) {
+                Ok(true) => Ok(Picture::png(std::fs::read(&png)?)),
+                Ok(false) => Err("no cut was cross-validated".to_string()),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            Some((report_cuts::html(c), pic))
         }
     };
     let codes_map = report_plots::codes_pca(head, cache, rep).and_then(|(points, explained)| {
@@ -75,6 +96,7 @@ pub fn write(
         confusion: std::fs::read(confusion_png).ok().map(Picture::png),
         cv_curve,
         cv,
+        cuts,
         codes_map: codes_map.map_err(|e| format!("{e:#}")),
         legend,
         thumbnails,

@@ -80,25 +80,57 @@ pub fn run(args: PredictArgs) -> Result<()> {
 
 fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>, Vec<Failure>)> {
     let head = SavedHead::load(head_path)?;
-    let fp = head.extractor();
-    let encoder = encoder_for_fingerprint(
-        fp,
-        args.model.as_deref(),
-        args.models_dir.as_deref(),
-        &head_path.display().to_string(),
-    )?;
-    let (ok, failures) = classify::encode_images(encoder.as_ref(), &args.images, fp.augment);
-    if ok.is_empty() {
+    // One encoder per part (a head on a concatenation of cuts reads several); the codes of an
+    // image are its parts' codes side by side, in the head's column order.
+    let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    for (k, part) in head.parts().iter().enumerate() {
+        let fp = &part.extractor;
+        let encoder = encoder_for_fingerprint(
+            fp,
+            args.model.as_deref(),
+            args.models_dir.as_deref(),
+            &head_path.display().to_string(),
+        )?;
+        let (ok, failed) = classify::encode_images(encoder.as_ref(), &args.images, fp.augment);
+        if k == 0 {
+            rows = ok;
+            failures = failed;
+        } else {
+            let mut by_path: std::collections::HashMap<String, Vec<f32>> = ok.into_iter().collect();
+            for f in failed {
+                if !failures.iter().any(|g| g.path == f.path) {
+                    failures.push(f);
+                }
+            }
+            rows.retain_mut(|(p, v)| match by_path.remove(p) {
+                Some(more) => {
+                    v.extend(more);
+                    true
+                }
+                None => false,
+            });
+        }
+    }
+    if rows.is_empty() {
         return Ok((vec![], failures));
     }
-    let mut x = Array2::<f32>::zeros((ok.len(), encoder.dim()));
-    for (i, (_, v)) in ok.iter().enumerate() {
+    let mut x = Array2::<f32>::zeros((rows.len(), head.dim));
+    for (i, (_, v)) in rows.iter().enumerate() {
+        if v.len() != head.dim {
+            bail!(
+                "{}: the backbone(s) gave {} dimensions, the head expects {}",
+                head_path.display(),
+                v.len(),
+                head.dim
+            );
+        }
         x.row_mut(i)
             .assign(&ndarray::ArrayView1::from(v.as_slice()));
     }
     let probs = head.predict_proba(x.view())?;
     let names = |i: usize| head.classes()[i].clone();
-    let preds = ok
+    let preds = rows
         .into_iter()
         .enumerate()
         .map(|(i, (path, _))| classify::prediction(path, &probs.row(i).to_vec(), &names, args.top))

@@ -1,7 +1,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
-use tlearn_heads::{report, Engine, FeatureCache, HeadKind, Scaling, TrainConfig};
+use std::path::{Path, PathBuf};
+use tlearn_extract::registry::{self, Registry};
+use tlearn_heads::cuts::{self, CutConfig, CutInput, CvFile, Event};
+use tlearn_heads::{report, report_cuts, Engine, FeatureCache, HeadKind, Scaling, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HeadChoice {
@@ -35,9 +37,19 @@ pub enum TransformChoice {
 }
 
 #[derive(Args)]
+#[command(after_help = "\
+Given a cut set (several cuts of one backbone, `tlearn extract --layer all`), train chooses the
+cut itself by cross-validation on the training part: it screens every cut with a cheap grid
+(--screen-c-grid, logistic regression), screens concatenations of pairs of the --pair-top best
+cuts, runs the full head grid on the --finalists best, and keeps the best. A second PATH (another
+backbone's cache or set of the SAME images) adds its cuts and a cross-backbone concatenation.
+Split and folds are the same for every candidate. cv.json and cv-cuts.png show CV accuracy by
+cut, the chosen one and the CS231n scenario it points to. A single cache trains as it is.")]
 pub struct TrainArgs {
-    /// Feature cache directory (made by `tlearn extract`).
-    pub cache: PathBuf,
+    /// Feature cache or cut set (made by `tlearn extract`); optionally a second one: another
+    /// backbone's codes of the same images, for cross-backbone candidates.
+    #[arg(required = true, num_args = 1..=2, value_name = "PATH")]
+    pub caches: Vec<PathBuf>,
     /// Head to train.
     #[arg(long, value_enum, default_value = "auto")]
     pub head: HeadChoice,
@@ -69,9 +81,61 @@ pub struct TrainArgs {
     /// Stopping tolerance of the linear SVM solver.
     #[arg(long, default_value_t = 0.01)]
     pub linear_tol: f64,
-    /// Output directory: head.json (the model) and cv.json (CV curve, split and folds).
+    /// Train on these cut(s) of the PATHs instead of selecting: `stage6`, or `features+stage6`
+    /// for a concatenation (a second backbone's cuts are named `BACKBONE/cut`).
+    #[arg(long, value_name = "CUT[+CUT]")]
+    pub cut: Option<String>,
+    /// Selection over cuts: values of C the screen tries (logistic regression) on every cut.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,1")]
+    pub screen_c_grid: Vec<f64>,
+    /// Selection over cuts: concatenate every pair of this many best screened cuts (0: none).
+    #[arg(long, default_value_t = 3)]
+    pub pair_top: usize,
+    /// Selection over cuts: how many best screened cuts (or pairs) get the full head grid.
+    #[arg(long, default_value_t = 2)]
+    pub finalists: usize,
+    /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
+    /// <repo>/models).
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// Output directory: head.json (the model), cv.json (CV curve, split and folds, the
+    /// selection over cuts) and cv-cuts.png.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// The caches PATHs name, loaded, with the names reports use and which cut is a backbone's
+/// bottleneck (its registry default cut).
+fn load_inputs(paths: &[PathBuf], models_dir: Option<&Path>) -> Result<Vec<CutInput>> {
+    let reg = Registry::load(&registry::models_dir(models_dir)).ok();
+    let mut inputs = Vec::new();
+    for (b, path) in paths.iter().enumerate() {
+        let is_set = !path.join(tlearn_cache::META_FILE).is_file();
+        for named in tlearn_cache::resolve(path)? {
+            let cache = FeatureCache::load(&named.dir)?;
+            let fp = &cache.meta.extractor;
+            let cut = if is_set {
+                named.name.clone()
+            } else {
+                fp.layer.clone()
+            };
+            let bottleneck = reg
+                .as_ref()
+                .and_then(|r| r.get(&fp.backbone).ok())
+                .is_some_and(|m| m.default_cut == fp.layer);
+            inputs.push(CutInput {
+                name: if b == 0 {
+                    cut
+                } else {
+                    format!("{}/{cut}", fp.backbone)
+                },
+                backbone: b,
+                bottleneck,
+                cache,
+            });
+        }
+    }
+    Ok(inputs)
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -89,17 +153,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if !(args.test_size > 0.0 && args.test_size < 1.0) {
         bail!("--test-size must be strictly between 0 and 1");
     }
-    let cache = FeatureCache::load(&args.cache)?;
+    let inputs = load_inputs(&args.caches, args.models_dir.as_deref())?;
+    let first = &inputs[0].cache;
     let mut heads = heads;
     if matches!(args.head, HeadChoice::Auto) {
-        let n_train = ((1.0 - args.test_size) * cache.rows() as f64) as usize;
+        let n_train = ((1.0 - args.test_size) * first.rows() as f64) as usize;
         let (auto, note) = tlearn_heads::select::auto_heads(n_train);
         heads = auto;
         if let Some(note) = note {
             eprintln!("note: {note}");
         }
     }
-    let cfg = TrainConfig {
+    let train = TrainConfig {
         heads,
         seed: args.seed,
         test_size: args.test_size,
@@ -114,23 +179,42 @@ pub fn run(args: TrainArgs) -> Result<()> {
             EngineChoice::Linfa => Engine::Linfa,
         },
     };
-    println!(
-        "cache {}: {} rows, dim {}, {} classes",
-        args.cache.display(),
-        cache.rows(),
-        cache.meta.dim,
-        cache.classes().len()
-    );
-    let out = tlearn_heads::train(&cache, &cfg, |r| {
-        eprintln!(
-            "  cv {}: {} ({:.2} s)",
+    let cfg = CutConfig {
+        screen_c_grid: args.screen_c_grid,
+        pair_top: args.pair_top,
+        finalists: args.finalists,
+        fixed: args.cut.map(|c| c.split('+').map(str::to_string).collect()),
+        ..CutConfig::new(train)
+    };
+    for i in &inputs {
+        println!(
+            "cache {}: {} rows, dim {}, {} classes{}",
+            i.cache.dir.display(),
+            i.cache.rows(),
+            i.cache.meta.dim,
+            i.cache.classes().len(),
+            if inputs.len() > 1 {
+                format!(" (cut {})", i.name)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if inputs.len() > 1 && cfg.fixed.is_none() {
+        println!("selection over cuts: {}", cfg.rule());
+    }
+    let out = cuts::select(&inputs, &cfg, |ev| match ev {
+        Event::Stage(s) => eprintln!("{s}"),
+        Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
+        Event::Cv { set, result: r } => eprintln!(
+            "  cv {set} {}: {} ({:.2} s)",
             r.params,
             match &r.error {
                 None => format!("{:.4}", r.mean_accuracy),
                 Some(e) => format!("failed: {e}"),
             },
             r.seconds
-        )
+        ),
     })?;
     println!(
         "split: {} training rows ({} folds), {} held out",
@@ -139,12 +223,28 @@ pub fn run(args: TrainArgs) -> Result<()> {
         out.cv.split.test_rows.len()
     );
     print!("{}", report::cv_table(&out.cv));
+    let cuts_json = serde_json::to_value(&out.cuts)?;
+    print!("{}", report_cuts::text(&cuts_json));
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let head_path = args.out.join("head.json");
     out.saved.save(&head_path)?;
     let cv_path = args.out.join("cv.json");
-    tlearn_cache::write_atomic_bytes(&cv_path, serde_json::to_string_pretty(&out.cv)?.as_bytes())?;
-    println!("wrote {} and {}", head_path.display(), cv_path.display());
+    let file = CvFile {
+        cv: &out.cv,
+        cuts: &out.cuts,
+    };
+    tlearn_cache::write_atomic_bytes(&cv_path, serde_json::to_string_pretty(&file)?.as_bytes())?;
+    let png = args.out.join("cv-cuts.png");
+    if report_cuts::png(&cuts_json, &png)? {
+        println!(
+            "wrote {}, {} and {}",
+            head_path.display(),
+            cv_path.display(),
+            png.display()
+        );
+    } else {
+        println!("wrote {} and {}", head_path.display(), cv_path.display());
+    }
     Ok(())
 }

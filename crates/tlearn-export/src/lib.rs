@@ -55,6 +55,11 @@ pub enum ExportError {
         "the head was trained on the raw-pixel baseline '{0}'; only CNN backbones can be exported"
     )]
     NotABackbone(String),
+    #[error(
+        "the head reads a concatenation of cuts ({0}); export writes one cut of one backbone \
+             only: retrain on a single cut (`tlearn train SET/<cut>`, or --pair-top 0) to export"
+    )]
+    Concatenation(String),
     #[error("the head's codes average {0} augmented views per image, which one ONNX input cannot reproduce; retrain on a cache extracted with --augment none to export it")]
     Augmented(String),
     #[error("finding the backbone '{backbone}' the head was trained on: {source:#}")]
@@ -104,6 +109,10 @@ pub fn export(
     models_dir: &Path,
 ) -> Result<Exported, ExportError> {
     let fp: &Fingerprint = saved.extractor();
+    if saved.is_concatenation() {
+        let names: Vec<String> = saved.parts().into_iter().map(|p| p.name).collect();
+        return Err(ExportError::Concatenation(names.join(" + ")));
+    }
     if Pixels::parse(&fp.backbone).is_some() {
         return Err(ExportError::NotABackbone(fp.backbone.clone()));
     }

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod calibrate;
+pub mod cuts;
 pub mod error;
 pub mod fit_info;
 pub mod head;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod model_file;
 pub mod pipeline;
 pub mod report;
+pub mod report_cuts;
 pub mod report_html;
 pub mod report_plots;
 pub mod select;

@@ -23,6 +23,10 @@
 //! Loading checks every array's shape against the others (`head.bias` against
 //! `head.weights`, `transform.inv_std` against `dim`, `head.coef` against
 //! `head.support_vectors`, ...) and refuses a mismatch naming the field.
+//! - `parts` (optional): the cut(s) the head's input columns come from, in order: `{name,
+//!   cache, extractor, dim, offset}` each; absent = one part, `extractor` itself. A head on a
+//!   concatenation of cuts (or of two backbones' codes, see `cuts`) has two; `extractor` is
+//!   then the first part's, and `dim` their sum.
 //! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold)
 //! - `split`: `{cache, seed, test_size, folds, train_rows, held_out: [paths]}`
 
@@ -61,6 +65,19 @@ pub struct SplitRecord {
     pub held_out: Vec<String>,
 }
 
+/// One block of the head's input columns: `[offset, offset + dim)` holds the codes of the cut
+/// with fingerprint `extractor`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeaturePart {
+    /// The cut's name in the selection (`stage6`, `mobilenetv2/features`).
+    pub name: String,
+    /// The cache directory it was trained from (informational).
+    pub cache: String,
+    pub extractor: Fingerprint,
+    pub dim: usize,
+    pub offset: usize,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedHead {
     pub format: String,
@@ -84,6 +101,9 @@ pub struct SavedHead {
     pub platt: Option<Vec<Platt>>,
     pub cv: CvSummary,
     pub split: SplitRecord,
+    /// The cut(s) the input columns come from (see the module doc); empty = `extractor` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<FeaturePart>,
 }
 
 impl SavedHead {
@@ -158,6 +178,33 @@ impl SavedHead {
             ));
         }
         self.transform.validate()?;
+        if !self.parts.is_empty() {
+            let mut offset = 0;
+            for (i, p) in self.parts.iter().enumerate() {
+                if p.offset != offset || p.dim == 0 {
+                    return Err(HeadError::malformed(
+                        format!("parts[{i}]"),
+                        format!(
+                            "offset {} and dim {} (expected offset {offset}, dim >= 1)",
+                            p.offset, p.dim
+                        ),
+                    ));
+                }
+                offset += p.dim;
+            }
+            if offset != self.dim {
+                return Err(HeadError::malformed(
+                    "parts",
+                    format!("dims add up to {offset} but `dim` is {}", self.dim),
+                ));
+            }
+            if self.parts[0].extractor != self.extractor {
+                return Err(HeadError::malformed(
+                    "parts[0].extractor",
+                    "differs from `extractor` (the first part's fingerprint)",
+                ));
+            }
+        }
         self.head.validate(c, self.transform.output_dim())?;
         if let Some(p) = &self.platt {
             if p.len() != c {
@@ -182,6 +229,26 @@ impl SavedHead {
 
     pub fn classes(&self) -> &[String] {
         &self.classes
+    }
+
+    /// The cut(s) the head's input columns come from, in column order (one part made from
+    /// `extractor` for heads that record none).
+    pub fn parts(&self) -> Vec<FeaturePart> {
+        if !self.parts.is_empty() {
+            return self.parts.clone();
+        }
+        vec![FeaturePart {
+            name: self.extractor.layer.clone(),
+            cache: self.split.cache.clone(),
+            extractor: self.extractor.clone(),
+            dim: self.dim,
+            offset: 0,
+        }]
+    }
+
+    /// True when the head reads more than one cut (a concatenation).
+    pub fn is_concatenation(&self) -> bool {
+        self.parts.len() > 1
     }
 
     /// The feature-cache fingerprint this head was trained on.

@@ -194,6 +194,7 @@ pub fn train(
             train_rows: split.train.len(),
             held_out: split.test.iter().map(|&i| cache.paths[i].clone()).collect(),
         },
+        parts: Vec::new(),
     };
     let cv = CvReport {
         classes: cache.classes().to_vec(),

@@ -44,6 +44,9 @@ pub struct Figures {
     pub cv_curve: Result<Picture, String>,
     /// `cv.json` as written by `tlearn train` (its candidate table), when found.
     pub cv: Option<serde_json::Value>,
+    /// The selection over cuts (`report_cuts::html` of cv.json's `cuts`) and its bar chart,
+    /// when `train` chose among cuts.
+    pub cuts: Option<(String, Result<Picture, String>)>,
     /// The 2-D map of the codes, or why there is none.
     pub codes_map: Result<Picture, String>,
     /// The map's legend: class name and colour.
@@ -108,7 +111,12 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
          · {} {} images of <code>{}</code></p>",
         esc(&params),
         esc(&ex.backbone),
-        esc(&ex.layer),
+        esc(&if head.is_concatenation() {
+            let names: Vec<String> = head.parts().into_iter().map(|p| p.name).collect();
+            names.join(" + ")
+        } else {
+            ex.layer.clone()
+        }),
         esc(&ex.pool.to_string()),
         rep.scaling,
         rep.pca_components
@@ -162,6 +170,22 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
         None => h.push_str("<p class=\"note\">not drawn</p>"),
     }
 
+    if let Some((table, pic)) = &fig.cuts {
+        h.push_str("<h2>Which cut: cross-validation by cut</h2>");
+        match pic {
+            Ok(p) => {
+                let _ = write!(
+                    h,
+                    "<img alt=\"CV accuracy by cut\" src=\"{}\">",
+                    p.data_uri()
+                );
+            }
+            Err(why) => {
+                let _ = write!(h, "<p class=\"note\">no chart: {}</p>", esc(why));
+            }
+        }
+        h.push_str(table);
+    }
     h.push_str("<h2>Cross-validation</h2>");
     match &fig.cv_curve {
         Ok(p) => {

@@ -1,0 +1,291 @@
+//! Selection over cuts (issue 10 item 2) on the real model and the real Tux Paint photos: a cut
+//! set, `train` choosing the cut by CV, `eval` finding the head's cut(s) in the set, a forced
+//! concatenation end to end (eval, predict, export refused), a second backbone's codes, and the
+//! refusals (another image set, a cache without the head's cut, an unknown --cut).
+//!
+//! The set is made with one `tlearn extract --layer L` per cut and `cuts.json` written by
+//! `tlearn_cache::set::write_set` (the layout `extract --layer a,b,c` writes).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use tlearn_cache::set::{cut_dir_name, write_set, CutEntry, CutSet};
+
+const CUTS: [&str; 4] = ["features", "head_conv", "stage6", "stage5"];
+
+/// The Tux Paint cut set of lite0 under target/e2e/cuts/tuxpaint (incremental).
+fn tuxpaint_set() -> PathBuf {
+    require_model("efficientnet-lite0");
+    let data = dataset("tuxpaint");
+    let set = workdir("cuts").join("tuxpaint-lite0");
+    let mut entries = Vec::new();
+    for cut in CUTS {
+        let dir = set.join(cut_dir_name(cut));
+        extract("efficientnet-lite0", &data, &dir, &["--layer", cut]);
+        entries.push(CutEntry {
+            name: cut.into(),
+            dir: cut_dir_name(cut),
+            dim: read_json(&dir.join("meta.json"))["dim"].as_u64().unwrap() as usize,
+        });
+    }
+    let cs = CutSet::new("efficientnet-lite0", data.display().to_string(), entries);
+    write_set(&set, &cs).unwrap();
+    set
+}
+
+fn train(args: &[&str], out: &Path) -> (serde_json::Value, serde_json::Value, String) {
+    let o = run_ok(
+        tlearn()
+            .arg("train")
+            .args(args)
+            .args(["--seed", "0", "--test-size", "0.3", "--out"])
+            .arg(out),
+    );
+    (
+        read_json(&out.join("cv.json")),
+        read_json(&out.join("head.json")),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+fn fails(cmd: &mut std::process::Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(!o.status.success(), "expected a failure: {cmd:?}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn train_chooses_the_cut_by_cv_and_eval_finds_it_in_the_set() {
+    let set = tuxpaint_set();
+    let set_s = set.to_str().unwrap();
+    let out = workdir("cuts").join("run-auto");
+    let (cv, head, stdout) = train(&[set_s], &out);
+    let cuts = &cv["cuts"];
+    let sets = cuts["sets"].as_array().unwrap();
+    let names: Vec<&str> = sets.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for c in CUTS {
+        assert!(names.contains(&c), "{c} missing from {names:?}");
+    }
+    // head_conv average-pooled is features: recognised, not screened twice.
+    let hc = sets.iter().find(|s| s["name"] == "head_conv").unwrap();
+    assert_eq!(hc["same_codes_as"], "features");
+    assert!(hc["screen"].is_null());
+    // Every other single cut was screened; the 3 best were paired (3 pairs).
+    for s in sets.iter().filter(|s| s["name"] != "head_conv") {
+        assert!(s["screen"]["mean_accuracy"].as_f64().unwrap() > 0.3, "{s}");
+    }
+    assert_eq!(names.iter().filter(|n| n.contains('+')).count(), 3);
+    // Two finalists got the full grid; the chosen one has the best full-grid score.
+    let finalists: Vec<&serde_json::Value> = sets.iter().filter(|s| !s["full"].is_null()).collect();
+    assert_eq!(finalists.len(), 2);
+    let chosen = cuts["chosen"].as_str().unwrap();
+    let best = finalists
+        .iter()
+        .map(|s| s["full"]["mean_accuracy"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let ch = sets.iter().find(|s| s["name"] == chosen).unwrap();
+    assert_eq!(ch["full"]["mean_accuracy"].as_f64().unwrap(), best);
+    // cv.json's own candidates are the chosen set's full grid.
+    let top = &cv["candidates"][cv["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(top["mean_accuracy"].as_f64().unwrap(), best);
+    // head.json records the chosen set's parts with their fingerprints and columns.
+    let parts = head["parts"].as_array().unwrap();
+    let part_names: Vec<&str> = parts.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(part_names.join("+"), chosen);
+    let mut offset = 0;
+    for p in parts {
+        assert_eq!(p["offset"].as_u64().unwrap(), offset);
+        assert_eq!(p["extractor"]["layer"], p["name"]);
+        offset += p["dim"].as_u64().unwrap();
+    }
+    assert_eq!(head["dim"].as_u64().unwrap(), offset);
+    // Tux Paint photos are small and similar to ImageNet data... as far as this split says:
+    // the scenario is named in words that agree with where the chosen cut sits.
+    let sc = &cuts["scenario"];
+    assert_eq!(sc["size"], "small");
+    let holds_features = part_names.contains(&"features");
+    assert_eq!(
+        sc["similarity"],
+        if holds_features {
+            "similar"
+        } else {
+            "different"
+        }
+    );
+    assert!(stdout.contains("scenario: small data set"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("chosen cut: {chosen}")),
+        "{stdout}"
+    );
+    let png = std::fs::read(out.join("cv-cuts.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // eval given the set finds the cut(s); the report shows the selection.
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(out.join("head.json"))
+            .arg(&set)
+            .arg("--out")
+            .arg(&out),
+    );
+    let rep = read_json(&out.join("report.json"));
+    assert_eq!(rep["cuts"]["chosen"], chosen);
+    assert_eq!(rep["metrics"]["n"].as_u64().unwrap(), 65);
+    assert!(rep["metrics"]["accuracy"].as_f64().unwrap() > 0.75);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Which cut: cross-validation by cut"));
+    assert!(html.contains("alt=\"CV accuracy by cut\" src=\"data:image/png;base64,"));
+    assert!(html.contains("Scenario:"));
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn a_concatenated_head_evaluates_and_predicts_and_export_refuses_it() {
+    let set = tuxpaint_set();
+    let set_s = set.to_str().unwrap();
+    let out = workdir("cuts").join("run-concat");
+    let (cv, head, _) = train(&[set_s, "--cut", "stage6+features"], &out);
+    assert_eq!(cv["cuts"]["chosen"], "stage6+features");
+    assert_eq!(cv["cuts"]["sets"].as_array().unwrap().len(), 1);
+    assert_eq!(head["dim"], 192 + 1280);
+    assert_eq!(head["parts"][0]["name"], "stage6");
+    assert_eq!(head["parts"][1]["offset"], 192);
+    let head_path = out.join("head.json");
+
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&head_path)
+            .arg(&set)
+            .arg("--out")
+            .arg(&out),
+    );
+    let rep = read_json(&out.join("report.json"));
+    // A cache holding only one of the two cuts is refused, naming the missing part.
+    let err = fails(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&head_path)
+            .arg(set.join("features"))
+            .arg("--out")
+            .arg(out.join("x")),
+    );
+    assert!(
+        err.contains("part 'stage6'") && err.contains("is in none of the caches"),
+        "{err}"
+    );
+
+    // predict runs both cuts of the backbone and agrees with eval on held-out photos.
+    let data = dataset("tuxpaint");
+    let held: Vec<String> = head["split"]["held_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(12)
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let o = run_ok(
+        tlearn()
+            .args(["predict", "--json", "--head"])
+            .arg(&head_path)
+            .args(held.iter().map(|p| data.join(p))),
+    );
+    let preds: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let preds = preds["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), held.len());
+    let wrong = rep["misclassified"].as_array().unwrap();
+    for (p, path) in preds.iter().zip(&held) {
+        let top = p["top"][0]["class"].as_str().unwrap();
+        let truth = path.split('/').next().unwrap();
+        match wrong.iter().find(|m| m["path"] == path.as_str()) {
+            Some(m) => assert_eq!(top, m["predicted"].as_str().unwrap(), "{path}"),
+            None => assert_eq!(top, truth, "{path}"),
+        }
+    }
+
+    let err = fails(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(&head_path)
+            .arg("--out")
+            .arg(out.join("model.onnx")),
+    );
+    assert!(
+        err.contains("concatenation of cuts (stage6 + features)"),
+        "{err}"
+    );
+    assert!(!out.join("model.onnx").exists());
+
+    let err = fails(
+        tlearn()
+            .args(["train", set_s, "--cut", "stage9", "--out"])
+            .arg(out.join("y")),
+    );
+    assert!(
+        err.contains("no cut named 'stage9'") && err.contains("stage6"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn a_second_backbone_adds_its_cuts_and_a_cross_backbone_pair_and_other_images_are_refused() {
+    require_model("mobilenetv2");
+    let set = tuxpaint_set();
+    let mb = workdir("cuts").join("tuxpaint-mobilenetv2-features");
+    extract("mobilenetv2", &dataset("tuxpaint"), &mb, &[]);
+    let out = workdir("cuts").join("run-two");
+    let (cv, head, _) = train(&[set.to_str().unwrap(), mb.to_str().unwrap()], &out);
+    let sets = cv["cuts"]["sets"].as_array().unwrap();
+    let names: Vec<&str> = sets.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"mobilenetv2/features"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains('+') && n.contains("mobilenetv2/")),
+        "no cross-backbone pair in {names:?}"
+    );
+    // The head's parts name their backbones; eval needs both paths when it reads both.
+    let parts: Vec<String> = head["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["extractor"]["backbone"].as_str().unwrap().to_string())
+        .collect();
+    let mut eval = tlearn();
+    eval.args(["eval", "--head"])
+        .arg(out.join("head.json"))
+        .arg(&set)
+        .arg(&mb)
+        .arg("--out")
+        .arg(&out);
+    run_ok(&mut eval);
+    if parts.iter().any(|b| b == "mobilenetv2") {
+        let err = fails(
+            tlearn()
+                .args(["eval", "--head"])
+                .arg(out.join("head.json"))
+                .arg(&set)
+                .arg("--out")
+                .arg(out.join("x")),
+        );
+        assert!(err.contains("is in none of the caches"), "{err}");
+    }
+
+    // Another image set as the second path is refused before any training.
+    require_model("efficientnet-lite0");
+    let smoke = workdir("cuts").join("smoke-lite0");
+    extract("efficientnet-lite0", &dataset("smoke"), &smoke, &[]);
+    let err = fails(
+        tlearn()
+            .args(["train"])
+            .arg(&set)
+            .arg(&smoke)
+            .arg("--out")
+            .arg(out.join("z")),
+    );
+    assert!(err.contains("do not hold the same images"), "{err}");
+}
