@@ -85,8 +85,9 @@ test: venv
 
 # Side by side in one run: extraction vs onnxruntime+PIL (serial and savvy scripts of
 # ../shared/peers, on the Tux Paint PNGs and on generated 12 MP JPEGs, pinned to cores 0,1), heads vs scikit-learn GridSearchCV on
-# the same cached vectors, split and folds (plus a 60,000 x 1,280 linear-SVM timing), and
-# `extract --layer all` (every named cut, one pass) against `--layer features` alone.
+# the same cached vectors, split and folds (plus a 60,000 x 1,280 linear-SVM timing),
+# `extract --layer all` (every named cut, one pass) against `--layer features` alone, and
+# `train --head auto` vs the same grid in scikit-learn on 4,200 Fashion-MNIST training rows.
 bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
@@ -104,6 +105,13 @@ bench: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
 		--heads logistic --engines linfa --repeat 1 --no-large \
 		--out bench-out/heads-fashion-mnist-linfa.json
+# Training speed at scale: `train --head auto` (every transform x head x C/gamma of the default
+# grid) on 4,200 x 1,280 Fashion-MNIST codes against scikit-learn GridSearchCV over the same grid
+# points, both pinned to cores 0,1, alternating.
+	$(MAKE) data DATASETS=fashion-mnist-6000
+	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist-6000
+	taskset -c 0,1 $(PY) bench/heads_bench.py runs/cache/fashion-mnist-6000--efficientnet-lite0--features--avg--none \
+		--auto --test-size 0.3 --folds 5 --repeat 3 --out bench-out/heads-auto-fashion-mnist-6000.json
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \

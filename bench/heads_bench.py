@@ -5,6 +5,7 @@ vectors, the same train/held-out split and the same CV folds (read from tlearn's
     .venv/bin/python bench/heads_bench.py [CACHE_DIR] [--no-large]
     .venv/bin/python bench/heads_bench.py --make-digits DIR     # a 64-d cache from sklearn digits
     .venv/bin/python bench/heads_bench.py --make-synthetic DIR --rows 60000 --dim 1280
+    taskset -c 0,1 .venv/bin/python bench/heads_bench.py CACHE --auto --test-size 0.3
 
 For each head (logistic, linear-svm, rbf-svm) and engine (`--engines tlearn,linfa`: tlearn's own
 solvers, or linfa-logistic / linfa-svm; the linear SVM has only tlearn's) with one fixed grid,
@@ -12,6 +13,15 @@ prints held-out accuracy and wall time (CV + final fit; for tlearn the whole `tl
 process) next to scikit-learn's, and writes bench-out/heads.json. `--repeat N` alternates the
 runs N times and reports medians (single timings on a shared machine are noisy). It also times the linear SVM on a generated 60,000 x 1,280 cache
 against LinearSVC (skip with --no-large).
+
+`--auto` instead times tlearn's default `train --head auto` (every transform x head x C/gamma
+of its default grid, with its early stopping along C and grid extension) against scikit-learn
+GridSearchCV over the very same grid points, read from tlearn's cv.json: the four transforms as
+pipelines (StandardScaler; signed sqrt + StandardScaler; StandardScaler + Normalizer;
+StandardScaler + PCA(0.99, whiten=True)) x LinearSVC / LogisticRegression / SVC with the same C and
+absolute gamma values, the same split and folds, n_jobs=-1. Run it under `taskset -c 0,1` so both
+sides get the same two cores (children inherit the affinity); the sides alternate `--repeat`
+times and medians are reported.
 """
 import argparse
 import csv
@@ -107,7 +117,9 @@ def run_tlearn(cache: Path, head: str, out: Path, c_grid, gamma_grid, folds, see
                engine="tlearn"):
     cmd = [str(TLEARN), "train", str(cache), "--head", head, "--seed", str(seed),
            "--test-size", str(test_size), "--folds", str(folds), "--out", str(out),
-           "--c-grid", ",".join(map(str, c_grid)), "--engine", engine]
+           "--c-grid", ",".join(map(str, c_grid)), "--engine", engine,
+           # scikit-learn's side: one standardised grid, every point fitted, no extension
+           "--transform", "standard", "--c-patience", "0", "--grid-extension", "0"]
     if head == "rbf-svm":
         cmd += ["--gamma-grid", ",".join(repr(g) for g in gamma_grid)]
     t0 = time.perf_counter()
@@ -188,6 +200,100 @@ def bench(cache: Path, heads, folds, seed, test_size, work: Path, engines=("tlea
             "repeat": repeat, "heads": rows}
 
 
+def sklearn_transform(name):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+    if name == "standard":
+        return StandardScaler()
+    if name == "sqrt-standard":
+        return Pipeline([("sqrt", FunctionTransformer(lambda v: np.sign(v) * np.sqrt(np.abs(v)))),
+                         ("scale", StandardScaler())])
+    if name == "standard-l2":
+        return Pipeline([("scale", StandardScaler()), ("l2", Normalizer())])
+    if name == "pca-whiten":
+        return Pipeline([("scale", StandardScaler()),
+                         ("pca", PCA(n_components=0.99, whiten=True, svd_solver="full"))])
+    sys.exit(f"no scikit-learn equivalent for transform {name}")
+
+
+def sklearn_grid(cv):
+    """tlearn's grid points (cv.json candidates, skipped and extension points included) as a
+    GridSearchCV parameter grid: one dict per transform and head (and gamma for the RBF SVM)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC, LinearSVC
+    groups = {}
+    for c in cv["candidates"]:
+        t = c["transform"]["kind"]
+        key = (t, c["kind"], c.get("gamma"))
+        groups.setdefault(key, set()).add(c["c"])
+    grid = []
+    for (t, kind, gamma), cs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        clf = {"linear-svm": LinearSVC(), "logistic": LogisticRegression(max_iter=1000),
+               "rbf-svm": SVC(kernel="rbf")}[kind]
+        g = {"pre": [sklearn_transform(t)], "clf": [clf], "clf__C": sorted(cs)}
+        if gamma is not None:
+            g["clf__gamma"] = [gamma]
+        grid.append(g)
+    return grid
+
+
+def bench_auto(cache: Path, folds, seed, test_size, work: Path, repeat):
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+    x, y = load_cache(cache)
+    out = work / "auto"
+    cmd = [str(TLEARN), "train", str(cache), "--head", "auto", "--seed", str(seed),
+           "--test-size", str(test_size), "--folds", str(folds), "--out", str(out)]
+    t_runs, s_runs = [], []
+    t_res = s_res = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run(cmd)
+        t_runs.append(time.perf_counter() - t0)
+        run([str(TLEARN), "eval", "--head", str(out / "head.json"), str(cache), "--out", str(out)])
+        cv = json.loads((out / "cv.json").read_text())
+        rep = json.loads((out / "report.json").read_text())
+        t_res = {"acc": rep["metrics"]["accuracy"], "chosen": cv["chosen_params"],
+                 "transform": cv["chosen_transform"]["kind"],
+                 "cv_acc": cv["candidates"][cv["chosen"]]["mean_accuracy"],
+                 "grid_points": len(cv["candidates"]),
+                 "fitted": sum(1 for c in cv["candidates"] if not c.get("skipped"))}
+        split = cv["split"]
+        tr, te = np.array(split["train_rows"]), np.array(split["test_rows"])
+        pipe = Pipeline([("pre", StandardScaler()), ("clf", LinearSVC())])
+        gs = GridSearchCV(pipe, sklearn_grid(cv), cv=PredefinedSplit(np.array(split["fold_of_train_row"])),
+                          n_jobs=-1)
+        t0 = time.perf_counter()
+        gs.fit(x[tr], y[tr])
+        s_runs.append(time.perf_counter() - t0)
+        bp = gs.best_params_
+        s_res = {"acc": float((gs.predict(x[te]) == y[te]).mean()), "cv_acc": float(gs.best_score_),
+                 "chosen": {"clf": type(bp["clf"]).__name__, "C": bp["clf__C"],
+                            "gamma": bp.get("clf__gamma")},
+                 "transform": str(bp["pre"]).replace("\n", "")[:80],
+                 "grid_points": len(gs.cv_results_["params"])}
+        print(f"  auto: tlearn {t_runs[-1]:.1f}s, scikit-learn {s_runs[-1]:.1f}s", file=sys.stderr)
+    t_res["seconds_all"], s_res["seconds_all"] = t_runs, s_runs
+    t_res["seconds"], s_res["seconds"] = median(t_runs), median(s_runs)
+    return {"cache": str(cache), "rows": int(x.shape[0]), "dim": int(x.shape[1]), "folds": folds,
+            "seed": seed, "test_size": test_size, "repeat": repeat,
+            "cpus": sorted(os.sched_getaffinity(0)), "tlearn": t_res, "sklearn": s_res,
+            "ratio_tlearn_over_sklearn": t_res["seconds"] / s_res["seconds"]}
+
+
+def print_auto(res):
+    print(f"\ncache {res['cache']} ({res['rows']} x {res['dim']}, test size {res['test_size']}, "
+          f"{res['folds']} folds, CPUs {res['cpus']}, median of {res['repeat']} alternating runs)")
+    for side in ("tlearn", "sklearn"):
+        r = res[side]
+        print(f"{side:<8} held-out {r['acc']:.4f}  CV {r['cv_acc']:.4f}  {r['seconds']:8.1f} s  "
+              f"grid points {r['grid_points']}  chosen {r['chosen']} on {r['transform']}")
+    print(f"time ratio tlearn / scikit-learn: {res['ratio_tlearn_over_sklearn']:.2f}")
+
+
 def print_table(res):
     print(f"\ncache {res['cache']} ({res['rows']} x {res['dim']}, {res['folds']} folds, "
           f"C grid {res['c_grid']}, median of {res['repeat']} alternating runs)")
@@ -217,6 +323,9 @@ def main():
     ap.add_argument("--no-large", dest="large", action="store_false",
                     help="skip timing linear-svm on a generated 60,000 x 1,280 cache "
                          "(2 folds, C=0.01; ~4 min with LinearSVC)")
+    ap.add_argument("--auto", action="store_true",
+                    help="time `train --head auto` (default grid) against the same grid in "
+                         "scikit-learn instead of the per-head comparison")
     ap.add_argument("--out", default=str(ROOT / "bench-out/heads.json"))
     ap.add_argument("--tlearn", default=str(ROOT / "target/release/tlearn"),
                     help="tlearn binary [%(default)s]")
@@ -234,6 +343,14 @@ def main():
     if not TLEARN.exists():
         sys.exit(f"{TLEARN} missing: run `cargo build --release` first")
     out = {}
+    if a.auto:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = bench_auto(cache, a.folds, a.seed, a.test_size, Path(tmp), a.repeat)
+        print_auto(res)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(res, indent=1))
+        print(f"wrote {a.out}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         res = bench(cache, a.heads.split(","), a.folds, a.seed, a.test_size, Path(tmp),
                     a.engines.split(","), a.repeat)

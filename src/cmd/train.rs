@@ -3,7 +3,8 @@ use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use tlearn_extract::registry::{self, Registry};
 use tlearn_heads::cuts::{self, CutConfig, CutInput, CvFile, Event};
-use tlearn_heads::{report, report_cuts, Engine, FeatureCache, HeadKind, Scaling, TrainConfig};
+use tlearn_heads::transform::TransformKind;
+use tlearn_heads::{report, report_cuts, Engine, FeatureCache, HeadKind, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum HeadChoice {
@@ -28,8 +29,17 @@ pub enum EngineChoice {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum TransformChoice {
+    /// Cross-validate standard, sqrt-standard, standard-l2 and pca-whiten with every head; keep
+    /// the one CV picks.
+    Auto,
     /// Standardise each feature with training-set mean and standard deviation.
     Standard,
+    /// Signed square root sign(x)·|x|^0.5 (power normalisation), then standardise.
+    SqrtStandard,
+    /// Standardise, then divide each vector by its L2 norm.
+    StandardL2,
+    /// Standardise, then PCA whitening (components keeping 99% of the variance, or --pca N).
+    PcaWhiten,
     /// Divide each vector by its L2 norm.
     L2,
     /// Leave vectors as they are.
@@ -66,17 +76,31 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
     /// Comma-separated values of C (inverse regularisation) to try.
-    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,1,10")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.001,0.01,0.1,1,10,100,1000"
+    )]
     pub c_grid: Vec<f64>,
-    /// Comma-separated values of gamma for the RBF SVM [default: 0.1/d,1/d,10/d with d the
-    /// feature dimension after the transform].
+    /// Comma-separated values of gamma for the RBF SVM [default: 0.01,0.1,1,10 times
+    /// scikit-learn's gamma="scale", 1/(d·variance) of each transform's output on the training
+    /// part, i.e. about 1/d for standardised codes].
     #[arg(long, value_delimiter = ',')]
     pub gamma_grid: Option<Vec<f64>>,
-    /// Reduce to N principal components (fitted on training folds only).
+    /// When CV picks a C (or gamma) at an edge of its grid, add the next log-step beyond it and
+    /// cross-validate again, up to this many times (0: keep the grid as given).
+    #[arg(long, default_value_t = 1, value_name = "STEPS")]
+    pub grid_extension: usize,
+    /// Early stopping along C: stop trying larger C for a transform/head/gamma after this many
+    /// C values (ascending) without a better CV accuracy; 0 tries every C.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub c_patience: usize,
+    /// Reduce to N principal components (fitted on training folds only); with pca-whiten, the
+    /// number of whitened components.
     #[arg(long, value_name = "N")]
     pub pca: Option<usize>,
-    /// Feature scaling before the head.
-    #[arg(long, value_enum, default_value = "standard")]
+    /// Feature transform before the head (fitted on training folds only).
+    #[arg(long, value_enum, default_value = "auto")]
     pub transform: TransformChoice,
     /// Stopping tolerance of the linear SVM solver.
     #[arg(long, default_value_t = 0.01)]
@@ -145,10 +169,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         HeadChoice::LinearSvm => vec![HeadKind::LinearSvm],
         HeadChoice::RbfSvm => vec![HeadKind::RbfSvm],
     };
-    let scaling = match args.transform {
-        TransformChoice::Standard => Scaling::Standard,
-        TransformChoice::L2 => Scaling::L2,
-        TransformChoice::None => Scaling::None,
+    let transforms = match args.transform {
+        TransformChoice::Auto => TransformKind::AUTO.to_vec(),
+        TransformChoice::Standard => vec![TransformKind::Standard],
+        TransformChoice::SqrtStandard => vec![TransformKind::SqrtStandard],
+        TransformChoice::StandardL2 => vec![TransformKind::StandardL2],
+        TransformChoice::PcaWhiten => vec![TransformKind::PcaWhiten],
+        TransformChoice::L2 => vec![TransformKind::L2],
+        TransformChoice::None => vec![TransformKind::None],
     };
     if !(args.test_size > 0.0 && args.test_size < 1.0) {
         bail!("--test-size must be strictly between 0 and 1");
@@ -171,8 +199,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         folds: args.folds,
         c_grid: args.c_grid,
         gamma_grid: args.gamma_grid,
-        scaling,
+        transforms,
         pca: args.pca,
+        grid_extension: args.grid_extension,
+        c_patience: args.c_patience,
         linear_tol: args.linear_tol,
         engine: match args.engine {
             EngineChoice::Tlearn => Engine::Tlearn,
@@ -207,9 +237,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Event::Stage(s) => eprintln!("{s}"),
         Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
         Event::Cv { set, result: r } => eprintln!(
-            "  cv {set} {}: {} ({:.2} s)",
+            "  cv {set} {} [{}]: {} ({:.2} s)",
             r.params,
+            r.transform,
             match &r.error {
+                None if r.skipped => "skipped (C path stopped)".into(),
                 None => format!("{:.4}", r.mean_accuracy),
                 Some(e) => format!("failed: {e}"),
             },

@@ -1,5 +1,5 @@
-//! The saved head as ONNX nodes: feature transform (L2 → standardise → PCA), decision values,
-//! probabilities. [`head_to_nodes`] is the only place that reads the head's internal
+//! The saved head as ONNX nodes: feature transform (signed power → L2 → standardise → L2 →
+//! PCA, whitened or not), decision values, probabilities. [`head_to_nodes`] is the only place that reads the head's internal
 //! representation (`Transform`, `Head` variants, the calibration slope); each node mirrors one
 //! step of `SavedHead::predict_proba`, and the exporter checks the two agree on a real input.
 //!
@@ -36,6 +36,16 @@ fn times_transpose(b: &mut Builder, x: &str, m: ArrayView2<f32>, what: &str) -> 
     b.node("MatMul", &[x, &c], vec![])
 }
 
+/// Each row divided by its L2 norm (rows of norm 0 stay 0), as `Transform`'s `l2_rows`.
+fn l2_normalise(b: &mut Builder, z: &str, d: usize) -> String {
+    let sq = b.node("Mul", &[z, z], vec![]);
+    let ss = row_sum(b, &sq, d);
+    let norm = b.node("Sqrt", &[&ss], vec![]);
+    let tiny = b.constant("tiny", &[1], vec![f32::MIN_POSITIVE]);
+    let safe = b.node("Max", &[&norm, &tiny], vec![]);
+    b.node("Div", &[z, &safe], vec![])
+}
+
 /// Append the transform, head and probability nodes reading the CNN codes `features` `[N, D]`;
 /// the last node writes `output` `[N, classes]`.
 pub fn head_to_nodes(
@@ -46,14 +56,21 @@ pub fn head_to_nodes(
 ) -> Result<(), ExportError> {
     let t = &saved.transform;
     let mut z = features.to_string();
-    // Transform::scale: L2 (rows of norm 0 stay 0), then standardisation.
+    // Transform::scale: signed power, L2 (rows of norm 0 stay 0), standardisation, L2.
+    if let Some(alpha) = t.power {
+        // sign(x)·|x|^α; Sign(0) = 0 keeps zeros at zero as `signed_power` does.
+        let sign = b.node("Sign", &[&z], vec![]);
+        let abs = b.node("Abs", &[&z], vec![]);
+        let mag = if alpha == 0.5 {
+            b.node("Sqrt", &[&abs], vec![])
+        } else {
+            let a = b.constant("power_alpha", &[1], vec![alpha]);
+            b.node("Pow", &[&abs, &a], vec![])
+        };
+        z = b.node("Mul", &[&sign, &mag], vec![]);
+    }
     if t.scaling == Scaling::L2 {
-        let sq = b.node("Mul", &[&z, &z], vec![]);
-        let ss = row_sum(b, &sq, t.input_dim);
-        let norm = b.node("Sqrt", &[&ss], vec![]);
-        let tiny = b.constant("tiny", &[1], vec![f32::MIN_POSITIVE]);
-        let safe = b.node("Max", &[&norm, &tiny], vec![]);
-        z = b.node("Div", &[&z, &safe], vec![]);
+        z = l2_normalise(b, &z, t.input_dim);
     }
     if let (Some(m), Some(s)) = (&t.mean, &t.inv_std) {
         let mean = b.constant("mean", &[m.len()], m.to_vec());
@@ -61,6 +78,11 @@ pub fn head_to_nodes(
         let c = b.node("Sub", &[&z, &mean], vec![]);
         z = b.node("Mul", &[&c, &inv], vec![]);
     }
+    if t.l2_after {
+        z = l2_normalise(b, &z, t.input_dim);
+    }
+    // A whitened PCA stores its components already divided by their standard deviations, so
+    // both kinds are the same two nodes.
     if let Some(p) = &t.pca {
         let mean = b.constant("pca_mean", &[p.mean.len()], p.mean.to_vec());
         let c = b.node("Sub", &[&z, &mean], vec![]);

@@ -134,18 +134,13 @@ pub struct RbfOvr {
 
 /// `exp(−gamma |a_i − b_j|²)` for all pairs, `[a.rows, b.rows]`.
 pub fn rbf_kernel(a: ArrayView2<f64>, b: ArrayView2<f64>, gamma: f64) -> Array2<f64> {
-    let na: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let nb: Array1<f64> = b.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let mut k = a.dot(&b.t());
-    k.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(na.as_slice().expect("contiguous").par_iter())
-        .for_each(|(mut row, &ai)| {
-            for (v, &bj) in row.iter_mut().zip(nb.iter()) {
-                *v = (-gamma * (ai + bj - 2.0 * *v).max(0.0)).exp();
-            }
-        });
+    let mut k = sq_distances(a, b);
+    exp_in_place(&mut k, gamma);
     k
+}
+
+fn exp_in_place(d2: &mut Array2<f64>, gamma: f64) {
+    d2.par_mapv_inplace(|v| (-gamma * v).exp());
 }
 
 struct Solution {
@@ -332,7 +327,13 @@ fn fit_ovr(
     gamma: f64,
     eps: f64,
 ) -> Result<RbfOvr, HeadError> {
-    let n = z.nrows();
+    check_rows(z.nrows())?;
+    let x = z.mapv(|v| v as f64);
+    let k = rbf_kernel(x.view(), x.view(), gamma);
+    Ok(fit_ovr_on_kernel(&k, z, y, n_classes, c, gamma, eps).0)
+}
+
+fn check_rows(n: usize) -> Result<(), HeadError> {
     if n > MAX_ROWS {
         return Err(HeadError::BadTrainingData {
             head: "rbf-svm",
@@ -345,13 +346,72 @@ fn fit_ovr(
             ),
         });
     }
-    let x = z.mapv(|v| v as f64);
-    let k = rbf_kernel(x.view(), x.view(), gamma);
+    Ok(())
+}
+
+/// Squared Euclidean distances `|a_i − b_j|²` for all pairs, `[a.rows, b.rows]` (clamped at 0),
+/// the part of the RBF kernel that does not depend on gamma.
+pub fn sq_distances(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+    let na: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let nb: Array1<f64> = b.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let mut k = a.dot(&b.t());
+    k.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(na.as_slice().expect("contiguous").par_iter())
+        .for_each(|(mut row, &ai)| {
+            for (v, &bj) in row.iter_mut().zip(nb.iter()) {
+                *v = (ai + bj - 2.0 * *v).max(0.0);
+            }
+        });
+    k
+}
+
+/// `exp(−gamma · d2)` elementwise: a kernel from precomputed squared distances.
+pub fn kernel_from_sq(d2: &Array2<f64>, gamma: f64) -> Array2<f64> {
+    let mut k = d2.clone();
+    exp_in_place(&mut k, gamma);
+    k
+}
+
+/// Cross-validation's fast path: fit on training rows `z` whose kernel matrix `k` (for this
+/// `gamma`) is already computed, so one kernel serves every C of a gamma. Returns the head and
+/// the training-row index of each support vector (the columns of `coef`).
+pub fn fit_on_kernel(
+    k: &Array2<f64>,
+    z: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+    c: f64,
+    gamma: f64,
+) -> Result<(RbfOvr, Vec<usize>), HeadError> {
+    check_rows(z.nrows())?;
+    check_positive(&[("C", c), ("gamma", gamma)])?;
+    Ok(fit_ovr_on_kernel(
+        k,
+        z,
+        y,
+        n_classes,
+        c,
+        gamma,
+        RbfSvmParams::new().0.eps,
+    ))
+}
+
+fn fit_ovr_on_kernel(
+    k: &Array2<f64>,
+    z: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+    c: f64,
+    gamma: f64,
+    eps: f64,
+) -> (RbfOvr, Vec<usize>) {
+    let n = z.nrows();
     let sols: Vec<Solution> = (0..n_classes)
         .into_par_iter()
         .map(|cls| {
             let t: Vec<bool> = y.iter().map(|&v| v == cls).collect();
-            smo(&k, &t, c, eps)
+            smo(k, &t, c, eps)
         })
         .collect();
     // Union of support vectors.
@@ -365,7 +425,7 @@ fn fit_ovr(
             coef[[cls, p]] = yi * s.alpha[i];
         }
     }
-    Ok(RbfOvr {
+    let model = RbfOvr {
         gamma,
         support_vectors: z.select(Axis(0), &sv),
         coef,
@@ -374,12 +434,22 @@ fn fit_ovr(
             iterations: s.iterations,
             converged: s.converged,
         })),
-    })
+    };
+    (model, sv)
 }
 
 impl RbfOvr {
     pub fn n_classes(&self) -> usize {
         self.coef.nrows()
+    }
+
+    /// Decision values from precomputed squared distances `d2` `[n, training rows]` between the
+    /// rows to score and the training rows, `sv` the support vectors' training-row indices
+    /// (as `fit_on_kernel` returns them).
+    pub fn decision_from_sq(&self, d2: &Array2<f64>, sv: &[usize]) -> Array2<f64> {
+        let mut k = d2.select(Axis(1), sv);
+        k.mapv_inplace(|v| (-self.gamma * v).exp());
+        k.dot(&self.coef.t()) - &self.rho
     }
 
     /// Decision values `[n, classes]`.

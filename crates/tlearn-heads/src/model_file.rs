@@ -7,8 +7,12 @@
 //!   pooling, preprocessing, augmentation; `tlearn_cache::Fingerprint`), as in the cache's
 //!   `meta.json`, compared by value
 //! - `dim`: expected feature dimension
-//! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, mean?, inv_std?, pca?}`; arrays
-//!   are ndarray's serde form `{"v":1,"dim":[..],"data":[..]}`
+//! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, power?, mean?, inv_std?,
+//!   l2_after?, pca?: {mean, components, explained_variance_ratio, whitened?}}`, applied as
+//!   signed power `sign(x)·|x|^power` → L2 (scaling "l2") → standardise → L2 (`l2_after`) → PCA
+//!   (whitened components are stored divided by their standard deviation); `power`, `l2_after`
+//!   and `whitened` are absent (off) in older heads; arrays are ndarray's serde form
+//!   `{"v":1,"dim":[..],"data":[..]}`
 //! - `params`: `{kind: "logistic"|"linear-svm"|"rbf-svm", c, tol? (linear), gamma (rbf)}`
 //! - `fit` (version 2): `{iterations, converged}` of the final fit's solver
 //! - `head`: `{kind, weights [classes, d], bias [classes]}` for the linear heads, or
@@ -27,7 +31,8 @@
 //!   cache, extractor, dim, offset}` each; absent = one part, `extractor` itself. A head on a
 //!   concatenation of cuts (or of two backbones' codes, see `cuts`) has two; `extractor` is
 //!   then the first part's, and `dim` their sum.
-//! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold)
+//! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold) and `grid_edge?`, notes when
+//!   the chosen C or gamma sat at an edge of the grid searched
 //! - `split`: `{cache, seed, test_size, folds, train_rows, held_out: [paths]}`
 
 use crate::calibrate::{Platt, Temperature};
@@ -51,6 +56,9 @@ pub struct CvSummary {
     pub mean_accuracy: f64,
     pub std_accuracy: f64,
     pub fold_accuracy: Vec<f64>,
+    /// The chosen C or gamma was at an edge of the grid searched ("C at top of grid (1000)").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid_edge: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,14 +5,19 @@ use crate::calibrate::Temperature;
 use crate::head::{Engine, HeadKind, HeadSpec};
 use crate::metrics::{self, Metrics};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
-use crate::select::{self, CvResult};
+use crate::select::{self, Candidate, CvResult};
 use crate::split::{stratified_folds, train_test_split, Split};
-use crate::transform::{Scaling, Transform};
+use crate::transform::{Scaling, Transform, TransformKind, TransformSpec};
 use anyhow::{bail, Result};
 use ndarray::Axis;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Instant;
+
+/// The default C grid: log-spaced 10⁻³ … 10³, as scikit-learn users search it.
+pub const DEFAULT_C_GRID: [f64; 7] = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0];
+/// The default RBF gamma grid, in multiples of `gamma="scale"` (see `TrainConfig::gamma_grid`).
+pub const DEFAULT_GAMMA_MULTIPLES: [f64; 4] = [0.01, 0.1, 1.0, 10.0];
 
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -21,11 +26,20 @@ pub struct TrainConfig {
     pub test_size: f64,
     pub folds: usize,
     pub c_grid: Vec<f64>,
-    /// Absolute gamma values; `None` = {0.1, 1, 10} / (feature dimension after the transform),
-    /// i.e. around scikit-learn's `gamma="scale"` for standardised data.
+    /// Absolute gamma values; `None` = [`DEFAULT_GAMMA_MULTIPLES`] × scikit-learn's
+    /// `gamma="scale"` (1 / (dimension × variance) of each transform's output on the training
+    /// part; 1 / dimension for standardised codes).
     pub gamma_grid: Option<Vec<f64>>,
-    pub scaling: Scaling,
+    /// The transforms to cross-validate (each a CV candidate with every head); one entry keeps a
+    /// single transform. Default: [`TransformKind::AUTO`].
+    pub transforms: Vec<TransformKind>,
     pub pca: Option<usize>,
+    /// How many times the grid is extended by one step when CV picks a C or gamma at its edge
+    /// (see [`select::extend_at_edge`]); 0 keeps the grid as given.
+    pub grid_extension: usize,
+    /// The early-stopping rule of the C paths (see [`select::cross_validate`]): stop a path
+    /// after this many C values without improvement; 0 fits every grid point.
+    pub c_patience: usize,
     pub linear_tol: f64,
     /// Solvers of logistic regression and the RBF SVM (tlearn's own or linfa's crates).
     pub engine: Engine,
@@ -38,10 +52,12 @@ impl Default for TrainConfig {
             seed: 42,
             test_size: 0.2,
             folds: 5,
-            c_grid: vec![0.01, 0.1, 1.0, 10.0],
+            c_grid: DEFAULT_C_GRID.to_vec(),
             gamma_grid: None,
-            scaling: Scaling::Standard,
+            transforms: TransformKind::AUTO.to_vec(),
             pca: None,
+            grid_extension: 1,
+            c_patience: 2,
             linear_tol: 0.01,
             engine: Engine::Tlearn,
         }
@@ -63,7 +79,12 @@ pub struct SplitExport {
 #[derive(Debug, Clone, Serialize)]
 pub struct CvReport {
     pub classes: Vec<String>,
-    pub scaling: Scaling,
+    /// The transforms cross-validated.
+    pub transforms: Vec<TransformSpec>,
+    /// The chosen candidate's transform.
+    pub chosen_transform: TransformSpec,
+    /// The fitted transform in words (e.g. "signed sqrt → standard").
+    pub chosen_transform_steps: String,
     pub pca: Option<usize>,
     pub folds: usize,
     pub seed: u64,
@@ -71,6 +92,13 @@ pub struct CvReport {
     pub candidates: Vec<CvResult>,
     pub chosen: usize,
     pub chosen_params: HeadSpec,
+    /// The chosen C or gamma sits at an edge of the grid searched (after any extension), e.g.
+    /// "C at top of grid (1000)": the optimum may lie beyond it.
+    pub grid_edge: Vec<String>,
+    /// The grid points added because CV first picked an edge (empty when none was).
+    pub grid_extended: Vec<String>,
+    /// The early-stopping patience along C (0: every grid point fitted).
+    pub c_patience: usize,
     /// How the final fit's solver stopped.
     pub final_fit: crate::fit_info::Convergence,
     /// How the chosen head predicts (the rule CV scored) and turns scores into probabilities.
@@ -108,6 +136,10 @@ pub fn train(
     if cfg.c_grid.is_empty() || cfg.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
         bail!("--c-grid must be a non-empty list of positive numbers");
     }
+    // Ascending and without repeats: the order the C paths are walked (early stopping, edges).
+    let mut c_grid = cfg.c_grid.clone();
+    c_grid.sort_by(|a, b| a.total_cmp(b));
+    c_grid.dedup();
     let n_classes = cache.classes().len();
     let split: Split =
         train_test_split(&cache.y, &cache.sha256, n_classes, cfg.test_size, cfg.seed)?;
@@ -122,13 +154,39 @@ pub fn train(
     let x_train = cache.x.select(Axis(0), &split.train);
     let y_train: Vec<usize> = split.train.iter().map(|&i| cache.y[i]).collect();
 
-    let out_dim = cfg.pca.unwrap_or(cache.meta.dim).max(1) as f64;
-    let gammas = cfg
-        .gamma_grid
-        .clone()
-        .unwrap_or_else(|| vec![0.1 / out_dim, 1.0 / out_dim, 10.0 / out_dim]);
-    let candidates = select::grid(&cfg.heads, &cfg.c_grid, &gammas, cfg.linear_tol, cfg.engine);
+    if cfg.transforms.is_empty() {
+        bail!("no transforms to try");
+    }
+    // Each transform fitted on the whole training part: the default gamma grid is scaled to its
+    // output, and the chosen one is the final model's transform.
+    let specs: Vec<TransformSpec> = cfg
+        .transforms
+        .iter()
+        .map(|&k| TransformSpec::new(k, cfg.pca))
+        .collect();
+    let mut fitted: Vec<Transform> = Vec::with_capacity(specs.len());
+    let mut candidates = Vec::new();
+    for &spec in &specs {
+        let t = Transform::fit_spec(x_train.view(), spec)?;
+        let gammas = match &cfg.gamma_grid {
+            Some(g) => g.clone(),
+            None => {
+                let scale = gamma_scale(&t.apply(x_train.view())?);
+                DEFAULT_GAMMA_MULTIPLES.iter().map(|m| m * scale).collect()
+            }
+        };
+        candidates.extend(
+            select::grid(&cfg.heads, &c_grid, &gammas, cfg.linear_tol, cfg.engine)
+                .into_iter()
+                .map(|params| Candidate {
+                    transform: spec,
+                    params,
+                }),
+        );
+        fitted.push(t);
+    }
     let t0 = Instant::now();
+    let mut progress = progress;
     let mut results = select::cross_validate(
         x_train.view(),
         &y_train,
@@ -136,17 +194,46 @@ pub fn train(
         &fold_of,
         cfg.folds,
         &candidates,
-        cfg.scaling,
-        cfg.pca,
         cfg.seed,
-        progress,
+        cfg.c_patience,
+        &mut progress,
     )?;
+    let mut chosen = select::choose(&results)?;
+    let mut grid_extended = Vec::new();
+    for _ in 0..cfg.grid_extension {
+        let more = select::extend_at_edge(&results, chosen);
+        if more.is_empty() {
+            break;
+        }
+        grid_extended.extend(
+            more.iter()
+                .map(|c| format!("{} ({})", c.params, c.transform)),
+        );
+        results.extend(select::cross_validate(
+            x_train.view(),
+            &y_train,
+            n_classes,
+            &fold_of,
+            cfg.folds,
+            &more,
+            cfg.seed,
+            0,
+            &mut progress,
+        )?);
+        chosen = select::choose(&results)?;
+    }
     let cv_seconds = t0.elapsed().as_secs_f64();
-    let chosen = select::choose(&results)?;
     let params = results[chosen].params;
+    let chosen_transform = results[chosen].transform;
+    let grid_edge = select::edge_notes(&results, chosen);
 
     let t1 = Instant::now();
-    let transform = Transform::fit(x_train.view(), cfg.scaling, cfg.pca)?;
+    let transform = fitted
+        .into_iter()
+        .zip(&specs)
+        .find(|(_, s)| **s == chosen_transform)
+        .map(|(t, _)| t)
+        .expect("the chosen transform is one of the specs");
     let z = transform.apply(x_train.view())?;
     let head = params.fit(z.view(), &y_train, n_classes, cfg.seed)?;
     let fit = head.convergence();
@@ -185,6 +272,7 @@ pub fn train(
             mean_accuracy: r.mean_accuracy,
             std_accuracy: r.std_accuracy,
             fold_accuracy: r.fold_accuracy.clone(),
+            grid_edge: grid_edge.clone(),
         },
         split: SplitRecord {
             cache: cache.dir.display().to_string(),
@@ -198,7 +286,9 @@ pub fn train(
     };
     let cv = CvReport {
         classes: cache.classes().to_vec(),
-        scaling: cfg.scaling,
+        transforms: specs,
+        chosen_transform,
+        chosen_transform_steps: saved.transform.describe(),
         pca: cfg.pca,
         folds: cfg.folds,
         seed: cfg.seed,
@@ -206,6 +296,9 @@ pub fn train(
         candidates: results,
         chosen,
         chosen_params: params,
+        grid_edge,
+        grid_extended,
+        c_patience: cfg.c_patience,
         final_fit: fit,
         prediction_rule: prediction_rule(&params).into(),
         calibration,
@@ -218,6 +311,19 @@ pub fn train(
         },
     };
     Ok(TrainOutcome { saved, cv })
+}
+
+/// scikit-learn's `gamma="scale"` for rows `z`: 1 / (dimension × variance of all entries).
+fn gamma_scale(z: &ndarray::Array2<f32>) -> f64 {
+    let n = z.len().max(1) as f64;
+    let mean = z.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = z.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let d = z.ncols().max(1) as f64;
+    if var > 0.0 {
+        1.0 / (d * var)
+    } else {
+        1.0 / d
+    }
 }
 
 /// The one prediction rule, as words for reports: CV, `eval` and `predict` all take the class
@@ -252,6 +358,8 @@ pub struct EvalReport {
     /// How the final fit's solver stopped (absent for version-1 heads).
     pub fit: Option<crate::fit_info::Convergence>,
     pub scaling: Scaling,
+    /// The fitted transform in words (e.g. "signed sqrt → standard").
+    pub transform: String,
     pub pca_components: Option<usize>,
     pub cv: CvSummary,
     /// The rule that turned scores into the predicted class (the one CV scored).
@@ -348,6 +456,7 @@ pub fn evaluate(head: &SavedHead, cache: &FeatureCache, all: bool) -> Result<Eva
         params: head.params,
         fit: head.fit,
         scaling: head.transform.scaling,
+        transform: head.transform.describe(),
         pca_components: head.transform.pca.as_ref().map(|p| p.components.nrows()),
         cv: head.cv.clone(),
         prediction_rule: prediction_rule(&head.params).into(),

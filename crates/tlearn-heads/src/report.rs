@@ -26,8 +26,8 @@ pub fn cv_table(cv: &CvReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "  {:<11} {:>8} {:>10} {:>17} {:>9}  converged (max iterations)",
-        "head", "C", "gamma", "CV accuracy", "time (s)"
+        "  {:<14} {:<11} {:>8} {:>10} {:>17} {:>9}  converged (max iterations)",
+        "transform", "head", "C", "gamma", "CV accuracy", "time (s)"
     );
     for (i, r) in cv.candidates.iter().enumerate() {
         let gamma = r
@@ -36,13 +36,15 @@ pub fn cv_table(cv: &CvReport) -> String {
             .map(|g| format!("{g:.3e}"))
             .unwrap_or_else(|| "-".into());
         let acc = match &r.error {
+            None if r.skipped => "skipped".into(),
             None => format!("{:.4} ± {:.4}", r.mean_accuracy, r.std_accuracy),
             Some(_) => "failed".into(),
         };
         let _ = writeln!(
             s,
-            "{} {:<11} {:>8} {:>10} {:>17} {:>9.2}  {}",
+            "{} {:<14} {:<11} {:>8} {:>10} {:>17} {:>9.2}  {}",
             if i == cv.chosen { "*" } else { " " },
+            r.transform.to_string(),
             r.params.kind().name(),
             r.params.c(),
             gamma,
@@ -55,16 +57,39 @@ pub fn cv_table(cv: &CvReport) -> String {
         }
     }
     let c = &cv.candidates[cv.chosen];
+    let skipped = cv.candidates.iter().filter(|r| r.skipped).count();
+    if skipped > 0 {
+        let _ = writeln!(
+            s,
+            "skipped: {skipped} of {} grid points (a C path stops after {} C values without gain, --c-patience)",
+            cv.candidates.len(),
+            cv.c_patience
+        );
+    }
+    if !cv.grid_extended.is_empty() {
+        let _ = writeln!(
+            s,
+            "grid extended (first pick at an edge): {}",
+            cv.grid_extended.join(", ")
+        );
+    }
     let _ = writeln!(
         s,
-        "chosen: {} (CV accuracy {:.4} ± {:.4}, {} folds); CV {:.2} s, final fit {:.2} s",
+        "chosen: {} on {} (CV accuracy {:.4} ± {:.4}, {} folds); CV {:.2} s, final fit {:.2} s",
         params_str(&c.params),
+        cv.chosen_transform_steps,
         c.mean_accuracy,
         c.std_accuracy,
         cv.folds,
         cv.cv_seconds,
         cv.final_fit_seconds
     );
+    for n in &cv.grid_edge {
+        let _ = writeln!(
+            s,
+            "note: {n} (the best value may lie beyond; widen --c-grid / --gamma-grid)"
+        );
+    }
     let _ = writeln!(s, "final fit: {}", cv.final_fit);
     if cv
         .candidates
@@ -104,15 +129,15 @@ pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "head: {}  transform: {:?}{}  CV accuracy {:.4} ± {:.4}",
+        "head: {}  transform: {}  CV accuracy {:.4} ± {:.4}",
         params_str(&r.params),
-        r.scaling,
-        r.pca_components
-            .map(|k| format!(" + PCA {k}"))
-            .unwrap_or_default(),
+        r.transform,
         r.cv.mean_accuracy,
         r.cv.std_accuracy
     );
+    for n in &r.cv.grid_edge {
+        let _ = writeln!(s, "note: {n}");
+    }
     if let Some(f) = &r.fit {
         let _ = writeln!(s, "solver: {f}");
     }

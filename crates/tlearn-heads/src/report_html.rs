@@ -107,7 +107,7 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
     );
     let _ = write!(
         h,
-        "<h1>tlearn evaluation: {}</h1><p>{} cut at <code>{}</code> ({} pooling) · transform {:?}{} \
+        "<h1>tlearn evaluation: {}</h1><p>{} cut at <code>{}</code> ({} pooling) · transform {}{} \
          · {} {} images of <code>{}</code></p>",
         esc(&params),
         esc(&ex.backbone),
@@ -118,10 +118,12 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
             ex.layer.clone()
         }),
         esc(&ex.pool.to_string()),
-        rep.scaling,
-        rep.pca_components
-            .map(|k| format!(" + PCA {k}"))
-            .unwrap_or_default(),
+        esc(&rep.transform),
+        rep.cv
+            .grid_edge
+            .iter()
+            .map(|n| format!(" · <b>note</b>: {}", esc(n)))
+            .collect::<String>(),
         m.n,
         esc(&rep.rows),
         esc(&rep.cache)

@@ -25,7 +25,8 @@ pub fn class_colour(i: usize) -> (u8, u8, u8) {
 }
 
 /// Draw `cv.json`'s candidates (as written by `tlearn train`): mean CV accuracy against C on a
-/// log axis, one line per head kind (per gamma for the RBF SVM), the chosen candidate circled.
+/// log axis, one line per head kind (per gamma for the RBF SVM), the chosen candidate circled;
+/// only the chosen transform's candidates when several transforms were cross-validated.
 /// `Ok(false)` when the file lists nothing to draw.
 pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
     let Some(cands) = cv.get("candidates").and_then(|c| c.as_array()) else {
@@ -38,7 +39,13 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
     // series label -> [(C, accuracy)]
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut best = None;
+    // With several transforms cross-validated, the curves of the chosen one (the table in
+    // cv.json has them all).
+    let chosen_transform = cv.get("chosen_transform");
     for (i, c) in cands.iter().enumerate() {
+        if chosen_transform.is_some() && c.get("transform") != chosen_transform {
+            continue;
+        }
         let (Some(kind), Some(cv_c), Some(acc)) = (
             c.get("kind").and_then(|v| v.as_str()),
             c.get("c").and_then(|v| v.as_f64()),

@@ -1,15 +1,32 @@
-//! Feature transforms applied before a head: optional L2 normalisation of each vector,
-//! optional standardisation (zero mean, unit variance per feature) and optional PCA
-//! (linfa-reduction). All statistics are fitted on training rows only.
+//! Feature transforms applied before a head, fitted on training rows only. The pipeline, each
+//! step optional, in this order:
+//!
+//! 1. signed power normalisation `sign(x)·|x|^α` (α = 0.5, the signed square root of Perronnin
+//!    et al. 2010 and Razavian et al. 2014): damps the few large activations of pooled codes;
+//! 2. L2 normalisation of each vector (`--transform l2`);
+//! 3. standardisation (zero mean, unit variance per feature);
+//! 4. L2 normalisation after standardisation;
+//! 5. PCA (linfa-reduction, `--pca N`), or PCA whitening: the principal components that keep
+//!    [`WHITEN_VARIANCE`] of the variance (or N), each divided by its standard deviation.
+//!
+//! [`TransformKind`] names the combinations `train` offers; with `--transform auto` each is a
+//! cross-validation candidate (see `select`) and is kept only when CV picks it.
 
 use anyhow::{anyhow, bail, Result};
 use linfa::traits::Fit;
 use linfa::DatasetBase;
+use linfa_linalg::eigh::{EigSort, EighInto};
+use linfa_linalg::Order;
 use linfa_reduction::Pca;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-/// How vectors are scaled before the head.
+/// Exponent of the signed power normalisation (the signed square root).
+pub const POWER_ALPHA: f32 = 0.5;
+/// Share of the training variance the whitened PCA keeps when no `--pca N` is given.
+pub const WHITEN_VARIANCE: f64 = 0.99;
+
+/// How vectors are scaled before the head (the `scaling` field of a saved transform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scaling {
@@ -33,115 +50,243 @@ impl std::str::FromStr for Scaling {
     }
 }
 
-/// PCA projection: `(x - mean) · componentsᵀ`, components `[k, D]`.
+/// The transform pipelines `train` offers, by name (`--transform`, cv.json's `transform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransformKind {
+    /// Standardisation (the default before `auto`).
+    Standard,
+    /// L2 normalisation of each vector.
+    L2,
+    /// The vectors as they are.
+    None,
+    /// Signed square root, then standardisation.
+    SqrtStandard,
+    /// Standardisation, then L2 normalisation.
+    StandardL2,
+    /// Standardisation, then whitened PCA.
+    PcaWhiten,
+}
+
+impl TransformKind {
+    /// What `--transform auto` cross-validates, today's default first.
+    pub const AUTO: [TransformKind; 4] = [
+        TransformKind::Standard,
+        TransformKind::SqrtStandard,
+        TransformKind::StandardL2,
+        TransformKind::PcaWhiten,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TransformKind::Standard => "standard",
+            TransformKind::L2 => "l2",
+            TransformKind::None => "none",
+            TransformKind::SqrtStandard => "sqrt-standard",
+            TransformKind::StandardL2 => "standard-l2",
+            TransformKind::PcaWhiten => "pca-whiten",
+        }
+    }
+
+    /// Lower is simpler; breaks CV ties between transforms (after the head's own order).
+    pub fn complexity(&self) -> u8 {
+        match self {
+            TransformKind::Standard => 0,
+            TransformKind::None => 1,
+            TransformKind::L2 => 2,
+            TransformKind::StandardL2 => 3,
+            TransformKind::SqrtStandard => 4,
+            TransformKind::PcaWhiten => 5,
+        }
+    }
+
+    fn scaling(&self) -> Scaling {
+        match self {
+            TransformKind::L2 => Scaling::L2,
+            TransformKind::None => Scaling::None,
+            _ => Scaling::Standard,
+        }
+    }
+}
+
+impl std::fmt::Display for TransformKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TransformKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [
+            TransformKind::Standard,
+            TransformKind::L2,
+            TransformKind::None,
+            TransformKind::SqrtStandard,
+            TransformKind::StandardL2,
+            TransformKind::PcaWhiten,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+        .ok_or_else(|| {
+            anyhow!("unknown transform {s:?}: expected standard, l2, none, sqrt-standard, standard-l2 or pca-whiten")
+        })
+    }
+}
+
+/// A transform to fit: a named pipeline and an optional PCA size (`--pca N`; for `pca-whiten`
+/// the number of whitened components instead of [`WHITEN_VARIANCE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TransformSpec {
+    pub kind: TransformKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca: Option<usize>,
+}
+
+impl TransformSpec {
+    pub fn new(kind: TransformKind, pca: Option<usize>) -> TransformSpec {
+        TransformSpec { kind, pca }
+    }
+}
+
+impl std::fmt::Display for TransformSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.kind, self.pca) {
+            (TransformKind::PcaWhiten, Some(k)) => write!(f, "pca-whiten {k}"),
+            (kind, Some(k)) => write!(f, "{kind} + pca {k}"),
+            (kind, None) => write!(f, "{kind}"),
+        }
+    }
+}
+
+/// PCA projection: `(x - mean) · componentsᵀ`, components `[k, D]`. Whitened components are
+/// divided by their standard deviation on the training rows, so the projection has unit
+/// variance in every kept direction.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PcaMap {
     pub mean: Array1<f32>,
     pub components: Array2<f32>,
     pub explained_variance_ratio: Vec<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whitened: bool,
 }
 
-/// A fitted transform pipeline: L2 → standardise → PCA (each optional).
+/// A fitted transform pipeline: power → L2 → standardise → L2 → PCA (each optional, see the
+/// module doc). Fields added after version 1 (`power`, `l2_after`, `pca.whitened`) are absent
+/// from older heads and read as "off".
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Transform {
     pub scaling: Scaling,
     pub input_dim: usize,
+    /// Exponent α of the signed power normalisation `sign(x)·|x|^α`, applied first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<f32>,
     /// Per-feature mean and 1/std (standard scaling only).
     pub mean: Option<Array1<f32>>,
     pub inv_std: Option<Array1<f32>>,
+    /// L2-normalise each vector after standardisation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub l2_after: bool,
     pub pca: Option<PcaMap>,
 }
 
+fn l2_rows(z: &mut Array2<f32>) {
+    for mut row in z.axis_iter_mut(Axis(0)) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if n > 0.0 {
+            row /= n;
+        }
+    }
+}
+
+/// `sign(v)·|v|^alpha`.
+pub fn signed_power(v: f32, alpha: f32) -> f32 {
+    let m = if alpha == 0.5 {
+        v.abs().sqrt()
+    } else {
+        v.abs().powf(alpha)
+    };
+    if v < 0.0 {
+        -m
+    } else {
+        m
+    }
+}
+
 impl Transform {
-    /// Fit on training rows.
+    /// Fit on training rows: `scaling`, then PCA to `pca` components (not whitened).
     pub fn fit(x: ArrayView2<f32>, scaling: Scaling, pca: Option<usize>) -> Result<Transform> {
+        let kind = match scaling {
+            Scaling::Standard => TransformKind::Standard,
+            Scaling::L2 => TransformKind::L2,
+            Scaling::None => TransformKind::None,
+        };
+        Transform::fit_spec(x, TransformSpec::new(kind, pca))
+    }
+
+    /// Fit a named pipeline on training rows.
+    pub fn fit_spec(x: ArrayView2<f32>, spec: TransformSpec) -> Result<Transform> {
+        let kind = spec.kind;
         let mut t = Transform {
-            scaling,
+            scaling: kind.scaling(),
             input_dim: x.ncols(),
+            power: (kind == TransformKind::SqrtStandard).then_some(POWER_ALPHA),
             mean: None,
             inv_std: None,
+            l2_after: kind == TransformKind::StandardL2,
             pca: None,
         };
         if x.nrows() == 0 {
             bail!("cannot fit a transform on 0 rows");
         }
-        if scaling == Scaling::Standard {
-            let n = x.nrows() as f64;
-            let mut mean = vec![0f64; x.ncols()];
-            let mut sq = vec![0f64; x.ncols()];
-            for row in x.outer_iter() {
-                for (j, &v) in row.iter().enumerate() {
-                    mean[j] += v as f64;
-                }
-            }
-            mean.iter_mut().for_each(|m| *m /= n);
-            for row in x.outer_iter() {
-                for (j, &v) in row.iter().enumerate() {
-                    let d = v as f64 - mean[j];
-                    sq[j] += d * d;
-                }
-            }
-            let inv: Array1<f32> = sq
-                .iter()
-                .map(|s| {
-                    let sd = (s / n).sqrt();
-                    // Constant features are left unscaled (like scikit-learn).
-                    if sd > 1e-12 {
-                        (1.0 / sd) as f32
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
-            t.mean = Some(mean.iter().map(|&m| m as f32).collect());
+        if t.scaling == Scaling::Standard {
+            let pre = t.pre_standard(x);
+            let (mean, inv) = standardisation(pre.view());
+            t.mean = Some(mean);
             t.inv_std = Some(inv);
         }
-        if let Some(k) = pca {
+        let whiten = kind == TransformKind::PcaWhiten;
+        if spec.pca.is_some() || whiten {
             let z = t.scale(x);
-            if k == 0 || k > z.ncols() || k > z.nrows() {
-                bail!(
-                    "--pca {k}: must be between 1 and min(training rows {}, dim {})",
-                    z.nrows(),
-                    z.ncols()
-                );
+            if let Some(k) = spec.pca {
+                if k == 0 || k > z.ncols() || k > z.nrows() {
+                    bail!(
+                        "--pca {k}: must be between 1 and min(training rows {}, dim {})",
+                        z.nrows(),
+                        z.ncols()
+                    );
+                }
             }
-            let z64 = z.mapv(|v| v as f64);
-            let ds = DatasetBase::from(z64);
-            let p = Pca::params(k)
-                .fit(&ds)
-                .map_err(|e| anyhow!("PCA with {k} components failed: {e}"))?;
-            // Explained variance ratio against the total variance of the training rows
-            // (linfa's own ratio is normalised over the kept components only).
-            let centred = &ds.records - p.mean();
-            let total: f64 = centred.iter().map(|v| v * v).sum();
-            let proj = centred.dot(&p.components().t());
-            let ratio: Vec<f64> = proj
-                .columns()
-                .into_iter()
-                .map(|c| c.iter().map(|v| v * v).sum::<f64>() / total.max(f64::MIN_POSITIVE))
-                .collect();
-            t.pca = Some(PcaMap {
-                mean: p.mean().mapv(|v| v as f32),
-                components: p.components().mapv(|v| v as f32),
-                explained_variance_ratio: ratio,
+            t.pca = Some(if whiten {
+                whitened_pca(z.view(), spec.pca)?
+            } else {
+                linfa_pca(z.view(), spec.pca.expect("checked above"))?
             });
         }
         Ok(t)
     }
 
-    fn scale(&self, x: ArrayView2<f32>) -> Array2<f32> {
+    /// Steps 1-2: signed power and the L2 normalisation before standardisation.
+    fn pre_standard(&self, x: ArrayView2<f32>) -> Array2<f32> {
         let mut z = x.to_owned();
-        if self.scaling == Scaling::L2 {
-            for mut row in z.axis_iter_mut(Axis(0)) {
-                let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                if n > 0.0 {
-                    row /= n;
-                }
-            }
+        if let Some(a) = self.power {
+            z.mapv_inplace(|v| signed_power(v, a));
         }
+        if self.scaling == Scaling::L2 {
+            l2_rows(&mut z);
+        }
+        z
+    }
+
+    /// Steps 1-4 (everything but the PCA).
+    fn scale(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut z = self.pre_standard(x);
         if let (Some(m), Some(s)) = (&self.mean, &self.inv_std) {
             z -= m;
             z *= s;
+        }
+        if self.l2_after {
+            l2_rows(&mut z);
         }
         z
     }
@@ -162,6 +307,39 @@ impl Transform {
         })
     }
 
+    /// The pipeline in words, e.g. "sqrt → standard" or "standard → PCA 24 (whitened)".
+    pub fn describe(&self) -> String {
+        let mut steps = Vec::new();
+        if let Some(a) = self.power {
+            steps.push(if a == 0.5 {
+                "signed sqrt".to_string()
+            } else {
+                format!("signed power {a}")
+            });
+        }
+        match self.scaling {
+            Scaling::L2 => steps.push("L2".into()),
+            Scaling::Standard => steps.push("standard".into()),
+            Scaling::None => {}
+        }
+        if self.l2_after {
+            steps.push("L2".into());
+        }
+        if let Some(p) = &self.pca {
+            let k = p.components.nrows();
+            steps.push(if p.whitened {
+                format!("PCA {k} (whitened)")
+            } else {
+                format!("PCA {k}")
+            });
+        }
+        if steps.is_empty() {
+            "none".into()
+        } else {
+            steps.join(" → ")
+        }
+    }
+
     /// Check a loaded transform: parameter lengths agree with `input_dim`, numbers are finite.
     /// Errors name the field (`transform.inv_std`, ...).
     pub fn validate(&self) -> Result<(), crate::error::HeadError> {
@@ -169,6 +347,14 @@ impl Transform {
         let d = self.input_dim;
         if d == 0 {
             return Err(HeadError::malformed("transform.input_dim", "is 0"));
+        }
+        if let Some(a) = self.power {
+            if !(a.is_finite() && a > 0.0) {
+                return Err(HeadError::malformed(
+                    "transform.power",
+                    format!("{a} (must be a positive number)"),
+                ));
+            }
         }
         match (&self.mean, &self.inv_std, self.scaling) {
             (Some(m), Some(s), Scaling::Standard) => {
@@ -237,6 +423,142 @@ impl Transform {
     }
 }
 
+/// Per-feature mean and 1/std of `x`; constant features keep 1/std = 1 (like scikit-learn).
+fn standardisation(x: ArrayView2<f32>) -> (Array1<f32>, Array1<f32>) {
+    let n = x.nrows() as f64;
+    let mut mean = vec![0f64; x.ncols()];
+    let mut sq = vec![0f64; x.ncols()];
+    for row in x.outer_iter() {
+        for (j, &v) in row.iter().enumerate() {
+            mean[j] += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    for row in x.outer_iter() {
+        for (j, &v) in row.iter().enumerate() {
+            let d = v as f64 - mean[j];
+            sq[j] += d * d;
+        }
+    }
+    let inv: Array1<f32> = sq
+        .iter()
+        .map(|s| {
+            let sd = (s / n).sqrt();
+            if sd > 1e-12 {
+                (1.0 / sd) as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean.iter().map(|&m| m as f32).collect(), inv)
+}
+
+/// `--pca k` (not whitened): linfa-reduction's truncated PCA.
+fn linfa_pca(z: ArrayView2<f32>, k: usize) -> Result<PcaMap> {
+    let z64 = z.mapv(|v| v as f64);
+    let ds = DatasetBase::from(z64);
+    let p = Pca::params(k)
+        .fit(&ds)
+        .map_err(|e| anyhow!("PCA with {k} components failed: {e}"))?;
+    // Explained variance ratio against the total variance of the training rows
+    // (linfa's own ratio is normalised over the kept components only).
+    let centred = &ds.records - p.mean();
+    let total: f64 = centred.iter().map(|v| v * v).sum();
+    let proj = centred.dot(&p.components().t());
+    let ratio: Vec<f64> = proj
+        .columns()
+        .into_iter()
+        .map(|c| c.iter().map(|v| v * v).sum::<f64>() / total.max(f64::MIN_POSITIVE))
+        .collect();
+    Ok(PcaMap {
+        mean: p.mean().mapv(|v| v as f32),
+        components: p.components().mapv(|v| v as f32),
+        explained_variance_ratio: ratio,
+        whitened: false,
+    })
+}
+
+/// Whitened PCA from the full eigendecomposition (linfa-linalg's symmetric `eigh`) of the
+/// smaller of the covariance `ZᵀZ` (`[D, D]`) and the Gram matrix `ZZᵀ` (`[n, n]`, when there
+/// are fewer rows than dimensions): whitening needs every eigenvalue to choose how many
+/// components keep [`WHITEN_VARIANCE`], which linfa-reduction's truncated solver does not give.
+/// Components are stored already divided by their standard deviation, so applying (and
+/// exporting) a whitened PCA is the same matrix product as a plain one.
+fn whitened_pca(z: ArrayView2<f32>, k: Option<usize>) -> Result<PcaMap> {
+    let (n, d) = z.dim();
+    if n < 2 {
+        bail!("PCA whitening needs at least 2 training rows");
+    }
+    let x = z.mapv(|v| v as f64);
+    let mean = x.mean_axis(Axis(0)).expect("n >= 2");
+    let c = &x - &mean;
+    let denom = (n - 1) as f64;
+    // Eigenpairs of the covariance, largest first: (variance, unit direction in D-space).
+    let (vals, vecs): (Array1<f64>, Array2<f64>) = if n >= d {
+        let cov = c.t().dot(&c) / denom;
+        let (v, w) = cov
+            .eigh_into()
+            .map_err(|e| anyhow!("PCA whitening: eigendecomposition failed: {e}"))?
+            .sort_eig(Order::Largest);
+        (v, w)
+    } else {
+        let gram = c.dot(&c.t()) / denom;
+        let (v, u) = gram
+            .eigh_into()
+            .map_err(|e| anyhow!("PCA whitening: eigendecomposition failed: {e}"))?
+            .sort_eig(Order::Largest);
+        // v_i = Cᵀ u_i / sqrt((n-1) λ_i)
+        let mut w = c.t().dot(&u);
+        for (mut col, &l) in w.axis_iter_mut(Axis(1)).zip(v.iter()) {
+            let s = (denom * l.max(0.0)).sqrt();
+            if s > 0.0 {
+                col /= s;
+            }
+        }
+        (v, w)
+    };
+    let total: f64 = vals.iter().map(|v| v.max(0.0)).sum();
+    if total <= 0.0 {
+        bail!("PCA whitening: the training rows have no variance");
+    }
+    // Directions with (numerically) no variance cannot be whitened.
+    let usable = vals.iter().take_while(|&&v| v > 1e-10 * vals[0]).count();
+    let keep = match k {
+        Some(k) => {
+            if k > usable {
+                bail!("--pca {k}: only {usable} directions of the training rows have variance");
+            }
+            k
+        }
+        None => {
+            let mut acc = 0.0;
+            let mut keep = 0;
+            for &v in vals.iter().take(usable) {
+                acc += v;
+                keep += 1;
+                if acc >= WHITEN_VARIANCE * total {
+                    break;
+                }
+            }
+            keep.max(1)
+        }
+    };
+    let mut comps = Array2::<f32>::zeros((keep, d));
+    for i in 0..keep {
+        let s = vals[i].sqrt();
+        comps
+            .row_mut(i)
+            .assign(&vecs.column(i).mapv(|v| (v / s) as f32));
+    }
+    Ok(PcaMap {
+        mean: mean.mapv(|v| v as f32),
+        components: comps,
+        explained_variance_ratio: vals.iter().take(keep).map(|v| v / total).collect(),
+        whitened: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +603,93 @@ mod tests {
         assert!(p.explained_variance_ratio[0] > 0.999);
         assert_eq!(t.apply(x.view()).unwrap().ncols(), 1);
         assert!(Transform::fit(x.view(), Scaling::None, Some(3)).is_err());
+    }
+
+    #[test]
+    fn signed_power_keeps_signs_and_zeros() {
+        assert_eq!(signed_power(4.0, 0.5), 2.0);
+        assert_eq!(signed_power(-9.0, 0.5), -3.0);
+        assert_eq!(signed_power(0.0, 0.5), 0.0);
+        assert!((signed_power(-8.0, 1.0 / 3.0) + 2.0).abs() < 1e-6);
+        let x = array![[4.0f32, -1.0], [0.0, 9.0], [1.0, 1.0]];
+        let t = Transform::fit_spec(
+            x.view(),
+            TransformSpec::new(TransformKind::SqrtStandard, None),
+        )
+        .unwrap();
+        // The power comes before the standardisation: mean of sqrt'd column 0 is (2+0+1)/3.
+        assert!((t.mean.as_ref().unwrap()[0] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn standard_then_l2_gives_unit_rows() {
+        let x = array![[1.0f32, 10.0, 3.0], [3.0, 12.0, 1.0], [5.0, 7.0, 2.0]];
+        let t = Transform::fit_spec(
+            x.view(),
+            TransformSpec::new(TransformKind::StandardL2, None),
+        )
+        .unwrap();
+        let z = t.apply(x.view()).unwrap();
+        for r in z.outer_iter() {
+            assert!((r.dot(&r) - 1.0).abs() < 1e-5);
+        }
+    }
+
+    /// Correlated 2-D-ish data in 5 dimensions.
+    fn correlated(n: usize) -> Array2<f32> {
+        Array2::from_shape_fn((n, 5), |(i, j)| {
+            let a = (i as f32 * 0.37).sin() * 3.0;
+            let b = (i as f32 * 1.13).cos();
+            let noise = ((i * 7 + j * 13) % 11) as f32 * 0.01;
+            a * (j as f32 + 1.0) + b * (5.0 - j as f32) + noise
+        })
+    }
+
+    #[test]
+    fn whitening_gives_unit_covariance_on_training_rows() {
+        let x = correlated(60);
+        let spec = TransformSpec::new(TransformKind::PcaWhiten, None);
+        let t = Transform::fit_spec(x.view(), spec).unwrap();
+        let p = t.pca.as_ref().unwrap();
+        assert!(p.whitened);
+        assert!(p.explained_variance_ratio.iter().sum::<f64>() >= WHITEN_VARIANCE);
+        let z = t.apply(x.view()).unwrap().mapv(|v| v as f64);
+        let k = z.ncols();
+        assert!((1..5).contains(&k), "{k} components");
+        let cov = z.t().dot(&z) / (z.nrows() - 1) as f64;
+        for i in 0..k {
+            for j in 0..k {
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!(
+                    (cov[[i, j]] - want).abs() < 1e-3,
+                    "cov[{i},{j}] = {}",
+                    cov[[i, j]]
+                );
+            }
+        }
+        // 4 rows × 3 dimensions (covariance path) and the same columns twice, 4 × 6 (fewer rows
+        // than dimensions: the Gram-matrix path) give the same whitened scores (up to the sign
+        // of each component).
+        let few = x.slice(ndarray::s![..4, ..3]).to_owned();
+        let spec3 = TransformSpec::new(TransformKind::PcaWhiten, Some(2));
+        let a = Transform::fit_spec(few.view(), spec3).unwrap();
+        let wide = ndarray::concatenate(Axis(1), &[few.view(), few.view()]).unwrap();
+        let b = Transform::fit_spec(wide.view(), spec3).unwrap();
+        let (za, zb) = (a.apply(few.view()).unwrap(), b.apply(wide.view()).unwrap());
+        for c in 0..2 {
+            let s = za[[0, c]].signum() * zb[[0, c]].signum();
+            for r in 0..4 {
+                assert!(
+                    (za[[r, c]] - s * zb[[r, c]]).abs() < 1e-3,
+                    "row {r} comp {c}"
+                );
+            }
+        }
+        assert!(Transform::fit_spec(
+            few.view(),
+            TransformSpec::new(TransformKind::PcaWhiten, Some(4))
+        )
+        .is_err());
     }
 
     #[test]

@@ -7,12 +7,18 @@ mod common;
 use common::*;
 use ndarray::Array2;
 use tempfile::tempdir;
+use tlearn_heads::transform::TransformKind;
 use tlearn_heads::{evaluate, train, FeatureCache, HeadKind, SavedHead, TrainConfig};
 
+/// One head grid on standardised codes, every point fitted, no grid extension: what these tests
+/// compare with scikit-learn.
 fn cfg(heads: &[HeadKind], c_grid: &[f64]) -> TrainConfig {
     TrainConfig {
         heads: heads.to_vec(),
         c_grid: c_grid.to_vec(),
+        transforms: vec![TransformKind::Standard],
+        grid_extension: 0,
+        c_patience: 0,
         ..TrainConfig::default()
     }
 }
@@ -99,12 +105,30 @@ fn auto_on_iris_saves_and_reloads_identically() {
     let cache = FeatureCache::load(tmp.path()).unwrap();
     let c = TrainConfig {
         c_grid: vec![0.1, 1.0, 10.0],
+        grid_extension: 0,
+        c_patience: 0,
         ..TrainConfig::default()
     };
     let out = train(&cache, &c, |_| {}).unwrap();
-    // 3 + 3 + 3*3 candidates, all cross-validated.
-    assert_eq!(out.cv.candidates.len(), 15);
+    // 4 transforms × (3 + 3 + 3*4) candidates, all cross-validated.
+    assert_eq!(out.cv.candidates.len(), 4 * 18);
+    for k in TransformKind::AUTO {
+        assert_eq!(
+            out.cv
+                .candidates
+                .iter()
+                .filter(|r| r.transform.kind == k)
+                .count(),
+            18,
+            "{k}"
+        );
+    }
     assert!(out.cv.candidates.iter().all(|r| r.error.is_none()));
+    assert_eq!(
+        out.saved.transform.describe(),
+        out.cv.chosen_transform_steps,
+        "the saved transform is the chosen one"
+    );
     let best = out.cv.candidates[out.cv.chosen].mean_accuracy;
     assert!(out.cv.candidates.iter().all(|r| r.mean_accuracy <= best));
     assert!(best > 0.9);
@@ -319,7 +343,7 @@ fn pca_and_l2_transforms_train() {
     let rep = evaluate(&out.saved, &cache, false).unwrap();
     assert!(rep.metrics.accuracy > 0.9, "{}", rep.metrics.accuracy);
     c.pca = None;
-    c.scaling = tlearn_heads::Scaling::L2;
+    c.transforms = vec![TransformKind::L2];
     let out = train(&cache, &c, |_| {}).unwrap();
     assert!(
         evaluate(&out.saved, &cache, false)
@@ -328,6 +352,123 @@ fn pca_and_l2_transforms_train() {
             .accuracy
             > 0.9
     );
+}
+
+/// Each literature transform alone (`--transform sqrt-standard`, `standard-l2`, `pca-whiten`) on
+/// the real digits: trains to a good head, is saved with its steps, reloads, and predicts the
+/// same probabilities after the round trip.
+#[test]
+fn each_new_transform_trains_saves_and_reloads() {
+    let tmp = tempdir().unwrap();
+    let cache = digits_cache(tmp.path());
+    for (kind, steps) in [
+        (TransformKind::SqrtStandard, "signed sqrt → standard"),
+        (TransformKind::StandardL2, "standard → L2"),
+        (TransformKind::PcaWhiten, "standard → PCA"),
+    ] {
+        let mut c = cfg(&[HeadKind::Logistic], &[1.0]);
+        c.transforms = vec![kind];
+        c.folds = 3;
+        let out = train(&cache, &c, |_| {}).unwrap();
+        let t = &out.saved.transform;
+        assert!(t.describe().starts_with(steps), "{kind}: {}", t.describe());
+        match kind {
+            TransformKind::SqrtStandard => assert_eq!(t.power, Some(0.5)),
+            TransformKind::StandardL2 => assert!(t.l2_after),
+            _ => {
+                let p = t.pca.as_ref().unwrap();
+                assert!(p.whitened);
+                let kept: f64 = p.explained_variance_ratio.iter().sum();
+                assert!((0.99..1.0 + 1e-9).contains(&kept), "{kept}");
+                assert!(p.components.nrows() < 64);
+            }
+        }
+        let acc = evaluate(&out.saved, &cache, false)
+            .unwrap()
+            .metrics
+            .accuracy;
+        assert!(acc > 0.9, "{kind}: {acc}");
+        let path = tmp.path().join(format!("{kind}.json"));
+        out.saved.save(&path).unwrap();
+        let back = SavedHead::load(&path).unwrap();
+        let a = out.saved.predict_proba(cache.x.view()).unwrap();
+        let b = back.predict_proba(cache.x.view()).unwrap();
+        let worst = a
+            .iter()
+            .zip(b.iter())
+            .fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+        assert!(worst < 1e-6, "{kind}: {worst}");
+    }
+}
+
+/// A C grid that stops too early: on digits the best logistic C is far above 1e-4, so CV picks
+/// the top of [1e-5, 1e-4]; the grid is extended one step (C = 1e-3), and the new pick, still at
+/// the top, is noted in the CV report and in the saved head.
+#[test]
+fn a_pick_at_the_grid_edge_extends_the_grid_and_is_noted() {
+    let tmp = tempdir().unwrap();
+    let cache = digits_cache(tmp.path());
+    let mut c = cfg(&[HeadKind::Logistic], &[1e-5, 1e-4]);
+    c.folds = 3;
+    c.grid_extension = 1;
+    let out = train(&cache, &c, |_| {}).unwrap();
+    assert_eq!(out.cv.candidates.len(), 3);
+    assert_eq!(out.cv.grid_extended.len(), 1, "{:?}", out.cv.grid_extended);
+    assert!((out.cv.chosen_params.c() - 1e-3).abs() < 1e-12);
+    assert_eq!(
+        out.cv.grid_edge,
+        vec!["C at top of grid (0.001)".to_string()]
+    );
+    assert_eq!(out.saved.cv.grid_edge, out.cv.grid_edge);
+    let table = tlearn_heads::report::cv_table(&out.cv);
+    assert!(table.contains("note: C at top of grid"), "{table}");
+    // Without extension the first pick is the noted edge.
+    c.grid_extension = 0;
+    let out = train(&cache, &c, |_| {}).unwrap();
+    assert_eq!(out.cv.candidates.len(), 2);
+    assert_eq!(
+        out.cv.grid_edge,
+        vec!["C at top of grid (0.0001)".to_string()]
+    );
+    // A pick inside the grid has no note.
+    let out = train(
+        &cache,
+        &cfg(&[HeadKind::Logistic], &[1e-4, 1.0, 1e4]),
+        |_| {},
+    )
+    .unwrap();
+    assert!(out.cv.grid_edge.is_empty(), "{:?}", out.cv.grid_edge);
+}
+
+/// The early-stopping rule: along ascending C, a path stops after `c_patience` values that
+/// declined below its best; the skipped points are reported as such, never chosen, and the pick equals the one of
+/// the full grid when the curve is unimodal (digits, linear SVM).
+#[test]
+fn c_paths_stop_early_without_changing_the_pick() {
+    let tmp = tempdir().unwrap();
+    let cache = digits_cache(tmp.path());
+    let grid = [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0];
+    let mut c = cfg(&[HeadKind::LinearSvm], &grid);
+    c.folds = 3;
+    let full = train(&cache, &c, |_| {}).unwrap();
+    c.c_patience = 2;
+    let early = train(&cache, &c, |_| {}).unwrap();
+    let skipped = early.cv.candidates.iter().filter(|r| r.skipped).count();
+    assert!(skipped >= 2, "{skipped} skipped");
+    assert!(early.cv.candidates[early.cv.chosen].scored());
+    assert_eq!(early.cv.chosen_params, full.cv.chosen_params);
+    // The two fitted points before the skipped ones declined below the best.
+    let fitted: Vec<f64> = early
+        .cv
+        .candidates
+        .iter()
+        .filter(|r| r.scored())
+        .map(|r| r.mean_accuracy)
+        .collect();
+    let best = fitted.iter().cloned().fold(f64::MIN, f64::max);
+    assert!(fitted[fitted.len() - 2..]
+        .iter()
+        .all(|&a| a < best - tlearn_heads::select::DECLINE));
 }
 
 #[test]
