@@ -12,7 +12,7 @@
 //! six cuts, in minutes on 2 cores):
 //! 1. **screen**: every single cut is cross-validated with a cheap grid
 //!    ([`CutConfig::screen_heads`] × [`CutConfig::screen_c_grid`]; logistic regression at
-//!    C ∈ {0.1, 1} by default). A cut whose codes equal an earlier one's (`head_conv` average
+//!    C ∈ {0.1, 1} by default, standardised codes, no grid extension). A cut whose codes equal an earlier one's (`head_conv` average
 //!    pooled is `features`) is not screened again. The top [`CutConfig::pair_top`] singles are
 //!    then paired (every pair among them; with two backbones also the best of each), and the
 //!    pairs screened the same way.
@@ -421,6 +421,10 @@ pub fn select(
         heads: cfg.screen_heads.clone(),
         c_grid: cfg.screen_c_grid.clone(),
         gamma_grid: None,
+        // The screen ranks cuts: one transform and the grid as given keep it cheap; the
+        // finalists get every transform and the extended grid.
+        transforms: vec![crate::transform::TransformKind::Standard],
+        grid_extension: 0,
         ..cfg.train.clone()
     };
     let mut split_rows: Option<Vec<usize>> = None;
