@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 use ndarray::Array2;
+use tlearn_extract::budget::MemoryBudget;
 use tlearn_extract::classify::{self, Failure, Prediction};
 use tlearn_extract::open::encoder_for_fingerprint;
 use tlearn_heads::SavedHead;
@@ -87,7 +88,9 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>
         args.models_dir.as_deref(),
         &head_path.display().to_string(),
     )?;
-    let (ok, failures) = classify::encode_images(encoder.as_ref(), &args.images, fp.augment);
+    let budget = MemoryBudget::from_setting(None)?;
+    let (ok, failures) =
+        classify::encode_images(encoder.as_ref(), &args.images, fp.augment, &budget);
     if ok.is_empty() {
         return Ok((vec![], failures));
     }
