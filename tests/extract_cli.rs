@@ -940,4 +940,238 @@ fn one_cut_of_a_set_trains_evaluates_predicts_and_is_repaired() {
     assert_eq!(s["extracted"], 1, "{s}");
     assert_eq!(s["reused"], 12, "{s}");
     assert_eq!(fs::read(cut.join("features.npy")).unwrap(), good);
+
+/// The smoke photos' JPEGs: (file name, bytes).
+fn smoke_jpegs() -> Vec<(String, Vec<u8>)> {
+    let dir = common::dataset("smoke").join("darknet");
+    let mut out: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 7, "{} JPEGs in {}", out.len(), dir.display());
+    out
+}
+
+#[test]
+#[ignore = "needs make data (data/smoke); run by make test"]
+fn truncated_jpegs_are_skipped_by_extract_and_predict_in_both_decode_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train");
+    photo_set(&train, 30);
+    // Real photos cut at several fractions and without their end-of-image marker (PIL refuses
+    // them all as truncated), intact ones, and intact ones with bytes after EOI (PIL accepts).
+    let data = tmp.path().join("data");
+    let mut cut_names = Vec::new();
+    let mut kept = Vec::new();
+    for (i, (name, jpeg)) in smoke_jpegs().into_iter().enumerate() {
+        let class = data.join(["a", "b"][i % 2]);
+        fs::create_dir_all(&class).unwrap();
+        let class_name = ["a", "b"][i % 2];
+        for (tag, end) in [
+            ("10", jpeg.len() / 10),
+            ("50", jpeg.len() / 2),
+            ("90", jpeg.len() * 9 / 10),
+            ("noeoi", jpeg.len() - 2),
+        ] {
+            let f = format!("{name}-cut{tag}.jpg");
+            fs::write(class.join(&f), &jpeg[..end]).unwrap();
+            cut_names.push(format!("{class_name}/{f}"));
+        }
+        fs::write(class.join(format!("{name}.jpg")), &jpeg).unwrap();
+        let mut trailing = jpeg.clone();
+        trailing.extend_from_slice(b"\0\0 trailing bytes after EOI");
+        fs::write(class.join(format!("{name}-trailing.jpg")), trailing).unwrap();
+        kept.push(format!("{class_name}/{name}"));
+    }
+    cut_names.sort();
+    for mode in ["reduced", "full"] {
+        let cache = tmp.path().join(format!("cache-{mode}"));
+        ok(extract(&data, &cache, "pixels-rgb16", &["--decode", mode]));
+        let s = read_json(&cache.join("summary.json"));
+        let skipped: Vec<(String, String)> = s["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["path"].as_str().unwrap().to_owned(),
+                    r["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let paths: Vec<&String> = skipped.iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, cut_names.iter().collect::<Vec<_>>(), "{mode}: {s}");
+        for (p, reason) in &skipped {
+            assert!(reason.starts_with("truncated"), "{mode}: {p}: {reason}");
+        }
+        let csv = fs::read_to_string(cache.join("skipped.csv")).unwrap();
+        assert_eq!(csv.matches("truncated").count(), cut_names.len(), "{csv}");
+        // Each photo and its copy with trailing bytes: two rows, the same vector.
+        let rows = index_rows(&cache);
+        assert_eq!(rows.len(), 2 * kept.len(), "{mode}: {rows:?}");
+        let c = tlearn_cache::FeatureCache::read(&cache).unwrap().unwrap();
+        for k in &kept {
+            let i = c
+                .paths
+                .iter()
+                .position(|p| *p == format!("{k}.jpg"))
+                .unwrap();
+            let j = c
+                .paths
+                .iter()
+                .position(|p| *p == format!("{k}-trailing.jpg"))
+                .unwrap();
+            assert_eq!(c.row(i), c.row(j), "{mode}: {k}");
+        }
+
+        // predict with a head of this decode mode: the cut files are failures, "truncated".
+        let tcache = tmp.path().join(format!("train-{mode}"));
+        ok(extract(
+            &train,
+            &tcache,
+            "pixels-rgb16",
+            &["--decode", mode],
+        ));
+        let model = tmp.path().join(format!("model-{mode}"));
+        run_ok(
+            tlearn()
+                .args(["train", "--head", "logistic", "--folds", "3", "--out"])
+                .arg(&model)
+                .arg(&tcache),
+        );
+        let mut images: Vec<PathBuf> = cut_names.iter().map(|p| data.join(p)).collect();
+        images.extend(kept.iter().map(|k| data.join(format!("{k}-trailing.jpg"))));
+        let out = tlearn()
+            .args(["predict", "--json", "--head"])
+            .arg(model.join("head.json"))
+            .args(&images)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{} of {} images could not be classified",
+                cut_names.len(),
+                images.len()
+            )),
+            "{mode}: {err}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["predictions"].as_array().unwrap().len(), kept.len());
+        let errors = v["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), cut_names.len(), "{v}");
+        for e in errors {
+            let msg = e["error"].as_str().unwrap();
+            assert!(msg.contains(": truncated: "), "{mode}: {msg}");
+        }
+    }
+}
+
+/// A flat-colour PNG declaring `side`×`side` pixels: a decompression bomb of a few hundred KB.
+fn flat_png(side: u32) -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let img = RgbImage::from_pixel(side, side, Rgb([200, 120, 40]));
+    let mut out = Vec::new();
+    img.write_with_encoder(PngEncoder::new_with_quality(
+        &mut out,
+        CompressionType::Best,
+        FilterType::NoFilter,
+    ))
+    .unwrap();
+    out
+}
+
+/// Run `cmd` and reap it with wait4: its exit status, stderr and peak RSS in bytes.
+fn run_with_peak_rss(cmd: &mut std::process::Command) -> (bool, String, u64) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: wait4 on our own child's pid, with valid out-pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    (
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        err,
+        usage.ru_maxrss as u64 * 1024,
+    )
+}
+
+#[test]
+#[ignore = "heavy: decodes four 90-megapixel images; run by make test"]
+fn decompression_bombs_are_decoded_within_the_memory_budget_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let side = 9500; // 270.75 MB of RGB8, over the 256 MiB "large" line
+    let bomb = flat_png(side);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    for i in 0..4 {
+        fs::create_dir_all(data.join("a")).unwrap();
+        fs::write(data.join(format!("a/bomb{i}.png")), &bomb).unwrap();
+    }
+    for i in 0..6 {
+        save(
+            &picture(64, 48, i),
+            &data.join(format!("b/small{i}.png")),
+            ImageFormat::Png,
+        );
+    }
+    // A budget below one bomb: each is decoded alone, none is refused.
+    let cache = tmp.path().join("cache");
+    let (ok_, err, rss) = run_with_peak_rss(
+        tlearn()
+            .args(["extract", "--model", "pixels8", "--threads", "4"])
+            .args(["--decode-memory", "100MiB"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&cache)
+            .env("CI", "1"),
+    );
+    assert!(ok_, "{err}");
+    let s = read_json(&cache.join("summary.json"));
+    assert_eq!(s["rows"], 10, "{s}");
+    assert_eq!(s["decode_memory"], 100 << 20, "{s}");
+    let one = side as u64 * side as u64 * 3;
+    assert_eq!(s["decode_memory_peak"], one, "one bomb at a time: {s}");
+    let large: Vec<&str> = s["large"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                (r["width"].as_u64(), r["height"].as_u64()),
+                (Some(9500), Some(9500))
+            );
+            r["path"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        large,
+        ["a/bomb0.png", "a/bomb1.png", "a/bomb2.png", "a/bomb3.png"]
+    );
+    assert!(
+        err.contains("large images: 4 declare at least 256.0 MiB"),
+        "{err}"
+    );
+    assert!(err.contains("a/bomb3.png: 9500×9500"), "{err}");
+    // Four threads hold one bomb at a time: well under two bombs' worth of memory.
+    assert!(rss < 2 * one, "peak RSS {} MB", rss >> 20);
 }

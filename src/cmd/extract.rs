@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use tlearn_extract::augment::Augment;
+use tlearn_extract::budget::ByteSize;
 use tlearn_extract::extract::{self, Options};
 use tlearn_extract::spec::{DecodeMode, Pooling};
 
@@ -42,9 +43,15 @@ pub struct ExtractArgs {
     /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
-    /// Images per work chunk (memory bound; progress is journaled after each chunk).
-    #[arg(long, default_value_t = 64)]
-    pub chunk: usize,
+    /// Memory for decoded pixels in flight across all threads (e.g. 2GiB, 512MiB): a thread
+    /// waits before decoding an image that does not fit; one image larger than the whole budget
+    /// is decoded alone. Default: $TLEARN_DECODE_MEMORY, else a quarter of the machine's memory.
+    #[arg(long, value_name = "SIZE")]
+    pub decode_memory: Option<ByteSize>,
+    /// Ignored; kept so that older command lines still run (extraction is a pipeline without
+    /// chunks now, and every finished image is journaled at once).
+    #[arg(long, hide = true)]
+    pub chunk: Option<usize>,
     /// Replace an existing cache made with a different extractor instead of refusing.
     #[arg(long)]
     pub overwrite: bool,
@@ -70,7 +77,7 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;
     opts.threads = args.threads;
-    opts.chunk = args.chunk;
+    opts.decode_memory = args.decode_memory.map(|b| b.as_u64());
     opts.overwrite = args.overwrite;
     opts.progress = !args.quiet;
     let summary = extract::extract(encoder.as_ref(), &opts)?;

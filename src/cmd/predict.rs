@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 use ndarray::Array2;
+use tlearn_extract::budget::MemoryBudget;
 use tlearn_extract::classify::{self, Failure, Prediction};
 use tlearn_extract::open::encoder_for_fingerprint;
 use tlearn_heads::SavedHead;
@@ -84,6 +85,7 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>
     // image are its parts' codes side by side, in the head's column order.
     let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
+    let budget = MemoryBudget::from_setting(None)?;
     for (k, part) in head.parts().iter().enumerate() {
         let fp = &part.extractor;
         let encoder = encoder_for_fingerprint(
@@ -92,7 +94,7 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>
             args.models_dir.as_deref(),
             &head_path.display().to_string(),
         )?;
-        let (ok, failed) = classify::encode_images(encoder.as_ref(), &args.images, fp.augment);
+        let (ok, failed) = classify::encode_images(encoder.as_ref(), &args.images, fp.augment, &budget);
         if k == 0 {
             rows = ok;
             failures = failed;

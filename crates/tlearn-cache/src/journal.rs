@@ -1,6 +1,6 @@
 //! The resume journal `journal.bin`: while an extraction runs, every newly extracted vector is
 //! appended (a header line with the extractor fingerprint as JSON, then length-framed records
-//! `TLR1 | len path | len sha256 | dim | f32 LE × dim`), flushed after every chunk. A run that
+//! `TLR1 | len path | len sha256 | dim | f32 LE × dim`), flushed after every vector. A run that
 //! is killed leaves the previous cache untouched plus the journal; the next run with the same
 //! fingerprint (compared by value) reuses the journal's vectors, matched by path and content
 //! hash. A torn last record (killed mid-write) is ignored and cut off on reopening.

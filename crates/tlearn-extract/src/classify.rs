@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::augment::Augment;
 use crate::backbone::Backbone;
+use crate::budget::MemoryBudget;
 use crate::encoder::Encoder;
 use crate::imagenet::{self, ImagenetLabels};
 use crate::registry::{self, Registry};
@@ -74,18 +75,22 @@ pub fn prediction(
     }
 }
 
-/// Encode every image in parallel, keeping the input order: the vectors of the images that
-/// could be encoded (path, vector) and the failures.
+/// Encode every image in parallel, with the decoded pixels in flight held within `budget`,
+/// keeping the input order: the vectors of the images that could be encoded (path, vector) and
+/// the failures (a truncated JPEG is one: "truncated: ...").
 pub fn encode_images(
     enc: &dyn Encoder,
     images: &[PathBuf],
     augment: Augment,
+    budget: &MemoryBudget,
 ) -> (Vec<(String, Vec<f32>)>, Vec<Failure>) {
     let results: Vec<Result<Vec<f32>>> = images
         .par_iter()
         .map(|p| {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            encode_bytes_catching(enc, &bytes, augment).with_context(|| format!("{}", p.display()))
+            encode_bytes_catching(enc, &bytes, augment, budget)
+                .map(|e| e.vector)
+                .with_context(|| format!("{}", p.display()))
         })
         .collect();
     let mut ok = Vec::new();
@@ -121,7 +126,8 @@ pub fn imagenet_top_k(
             labels.len()
         );
     }
-    let (ok, failures) = encode_images(&backbone, images, Augment::None);
+    let budget = MemoryBudget::from_setting(None)?;
+    let (ok, failures) = encode_images(&backbone, images, Augment::None, &budget);
     let names = |i: usize| labels.name(i).to_string();
     let preds = ok
         .into_iter()
@@ -192,7 +198,12 @@ mod panic_tests {
             .save(&b)
             .unwrap();
         let enc = PanicsOnRed(crate::pixels::Pixels::new(8, true));
-        let (ok, failed) = encode_images(&enc, &[a.clone(), b.clone()], Augment::None);
+        let (ok, failed) = encode_images(
+            &enc,
+            &[a.clone(), b.clone()],
+            Augment::None,
+            &MemoryBudget::unlimited(),
+        );
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].0, a.display().to_string());
         assert_eq!(failed.len(), 1);

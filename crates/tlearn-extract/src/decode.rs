@@ -3,7 +3,14 @@
 //! Formats: JPEG, PNG, WebP, GIF (first frame), BMP, TIFF, recognised by content (not by file
 //! name). EXIF orientation is applied. Grey, 16-bit, CMYK and palette images become RGB8; an
 //! alpha channel is composited on a fixed background colour. Decompression bombs are refused by
-//! `image::Limits` before any pixel buffer is allocated.
+//! `image::Limits` before any pixel buffer is allocated; below those limits the bytes an image
+//! declares are reserved from the run's [`MemoryBudget`] first ([`decode_rgb_within`]).
+//!
+//! A JPEG whose data ends before its end-of-image marker is refused as
+//! [`DecodeError::Truncated`] (PIL's default; the decoders would fill the missing rows with
+//! grey and give confident wrong codes): on libjpeg's path by its own warning `JWRN_JPEG_EOF`,
+//! on zune-jpeg's by [`crate::jpeg_structure`] (zune-jpeg gives no signal; that module says
+//! why). Truncated PNG, GIF and WebP files are errors of their decoders already.
 //!
 //! [`decode_rgb_for`] can decode a JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain when
 //! the resize that follows needs no more pixels ([`DecodeMode::Reduced`]), as PIL's
@@ -14,10 +21,12 @@
 //! 16-core bench machine; full decodes: zune-jpeg 71-80 ms, PIL 122-125 ms).
 
 use std::io::Cursor;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use crate::budget::{MemoryBudget, Reservation};
+use crate::jpeg_structure::{jpeg_structure, JpegEnd};
 use crate::spec::DecodeMode;
 
 /// Largest accepted image side and decoder allocation (a 100000×100000 PNG header is refused).
@@ -33,9 +42,14 @@ pub enum DecodeError {
     NotAnImage,
     #[error("image too large: {0}")]
     TooLarge(String),
+    #[error("truncated: {0}")]
+    Truncated(String),
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
 }
+
+/// The JPEG's data ends before its end-of-image marker.
+const JPEG_TRUNCATED: &str = "the JPEG data ends before its end-of-image marker";
 
 fn limits() -> Limits {
     let mut l = Limits::default();
@@ -68,6 +82,30 @@ pub fn decode_rgb_for(
     mode: DecodeMode,
     min_short: u32,
 ) -> Result<RgbImage, DecodeError> {
+    let budget = MemoryBudget::unlimited();
+    let decoded = decode_rgb_within(bytes, background, mode, min_short, &budget)?;
+    Ok(decoded.image)
+}
+
+/// A decoded image and the memory reserved for it.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub image: RgbImage,
+    /// The stored size the header declares (before any reduced-size decoding or rotation).
+    pub declared: (u32, u32),
+    /// Held from the run's budget until dropped: drop it with (or after) the pixels.
+    pub reservation: Reservation<'a>,
+}
+
+/// [`decode_rgb_for`] within a memory budget: the bytes its header declares (see
+/// [`decoded_bytes`]) are reserved from `budget` before any pixel buffer is allocated.
+pub fn decode_rgb_within<'a>(
+    bytes: &[u8],
+    background: [u8; 3],
+    mode: DecodeMode,
+    min_short: u32,
+    budget: &'a MemoryBudget,
+) -> Result<Decoded<'a>, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -79,25 +117,78 @@ pub fn decode_rgb_for(
     }
     reader.limits(limits());
     let is_jpeg = reader.format() == Some(ImageFormat::Jpeg);
-    let mut decoder = reader.into_decoder().map_err(classify)?;
+    let jpeg = is_jpeg.then(|| jpeg_structure(bytes));
+    let truncated = jpeg.is_some_and(|j| j.end == JpegEnd::Truncated);
+    // A JPEG cut inside its headers: say "truncated", not the header parser's complaint.
+    let mut decoder = reader.into_decoder().map_err(|e| {
+        if truncated {
+            DecodeError::Truncated(JPEG_TRUNCATED.into())
+        } else {
+            classify(e)
+        }
+    })?;
     // A broken EXIF block is not a reason to lose the photo: fall back to "no rotation".
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let rotates = orientation != image::metadata::Orientation::NoTransforms;
+    let declared = decoder.dimensions();
+    let (w, h) = declared;
+    // Progressive decoders keep every DCT coefficient (i16) of up to 3 components.
+    let coefficients = match jpeg {
+        Some(j) if j.progressive => w as u64 * h as u64 * 3 * 2,
+        _ => 0,
+    };
     if is_jpeg && mode == DecodeMode::Reduced {
-        let (w, h) = decoder.dimensions();
         let eighths = reduced_scale(w, h, min_short);
         if eighths < 8 {
-            if let Some(rgb) = jpeg_scaled(bytes, eighths) {
-                let mut img = DynamicImage::ImageRgb8(rgb);
-                img.apply_orientation(orientation);
-                return Ok(to_rgb8(img, background));
+            let (sw, sh) = (scaled_side(w, eighths), scaled_side(h, eighths));
+            let rgb = sw as u64 * sh as u64 * 3;
+            let reservation = budget.reserve(decoded_bytes(rgb, rgb, true, rotates) + coefficients);
+            match jpeg_scaled(bytes, eighths) {
+                Ok(Some(rgb)) => {
+                    let mut img = DynamicImage::ImageRgb8(rgb);
+                    img.apply_orientation(orientation);
+                    return Ok(Decoded {
+                        image: to_rgb8(img, background),
+                        declared,
+                        reservation,
+                    });
+                }
+                Err(e) => return Err(e),
+                // libjpeg refused it: the full decode below names the problem.
+                Ok(None) => drop(reservation),
             }
         }
     }
+    // zune-jpeg pads a truncated JPEG with grey without saying so: check the structure.
+    if truncated {
+        return Err(DecodeError::Truncated(JPEG_TRUNCATED.into()));
+    }
+    let rgb8 = decoder.color_type() == image::ColorType::Rgb8;
+    let native = decoder.total_bytes();
+    let rgb = w as u64 * h as u64 * 3;
+    let reservation = budget.reserve(decoded_bytes(native, rgb, rgb8, rotates) + coefficients);
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
     img.apply_orientation(orientation);
-    Ok(to_rgb8(img, background))
+    Ok(Decoded {
+        image: to_rgb8(img, background),
+        declared,
+        reservation,
+    })
+}
+
+/// Peak bytes of decoding an image whose decoder writes `native` bytes and whose RGB8 form is
+/// `rgb` bytes: the decoder's buffer alone when it is already upright RGB8; otherwise the
+/// buffer, a rotated copy of it or the RGBA and RGB8 conversions beside it (an upper bound:
+/// `2 × native + 7/3 × rgb`). What the decoders keep besides the pixels is small, except the
+/// coefficients of a progressive JPEG, which the caller adds.
+pub fn decoded_bytes(native: u64, rgb: u64, rgb8: bool, rotates: bool) -> u64 {
+    if rgb8 && !rotates {
+        native
+    } else {
+        2 * native + rgb / 3 * 7
+    }
 }
 
 /// The DCT scale, in eighths (1, 2, 4 or 8), that decodes a `w×h` JPEG smallest while its short
@@ -110,21 +201,69 @@ pub fn reduced_scale(w: u32, h: u32, min_short: u32) -> u8 {
         .unwrap_or(8)
 }
 
-/// Decode a JPEG at `eighths`/8 scale into RGB8 with libjpeg-turbo, or `None` when libjpeg
-/// refuses it (the caller then takes the full decode, which names the problem). libjpeg reports
-/// fatal errors by unwinding, which is caught here.
-fn jpeg_scaled(bytes: &[u8], eighths: u8) -> Option<RgbImage> {
-    catch_unwind(AssertUnwindSafe(|| -> Option<RgbImage> {
-        let mut d = mozjpeg::Decompress::new_mem(bytes).ok()?;
+/// A side of `side` pixels decoded at `eighths`/8 (libjpeg rounds up).
+fn scaled_side(side: u32, eighths: u8) -> u32 {
+    (side as u64 * eighths as u64).div_ceil(8) as u32
+}
+
+/// Unwinding payload of [`libjpeg_warning`] when the data ends before EOI.
+struct LibjpegTruncated;
+
+/// libjpeg's message hook: its warning `JWRN_JPEG_EOF` (the source ran out of data before EOI;
+/// libjpeg would go on with an inserted EOI and grey-filled rows) becomes an unwind that
+/// [`jpeg_scaled`] turns into [`DecodeError::Truncated`]. Other warnings (extraneous bytes,
+/// which PIL accepts too) stay silent.
+extern "C-unwind" fn libjpeg_warning(cinfo: &mut mozjpeg_sys::jpeg_common_struct, level: i32) {
+    // SAFETY: libjpeg calls this hook with its own valid `cinfo`, whose `err` is our manager.
+    let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
+    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF as i32 {
+        resume_unwind(Box::new(LibjpegTruncated));
+    }
+}
+
+/// libjpeg's fatal-error hook: unwind (the `mozjpeg` crate's own does the same). `JERR_FILE_READ`
+/// is the end of data met while skipping a segment (the `mozjpeg` crate's in-memory source
+/// fails so when a cut falls inside an APP segment): truncated too. Otherwise the caller falls
+/// back to the full decoder, which names the problem.
+extern "C-unwind" fn libjpeg_fatal(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+    // SAFETY: as in `libjpeg_warning`.
+    let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
+    if code == mozjpeg_sys::JERR_FILE_READ as i32 {
+        resume_unwind(Box::new(LibjpegTruncated));
+    }
+    resume_unwind(Box::new("libjpeg fatal error"));
+}
+
+/// Decode a JPEG at `eighths`/8 scale into RGB8 with libjpeg-turbo: `Err(Truncated)` when
+/// libjpeg runs out of data before EOI, `Ok(None)` when libjpeg refuses it otherwise (the
+/// caller then takes the full decode, which names the problem). libjpeg reports both by
+/// unwinding, which is caught here.
+fn jpeg_scaled(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeError> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Option<RgbImage> {
+        // SAFETY: `jpeg_std_error` fills a zeroed `jpeg_error_mgr` with libjpeg's defaults;
+        // the hooks replaced after it never return into libjpeg (they unwind) or only read.
+        let err = unsafe {
+            let mut err: mozjpeg_sys::jpeg_error_mgr = std::mem::zeroed();
+            mozjpeg_sys::jpeg_std_error(&mut err);
+            err.error_exit = Some(libjpeg_fatal);
+            err.emit_message = Some(libjpeg_warning);
+            err
+        };
+        let mut d = mozjpeg::Decompress::with_err(err).from_mem(bytes).ok()?;
         d.scale(eighths);
         let mut started = d.rgb().ok()?;
         let (w, h) = (started.width() as u32, started.height() as u32);
         let pixels = started.read_scanlines::<u8>().ok()?;
         started.finish().ok()?;
         RgbImage::from_raw(w, h, pixels)
-    }))
-    .ok()
-    .flatten()
+    }));
+    match result {
+        Ok(img) => Ok(img),
+        Err(payload) if payload.is::<LibjpegTruncated>() => Err(DecodeError::Truncated(format!(
+            "{JPEG_TRUNCATED} (libjpeg: premature end of JPEG file)"
+        ))),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Any colour type → RGB8, compositing alpha (straight, not premultiplied) on `background`.
@@ -280,6 +419,143 @@ mod tests {
         out.extend_from_slice(&app1);
         out.extend_from_slice(&jpeg[2..]);
         out
+    }
+
+    /// `img` as a progressive JPEG (libjpeg's encoder, quality 90).
+    fn progressive_jpeg(img: &RgbImage) -> Vec<u8> {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_size(img.width() as usize, img.height() as usize);
+        c.set_quality(90.0);
+        c.set_progressive_mode();
+        let mut started = c.start_compress(Vec::new()).unwrap();
+        started.write_scanlines(img.as_raw()).unwrap();
+        started.finish().unwrap()
+    }
+
+    /// Cuts of `jpeg` that PIL refuses as truncated: fractions of it, and the whole of it but
+    /// the last one or two bytes (no end-of-image marker).
+    fn cuts(jpeg: &[u8]) -> Vec<(String, &[u8])> {
+        let mut out: Vec<(String, &[u8])> = [0.01, 0.05, 0.25, 0.5, 0.75, 0.9, 0.99]
+            .iter()
+            .map(|f| (format!("{f}"), &jpeg[..(jpeg.len() as f64 * f) as usize]))
+            .collect();
+        out.push(("no EOI".into(), &jpeg[..jpeg.len() - 2]));
+        out.push(("half an EOI".into(), &jpeg[..jpeg.len() - 1]));
+        out
+    }
+
+    /// Every cut of `jpeg` is refused as truncated in both decode modes, by libjpeg's own
+    /// warning and by the marker walk alike; the intact file, and the file with bytes after
+    /// its end-of-image marker, decode to the same pixels.
+    fn check_truncation(name: &str, jpeg: &[u8]) {
+        let min_short = 64;
+        let (w, h) = image::load_from_memory(jpeg).unwrap().dimensions_u32();
+        assert!(reduced_scale(w, h, min_short) < 8, "{name} is reduced");
+        for (cut, bytes) in cuts(jpeg) {
+            for mode in [DecodeMode::Full, DecodeMode::Reduced] {
+                let r = decode_rgb_for(bytes, [0; 3], mode, min_short);
+                assert!(
+                    matches!(r, Err(DecodeError::Truncated(_))),
+                    "{name} cut at {cut}, {mode:?}: {r:?}"
+                );
+                assert!(r.unwrap_err().to_string().starts_with("truncated"));
+            }
+            assert!(
+                matches!(jpeg_scaled(bytes, 2), Err(DecodeError::Truncated(_))),
+                "{name} cut at {cut}: libjpeg's signal"
+            );
+            assert_eq!(
+                jpeg_structure(bytes).end,
+                JpegEnd::Truncated,
+                "{name} cut at {cut}: marker walk"
+            );
+        }
+        let mut trailing = jpeg.to_vec();
+        trailing.extend_from_slice(b"\0\0trailing bytes after EOI\xff\xd8");
+        for mode in [DecodeMode::Full, DecodeMode::Reduced] {
+            let intact = decode_rgb_for(jpeg, [0; 3], mode, min_short).unwrap();
+            let more = decode_rgb_for(&trailing, [0; 3], mode, min_short).unwrap();
+            assert_eq!(intact, more, "{name} {mode:?}");
+        }
+        assert_eq!(jpeg_structure(jpeg).end, JpegEnd::Complete, "{name}");
+    }
+
+    trait Dims {
+        fn dimensions_u32(&self) -> (u32, u32);
+    }
+    impl Dims for DynamicImage {
+        fn dimensions_u32(&self) -> (u32, u32) {
+            (self.width(), self.height())
+        }
+    }
+
+    #[test]
+    fn truncated_jpegs_are_refused_in_both_modes_and_trailing_bytes_are_not() {
+        let src = RgbImage::from_fn(640, 480, |x, y| {
+            image::Rgb([(x / 3) as u8, (y / 2) as u8, ((x * y) % 251) as u8])
+        });
+        let baseline = encode(&DynamicImage::ImageRgb8(src.clone()), ImageFormat::Jpeg);
+        assert!(!jpeg_structure(&baseline).progressive);
+        check_truncation("baseline", &baseline);
+        let progressive = progressive_jpeg(&src);
+        assert!(jpeg_structure(&progressive).progressive);
+        check_truncation("progressive", &progressive);
+    }
+
+    #[test]
+    #[ignore = "needs make data (data/smoke); run by make test"]
+    fn truncated_real_photos_are_refused_in_both_modes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smoke");
+        assert!(
+            dir.join("MANIFEST.json").exists(),
+            "{} is missing: run `make data DATASETS=smoke`",
+            dir.display()
+        );
+        let mut n = 0;
+        for class in std::fs::read_dir(&dir).unwrap() {
+            let class = class.unwrap().path();
+            if !class.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&class).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|e| e == "jpg") {
+                    let jpeg = std::fs::read(&f).unwrap();
+                    check_truncation(&f.display().to_string(), &jpeg);
+                    let rgb = decode_rgb(&jpeg, [0; 3]).unwrap();
+                    check_truncation("progressive re-encoding", &progressive_jpeg(&rgb));
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 8, "{n} smoke JPEGs");
+    }
+
+    /// Truncated PNG, GIF, WebP, BMP and TIFF files stay errors (their decoders say so).
+    #[test]
+    fn other_truncated_formats_stay_errors() {
+        let src = RgbImage::from_fn(96, 64, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 3) as u8, ((x * y) % 253) as u8])
+        });
+        let dynimg = DynamicImage::ImageRgb8(src);
+        for fmt in [
+            ImageFormat::Png,
+            ImageFormat::Gif,
+            ImageFormat::WebP,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+        ] {
+            let bytes = if fmt == ImageFormat::Gif {
+                encode(&DynamicImage::ImageRgba8(dynimg.to_rgba8()), fmt)
+            } else {
+                encode(&dynimg, fmt)
+            };
+            for f in [0.3, 0.6, 0.9] {
+                let cut = &bytes[..(bytes.len() as f64 * f) as usize];
+                let r = decode_rgb_for(cut, [0; 3], DecodeMode::Reduced, 32);
+                assert!(r.is_err(), "{fmt:?} cut at {f}: decoded");
+            }
+        }
     }
 
     #[test]

@@ -1,36 +1,45 @@
 //! Folder of images `DIR/<class>/<image>` → feature cache, in parallel and streaming.
 //!
-//! The folder is listed (paths only), sorted, and processed in bounded chunks: each rayon
-//! worker reads one file, hashes it, and either reuses its vector (unchanged since the last
-//! cache, or already in the journal of a killed run) or decodes, preprocesses and encodes it.
-//! New vectors are appended to the journal after every chunk, so memory holds at most one chunk
-//! of decoded images plus the vectors. At the end the cache is written atomically and the
-//! journal removed. Bad files are skipped with a reason; nothing about one image stops the run.
+//! The folder is listed (paths only) and sorted. A pipeline without barriers then runs it:
+//! every worker thread pulls the next file (in path order) as soon as it is free, reads and
+//! hashes it, and either reuses its vector (unchanged since the last cache, or already in the
+//! journal of a killed run) or decodes, preprocesses and encodes it; its result goes through a
+//! bounded queue to one writer (this thread), which appends each new vector to the journal and
+//! flushes it at once, in completion order. So decoding and inference of different images
+//! overlap, no thread idles until the slowest image of a batch is done, and every finished
+//! image is durable. Memory: the decoded pixels in flight are held within the run's
+//! [`MemoryBudget`] (one image per worker at most), the queue holds at most two results per
+//! worker, plus the vectors themselves. At the end the rows are put in path order, the cache is
+//! written atomically ([`write_output`]) and the journal removed. Bad files are skipped with a
+//! reason; nothing about one image stops the run.
 //!
 //! An encoder opened on several cuts gives one vector per image with the cuts side by side
 //! ([`Encoder::cuts`]); the journal and the reuse work on that joined vector, and only the final
 //! write splits it into a cut set (one cache per cut, [`tlearn_cache::set`]).
 //!
 //! The pieces live beside it: [`crate::encoder`] (what encodes), [`crate::listing`] (the
-//! folder), [`crate::views`] (one file → one vector), [`crate::summary`] (the report).
+//! folder), [`crate::views`] (one file → one vector), [`crate::budget`] (the memory budget),
+//! [`crate::summary`] (the report).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tlearn_cache::journal::{self, JournalWriter};
 use tlearn_cache::{CacheLock, FeatureCache, IndexRow, Meta, SkipRow};
 
 use crate::augment::Augment;
+use crate::budget::{self, MemoryBudget};
 use crate::encoder::{fingerprint, Encoder};
 use crate::listing::list_dataset;
-use crate::summary::Summary;
-use crate::views::encode_bytes_catching;
+use crate::summary::{LargeRow, Summary};
+use crate::views::{encode_bytes_catching, Encoded};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -39,8 +48,8 @@ pub struct Options {
     pub augment: Augment,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
-    /// Images per chunk (bounded memory; the journal is flushed after each chunk).
-    pub chunk: usize,
+    /// Bytes of decoded pixels in flight across all threads (default: see [`crate::budget`]).
+    pub decode_memory: Option<u64>,
     /// Replace a cache made with another extractor instead of refusing.
     pub overwrite: bool,
     /// Show a progress bar (still hidden when stderr is not a terminal or `CI` is set).
@@ -54,7 +63,7 @@ impl Options {
             out: out.into(),
             augment: Augment::None,
             threads: None,
-            chunk: 64,
+            decode_memory: None,
             overwrite: false,
             progress: true,
         }
@@ -63,11 +72,14 @@ impl Options {
 
 /// The result of one file.
 enum Outcome {
-    New(String, Vec<f32>),
+    New(String, Encoded),
     Reused(String, Vec<f32>),
     Resumed(String, Vec<f32>),
     Skipped(String),
 }
+
+/// Results in flight between the workers and the writer, per worker thread.
+const QUEUE_PER_THREAD: usize = 2;
 
 fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
     let visible = enabled && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
@@ -177,75 +189,121 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         .num_threads(threads)
         .build()
         .context("starting worker threads")?;
+    let budget = MemoryBudget::from_setting(opts.decode_memory)?;
     let pb = progress_bar(listing.files.len(), opts.progress);
     let abort_at = abort_after();
 
     let dim = enc.dim();
-    let mut index = Vec::with_capacity(listing.files.len());
-    let mut features: Vec<f32> = Vec::with_capacity(listing.files.len() * dim);
-    let mut skipped = listing.skipped.clone();
-    let (mut extracted, mut reused, mut resumed) = (0usize, 0usize, 0usize);
-    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
-
-    for chunk in listing.files.chunks(opts.chunk.max(1)) {
-        let outcomes: Vec<Outcome> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|(rel, abs)| {
-                    let o = process_file(
-                        enc,
-                        opts.augment,
-                        rel,
-                        abs,
-                        previous.as_ref(),
-                        &old,
-                        &journal_map,
-                    );
-                    pb.inc(1);
-                    o
-                })
-                .collect()
-        });
-        for ((rel, _), outcome) in chunk.iter().zip(outcomes) {
-            let (sha, vector) = match outcome {
-                Outcome::Skipped(reason) => {
-                    skipped.push(SkipRow {
-                        path: rel.clone(),
-                        reason,
+    let files = &listing.files;
+    let n = files.len();
+    let mut results: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+    let mut extracted = 0usize;
+    let mut large = Vec::new();
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Outcome)>(QUEUE_PER_THREAD * threads);
+    let written: Result<()> = std::thread::scope(|s| {
+        let (next, budget, previous, old, journal_map) =
+            (&next, &budget, previous.as_ref(), &old, &journal_map);
+        let augment = opts.augment;
+        let workers = s.spawn(move || {
+            pool.scope(|ps| {
+                for _ in 0..threads {
+                    let tx = tx.clone();
+                    ps.spawn(move |_| loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((rel, abs)) = files.get(i) else {
+                            break;
+                        };
+                        let o = process_file(
+                            enc,
+                            augment,
+                            rel,
+                            abs,
+                            previous,
+                            old,
+                            journal_map,
+                            budget,
+                        );
+                        // The writer stopped (an error): stop too.
+                        if tx.send((i, o)).is_err() {
+                            break;
+                        }
                     });
-                    continue;
                 }
-                Outcome::New(sha, v) => {
-                    journal.append(rel, &sha, &v)?;
+            });
+        });
+        // The writer: journal each new vector as soon as it is done, in completion order.
+        let mut write = || -> Result<()> {
+            for (i, outcome) in &rx {
+                pb.inc(1);
+                if let Outcome::New(sha, e) = &outcome {
+                    let rel = &files[i].0;
+                    journal.append(rel, sha, &e.vector)?;
+                    journal.flush()?;
                     extracted += 1;
                     if abort_at.is_some_and(|n| extracted >= n) {
-                        journal.flush()?;
                         eprintln!("TLEARN_ABORT_AFTER: aborting after {extracted} images");
                         std::process::abort();
                     }
-                    (sha, v)
+                    if e.reserved >= budget::LARGE {
+                        large.push(LargeRow {
+                            path: rel.clone(),
+                            width: e.declared.0,
+                            height: e.declared.1,
+                            decoded_bytes: e.reserved,
+                        });
+                    }
                 }
-                Outcome::Reused(sha, v) => {
-                    reused += 1;
-                    (sha, v)
-                }
-                Outcome::Resumed(sha, v) => {
-                    resumed += 1;
-                    (sha, v)
-                }
-            };
-            let label = rel.split('/').next().unwrap_or_default().to_owned();
-            *classes.entry(label.clone()).or_default() += 1;
-            features.extend_from_slice(&vector);
-            index.push(IndexRow {
-                path: rel.clone(),
-                label,
-                sha256: sha,
-            });
+                results[i] = Some(outcome);
+            }
+            Ok(())
+        };
+        let written = write();
+        // On an error, the workers' next send fails and they stop.
+        drop(rx);
+        if let Err(panic) = workers.join() {
+            std::panic::resume_unwind(panic);
         }
-        journal.flush()?;
-    }
+        written
+    });
+    written?;
     pb.finish_and_clear();
+    large.sort_by(|a, b| a.path.cmp(&b.path));
+
+    // Rows in path order, as in the listing.
+    let mut index = Vec::with_capacity(n);
+    let mut features: Vec<f32> = Vec::with_capacity(n * dim);
+    let mut skipped = listing.skipped.clone();
+    let (mut reused, mut resumed) = (0usize, 0usize);
+    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    for ((rel, _), outcome) in files.iter().zip(results) {
+        let (sha, vector) = match outcome.expect("every listed file has an outcome") {
+            Outcome::Skipped(reason) => {
+                skipped.push(SkipRow {
+                    path: rel.clone(),
+                    reason,
+                });
+                continue;
+            }
+            Outcome::New(sha, e) => (sha, e.vector),
+            Outcome::Reused(sha, v) => {
+                reused += 1;
+                (sha, v)
+            }
+            Outcome::Resumed(sha, v) => {
+                resumed += 1;
+                (sha, v)
+            }
+        };
+        let label = rel.split('/').next().unwrap_or_default().to_owned();
+        *classes.entry(label.clone()).or_default() += 1;
+        features.extend_from_slice(&vector);
+        index.push(IndexRow {
+            path: rel.clone(),
+            label,
+            sha256: sha,
+        });
+    }
 
     let rows = index.len();
     if rows == 0 {
@@ -303,6 +361,9 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         resumed,
         dropped,
         skipped,
+        decode_memory: budget.limit(),
+        decode_memory_peak: budget.peak(),
+        large,
         empty_classes: listing.empty_classes,
         classes,
         seconds,
@@ -344,6 +405,7 @@ fn write_output(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_file(
     enc: &dyn Encoder,
     augment: Augment,
@@ -352,6 +414,7 @@ fn process_file(
     previous: Option<&FeatureCache>,
     old: &HashMap<(&str, &str), usize>,
     journal: &HashMap<(String, String), Vec<f32>>,
+    budget: &MemoryBudget,
 ) -> Outcome {
     let bytes = match std::fs::read(abs) {
         Ok(b) => b,
@@ -366,7 +429,7 @@ fn process_file(
             return Outcome::Resumed(sha, v.clone());
         }
     }
-    match encode_bytes_catching(enc, &bytes, augment) {
+    match encode_bytes_catching(enc, &bytes, augment, budget) {
         Ok(v) => Outcome::New(sha, v),
         Err(e) => Outcome::Skipped(format!("{e:#}")),
     }

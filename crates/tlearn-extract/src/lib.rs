@@ -8,12 +8,14 @@ pub use tlearn_cache as cache;
 
 pub mod augment;
 pub mod backbone;
+pub mod budget;
 pub mod classify;
 pub mod decode;
 pub mod encoder;
 pub mod extract;
 pub mod feature_maps;
 pub mod imagenet;
+pub mod jpeg_structure;
 pub mod listing;
 pub mod open;
 pub mod ops;

@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tlearn_cache::SkipRow;
 
+use crate::budget;
+
+/// An image whose decoding reserved at least [`budget::LARGE`] bytes of the memory budget.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LargeRow {
+    pub path: String,
+    /// The stored size its header declares.
+    pub width: u32,
+    pub height: u32,
+    /// Bytes reserved while it was decoded.
+    pub decoded_bytes: u64,
+}
+
 /// What a run did; also written to `CACHE/summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -32,6 +45,11 @@ pub struct Summary {
     /// Rows of the previous cache whose file is gone or changed.
     pub dropped: usize,
     pub skipped: Vec<SkipRow>,
+    /// The memory budget for decoded pixels in flight, in bytes, and the most reserved at once.
+    pub decode_memory: u64,
+    pub decode_memory_peak: u64,
+    /// Newly decoded images that needed a large share of memory, by path.
+    pub large: Vec<LargeRow>,
     pub empty_classes: Vec<String>,
     pub classes: BTreeMap<String, usize>,
     pub seconds: f64,
@@ -73,6 +91,31 @@ impl Summary {
         }
         for c in &self.empty_classes {
             s += &format!("warning: class folder '{c}' has no images\n");
+        }
+        if !self.large.is_empty() {
+            s += &format!(
+                "large images: {} declare at least {} of decoded pixels (decoded within the {} \
+                 budget, at most {} reserved at once; see --decode-memory):\n",
+                self.large.len(),
+                budget::human(budget::LARGE),
+                budget::human(self.decode_memory),
+                budget::human(self.decode_memory_peak)
+            );
+            for r in self.large.iter().take(20) {
+                s += &format!(
+                    "  {}: {}×{} ({})\n",
+                    r.path,
+                    r.width,
+                    r.height,
+                    budget::human(r.decoded_bytes)
+                );
+            }
+            if self.large.len() > 20 {
+                s += &format!(
+                    "  ... and {} more (see summary.json)\n",
+                    self.large.len() - 20
+                );
+            }
         }
         if !self.skipped.is_empty() {
             s += &format!("skipped {} files:\n", self.skipped.len());
