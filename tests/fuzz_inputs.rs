@@ -344,7 +344,7 @@ fn with_npy_header(npy: &[u8], descr: &str, shape: &[u64]) -> Vec<u8> {
         dims.join(", ")
     )
     .into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(b' ');
     }
     h.push(b'\n');
@@ -430,23 +430,23 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(tlearn_cache::JOURNAL_FILE);
         std::fs::write(&path, &bytes).unwrap();
-        let (r, largest) = largest_alloc(|| journal::read_journal(dir.path(), &seed.0));
+        let (r, largest) = largest_alloc(|| journal::read_journal(dir.path(), seed));
         // A damaged journal is no error (it is only a resume aid): its readable records.
         let map = r.map_err(|e| TestCaseError::fail(format!("read_journal failed: {e}")))?;
         prop_assert!(largest <= bound(bytes.len()), "one allocation of {largest} bytes");
         // Reopening for append cuts a torn tail and keeps the complete records readable.
-        let reopened = JournalWriter::open(dir.path(), &seed.0);
+        let reopened = JournalWriter::open(dir.path(), seed);
         prop_assert!(reopened.is_ok(), "{:?}", reopened.err());
         drop(reopened);
-        let again = journal::read_journal(dir.path(), &seed.0).unwrap();
+        let again = journal::read_journal(dir.path(), seed).unwrap();
         prop_assert_eq!(again.len(), map.len());
     }
 }
 
 /// The fingerprint of the seed journal, made once.
-fn journal_seed_cached() -> &'static (Fingerprint,) {
-    static SEED: std::sync::OnceLock<(Fingerprint,)> = std::sync::OnceLock::new();
-    SEED.get_or_init(|| (cache_seed().fingerprint,))
+fn journal_seed_cached() -> &'static Fingerprint {
+    static SEED: std::sync::OnceLock<Fingerprint> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| cache_seed().fingerprint)
 }
 
 fn cut_set_seed() -> Vec<u8> {
@@ -559,36 +559,25 @@ fn apply_json(seed: &[u8], edits: &[JsonEdit]) -> Vec<u8> {
     let mut v: serde_json::Value = serde_json::from_slice(seed).unwrap();
     for e in edits {
         let total = count(&v);
-        let (target, mut f): (usize, Box<dyn FnMut(&mut serde_json::Value)>) = match e {
-            JsonEdit::Number(i, k) => (
-                i % total,
-                Box::new(move |x: &mut serde_json::Value| {
-                    if x.is_number() || x.is_null() {
-                        *x = serde_json::from_str(EDGE_NUMBERS[*k]).unwrap();
-                    }
-                }),
-            ),
-            JsonEdit::ArrayLen(i, len) => (
-                i % total,
-                Box::new(move |x: &mut serde_json::Value| {
-                    if let serde_json::Value::Array(a) = x {
-                        let fill = a.first().cloned().unwrap_or(serde_json::Value::from(1));
-                        a.resize(*len, fill);
-                    }
-                }),
-            ),
-            JsonEdit::Remove(i) => (
-                i % total,
-                Box::new(|x: &mut serde_json::Value| {
-                    if let serde_json::Value::Object(o) = x {
-                        if let Some(k) = o.keys().next().cloned() {
-                            o.remove(&k);
-                        }
-                    }
-                }),
-            ),
+        let target = match e {
+            JsonEdit::Number(i, _) | JsonEdit::ArrayLen(i, _) | JsonEdit::Remove(i) => i % total,
         };
-        visit(&mut v, &mut 0, target, &mut *f);
+        let mut f = |x: &mut serde_json::Value| match (e, x) {
+            (JsonEdit::Number(_, k), x) if x.is_number() || x.is_null() => {
+                *x = serde_json::from_str(EDGE_NUMBERS[*k]).unwrap();
+            }
+            (JsonEdit::ArrayLen(_, len), serde_json::Value::Array(a)) => {
+                let fill = a.first().cloned().unwrap_or(serde_json::Value::from(1));
+                a.resize(*len, fill);
+            }
+            (JsonEdit::Remove(_), serde_json::Value::Object(o)) => {
+                if let Some(k) = o.keys().next().cloned() {
+                    o.remove(&k);
+                }
+            }
+            _ => {}
+        };
+        visit(&mut v, &mut 0, target, &mut f);
     }
     serde_json::to_vec(&v).unwrap()
 }

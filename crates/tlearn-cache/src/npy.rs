@@ -129,7 +129,7 @@ mod tests {
     /// A version-1 `.npy` file: `header` padded as numpy pads it, then `data`.
     fn npy(header: &str, data: &[u8]) -> Vec<u8> {
         let mut h = header.as_bytes().to_vec();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(b' ');
         }
         h.push(b'\n');
