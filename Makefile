@@ -22,12 +22,13 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build models data features train eval demo test test-fast bench bench-linfa-rbf lint clean
+.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-linfa-rbf lint clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + the $(DATASET) photos, extract, train, evaluate, report"
 	@echo "make test      every test, including the end-to-end ones on real models and data"
 	@echo "make test-fast cargo test (unit + fast integration tests only)"
+	@echo "make fuzz      proptest on decoder, cache, journal, cut set, head loader (FUZZ_CASES=$(FUZZ_CASES) a property)"
 	@echo "make models    fetch + convert backbones (MODELS='$(MODELS)')"
 	@echo "make data      materialise data sets under data/ (DATASETS='$(DATASETS)')"
 	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) POOL=$(POOL) -> CACHE"
@@ -72,6 +73,13 @@ demo:
 
 test-fast:
 	cargo test --workspace --locked
+
+# Property-based fuzzing (tests/fuzz_inputs.rs): plain `cargo test` runs 256 cases a property;
+# this runs FUZZ_CASES each, the smoke photos included (about 10 minutes at 20,000 on 2 cores).
+FUZZ_CASES ?= 20000
+fuzz: venv
+	$(MAKE) data DATASETS=smoke
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release --locked --test fuzz_inputs -- --include-ignored
 
 # Heavy end-to-end tests are #[ignore]d in plain `cargo test`; this target fetches what they
 # need (models, data, Debian's chromium for the report.html browser test) and runs everything.

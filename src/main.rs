@@ -39,7 +39,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cmd::encoder::join_spaced_triples(std::env::args_os()));
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),
         Command::Extract(a) => cmd::extract::run(a),
@@ -52,5 +52,50 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mean_std(args: &[&str]) -> (Vec<f32>, Vec<f32>, std::path::PathBuf) {
+        let args = cmd::encoder::join_spaced_triples(args.iter().map(Into::into));
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Extract(a) => (a.custom.mean, a.custom.std, a.dir),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn mean_and_std_parse_as_three_words_or_one() {
+        let base = ["tlearn", "extract", "--out", "c"];
+        let spaced = [
+            &base[..],
+            &["--mean", "0.5", "0.5", "0.5", "--std", "1", "2", "3", "D"],
+        ];
+        let (m, s, d) = mean_std(&spaced.concat());
+        assert_eq!(
+            (m, s, d.to_str().unwrap()),
+            (vec![0.5; 3], vec![1., 2., 3.], "D")
+        );
+        // The one-word form, with the data set right after it (it must stay the positional).
+        let commas = [&base[..], &["--mean", "0.5,0.5,0.5", "--std", "1,2,3", "D"]];
+        let (m, s, d) = mean_std(&commas.concat());
+        assert_eq!(
+            (m, s, d.to_str().unwrap()),
+            (vec![0.5; 3], vec![1., 2., 3.], "D")
+        );
+        let negative = [&base[..], &["--mean", "-1", "-2", "-3", "D"]];
+        assert_eq!(mean_std(&negative.concat()).0, vec![-1., -2., -3.]);
+        let (m, s, _) = mean_std(&[&base[..], &["D"]].concat());
+        assert_eq!(
+            (m, s),
+            (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])
+        );
+        // Two numbers then the folder: not joined, refused by the 3-value check.
+        let short = [&base[..], &["--mean", "0.5", "0.5", "D"]];
+        let joined = cmd::encoder::join_spaced_triples(short.concat().iter().map(Into::into));
+        assert_eq!(joined.len(), short.concat().len());
     }
 }

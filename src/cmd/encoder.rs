@@ -1,10 +1,42 @@
 //! The command-line options describing a user's own ONNX file, shared by `extract` and
 //! `predict`; the rules (name or path, building the encoder) are `tlearn_extract::open`'s.
 
+use std::ffi::OsString;
+
 use anyhow::{Context, Result};
 use clap::Args;
 use tlearn_extract::open::OwnModel;
 use tlearn_extract::spec::{ChannelOrder, Layout};
+
+/// Flags that take three numbers, written `--mean R,G,B` (one word) or `--mean R G B`.
+const TRIPLE_FLAGS: [&str; 2] = ["--mean", "--std"];
+
+/// The command line with every `--mean R G B` / `--std R G B` (three words that are numbers,
+/// the first without a comma) joined into the one-word form `--mean R,G,B`. clap counts words,
+/// not values: letting these flags take one to three words would make `--std 128,128,128 DIR`
+/// take the data-set folder as a second value, so the three-word form is joined here instead.
+pub fn join_spaced_triples(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let number = |a: &OsString| a.to_str().is_some_and(|s| s.parse::<f32>().is_ok());
+    let mut out = Vec::with_capacity(args.len());
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            out.extend(args[i..].iter().cloned());
+            break;
+        }
+        out.push(a.clone());
+        i += 1;
+        let triple_flag = a.to_str().is_some_and(|s| TRIPLE_FLAGS.contains(&s));
+        if triple_flag && i + 3 <= args.len() && args[i..i + 3].iter().all(number) {
+            let words: Vec<&str> = args[i..i + 3].iter().filter_map(|w| w.to_str()).collect();
+            out.push(words.join(",").into());
+            i += 3;
+        }
+    }
+    out
+}
 
 /// How to read a user-supplied ONNX file (`--model path/to/net.onnx`).
 #[derive(Args, Clone, Debug)]
@@ -15,11 +47,23 @@ pub struct CustomModelArgs {
     /// Own ONNX only: multiplier of 0-255 pixel values before mean/std (1/255 = 0.003921569).
     #[arg(long, default_value_t = 1.0 / 255.0)]
     pub value_scale: f32,
-    /// Own ONNX only: per-channel mean (RGB order, in units of pixel*value_scale).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.485, 0.456, 0.406])]
+    /// Own ONNX only: per-channel mean (RGB order, in units of pixel*value_scale); `0.5,0.5,0.5`
+    /// or `0.5 0.5 0.5`.
+    #[arg(
+        long,
+        value_name = "R,G,B",
+        value_delimiter = ',',
+        default_value = "0.485,0.456,0.406",
+        allow_hyphen_values = true
+    )]
     pub mean: Vec<f32>,
-    /// Own ONNX only: per-channel standard deviation (RGB order).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.229, 0.224, 0.225])]
+    /// Own ONNX only: per-channel standard deviation (RGB order); `R,G,B` or `R G B`.
+    #[arg(
+        long,
+        value_name = "R,G,B",
+        value_delimiter = ',',
+        default_value = "0.229,0.224,0.225"
+    )]
     pub std: Vec<f32>,
     /// Own ONNX only: the network wants BGR instead of RGB.
     #[arg(long)]
@@ -33,8 +77,9 @@ impl CustomModelArgs {
     /// The library's description of the file.
     pub fn own_model(&self) -> Result<OwnModel> {
         let arr = |v: &[f32], what: &str| -> Result<[f32; 3]> {
-            v.try_into()
-                .with_context(|| format!("--{what} needs 3 comma-separated values"))
+            v.try_into().with_context(|| {
+                format!("--{what} needs 3 values (R,G,B or R G B), got {}", v.len())
+            })
         };
         Ok(OwnModel {
             crop: self.crop,

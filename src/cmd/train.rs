@@ -181,6 +181,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if !(args.test_size > 0.0 && args.test_size < 1.0) {
         bail!("--test-size must be strictly between 0 and 1");
     }
+    // Fail now, not after the cross-validation, when the results cannot be saved.
+    tlearn_cache::check_writable(&args.out)
+        .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     let inputs = load_inputs(&args.caches, args.models_dir.as_deref())?;
     let first = &inputs[0].cache;
     let mut heads = heads;

@@ -90,6 +90,10 @@ fn scan(path: &Path, fingerprint: &Fingerprint) -> Result<Option<(JournalMap, u6
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CacheError::io("opening", path, e)),
     };
+    let file_len = file
+        .metadata()
+        .map_err(|e| CacheError::io("reading", path, e))?
+        .len();
     let mut r = BufReader::new(file);
     let mut line = String::new();
     if r.read_line(&mut line).is_err() {
@@ -104,8 +108,9 @@ fn scan(path: &Path, fingerprint: &Fingerprint) -> Result<Option<(JournalMap, u6
     }
     let mut valid = line.len() as u64;
     let mut out = HashMap::new();
-    // Records until EOF; a torn (partial) last record ends the loop.
-    while let Some((p, s, v, n)) = read_record(&mut r) {
+    // Records until EOF; a torn (partial) last record ends the loop. No length field can make
+    // a read allocate more than the bytes left in the file.
+    while let Some((p, s, v, n)) = read_record(&mut r, file_len.saturating_sub(valid)) {
         out.insert((p, s), v);
         valid += n;
     }
@@ -155,18 +160,21 @@ fn read_bytes(r: &mut impl Read, len: usize, max: usize) -> Option<Vec<u8>> {
 }
 
 /// One record: (path, sha256, vector, bytes consumed), or `None` at EOF / a torn record.
-fn read_record(r: &mut impl Read) -> Option<(String, String, Vec<f32>, u64)> {
+/// `left` is the number of bytes the file has from here: a length field beyond it is a torn
+/// or damaged record, refused before allocating.
+fn read_record(r: &mut impl Read, left: u64) -> Option<(String, String, Vec<f32>, u64)> {
+    let left = usize::try_from(left).unwrap_or(usize::MAX);
     let mut tag = [0u8; 4];
     r.read_exact(&mut tag).ok()?;
     if &tag != RECORD_TAG {
         return None;
     }
     let plen = read_u32(r)? as usize;
-    let pb = read_bytes(r, plen, 1 << 16)?;
+    let pb = read_bytes(r, plen, left.min(1 << 16))?;
     let slen = read_u32(r)? as usize;
     let sb = read_bytes(r, slen, 256)?;
     let dim = read_u32(r)? as usize;
-    let vb = read_bytes(r, dim * 4, 1 << 28)?;
+    let vb = read_bytes(r, dim.checked_mul(4)?, left.min(1 << 28))?;
     let v = vb
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -22,11 +22,12 @@ pub mod fingerprint;
 pub mod journal;
 pub mod lock;
 pub mod meta;
+mod npy;
 pub mod read;
 pub mod set;
 pub mod write;
 
-pub use atomic::{write_atomic, write_atomic_bytes};
+pub use atomic::{check_writable, write_atomic, write_atomic_bytes};
 pub use error::CacheError;
 pub use fingerprint::{
     Augment, ChannelOrder, DecodeMode, FieldDiff, Fingerprint, FingerprintDiff, Layout, Pooling,
@@ -49,3 +50,5 @@ pub const FEATURES_FILE: &str = "features.npy";
 pub const INDEX_FILE: &str = "index.csv";
 pub const SKIPPED_FILE: &str = "skipped.csv";
 pub const JOURNAL_FILE: &str = "journal.bin";
+/// The last extraction run's report (written by `tlearn-extract`).
+pub const SUMMARY_FILE: &str = "summary.json";

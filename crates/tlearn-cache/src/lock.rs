@@ -1,7 +1,9 @@
 //! The exclusive lock of a cache directory: one writer (`tlearn extract`) at a time. The lock is
 //! an OS advisory lock (`flock`, through `std::fs::File::lock`) on `DIR/.lock`, which also
 //! records who holds it (pid, start time) for the messages. The OS drops the lock when its
-//! process dies, so the lock of a killed run is simply taken over by the next one.
+//! process dies, so the lock of a killed run is simply taken over by the next one. Whoever takes
+//! the lock is the only writer of the cache's files, so temp files of those files that it finds
+//! are a killed writer's leftovers and are removed then.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -11,6 +13,15 @@ use crate::error::CacheError;
 
 /// File name of the lock inside a cache directory.
 pub const LOCK_FILE: &str = ".lock";
+
+/// The files of a cache the lock holder writes (atomically, through temp files).
+const CACHE_FILES: [&str; 5] = [
+    crate::FEATURES_FILE,
+    crate::INDEX_FILE,
+    crate::SKIPPED_FILE,
+    crate::META_FILE,
+    crate::SUMMARY_FILE,
+];
 
 /// A held lock; released on drop.
 #[derive(Debug)]
@@ -85,6 +96,9 @@ impl CacheLock {
     }
 
     fn record(mut file: File, path: PathBuf) -> Result<CacheLock, CacheError> {
+        if let Some(dir) = path.parent() {
+            crate::atomic::remove_stale_temps(dir, &CACHE_FILES)?;
+        }
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -103,6 +117,18 @@ impl CacheLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Give the lock up and remove the lock file and its directory, for a holder that created
+    /// the directory and is leaving it empty (an input error before anything was written).
+    /// A directory that holds anything else stays.
+    pub fn remove_with_dir(self) {
+        let _ = std::fs::remove_file(&self.path);
+        let dir = self.path.parent().map(Path::to_path_buf);
+        drop(self);
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

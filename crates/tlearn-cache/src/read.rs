@@ -3,12 +3,9 @@
 //! the classes) and finds rows that are not finite; every problem is an error naming the file
 //! (and the line or row).
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
-use ndarray_npy::ReadNpyExt;
 
 use crate::error::CacheError;
 use crate::fingerprint::Fingerprint;
@@ -124,13 +121,7 @@ impl FeatureCache {
             .map_err(|e| CacheError::invalid(meta_path, format!("malformed meta.json: {e}")))?;
 
         let npy_path = dir.join(FEATURES_FILE);
-        let file = File::open(&npy_path).map_err(|e| CacheError::io("opening", &npy_path, e))?;
-        let x = Array2::<f32>::read_npy(BufReader::new(file)).map_err(|e| {
-            CacheError::invalid(
-                &npy_path,
-                format!("not a float32 C-order [N, D] numpy array: {e}"),
-            )
-        })?;
+        let x = crate::npy::read_features(&npy_path)?;
         if x.nrows() != meta.rows || x.ncols() != meta.dim {
             return Err(CacheError::invalid(
                 &npy_path,

@@ -111,8 +111,22 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let root = std::fs::canonicalize(&opts.dataset)
         .with_context(|| format!("dataset folder {}", opts.dataset.display()))?;
     let fp = fingerprint(enc, opts.augment);
+    // The input first: a folder without images is refused before anything is written.
+    let listing = list_dataset(&root)?;
+    if listing.files.is_empty() {
+        bail!(
+            "no image files under {} (expected DIR/<class>/<image>){}",
+            root.display(),
+            if listing.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; {} entries skipped", listing.skipped.len())
+            }
+        );
+    }
+    let out_existed = opts.out.exists();
     // One writer per cache directory; a second run waits (the lock of a dead run is free).
-    let _lock = CacheLock::acquire(&opts.out, |holder| {
+    let lock = CacheLock::acquire(&opts.out, |holder| {
         eprintln!(
             "waiting: cache {} is being written by {holder}",
             opts.out.display()
@@ -166,20 +180,8 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         })
         .unwrap_or_default();
     let journal_map = journal::read_journal(&opts.out, &fp)?;
+    let journal_existed = opts.out.join(tlearn_cache::JOURNAL_FILE).exists();
     let mut journal = JournalWriter::open(&opts.out, &fp)?;
-
-    let listing = list_dataset(&root)?;
-    if listing.files.is_empty() {
-        bail!(
-            "no image files under {} (expected DIR/<class>/<image>){}",
-            root.display(),
-            if listing.skipped.is_empty() {
-                String::new()
-            } else {
-                format!("; {} entries skipped", listing.skipped.len())
-            }
-        );
-    }
 
     let threads = opts
         .threads
@@ -315,6 +317,14 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         for s in skipped.iter().take(5) {
             msg += &format!("\n  {}: {}", s.path, s.reason);
         }
+        // Leave nothing this run made: its (empty) journal, and the cache folder it created.
+        drop(journal);
+        if !journal_existed {
+            journal::remove_journal(&opts.out)?;
+        }
+        if !out_existed {
+            lock.remove_with_dir();
+        }
         bail!(msg);
     }
     let kept: BTreeSet<(&str, &str)> = index
@@ -365,6 +375,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         decode_memory_peak: budget.peak(),
         large,
         empty_classes: listing.empty_classes,
+        cross_class_duplicates: crate::summary::cross_class_duplicates(&index),
         classes,
         seconds,
         images_per_s: extracted as f64 / seconds.max(1e-9),

@@ -1,5 +1,7 @@
 //! Listing a data set folder `DIR/<class>/<image>`: the image files, sorted, and the entries
-//! that are skipped (outside a class folder, unreadable, symlink loops) with a reason.
+//! that are skipped (outside a class folder, hidden, unreadable, symlink loops, names that are
+//! not UTF-8) with a reason. Only the data set's own notes at its top level (README, LICENSE,
+//! MANIFEST.json, *.txt, ...) are left out without one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,17 +32,39 @@ pub struct Listing {
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|s| s.starts_with('.'))
+    name.as_encoded_bytes().starts_with(b".")
 }
 
-fn rel_path(root: &Path, p: &Path) -> Option<String> {
-    let rel = p.strip_prefix(root).ok()?;
+/// `p` relative to `root` with `/` separators: `Ok` when every component is UTF-8, else `Err`
+/// with every byte that is not UTF-8 escaped as `\xNN` (a name to show, not to open).
+fn rel_path(root: &Path, p: &Path) -> Result<String, String> {
+    let rel = p.strip_prefix(root).unwrap_or(p);
     let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-    Some(parts?.join("/"))
+    match parts {
+        Some(parts) => Ok(parts.join("/")),
+        None => Err(rel
+            .components()
+            .map(|c| escape_bytes(c.as_os_str().as_encoded_bytes()))
+            .collect::<Vec<_>>()
+            .join("/")),
+    }
 }
 
-/// List `root/<class>/...` files (hidden files and folders skipped, symlinks followed; loops and
-/// unreadable folders become skip reasons).
+/// A file name's bytes as text: valid UTF-8 kept, every other byte as `\xNN`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// List `root/<class>/...` files (symlinks followed). Hidden files and folders (`.DS_Store`,
+/// `.git`) are not read but listed as skipped, as are loops, unreadable folders and names that
+/// are not UTF-8.
 pub fn list_dataset(root: &Path) -> Result<Listing> {
     let meta =
         std::fs::metadata(root).with_context(|| format!("dataset folder {}", root.display()))?;
@@ -50,24 +74,25 @@ pub fn list_dataset(root: &Path) -> Result<Listing> {
     let mut out = Listing::default();
     let mut class_dirs = BTreeSet::new();
     let mut seen_classes = BTreeSet::new();
-    let walker = walkdir::WalkDir::new(root)
+    let mut walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .min_depth(1)
         .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| !is_hidden(e.file_name()));
-    for entry in walker {
+        .into_iter();
+    while let Some(entry) = walker.next() {
         let entry = match entry {
             Ok(e) => e,
             Err(err) => {
-                let path = err
-                    .path()
-                    .and_then(|p| rel_path(root, p))
-                    .unwrap_or_else(|| "?".into());
+                let path = match err.path().map(|p| rel_path(root, p)) {
+                    Some(Ok(p) | Err(p)) => p,
+                    None => "?".into(),
+                };
                 let reason = if let Some(anc) = err.loop_ancestor() {
                     format!(
                         "symlink loop (points back to {})",
-                        rel_path(root, anc).unwrap_or_else(|| anc.display().to_string())
+                        match rel_path(root, anc) {
+                            Ok(p) | Err(p) => p,
+                        }
                     )
                 } else if let Some(io) = err.io_error() {
                     match io.kind() {
@@ -84,14 +109,37 @@ pub fn list_dataset(root: &Path) -> Result<Listing> {
                 continue;
             }
         };
-        let Some(rel) = rel_path(root, entry.path()) else {
+        let is_dir = entry.file_type().is_dir();
+        let rel = match rel_path(root, entry.path()) {
+            Ok(rel) => rel,
+            Err(escaped) => {
+                if is_dir {
+                    walker.skip_current_dir();
+                }
+                out.skipped.push(SkipRow {
+                    path: escaped,
+                    reason: format!(
+                        "{} name is not valid UTF-8 (bytes shown as \\xNN); rename it",
+                        if is_dir { "folder" } else { "file" }
+                    ),
+                });
+                continue;
+            }
+        };
+        if is_hidden(entry.file_name()) {
+            if is_dir {
+                walker.skip_current_dir();
+            }
             out.skipped.push(SkipRow {
-                path: entry.path().to_string_lossy().into_owned(),
-                reason: "file name is not valid UTF-8".into(),
+                path: rel,
+                reason: if is_dir {
+                    "hidden folder (not read)".into()
+                } else {
+                    "hidden file".into()
+                },
             });
             continue;
-        };
-        let is_dir = entry.file_type().is_dir();
+        }
         if entry.depth() == 1 {
             if is_dir {
                 class_dirs.insert(rel);
@@ -111,4 +159,50 @@ pub fn list_dataset(root: &Path) -> Result<Listing> {
     out.files.sort_by(|a, b| a.0.cmp(&b.0));
     out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn hidden_and_non_utf8_names_are_listed_relative_with_a_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("cats/.thumbnails")).unwrap();
+        std::fs::write(root.join("cats/a.png"), b"x").unwrap();
+        std::fs::write(root.join("cats/.DS_Store"), b"x").unwrap();
+        std::fs::write(root.join("cats/.thumbnails/a.png"), b"x").unwrap();
+        std::fs::write(root.join(".DS_Store"), b"x").unwrap();
+        std::fs::write(root.join("MANIFEST.json"), b"{}").unwrap();
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.jpg");
+        std::fs::write(root.join("cats").join(latin1), b"x").unwrap();
+        let l = list_dataset(root).unwrap();
+        let files: Vec<&str> = l.files.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(files, ["cats/a.png"]);
+        let skipped: Vec<(&str, &str)> = l
+            .skipped
+            .iter()
+            .map(|r| (r.path.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (".DS_Store", "hidden file"),
+                ("cats/.DS_Store", "hidden file"),
+                ("cats/.thumbnails", "hidden folder (not read)"),
+                (
+                    "cats/caf\\xe9 \\xff.jpg",
+                    "file name is not valid UTF-8 (bytes shown as \\xNN); rename it"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn escaping_keeps_utf8_and_shows_other_bytes() {
+        assert_eq!(escape_bytes("été.jpg".as_bytes()), "été.jpg");
+        assert_eq!(escape_bytes(b"a\x80\xc3(b"), "a\\x80\\xc3(b");
+    }
 }

@@ -4,9 +4,40 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tlearn_cache::SkipRow;
+use tlearn_cache::{IndexRow, SkipRow};
 
 use crate::budget;
+
+/// One file content (sha256) found under two or more classes: the same image with two labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CrossClassDuplicate {
+    pub sha256: String,
+    /// Every path with this content, sorted (at least two classes among them).
+    pub paths: Vec<String>,
+}
+
+/// The contents of `index` that appear under more than one class, in path order. (Copies
+/// within one class are harmless: `train` keeps identical files on one side of its split.)
+pub fn cross_class_duplicates(index: &[IndexRow]) -> Vec<CrossClassDuplicate> {
+    let mut by_hash: BTreeMap<&str, Vec<&IndexRow>> = BTreeMap::new();
+    for r in index {
+        by_hash.entry(r.sha256.as_str()).or_default().push(r);
+    }
+    let mut out: Vec<CrossClassDuplicate> = by_hash
+        .into_iter()
+        .filter(|(_, rows)| rows.iter().any(|r| r.label != rows[0].label))
+        .map(|(sha, rows)| {
+            let mut paths: Vec<String> = rows.iter().map(|r| r.path.clone()).collect();
+            paths.sort();
+            CrossClassDuplicate {
+                sha256: sha.to_owned(),
+                paths,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.paths.cmp(&b.paths));
+    out
+}
 
 /// An image whose decoding reserved at least [`budget::LARGE`] bytes of the memory budget.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,6 +82,8 @@ pub struct Summary {
     /// Newly decoded images that needed a large share of memory, by path.
     pub large: Vec<LargeRow>,
     pub empty_classes: Vec<String>,
+    /// The same file content under two or more classes (conflicting labels).
+    pub cross_class_duplicates: Vec<CrossClassDuplicate>,
     pub classes: BTreeMap<String, usize>,
     pub seconds: f64,
     /// Newly encoded images per second of wall time (whole run).
@@ -117,6 +150,15 @@ impl Summary {
                 );
             }
         }
+        for d in &self.cross_class_duplicates {
+            s += &format!(
+                "warning: the same file (sha256 {}) is in more than one class: {}; `train` keeps \
+                 identical files on one side of its split, so one of these labels is wrong there \
+                 too: keep the file in one class\n",
+                &d.sha256[..d.sha256.len().min(12)],
+                d.paths.join(", ")
+            );
+        }
         if !self.skipped.is_empty() {
             s += &format!("skipped {} files:\n", self.skipped.len());
             for r in self.skipped.iter().take(20) {
@@ -130,5 +172,36 @@ impl Summary {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str, sha: &str) -> IndexRow {
+        IndexRow {
+            path: path.into(),
+            label: path.split('/').next().unwrap().into(),
+            sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn only_contents_under_two_classes_are_reported() {
+        let index = [
+            row("cat/a.jpg", "aa"),
+            row("cat/b.jpg", "bb"),
+            row("cat/b2.jpg", "bb"),
+            row("dog/x.jpg", "aa"),
+            row("dog/y.jpg", "cc"),
+        ];
+        assert_eq!(
+            cross_class_duplicates(&index),
+            [CrossClassDuplicate {
+                sha256: "aa".into(),
+                paths: vec!["cat/a.jpg".into(), "dog/x.jpg".into()],
+            }]
+        );
     }
 }
