@@ -13,6 +13,9 @@ DATASET    ?= tuxpaint
 DATASETS   ?= tuxpaint fashion-mnist mnist smoke
 DATA       ?= data/$(DATASET)
 LAYER      ?= features
+# make demo extracts every named cut of the backbone into one cut set (`--layer all`) and lets
+# `tlearn train` choose the cut by cross-validation.
+DEMO_LAYER ?= all
 POOL       ?= avg
 AUGMENT    ?= none
 CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(LAYER)--$(POOL)--$(AUGMENT)
@@ -32,7 +35,7 @@ help:
 	@echo "make models    fetch + convert backbones (MODELS='$(MODELS)')"
 	@echo "make data      materialise data sets under data/ (DATASETS='$(DATASETS)')"
 	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) POOL=$(POOL) -> CACHE"
-	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD)) -> RUN/head.json"
+	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD); a cut set: the cut too) -> RUN/head.json"
 	@echo "make eval      held-out report for RUN/head.json -> RUN/report.{json,png}"
 	@echo "make bench     extraction vs onnxruntime, heads vs scikit-learn"
 
@@ -69,7 +72,7 @@ eval: build
 demo:
 	$(MAKE) models MODELS=$(MODEL)
 	$(MAKE) data DATASETS=$(DATASET)
-	$(MAKE) features train eval
+	$(MAKE) features train eval LAYER=$(DEMO_LAYER)
 
 test-fast:
 	cargo test --workspace --locked

@@ -19,7 +19,7 @@ enum Command {
     Layers(cmd::layers::LayersArgs),
     /// Extract CNN codes for a folder DIR/<class>/<image> into a feature cache.
     Extract(cmd::extract::ExtractArgs),
-    /// Split a feature cache, select a head by cross-validation, fit it and save it.
+    /// Split a feature cache, select a head (and, given a cut set, the cut) by cross-validation, fit it and save it.
     Train(cmd::train::TrainArgs),
     /// Evaluate a saved head on its held-out images and write the report.
     Eval(cmd::eval::EvalArgs),

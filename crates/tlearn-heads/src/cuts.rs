@@ -22,8 +22,8 @@
 //!
 //! The held-out part is touched by neither stage (it is only `eval`'s).
 //!
-//! A head trained here records its parts ([`FeaturePart`]: name, fingerprint, dimension and
-//! column offset) in `head.json`; [`assemble_for_head`] finds them again among the caches a
+//! A head trained here on a concatenation records its parts ([`FeaturePart`]: name,
+//! fingerprint, dimension and column offset) in `head.json` (a single cut is its `extractor`); [`assemble_for_head`] finds them again among the caches a
 //! user names for `eval`.
 
 use crate::cache::FeatureCache;
@@ -598,7 +598,11 @@ pub fn select(
     }
 
     let mut saved = winner.saved;
-    saved.parts = parts_of(inputs, &sets[chosen_set].members);
+    // A single cut is described by `extractor` alone, as before; a concatenation lists its
+    // parts.
+    if sets[chosen_set].members.len() > 1 {
+        saved.parts = parts_of(inputs, &sets[chosen_set].members);
+    }
     let classes = saved.classes.len();
     let singles = inputs.iter().filter(|i| i.backbone == 0).count();
     let any_bottleneck = inputs.iter().any(|i| i.bottleneck);

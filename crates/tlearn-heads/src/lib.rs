@@ -2,6 +2,9 @@
 //! k-fold CV model selection over linear SVM / logistic regression / RBF SVM, one prediction
 //! rule (the decision-value argmax CV scores) with calibrated probabilities, held-out evaluation reports and a saved one-file model.
 //!
+//! Above the per-cache CV, `cuts` chooses among several cuts (and concatenations, and a second
+//! backbone's codes) of the same images by the same CV.
+//!
 //! Input is a feature cache (format v1, see `cache`); the crate never touches images or
 //! backbones.
 

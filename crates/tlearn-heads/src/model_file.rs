@@ -27,10 +27,10 @@
 //! Loading checks every array's shape against the others (`head.bias` against
 //! `head.weights`, `transform.inv_std` against `dim`, `head.coef` against
 //! `head.support_vectors`, ...) and refuses a mismatch naming the field.
-//! - `parts` (optional): the cut(s) the head's input columns come from, in order: `{name,
-//!   cache, extractor, dim, offset}` each; absent = one part, `extractor` itself. A head on a
-//!   concatenation of cuts (or of two backbones' codes, see `cuts`) has two; `extractor` is
-//!   then the first part's, and `dim` their sum.
+//! - `parts` (only for a head on a concatenation of cuts, or of two backbones' codes; see
+//!   `cuts`): the cuts its input columns come from, in order: `{name, cache, extractor, dim,
+//!   offset}` each; `extractor` is then the first part's, and `dim` their sum. Absent = one
+//!   part, `extractor` itself.
 //! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold) and `grid_edge?`, notes when
 //!   the chosen C or gamma sat at an edge of the grid searched
 //! - `split`: `{cache, seed, test_size, folds, train_rows, held_out: [paths]}`
@@ -206,7 +206,11 @@ impl SavedHead {
                     format!("dims add up to {offset} but `dim` is {}", self.dim),
                 ));
             }
-            if self.parts[0].extractor != self.extractor {
+            if self.parts[0]
+                .extractor
+                .compare(&self.extractor, "", "")
+                .is_some()
+            {
                 return Err(HeadError::malformed(
                     "parts[0].extractor",
                     "differs from `extractor` (the first part's fingerprint)",

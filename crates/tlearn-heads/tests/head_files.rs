@@ -106,6 +106,32 @@ fn shrink(a: &mut Value) {
     a["data"] = json!(kept);
 }
 
+/// `parts` of (dim, offset) entries, each with the head's own fingerprint.
+fn parts(v: &Value, dims: &[(u64, u64)]) -> Value {
+    json!(dims
+        .iter()
+        .enumerate()
+        .map(|(i, (d, o))| json!({"name": format!("cut{i}"), "cache": "c", "extractor": v["extractor"], "dim": d, "offset": o}))
+        .collect::<Vec<_>>())
+}
+
+#[test]
+fn a_head_on_two_cuts_records_its_column_layout() {
+    let tmp = tempdir().unwrap();
+    let p = edited(tmp.path(), "v1-iris-linear-svm.json", |v| {
+        v["parts"] = parts(v, &[(1, 0), (3, 1)]);
+    });
+    let h = SavedHead::load(&p).unwrap();
+    assert!(h.is_concatenation());
+    let got: Vec<(usize, usize)> = h.parts().iter().map(|p| (p.dim, p.offset)).collect();
+    assert_eq!(got, vec![(1, 0), (3, 1)]);
+    // A head that records none has one part: its own extractor, all columns.
+    let h = SavedHead::load(&fixture("v1-iris-linear-svm.json")).unwrap();
+    assert!(!h.is_concatenation());
+    assert_eq!(h.parts().len(), 1);
+    assert_eq!(&h.parts()[0].extractor, h.extractor());
+}
+
 #[test]
 fn heads_whose_arrays_disagree_are_refused_naming_the_field() {
     let tmp = tempdir().unwrap();
@@ -172,6 +198,24 @@ fn heads_whose_arrays_disagree_are_refused_naming_the_field() {
             "v1-iris-linear-svm.json",
             "classes",
             Box::new(|v| v["classes"] = json!(["a"])),
+        ),
+        (
+            "v1-iris-linear-svm.json",
+            "parts[1]",
+            Box::new(|v| v["parts"] = parts(v, &[(2, 0), (2, 1)])),
+        ),
+        (
+            "v1-iris-linear-svm.json",
+            "parts",
+            Box::new(|v| v["parts"] = parts(v, &[(1, 0), (2, 1)])),
+        ),
+        (
+            "v1-iris-linear-svm.json",
+            "parts[0].extractor",
+            Box::new(|v| {
+                v["parts"] = parts(v, &[(1, 0), (3, 1)]);
+                v["parts"][0]["extractor"]["layer"] = json!("stage6");
+            }),
         ),
     ];
     for (fx, field, edit) in cases {
