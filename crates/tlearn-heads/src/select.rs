@@ -15,6 +15,10 @@
 //!   Per fold and transform the squared distances `|x_i − x_j|²` (training × training and
 //!   validation × training) are computed once; each gamma's kernel is then one `exp` pass, shared
 //!   by every C of that gamma, and the validation scores reuse the distances too;
+//! - logistic regression is warm-started along C (each fold's fit at C starts from its fit at
+//!   the previous C), as scikit-learn's `logistic_regression_path` does: logistic fits took
+//!   11-18 s per C at C ≤ 0.1 from zero on 2,100 × 1,280 Fashion-MNIST codes under the same
+//!   load;
 //! - folds run in parallel (rayon), and the classes of a one-vs-rest fit in parallel inside.
 
 use crate::fit_info::Convergence;
@@ -131,6 +135,9 @@ struct FoldData {
     sq: Option<(Array2<f64>, Array2<f64>)>,
     /// The kernel of the last gamma used, shared by the C values of that gamma.
     kernel: Option<(f64, Array2<f64>)>,
+    /// The last logistic model fitted on this fold (tlearn's solver): the warm start of the
+    /// next C.
+    logistic: Option<crate::logistic::LogisticModel>,
 }
 
 impl FoldData {
@@ -171,6 +178,26 @@ impl FoldData {
                 conv,
             ));
         }
+        if let HeadSpec::Logistic {
+            c,
+            engine: Engine::Tlearn,
+        } = *p
+        {
+            let m = crate::logistic::fit_warm(
+                self.z_train.view(),
+                &self.y_train,
+                n_classes,
+                c,
+                self.logistic.as_ref(),
+            )?;
+            let out = (
+                self.valid_pos.clone(),
+                Head::Logistic(m.clone()).decision(self.z_valid.view()),
+                m.convergence,
+            );
+            self.logistic = Some(m);
+            return Ok(out);
+        }
         let h: Head = p.fit(self.z_train.view(), &self.y_train, n_classes, seed)?;
         Ok((
             self.valid_pos.clone(),
@@ -201,6 +228,7 @@ fn fold_data(
                 valid_pos: va,
                 sq: None,
                 kernel: None,
+                logistic: None,
             })
         })
         .collect()
