@@ -20,6 +20,13 @@
 //!   11-18 s per C at C ≤ 0.1 from zero on 2,100 × 1,280 Fashion-MNIST codes under the same
 //!   load;
 //! - folds run in parallel (rayon), and the classes of a one-vs-rest fit in parallel inside.
+//!
+//! Not yet fast: `pca-whiten`'s full eigendecomposition (linfa-linalg's unblocked symmetric
+//! `eigh` of the 1,280 × 1,280 covariance, once per fold and once on the training part). With
+//! every other cost above cut, it dominates `--transform auto` on Fashion-MNIST (2,100 × 1,280,
+//! seed 0, the loaded machine): 1,349 s of CV of which the 168 grid points' fits took 500 s,
+//! the rest fitting the transforms. A blocked eigensolver (faer) or a randomised SVD is the next
+//! step for the scikit-learn time comparison of `make bench`.
 
 use crate::fit_info::Convergence;
 use crate::head::{Engine, Head, HeadKind, HeadSpec};
