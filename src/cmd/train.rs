@@ -92,7 +92,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1, value_name = "STEPS")]
     pub grid_extension: usize,
     /// Early stopping along C: stop trying larger C for a transform/head/gamma after this many
-    /// C values (ascending) without a better CV accuracy; 0 tries every C.
+    /// consecutive C values (ascending) scoring more than 0.005 below that path's best CV
+    /// accuracy; 0 tries every C.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub c_patience: usize,
     /// Reduce to N principal components (fitted on training folds only); with pca-whiten, the

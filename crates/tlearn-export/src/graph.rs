@@ -38,6 +38,30 @@ impl<'a> Builder<'a> {
         name
     }
 
+    /// A float64 initialiser of shape `dims` (row-major `data`); returns its name.
+    pub fn constant_f64(&mut self, what: &str, dims: &[usize], data: Vec<f64>) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let name = self.fresh(what);
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::Double as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// `x` converted to float64 (`to_double`) or back to float32.
+    pub fn cast(&mut self, x: &str, to_double: bool) -> String {
+        let to = if to_double {
+            DataType::Double
+        } else {
+            DataType::Float
+        };
+        self.node("Cast", &[x], vec![attr_int("to", to as i64)])
+    }
+
     /// One node `op(inputs) -> fresh output` with attributes; returns the output's name.
     pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> String {
         let out = self.fresh(&op.to_lowercase());

