@@ -29,8 +29,8 @@ pub enum EngineChoice {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum TransformChoice {
-    /// Cross-validate standard, sqrt-standard, standard-l2 and pca-whiten with every head; keep
-    /// the one CV picks.
+    /// Cross-validate standard, sqrt-standard, l2 and standard-l2 with every head; keep the one
+    /// CV picks (pca-whiten is too slow to be a default candidate: pass it explicitly).
     Auto,
     /// Standardise each feature with training-set mean and standard deviation.
     Standard,
