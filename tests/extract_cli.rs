@@ -1108,6 +1108,8 @@ fn run_with_peak_rss(cmd: &mut std::process::Command) -> (bool, String, u64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as i32);
+    // Already reaped by wait4: this only settles `Child`'s own bookkeeping.
+    let _ = child.wait();
     (
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         err,

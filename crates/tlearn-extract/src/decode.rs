@@ -145,8 +145,8 @@ pub fn decode_rgb_within<'a>(
             let (sw, sh) = (scaled_side(w, eighths), scaled_side(h, eighths));
             let rgb = sw as u64 * sh as u64 * 3;
             let reservation = budget.reserve(decoded_bytes(rgb, rgb, true, rotates) + coefficients);
-            match jpeg_scaled(bytes, eighths) {
-                Ok(Some(rgb)) => {
+            match jpeg_scaled(bytes, eighths)? {
+                Some(rgb) => {
                     let mut img = DynamicImage::ImageRgb8(rgb);
                     img.apply_orientation(orientation);
                     return Ok(Decoded {
@@ -155,9 +155,8 @@ pub fn decode_rgb_within<'a>(
                         reservation,
                     });
                 }
-                Err(e) => return Err(e),
                 // libjpeg refused it: the full decode below names the problem.
-                Ok(None) => drop(reservation),
+                None => drop(reservation),
             }
         }
     }
@@ -449,7 +448,8 @@ mod tests {
     /// its end-of-image marker, decode to the same pixels.
     fn check_truncation(name: &str, jpeg: &[u8]) {
         let min_short = 64;
-        let (w, h) = image::load_from_memory(jpeg).unwrap().dimensions_u32();
+        let img = image::load_from_memory(jpeg).unwrap();
+        let (w, h) = (img.width(), img.height());
         assert!(reduced_scale(w, h, min_short) < 8, "{name} is reduced");
         for (cut, bytes) in cuts(jpeg) {
             for mode in [DecodeMode::Full, DecodeMode::Reduced] {
@@ -478,15 +478,6 @@ mod tests {
             assert_eq!(intact, more, "{name} {mode:?}");
         }
         assert_eq!(jpeg_structure(jpeg).end, JpegEnd::Complete, "{name}");
-    }
-
-    trait Dims {
-        fn dimensions_u32(&self) -> (u32, u32);
-    }
-    impl Dims for DynamicImage {
-        fn dimensions_u32(&self) -> (u32, u32) {
-            (self.width(), self.height())
-        }
     }
 
     #[test]
