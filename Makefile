@@ -116,7 +116,7 @@ bench-accuracy: build
 	$(MAKE) models MODELS=$(MODEL)
 	$(MAKE) data DATASETS="$(BENCH_SETS)"
 	$(PY) bench/accuracy.py --model $(MODEL) --sets $(BENCH_SETS) --label '$(BENCH_LABEL)' \
-		--extract-args '$(BENCH_EXTRACT_ARGS)' --train-args '$(BENCH_TRAIN_ARGS)'
+		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)'
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \

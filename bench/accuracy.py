@@ -3,8 +3,10 @@
 
     .venv/bin/python bench/accuracy.py                       # every set, lite0, the tool's defaults
     .venv/bin/python bench/accuracy.py --sets tuxpaint --label before
-    .venv/bin/python bench/accuracy.py --label after --extract-args "--layer all" \
-        --train-args "--c-grid 0.001,0.01,0.1,1,10,100,1000"
+    .venv/bin/python bench/accuracy.py --label after --extract-args="--layer all" \
+        --train-args="--c-grid 0.001,0.01,0.1,1,10,100,1000"
+
+(write `--extract-args=VALUE` with `=`: a separate value that starts with `--` is taken for a flag)
 
 For each set: `tlearn extract --model MODEL EXTRACT_ARGS DATA --out CACHE` (incremental: a second
 run with the same arguments reuses the cache), then for each seed `tlearn train CACHE --seed S
