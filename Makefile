@@ -25,7 +25,7 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-linfa-rbf lint clean
+.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + the $(DATASET) photos, extract, train, evaluate, report"
@@ -38,6 +38,7 @@ help:
 	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD); a cut set: the cut too) -> RUN/head.json"
 	@echo "make eval      held-out report for RUN/head.json -> RUN/report.{json,png}"
 	@echo "make bench     extraction vs onnxruntime, heads vs scikit-learn"
+	@echo "make bench-accuracy  held-out accuracy of extract+train+eval over seeded splits per set (BENCH_LABEL, BENCH_EXTRACT_ARGS, BENCH_TRAIN_ARGS, BENCH_SETS) -> bench-out/accuracy.json"
 
 $(VENV)/.stamp: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -123,6 +124,20 @@ bench: build
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist-6000
 	taskset -c 0,1 $(PY) bench/heads_bench.py runs/cache/fashion-mnist-6000--efficientnet-lite0--features--avg--none \
 		--auto --test-size 0.3 --folds 5 --repeat 3 --out bench-out/heads-auto-fashion-mnist-6000.json
+
+# Issue 10's accuracy goals, measured through the CLI (extract, then train + eval per seed: Tux
+# Paint seeds 0-9, the others 0-2, test size 0.3). Compare configurations by label:
+#   make bench-accuracy BENCH_LABEL=before BENCH_SETS=tuxpaint
+#   make bench-accuracy BENCH_LABEL=after BENCH_EXTRACT_ARGS="--layer all"
+BENCH_SETS         ?= tuxpaint fashion-mnist mnist
+BENCH_LABEL        ?= default
+BENCH_EXTRACT_ARGS ?=
+BENCH_TRAIN_ARGS   ?=
+bench-accuracy: build
+	$(MAKE) models MODELS=$(MODEL)
+	$(MAKE) data DATASETS="$(BENCH_SETS)"
+	$(PY) bench/accuracy.py --model $(MODEL) --sets $(BENCH_SETS) --label '$(BENCH_LABEL)' \
+		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)'
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
