@@ -940,6 +940,7 @@ fn one_cut_of_a_set_trains_evaluates_predicts_and_is_repaired() {
     assert_eq!(s["extracted"], 1, "{s}");
     assert_eq!(s["reused"], 12, "{s}");
     assert_eq!(fs::read(cut.join("features.npy")).unwrap(), good);
+}
 
 /// The smoke photos' JPEGs: (file name, bytes).
 fn smoke_jpegs() -> Vec<(String, Vec<u8>)> {

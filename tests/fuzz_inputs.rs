@@ -236,7 +236,8 @@ fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
                 DecodeError::Empty
                 | DecodeError::NotAnImage
                 | DecodeError::TooLarge(_)
-                | DecodeError::Corrupt(_),
+                | DecodeError::Corrupt(_)
+                | DecodeError::Truncated(_),
             ) => {}
         }
         prop_assert!(
@@ -247,8 +248,9 @@ fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
     }
     // The whole path of a file in `extract`/`predict`: decode, resize, crop, encode.
     let pixels = Pixels::new(8, false);
-    match tlearn_extract::views::encode_bytes(&pixels, bytes, Augment::Crops10) {
-        Ok(v) => prop_assert_eq!(v.len(), 192),
+    let budget = tlearn_extract::budget::MemoryBudget::new(1 << 30);
+    match tlearn_extract::views::encode_bytes(&pixels, bytes, Augment::Crops10, &budget) {
+        Ok(v) => prop_assert_eq!(v.vector.len(), 192),
         Err(e) => prop_assert!(!e.to_string().is_empty()),
     }
     Ok(())

@@ -94,7 +94,8 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>
             args.models_dir.as_deref(),
             &head_path.display().to_string(),
         )?;
-        let (ok, failed) = classify::encode_images(encoder.as_ref(), &args.images, fp.augment, &budget);
+        let (ok, failed) =
+            classify::encode_images(encoder.as_ref(), &args.images, fp.augment, &budget);
         if k == 0 {
             rows = ok;
             failures = failed;
