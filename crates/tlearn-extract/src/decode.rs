@@ -215,7 +215,7 @@ struct LibjpegTruncated;
 extern "C-unwind" fn libjpeg_warning(cinfo: &mut mozjpeg_sys::jpeg_common_struct, level: i32) {
     // SAFETY: libjpeg calls this hook with its own valid `cinfo`, whose `err` is our manager.
     let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
-    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF as i32 {
+    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF {
         resume_unwind(Box::new(LibjpegTruncated));
     }
 }
@@ -227,7 +227,7 @@ extern "C-unwind" fn libjpeg_warning(cinfo: &mut mozjpeg_sys::jpeg_common_struct
 extern "C-unwind" fn libjpeg_fatal(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
     // SAFETY: as in `libjpeg_warning`.
     let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
-    if code == mozjpeg_sys::JERR_FILE_READ as i32 {
+    if code == mozjpeg_sys::JERR_FILE_READ {
         resume_unwind(Box::new(LibjpegTruncated));
     }
     resume_unwind(Box::new("libjpeg fatal error"));
