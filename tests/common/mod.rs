@@ -84,7 +84,20 @@ pub fn train_eval(
     seed: u64,
     extra: &[&str],
 ) -> serde_json::Value {
+    train_eval_at(cache, run, head, seed, 0.2, extra)
+}
+
+/// [`train_eval`] holding out `test_size` of each class.
+pub fn train_eval_at(
+    cache: &Path,
+    run: &Path,
+    head: &str,
+    seed: u64,
+    test_size: f64,
+    extra: &[&str],
+) -> serde_json::Value {
     let seed = seed.to_string();
+    let test_size = test_size.to_string();
     run_ok(
         tlearn()
             .args([
@@ -94,7 +107,7 @@ pub fn train_eval(
                 "--seed",
                 &seed,
                 "--test-size",
-                "0.2",
+                &test_size,
                 "--folds",
                 "5",
             ])
