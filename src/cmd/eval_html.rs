@@ -48,19 +48,14 @@ pub fn write(
     };
     let cuts = match cv.as_ref().and_then(|v| v.get("cuts")) {
         None => None,
-        // One feature set: no comparison to chart, only the scenario and the table.
-        Some(c) if c["sets"].as_array().map(Vec::len) == Some(1) => Some((
-            report_cuts::html(c),
-            Err(
-                "one cut only; a cut set (`tlearn extract --layer all`) lets CV compare cuts"
-                    .to_string(),
-            ),
-        )),
         Some(c) => {
             let png = out.join("cv-cuts.png");
             let pic = match report_cuts::png(c, &png) {
                 Ok(true) => Ok(Picture::png(std::fs::read(&png)?)),
-                Ok(false) => Err("no cut was cross-validated".to_string()),
+                Ok(false) => Err(
+                    "one cut only; a cut set (`tlearn extract --layer all`) lets CV compare cuts"
+                        .to_string(),
+                ),
                 Err(e) => Err(format!("{e:#}")),
             };
             Some((report_cuts::html(c), pic))

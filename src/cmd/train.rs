@@ -272,9 +272,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     tlearn_cache::write_atomic_bytes(&cv_path, serde_json::to_string_pretty(&file)?.as_bytes())?;
     let png = args.out.join("cv-cuts.png");
-    // One feature set has no comparison to draw (eval's report.html says so too).
-    let compared = cuts_json["sets"].as_array().map_or(0, Vec::len) > 1;
-    if compared && report_cuts::png(&cuts_json, &png)? {
+    if report_cuts::png(&cuts_json, &png)? {
         println!(
             "wrote {}, {} and {}",
             head_path.display(),

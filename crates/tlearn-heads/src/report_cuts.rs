@@ -130,13 +130,14 @@ pub fn html(cuts: &Value) -> String {
 
 /// Bar chart of CV accuracy by feature set: the screen score of each (grey), the full-grid
 /// score of the finalists (blue), the chosen set's bar outlined. `Ok(false)` when there is
-/// nothing to draw.
+/// nothing to compare (fewer than two cross-validated sets).
 pub fn png(cuts: &Value, path: &Path) -> Result<bool> {
     let rows: Vec<Row> = rows(cuts)
         .into_iter()
         .filter(|r| r.screen.is_some() || r.full.is_some())
         .collect();
-    if rows.is_empty() {
+    // One feature set (a plain cache) has no comparison to draw.
+    if rows.len() < 2 {
         return Ok(false);
     }
     let chosen = cuts["chosen"].as_str().unwrap_or("");
