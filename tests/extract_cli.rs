@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{read_json, repo, run_ok, tlearn};
+use common::{read_json, repo, run_ok, skipped_reasons, tlearn};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 
 /// A photo-like test image: smooth gradients plus a per-seed pattern.
@@ -161,17 +161,8 @@ fn bad_inputs_are_skipped_with_reasons_and_the_run_goes_on() {
     let out = ok(extract(&data, &cache, "pixels16", &["--threads", "2"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let s = read_json(&cache.join("summary.json"));
-    let reasons: std::collections::BTreeMap<String, String> = s["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap().to_owned(),
-                r["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let reasons: std::collections::BTreeMap<String, String> =
+        skipped_reasons(&s).into_iter().collect();
     let reason = |p: &str| {
         reasons
             .get(p)
@@ -995,17 +986,7 @@ fn truncated_jpegs_are_skipped_by_extract_and_predict_in_both_decode_modes() {
         let cache = tmp.path().join(format!("cache-{mode}"));
         ok(extract(&data, &cache, "pixels-rgb16", &["--decode", mode]));
         let s = read_json(&cache.join("summary.json"));
-        let skipped: Vec<(String, String)> = s["skipped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["path"].as_str().unwrap().to_owned(),
-                    r["reason"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let skipped = skipped_reasons(&s);
         let paths: Vec<&String> = skipped.iter().map(|(p, _)| p).collect();
         assert_eq!(paths, cut_names.iter().collect::<Vec<_>>(), "{mode}: {s}");
         for (p, reason) in &skipped {

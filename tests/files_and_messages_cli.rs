@@ -11,18 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{read_json, repo, tlearn};
-use image::{Rgb, RgbImage};
-
-fn picture(w: u32, h: u32, seed: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| {
-        Rgb([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            ((x * 7 + y * 13 + seed * 31) % 256) as u8,
-        ])
-    })
-}
+use common::{picture, read_json, repo, tlearn};
 
 /// `n` generated photos over two classes.
 fn photo_set(dir: &Path, n: u32) {

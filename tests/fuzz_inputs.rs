@@ -14,11 +14,14 @@
 //! thread running a case). Cases: proptest's default of 256 per property; `PROPTEST_CASES=N`
 //! runs more (`make fuzz` runs 20,000).
 
+mod common;
+use common::picture;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
 use proptest::prelude::*;
 use tlearn_cache::journal::{self, JournalWriter};
 use tlearn_cache::{FeatureCache, Fingerprint};
@@ -163,16 +166,6 @@ fn input(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 // ---------------------------------------------------------------- images
-
-fn picture(w: u32, h: u32, seed: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| {
-        Rgb([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            ((x * 7 + y * 13 + seed * 31) % 256) as u8,
-        ])
-    })
-}
 
 fn encode(img: &DynamicImage, fmt: ImageFormat) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());

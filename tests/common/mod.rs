@@ -6,6 +6,34 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use image::{Rgb, RgbImage};
+
+/// A small synthetic RGB picture, different for each `seed` (test data sets made on the fly).
+pub fn picture(w: u32, h: u32, seed: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            ((x * 7 + y * 13 + seed * 31) % 256) as u8,
+        ])
+    })
+}
+
+/// `summary.json`'s skipped files as (path, reason), in its order.
+pub fn skipped_reasons(summary: &serde_json::Value) -> Vec<(String, String)> {
+    summary["skipped"]
+        .as_array()
+        .expect("summary.json has skipped")
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
