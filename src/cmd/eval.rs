@@ -1,7 +1,7 @@
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use tlearn_heads::{cuts, report, SavedHead};
+use tlearn_heads::{cuts, eval_report, report, SavedHead};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -32,38 +32,22 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let cache = cuts::assemble_for_head(&head, &named)?;
     let rep = tlearn_heads::evaluate(&head, &cache, args.all)?;
     print!("{}", report::eval_text(&rep, head.classes()));
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let json = args.out.join("report.json");
-    let mut v = serde_json::to_value(&rep)?;
-    v["classes"] = serde_json::to_value(head.classes())?;
-    v["parts"] = serde_json::to_value(head.parts())?;
-    // The selection over cuts, as `train` recorded it in the cv.json beside the head.
-    if let Some(c) = super::eval_html::cut_selection(&args.head) {
-        v["cuts"] = c;
+    let written = eval_report::write(
+        &args.head,
+        &head,
+        &cache,
+        &rep,
+        &args.out,
+        &tlearn_extract::thumbnail::thumbnail_jpeg,
+    )?;
+    for n in &written.notes {
+        eprintln!("note: {n}");
     }
-    tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    let png = args.out.join("confusion.png");
-    let title = format!(
-        "{} — accuracy {:.2}% on {} {} images",
-        rep.params.kind(),
-        100.0 * rep.metrics.accuracy,
-        rep.metrics.n,
-        rep.rows
-    );
-    let with_text = report::confusion_png(&rep.metrics.confusion, head.classes(), &title, &png)?;
-    if !with_text {
-        eprintln!(
-            "note: no TrueType font found (set TLEARN_FONT=/path/to/font.ttf); {} has no labels",
-            png.display()
-        );
-    }
-    let html = super::eval_html::write(&args.head, &head, &cache, &rep, &args.out, &png)?;
     println!(
         "wrote {}, {} and {}",
-        json.display(),
-        png.display(),
-        html.display()
+        written.json.display(),
+        written.confusion.display(),
+        written.html.display()
     );
     Ok(())
 }

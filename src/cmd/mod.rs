@@ -1,6 +1,5 @@
 pub mod encoder;
 pub mod eval;
-pub mod eval_html;
 pub mod export;
 pub mod extract;
 pub mod layers;

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod calibrate;
 pub mod cuts;
 pub mod error;
+pub mod eval_report;
 pub mod fit_info;
 pub mod head;
 pub mod kernel_svm;
