@@ -1,7 +1,8 @@
 //! Files and messages (issue 12, item 5), through the real `tlearn` binary with the raw-pixels
 //! backbone on generated photos (and the tiny real CNN of tlearn-extract's tests for
 //! `--mean`/`--std`): what an input error leaves behind, stale temp files, a full disk, an
-//! unwritable `--out`, file names that are not UTF-8, hidden files, one file in two classes.
+//! unwritable `--out`, file names that are not UTF-8, hidden files, one file in two classes, two
+//! processes on one cache.
 
 mod common;
 
@@ -331,5 +332,66 @@ fn a_full_disk_names_the_file_once_and_loses_nothing() {
         "{}",
         stderr(&o)
     );
+    assert!(!out.join("journal.bin").exists());
+}
+
+/// Two `tlearn extract` processes on one `--out` (issue 12, item 1, across processes): the
+/// second says who holds the cache and waits, then finds every image already there; both exit
+/// 0 and the cache holds each image once.
+#[test]
+fn a_second_extract_on_the_same_out_waits_for_the_first_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Large enough pictures, one thread: the first run takes seconds, not milliseconds.
+    for i in 0..60u32 {
+        let p = data
+            .join(["cat", "dog"][i as usize % 2])
+            .join(format!("{i:02}.png"));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        picture(1400 + i, 1200, i).save(&p).unwrap();
+    }
+    let out = tmp.path().join("cache");
+    let spawn = || {
+        tlearn()
+            .args(["extract", "--quiet", "--model", "pixels", "--threads", "1"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .env("CI", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn tlearn")
+    };
+    let first = spawn();
+    // The journal appears once the first run holds the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !out.join("journal.bin").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first extract never started its journal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = spawn();
+    let first_pid = first.id();
+    let a = first.wait_with_output().unwrap();
+    let b = second.wait_with_output().unwrap();
+    let (ea, eb) = (stderr(&a), stderr(&b));
+    assert!(a.status.success(), "first run failed:\n{ea}");
+    assert!(b.status.success(), "second run failed:\n{eb}");
+    assert!(
+        eb.contains(&format!(
+            "waiting: cache {} is being written by tlearn pid {first_pid}",
+            out.display()
+        )),
+        "the second run did not say it waits for the first:\n{eb}"
+    );
+    // The second run's summary (written last) reuses all 60 rows and encodes none.
+    let s = read_json(&out.join("summary.json"));
+    assert_eq!(s["rows"], 60, "{s}");
+    assert_eq!(s["extracted"], 0, "the second run encoded again: {s}");
+    assert_eq!(s["reused"], 60, "{s}");
+    // The journal is folded into the cache; the lock file stays (a free flock, by design).
     assert!(!out.join("journal.bin").exists());
 }
