@@ -9,6 +9,14 @@
 //! 5. PCA (linfa-reduction, `--pca N`), or PCA whitening: the principal components that keep
 //!    [`WHITEN_VARIANCE`] of the variance (or N), each divided by its standard deviation.
 //!
+//! Standardisation is linfa-preprocessing's `LinearScaler`. Two steps are written here instead,
+//! for measured reasons: its `NormScaler::l2` divides an all-zero code (a cut whose activations
+//! are all zero after ReLU, a blank image) by 0 and returns NaN, which the heads then refuse
+//! (test `l2_keeps_a_zero_row_finite_where_linfa_preprocessing_gives_nan`); its PCA `Whitener`
+//! keeps every component and clamps singular values at 1e-8, so with fewer training rows than
+//! dimensions (151 × 1,280 on Tux Paint) the null directions are multiplied by up to 1e8 —
+//! [`whitened_pca`] keeps the components holding [`WHITEN_VARIANCE`] of the variance.
+//!
 //! [`TransformKind`] names the combinations `train` offers; with `--transform auto` each is a
 //! cross-validation candidate (see `select`) and is kept only when CV picks it.
 
@@ -17,6 +25,7 @@ use linfa::traits::Fit;
 use linfa::DatasetBase;
 use linfa_linalg::eigh::{EigSort, EighInto};
 use linfa_linalg::Order;
+use linfa_preprocessing::linear_scaling::LinearScaler;
 use linfa_reduction::Pca;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -428,35 +437,18 @@ impl Transform {
     }
 }
 
-/// Per-feature mean and 1/std of `x`; constant features keep 1/std = 1 (like scikit-learn).
+/// Per-feature mean and 1/std of `x` (linfa-preprocessing's standard `LinearScaler`, fitted
+/// in f64 so 4,000 rows of f32 codes lose no precision); constant features keep 1/std = 1, as
+/// in scikit-learn.
 fn standardisation(x: ArrayView2<f32>) -> (Array1<f32>, Array1<f32>) {
-    let n = x.nrows() as f64;
-    let mut mean = vec![0f64; x.ncols()];
-    let mut sq = vec![0f64; x.ncols()];
-    for row in x.outer_iter() {
-        for (j, &v) in row.iter().enumerate() {
-            mean[j] += v as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n);
-    for row in x.outer_iter() {
-        for (j, &v) in row.iter().enumerate() {
-            let d = v as f64 - mean[j];
-            sq[j] += d * d;
-        }
-    }
-    let inv: Array1<f32> = sq
-        .iter()
-        .map(|s| {
-            let sd = (s / n).sqrt();
-            if sd > 1e-12 {
-                (1.0 / sd) as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    (mean.iter().map(|&m| m as f32).collect(), inv)
+    let x64 = x.mapv(f64::from);
+    let scaler = LinearScaler::standard()
+        .fit(&DatasetBase::from(x64))
+        .expect("standardisation is fitted on at least one training row");
+    (
+        scaler.offsets().mapv(|m| m as f32),
+        scaler.scales().mapv(|s| s as f32),
+    )
 }
 
 /// `--pca k` (not whitened): linfa-reduction's truncated PCA.
@@ -582,6 +574,20 @@ mod tests {
         // New data uses the training statistics.
         let w = t.apply(array![[7.0f32, 10.0]].view()).unwrap();
         assert!((w[[0, 0]] - 4.0 / sd).abs() < 1e-5);
+    }
+
+    #[test]
+    fn l2_keeps_a_zero_row_finite_where_linfa_preprocessing_gives_nan() {
+        use linfa::traits::Transformer;
+        let x = ndarray::array![[0.0f32, 0.0], [3.0, 4.0]];
+        let t = Transform::fit(x.view(), Scaling::L2, None).unwrap();
+        let z = t.apply(x.view()).unwrap();
+        assert_eq!(z.row(0).to_vec(), vec![0.0, 0.0]);
+        let theirs = linfa_preprocessing::norm_scaling::NormScaler::l2().transform(x.clone());
+        assert!(
+            theirs.row(0).iter().all(|v| v.is_nan()),
+            "linfa-preprocessing now keeps zero rows finite: use its NormScaler ({theirs})"
+        );
     }
 
     #[test]
