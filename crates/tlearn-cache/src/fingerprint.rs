@@ -306,15 +306,8 @@ mod tests {
 
     fn spec(decode: DecodeMode) -> Preprocess {
         Preprocess {
-            crop: 224,
-            resize_ratio: 256.0 / 224.0,
-            value_scale: 1.0,
-            mean: [127.0; 3],
-            std: [128.0; 3],
-            channels: ChannelOrder::Rgb,
-            layout: Layout::Nchw,
-            background: [255; 3],
             decode,
+            ..crate::testing::fingerprint("efficientnet-lite0", "00").preprocess
         }
     }
 

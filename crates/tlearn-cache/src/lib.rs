@@ -25,6 +25,8 @@ pub mod meta;
 mod npy;
 pub mod read;
 pub mod set;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod write;
 
 pub use atomic::{check_writable, write_atomic, write_atomic_bytes};

@@ -8,24 +8,7 @@ use tlearn_cache::journal::{read_journal, JournalWriter};
 use tlearn_cache::*;
 
 fn fp() -> Fingerprint {
-    Fingerprint {
-        backbone: "efficientnet-lite0".into(),
-        sha256: "00".into(),
-        layer: "features".into(),
-        pool: Pooling::Avg,
-        preprocess: Preprocess {
-            crop: 224,
-            resize_ratio: 256.0 / 224.0,
-            value_scale: 1.0,
-            mean: [127.0; 3],
-            std: [128.0; 3],
-            channels: ChannelOrder::Rgb,
-            layout: Layout::Nchw,
-            background: [255; 3],
-            decode: Default::default(),
-        },
-        augment: Augment::None,
-    }
+    tlearn_cache::testing::fingerprint("efficientnet-lite0", "00")
 }
 
 fn sample(dir: &Path) -> (Meta, Vec<IndexRow>, Vec<f32>, Vec<SkipRow>) {

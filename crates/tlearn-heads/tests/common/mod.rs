@@ -5,9 +5,7 @@
 use ndarray::Array2;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tlearn_cache::{
-    Augment, ChannelOrder, Fingerprint, IndexRow, Layout, Meta, Pooling, Preprocess,
-};
+use tlearn_cache::{Fingerprint, IndexRow, Meta};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -15,24 +13,7 @@ pub fn repo_root() -> PathBuf {
 
 /// A fingerprint as `tlearn extract` writes it, for the backbone `name`.
 pub fn extractor(name: &str) -> Fingerprint {
-    Fingerprint {
-        backbone: name.into(),
-        sha256: "abc123".into(),
-        layer: "features".into(),
-        pool: Pooling::Avg,
-        preprocess: Preprocess {
-            crop: 224,
-            resize_ratio: 256.0 / 224.0,
-            value_scale: 1.0,
-            mean: [127.0; 3],
-            std: [128.0; 3],
-            channels: ChannelOrder::Rgb,
-            layout: Layout::Nchw,
-            background: [255; 3],
-            decode: Default::default(),
-        },
-        augment: Augment::None,
-    }
+    tlearn_cache::testing::fingerprint(name, "abc123")
 }
 
 /// Write a cache with `tlearn-cache`'s writer; `sha` defaults to a distinct hash per row.
