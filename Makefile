@@ -127,11 +127,11 @@ bench: build
 
 # Issue 10's accuracy goals, measured through the CLI (extract, then train + eval per seed: Tux
 # Paint seeds 0-9, the others 0-2, test size 0.3). Compare configurations by label:
-#   make bench-accuracy BENCH_LABEL=before BENCH_SETS=tuxpaint
-#   make bench-accuracy BENCH_LABEL=after BENCH_EXTRACT_ARGS="--layer all"
+#   make bench-accuracy BENCH_LABEL=before BENCH_SETS=tuxpaint BENCH_EXTRACT_ARGS="--layer features"
+#   make bench-accuracy BENCH_LABEL=after     # the defaults: --layer all (as make demo), train choosing
 BENCH_SETS         ?= tuxpaint fashion-mnist mnist
 BENCH_LABEL        ?= default
-BENCH_EXTRACT_ARGS ?=
+BENCH_EXTRACT_ARGS ?= --layer all
 BENCH_TRAIN_ARGS   ?=
 bench-accuracy: build
 	$(MAKE) models MODELS=$(MODEL)

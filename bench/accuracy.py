@@ -2,6 +2,7 @@
 """Accuracy benchmark: the real CLI, end to end, over seeded splits (issue 10's goals).
 
     .venv/bin/python bench/accuracy.py                       # every set, lite0, the tool's defaults
+                                                             # (`extract --layer all`, train choosing)
     .venv/bin/python bench/accuracy.py --sets tuxpaint --label before
     .venv/bin/python bench/accuracy.py --label after --extract-args="--layer all" \
         --train-args="--c-grid 0.001,0.01,0.1,1,10,100,1000"
@@ -152,8 +153,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seeds", action="append", default=[], metavar="SET=SPEC",
                    help="seeds of one set, e.g. tuxpaint=0-9 or mnist=0,1 (default: issue 10's)")
     p.add_argument("--model", default=env("TLEARN_BENCH_MODEL", "efficientnet-lite0"))
-    p.add_argument("--extract-args", default=env("TLEARN_BENCH_EXTRACT_ARGS", ""),
-                   help="extra `tlearn extract` arguments, one shell-quoted string")
+    p.add_argument("--extract-args", default=env("TLEARN_BENCH_EXTRACT_ARGS", "--layer all"),
+                   help="extra `tlearn extract` arguments, one shell-quoted string (default "
+                        "`--layer all`, as `make demo`: every registry cut, train choosing)")
     p.add_argument("--train-args", default=env("TLEARN_BENCH_TRAIN_ARGS", ""),
                    help="extra `tlearn train` arguments, one shell-quoted string")
     p.add_argument("--label", default=env("TLEARN_BENCH_LABEL", "default"),

@@ -262,3 +262,117 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
 fn tract_input(x: &ndarray::Array4<f32>) -> tlearn_export::Tensor {
     tlearn_export::Tensor::from_shape(x.shape(), x.as_slice().expect("contiguous")).expect("tensor")
 }
+
+/// A head on a grid cut (`stage6@2x2`: the 7×7 map averaged over 2×2 cells) exports: the
+/// graph's MatMul over the flattened map gives `tlearn predict`'s probabilities in onnxruntime
+/// and tract on the held-out photos. A grid of maxima has no linear form and is refused.
+#[test]
+#[ignore = "needs make models/data and .venv (onnxruntime); run by make test"]
+fn a_grid_cut_head_exports_and_grid_max_is_refused() {
+    require_model("efficientnet-lite0");
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make venv`",
+        python.display()
+    );
+    let data = dataset("tuxpaint");
+    let work = workdir("tuxpaint");
+    let cache = work.join("cache-lite0-stage6@2x2");
+    let s = extract(
+        "efficientnet-lite0",
+        &data,
+        &cache,
+        &["--layer", "stage6@2x2"],
+    );
+    assert_eq!(s["dim"], 768, "{s}");
+    let run = work.join("export-grid");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--seed", "1"])
+            .args(["--transform", "standard"])
+            .arg(&cache)
+            .arg("--out")
+            .arg(&run),
+    );
+    let head = run.join("head.json");
+    let onnx = run.join("model.onnx");
+    let _ = std::fs::remove_file(&onnx);
+    run_ok(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(&head)
+            .arg("--out")
+            .arg(&onnx),
+    );
+    let saved = read_json(&head);
+    assert_eq!(saved["extractor"]["layer"], "stage6@2x2");
+    let classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
+    let held: Vec<std::path::PathBuf> = saved["split"]["held_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| data.join(p.as_str().unwrap()))
+        .collect();
+    assert!(held.len() >= 40, "{} held-out photos", held.len());
+    let x = preprocessed(&held);
+    let npy = run.join("held_out_inputs.npy");
+    ndarray_npy::write_npy(&npy, &x).expect("write inputs");
+    let out = run_ok(
+        Command::new(&python)
+            .arg(repo().join("tests/onnx_export_run.py"))
+            .arg(&onnx)
+            .arg(&npy),
+    );
+    let ort: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runner JSON");
+    let ort_p: Vec<Vec<f64>> = serde_json::from_value(ort["probabilities"].clone()).unwrap();
+    let want = predict_probs(&head, &held, &classes);
+    let d_ort = worst_diff(&ort_p, &want);
+    let bytes = std::fs::read(&onnx).unwrap();
+    let tract_flat =
+        tlearn_export::run_in_tract(&bytes, tract_input(&x)).expect("tract runs the export");
+    let tract_p: Vec<Vec<f64>> = tract_flat
+        .chunks(classes.len())
+        .map(|r| r.iter().map(|&v| v as f64).collect())
+        .collect();
+    let d_tract = worst_diff(&tract_p, &want);
+    eprintln!(
+        "export stage6@2x2: {} held-out photos, worst |p difference| vs tlearn predict: \
+         onnxruntime {d_ort:.2e}, tract {d_tract:.2e}",
+        held.len()
+    );
+    assert!(d_ort <= 1e-4, "onnxruntime differs by {d_ort:e}");
+    assert!(d_tract <= 1e-4, "tract differs by {d_tract:e}");
+
+    // --pool max on a grid: trained and evaluated fine, but not exported.
+    let max_cache = work.join("cache-lite0-stage6@2x2-max");
+    extract(
+        "efficientnet-lite0",
+        &data,
+        &max_cache,
+        &["--layer", "stage6@2x2", "--pool", "max"],
+    );
+    let max_run = work.join("export-grid-max");
+    run_ok(
+        tlearn()
+            .args(["train", "--head", "logistic", "--seed", "1"])
+            .args(["--transform", "standard"])
+            .arg(&max_cache)
+            .arg("--out")
+            .arg(&max_run),
+    );
+    let bad = max_run.join("model.onnx");
+    let _ = std::fs::remove_file(&bad);
+    let err = stderr_of(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(max_run.join("head.json"))
+            .arg("--out")
+            .arg(&bad),
+    );
+    assert!(
+        err.contains("grid pooling with --pool max is not exported"),
+        "{err}"
+    );
+    assert!(!bad.exists());
+}

@@ -1159,3 +1159,189 @@ fn decompression_bombs_are_decoded_within_the_memory_budget_and_reported() {
     // Four threads hold one bomb at a time: well under two bombs' worth of memory.
     assert!(rss < 2 * one, "peak RSS {} MB", rss >> 20);
 }
+
+/// Reference grid pooling of a `[C, H, W]` map given flattened (`--pool flatten` codes):
+/// PyTorch `AdaptiveAvgPool2d` cells, channel-major, written out here independently of
+/// `tlearn_extract::grid`.
+fn adaptive_avg(flat: &[f32], c: usize, h: usize, w: usize, k: usize) -> Vec<f32> {
+    let bins = |len: usize| -> Vec<(usize, usize)> {
+        (0..k)
+            .map(|i| {
+                let start = (i as f64 * len as f64 / k as f64).floor() as usize;
+                let end = ((i + 1) as f64 * len as f64 / k as f64).ceil() as usize;
+                (start, end)
+            })
+            .collect()
+    };
+    let mut out = vec![];
+    for ch in 0..c {
+        for &(y0, y1) in &bins(h) {
+            for &(x0, x1) in &bins(w) {
+                let mut sum = 0f64;
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        sum += flat[ch * h * w + y * w + x] as f64;
+                    }
+                }
+                out.push((sum / ((y1 - y0) * (x1 - x0)) as f64) as f32);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn grid_cuts_pool_the_full_map_cell_by_cell_are_their_own_extractor_and_resume() {
+    common::require_model("efficientnet-lite0");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    smoke_with_a_bad_file(&data);
+    let layers = "stage6,stage6@2x2,stage5@3x3";
+    let set = tmp.path().join("set");
+    ok(extract(
+        &data,
+        &set,
+        "efficientnet-lite0",
+        &["--layer", layers, "--quiet"],
+    ));
+    let manifest = read_json(&set.join("cuts.json"));
+    let dims: Vec<(String, u64)> = manifest["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["dir"].as_str().unwrap().into(),
+                c["dim"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dims,
+        vec![
+            ("stage6".to_string(), 192u64),
+            ("stage6@2x2".to_string(), 192 * 4),
+            ("stage5@3x3".to_string(), 112 * 9)
+        ]
+    );
+
+    // Each grid cut equals the reference pooling of the full map (`--pool flatten`).
+    for (cut, base, c, side, k) in [
+        ("stage6@2x2", "stage6", 192, 7, 2),
+        ("stage5@3x3", "stage5", 112, 14, 3),
+    ] {
+        let flat_dir = tmp.path().join(format!("flat-{base}"));
+        ok(extract(
+            &data,
+            &flat_dir,
+            "efficientnet-lite0",
+            &["--layer", base, "--pool", "flatten", "--quiet"],
+        ));
+        let flat = npy(&flat_dir.join("features.npy"));
+        let grid = npy(&set.join(cut).join("features.npy"));
+        assert_eq!(flat.ncols(), c * side * side, "{base}");
+        assert_eq!(grid.ncols(), c * k * k, "{cut}");
+        assert_eq!(index_rows(&flat_dir), index_rows(&set.join(cut)));
+        assert_eq!(grid.nrows(), 13, "{cut}");
+        let mut worst = 0f32;
+        for (g, f) in grid.outer_iter().zip(flat.outer_iter()) {
+            let want = adaptive_avg(f.as_slice().unwrap(), c, side, side, k);
+            for (a, b) in g.iter().zip(&want) {
+                worst = worst.max((a - b).abs() / b.abs().max(1.0));
+            }
+        }
+        assert!(worst <= 1e-5, "{cut}: grid codes differ by {worst}");
+        let meta = read_json(&set.join(cut).join("meta.json"));
+        assert_eq!(meta["extractor"]["layer"], cut);
+        assert_eq!(meta["extractor"]["pool"], "avg");
+    }
+
+    // The grid is part of the extractor: a head trained on stage6@2x2 refuses the stage6
+    // cache (same tensor, other pooling), naming the field.
+    let run = tmp.path().join("run");
+    run_ok(
+        tlearn()
+            .args([
+                "train", "--head", "logistic", "--c-grid", "1", "--folds", "3",
+            ])
+            .args(["--transform", "standard"])
+            .arg(set.join("stage6@2x2"))
+            .arg("--out")
+            .arg(&run),
+    );
+    let out = tlearn()
+        .args(["eval", "--head"])
+        .arg(run.join("head.json"))
+        .arg(set.join("stage6"))
+        .arg("--out")
+        .arg(tmp.path().join("eval"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("extractor.layer") && err.contains("stage6@2x2"),
+        "{err}"
+    );
+    // ... and so does an extraction of the plain cut into the grid cut's cache.
+    let out = extract(
+        &data,
+        &set.join("stage6@2x2"),
+        "efficientnet-lite0",
+        &["--layer", "stage6"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("extractor.layer"),
+        "{err}"
+    );
+    // A grid needs a pooling per cell.
+    let out = extract(
+        &data,
+        &tmp.path().join("bad"),
+        "efficientnet-lite0",
+        &["--layer", "stage6@2x2", "--pool", "flatten"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not flatten"),
+        "{err}"
+    );
+
+    // A set with grid cuts, killed after 5 images, resumes to the same codes.
+    let resumed = tmp.path().join("resumed");
+    let killed = tlearn()
+        .args(["extract", "--model", "efficientnet-lite0", "--chunk", "2"])
+        .args(["--layer", layers, "--quiet"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&resumed)
+        .env("CI", "1")
+        .env("TLEARN_ABORT_AFTER", "5")
+        .output()
+        .unwrap();
+    assert!(
+        !killed.status.success(),
+        "the abort hook should kill the run"
+    );
+    assert!(resumed.join("journal.bin").exists());
+    ok(extract(
+        &data,
+        &resumed,
+        "efficientnet-lite0",
+        &["--layer", layers, "--quiet"],
+    ));
+    let s = read_json(&resumed.join("summary.json"));
+    assert_eq!(
+        (s["resumed"].as_u64(), s["extracted"].as_u64()),
+        (Some(5), Some(8)),
+        "{s}"
+    );
+    for cut in ["stage6", "stage6@2x2", "stage5@3x3"] {
+        assert_eq!(
+            fs::read(resumed.join(cut).join("features.npy")).unwrap(),
+            fs::read(set.join(cut).join("features.npy")).unwrap(),
+            "{cut}"
+        );
+    }
+}

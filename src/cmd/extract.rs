@@ -19,13 +19,15 @@ pub struct ExtractArgs {
     /// --std, --value-scale, --bgr, --nhwc unless it is a 224 ImageNet-normalised RGB NCHW net.
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
-    /// Cut point: a registry cut name (e.g. `features`) or an ONNX node/tensor name.
-    /// Several, comma-separated (`features,stage6,stage5`), or `all` (every named cut of the
+    /// Cut point: a registry cut name (e.g. `features`) or an ONNX node/tensor name; `CUT@KxK`
+    /// (`stage6@2x2`) pools the cut's map over a KxK grid of cells instead of the whole map
+    /// (C·K·K values, channel-major; see README "Choosing a backbone and a layer"). Several, comma-separated (`features,stage6,stage5`), or `all` (every named cut of the
     /// registry model), come from one forward pass per image and make OUT a cut set: OUT/cuts.json
     /// and one ordinary cache per cut in OUT/<cut>/. Default: the model's default cut.
     #[arg(long)]
     pub layer: Option<String>,
-    /// How a spatial cut becomes a vector: avg, max or flatten.
+    /// How a spatial cut (or each cell of a grid cut) becomes a vector: avg, max or flatten
+    /// (not with a grid).
     #[arg(long, default_value = "avg")]
     pub pool: Pooling,
     /// Test-time augmentation: none, flip, crops5 or crops10 (features averaged per image).

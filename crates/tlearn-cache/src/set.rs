@@ -75,15 +75,16 @@ impl CutSet {
 }
 
 /// The sub-directory name of cut `cut`: the name itself when it is a plain file name
-/// (ASCII letters, digits, `-`, `_`, `.`), else every other byte replaced by `_` and a short
-/// hash of the full name appended, so two different node names never share a directory.
+/// (ASCII letters, digits, `-`, `_`, `.`, and `@` after the first byte, as in the grid cut
+/// `stage6@2x2`), else every other byte replaced by `_` and a short hash of the full name
+/// appended, so two different node names never share a directory.
 pub fn cut_dir_name(cut: &str) -> String {
     let plain = !cut.is_empty()
         && cut != "."
         && cut != ".."
-        && cut
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && cut.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') || (b == b'@' && i > 0)
+        });
     if plain {
         return cut.to_string();
     }
@@ -430,6 +431,8 @@ mod tests {
     fn plain_names_are_kept_and_others_are_made_safe_and_distinct() {
         assert_eq!(cut_dir_name("stage6"), "stage6");
         assert_eq!(cut_dir_name("features"), "features");
+        assert_eq!(cut_dir_name("stage6@2x2"), "stage6@2x2");
+        assert_ne!(cut_dir_name("@classifier_input"), "@classifier_input");
         let a = cut_dir_name("/blocks/5/conv/Conv_output_0");
         let b = cut_dir_name("_blocks_5_conv_Conv_output_0");
         assert!(!a.contains('/'));

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use tlearn_extract::grid::cells;
 use tlearn_extract::spec::{Layout, Pooling};
 use tract_onnx::pb;
 
@@ -124,16 +125,19 @@ fn rename_in_node(n: &mut pb::NodeProto, from: &str, to: &str) {
     }
 }
 
-/// The nodes turning the cut tensor (of rank `rank`) into `[N, D]`, as the extractor pools:
-/// rank ≤ 2 or `flatten` → row-major values; else average / max over every axis but batch and
-/// channel (axis 1 for NCHW, the last for NHWC). Returns the pooled tensor's name.
+/// The nodes turning the cut tensor (of shape `shape`) into `[N, D]`, as the extractor pools:
+/// rank ≤ 2 or `flatten` → row-major values; a `grid` of K×K cells → each channel's cell
+/// averages, channel-major (`tlearn_extract::grid`); else average / max over every axis but
+/// batch and channel (axis 1 for NCHW, the last for NHWC). Returns the pooled tensor's name.
 pub fn pool_nodes(
     b: &mut Builder,
     cut: &str,
-    rank: usize,
+    shape: &[usize],
     layout: Layout,
     pool: Pooling,
+    grid: Option<usize>,
 ) -> Result<String, ExportError> {
+    let rank = shape.len();
     if rank == 0 {
         return Err(ExportError::Graph(format!(
             "the cut tensor '{cut}' is a scalar; cut at a node with a batch axis"
@@ -150,12 +154,57 @@ pub fn pool_nodes(
             b.node("Transpose", &[cut], vec![attr_ints("perm", &perm)])
         }
     };
+    if let Some(k) = grid {
+        return grid_nodes(b, &nchw, shape, layout, pool, k);
+    }
     let op = match pool {
         Pooling::Avg => "GlobalAveragePool",
         _ => "GlobalMaxPool",
     };
     let pooled = b.node(op, &[&nchw], vec![]);
     Ok(b.node("Flatten", &[&pooled], vec![attr_int("axis", 1)]))
+}
+
+/// Grid average pooling as one matrix product: the `[N, C, H·W]` map times a `[H·W, K·K]`
+/// matrix whose column for a cell holds `1/|cell|` on the cell's positions (the same adaptive
+/// cells as `tlearn_extract::grid::cells`), then `[N, C·K·K]`. Max over cells is not linear and
+/// is refused.
+fn grid_nodes(
+    b: &mut Builder,
+    nchw: &str,
+    shape: &[usize],
+    layout: Layout,
+    pool: Pooling,
+    k: usize,
+) -> Result<String, ExportError> {
+    if pool != Pooling::Avg {
+        return Err(ExportError::Graph(format!(
+            "grid pooling with --pool {pool} is not exported (only avg, a linear map, is); \
+             retrain on a cache extracted with --pool avg"
+        )));
+    }
+    let (c, h, w) = match layout {
+        Layout::Nchw => (shape[1], shape[2], shape[3]),
+        Layout::Nhwc => (shape[3], shape[1], shape[2]),
+    };
+    let (rows, cols) = (cells(h, k), cells(w, k));
+    let mut m = vec![0f32; h * w * k * k];
+    for (i, &(r0, r1)) in rows.iter().enumerate() {
+        for (j, &(c0, c1)) in cols.iter().enumerate() {
+            let weight = 1.0 / ((r1 - r0) * (c1 - c0)) as f32;
+            for y in r0..r1 {
+                for x in c0..c1 {
+                    m[(y * w + x) * k * k + i * k + j] = weight;
+                }
+            }
+        }
+    }
+    let flat_shape = b.constant_i64("grid_in_shape", &[3], vec![0, c as i64, (h * w) as i64]);
+    let flat = b.node("Reshape", &[nchw, &flat_shape], vec![]);
+    let weights = b.constant("grid_cells", &[h * w, k * k], m);
+    let pooled = b.node("MatMul", &[&flat, &weights], vec![]);
+    let out_shape = b.constant_i64("grid_out_shape", &[2], vec![0, (c * k * k) as i64]);
+    Ok(b.node("Reshape", &[&pooled, &out_shape], vec![]))
 }
 
 #[cfg(test)]

@@ -52,6 +52,20 @@ impl<'a> Builder<'a> {
         name
     }
 
+    /// An int64 initialiser of shape `dims` (shapes for Reshape); returns its name.
+    pub fn constant_i64(&mut self, what: &str, dims: &[usize], data: Vec<i64>) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let name = self.fresh(what);
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::Int64 as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
     /// `x` converted to float64 (`to_double`) or back to float32.
     pub fn cast(&mut self, x: &str, to_double: bool) -> String {
         let to = if to_double {

@@ -171,9 +171,10 @@ pub fn export(
         let codes = cut::pool_nodes(
             &mut b,
             &node,
-            bb.output_shape().len(),
+            bb.output_shape(),
             fp.preprocess.layout,
             fp.pool,
+            bb.cuts()[0].grid,
         )?;
         head_nodes::head_to_nodes(saved, &mut b, &codes, OUTPUT)?;
     }

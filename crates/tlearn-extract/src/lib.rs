@@ -14,6 +14,7 @@ pub mod decode;
 pub mod encoder;
 pub mod extract;
 pub mod feature_maps;
+pub mod grid;
 pub mod imagenet;
 pub mod jpeg_structure;
 pub mod listing;

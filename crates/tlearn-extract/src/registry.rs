@@ -17,7 +17,8 @@ pub struct CutPoint {
     /// ONNX tensor or node name, or a structural form (`@classifier_input`, `@last:OP[:K]`,
     /// see `backbone.rs`).
     pub node: String,
-    /// Feature length with avg/max pooling (the channel count; flatten gives C*H*W).
+    /// Feature length with avg/max pooling (the channel count, times K·K for a grid cut
+    /// `NAME@KxK`; flatten gives C*H*W).
     pub dim: usize,
     #[serde(default)]
     pub about: String,

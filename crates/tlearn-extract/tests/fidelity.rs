@@ -125,7 +125,12 @@ fn registry_cuts_resolve_with_their_dims() {
                 .find(|l| l.cuts.contains(&cut.name))
                 .unwrap_or_else(|| panic!("lite{n}: cut {} not marked", cut.name));
             let shape = row.shape.clone().expect("shape inferred");
-            assert_eq!(shape[1], cut.dim, "lite{n} {}: {shape:?}", cut.name);
+            // A grid cut `NAME@KxK` has K·K values per channel.
+            let cells = match tlearn_extract::grid::split_grid(&cut.name).unwrap().1 {
+                Some(k) => k * k,
+                None => 1,
+            };
+            assert_eq!(shape[1] * cells, cut.dim, "lite{n} {}: {shape:?}", cut.name);
             println!(
                 "lite{n} {:9} {:10} {:5} {shape:?}",
                 cut.name, row.name, row.op

@@ -92,14 +92,22 @@ pub(super) fn check_declared_input(
     Ok(())
 }
 
-/// Registry cut name → node spec → ONNX tensor name; else the layer is itself a node spec.
+/// Registry cut name → node spec → ONNX tensor name; else the layer is itself a node spec (a
+/// grid suffix `@KxK` set aside).
 pub(super) fn resolve_layer(
     entry: &ModelEntry,
     graph: &pb::GraphProto,
     layer: &str,
     path: &Path,
 ) -> Result<String> {
-    let spec = entry.cut(layer).map(|c| c.node.as_str()).unwrap_or(layer);
+    // `NAME@KxK` is cut NAME pooled on a grid (`crate::grid`), unless the registry names it.
+    let spec = match entry.cut(layer) {
+        Some(c) => c.node.as_str(),
+        None => {
+            let base = crate::grid::split_grid(layer)?.0;
+            entry.cut(base).map(|c| c.node.as_str()).unwrap_or(base)
+        }
+    };
     resolve_node(graph, spec).map_err(|e| {
         let cuts: Vec<&str> = entry.cuts.iter().map(|c| c.name.as_str()).collect();
         let tensors: Vec<&str> = graph

@@ -5,7 +5,8 @@
 //! `models/manifest.json`, decodable ONNX), resolves the cut ([`cut`]: a registry cut name, a
 //! raw ONNX tensor/node name, or a structural form), makes the cut tensor the only output, fixes the
 //! input to f32 `[1,3,S,S]` (or `[1,S,S,3]`), optimises and plans it. A spatial cut is reduced to
-//! a vector in Rust by avg / max pooling over the spatial axes, or flattened.
+//! a vector in Rust by avg / max pooling over the spatial axes, or flattened; a cut named
+//! `NAME@KxK` is pooled over a K×K grid of cells ([`crate::grid`]).
 //!
 //! Structural cut forms (valid for any export of an architecture, whatever its node names):
 //! - `@classifier_input`: the tensor entering the final classifier (Gemm, MatMul or Conv), found by
@@ -62,6 +63,8 @@ pub struct CutOutput {
     pub shape: Vec<usize>,
     /// Length of its pooled vector.
     pub dim: usize,
+    /// `Some(K)` for a `NAME@KxK` cut: pooled over a K×K grid ([`crate::grid`]).
+    pub grid: Option<usize>,
 }
 
 /// How a backbone is loaded.
@@ -160,7 +163,9 @@ impl Backbone {
         let graph = graph_of(&proto, &path)?;
         let mut nodes: Vec<String> = vec![];
         let mut outputs = Vec::with_capacity(layers.len());
+        let mut grids = Vec::with_capacity(layers.len());
         for l in layers {
+            grids.push(crate::grid::split_grid(l)?.1);
             let node = resolve_layer(entry, graph, l, &path)?;
             outputs.push(match nodes.iter().position(|n| *n == node) {
                 Some(i) => i,
@@ -195,7 +200,7 @@ impl Backbone {
             )
         })?;
         let mut cuts = Vec::with_capacity(layers.len());
-        for (l, &output) in layers.iter().zip(&outputs) {
+        for ((l, &output), &grid) in layers.iter().zip(&outputs).zip(&grids) {
             let node = &nodes[output];
             let shape: Vec<usize> = typed
                 .output_fact(output)?
@@ -203,7 +208,13 @@ impl Backbone {
                 .as_concrete()
                 .ok_or_else(|| anyhow!("{}: output of {node} has no concrete shape", entry.name))?
                 .to_vec();
-            let dim = pooled_dim(&shape, entry.preprocess.layout, pool);
+            let dim = match grid {
+                Some(k) => {
+                    crate::grid::check(l, &shape, entry.preprocess.layout, pool, k)?;
+                    crate::grid::grid_dim(&shape, entry.preprocess.layout, k)
+                }
+                None => pooled_dim(&shape, entry.preprocess.layout, pool),
+            };
             if dim == 0 {
                 bail!("{}: cut {node} has an empty output {:?}", entry.name, shape);
             }
@@ -213,6 +224,7 @@ impl Backbone {
                 output,
                 shape,
                 dim,
+                grid,
             });
         }
         let plan = typed.into_runnable()?;
@@ -314,7 +326,15 @@ impl Backbone {
         let mut v = Vec::with_capacity(self.dim);
         for c in &self.cuts {
             let view = out[c.output].to_plain_array_view::<f32>()?;
-            v.extend(pool_output(view, self.preprocess.layout, self.pool));
+            match c.grid {
+                Some(k) => v.extend(crate::grid::grid_pool(
+                    view,
+                    self.preprocess.layout,
+                    self.pool,
+                    k,
+                )),
+                None => v.extend(pool_output(view, self.preprocess.layout, self.pool)),
+            }
         }
         debug_assert_eq!(v.len(), self.dim);
         Ok(v)
