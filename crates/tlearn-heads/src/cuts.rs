@@ -22,6 +22,11 @@
 //!
 //! The held-out part is touched by neither stage (it is only `eval`'s).
 //!
+//! Each block of a concatenation is normalised on its own before the join
+//! ([`CutConfig::block_norm`], default signed square root then L2; the rule is
+//! [`BlockNorm`]'s), the same at screen, full grid and final fit, and saved in the head's
+//! transform so `eval` and `predict` apply it too.
+//!
 //! A head trained here on a concatenation records its parts ([`FeaturePart`]: name,
 //! fingerprint, dimension and column offset) in `head.json` (a single cut is its `extractor`); [`assemble_for_head`] finds them again among the caches a
 //! user names for `eval`.
