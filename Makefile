@@ -16,9 +16,17 @@ LAYER      ?= features
 # make demo extracts every named cut of the backbone into one cut set (`--layer all`) and lets
 # `tlearn train` choose the cut by cross-validation.
 DEMO_LAYER ?= all
+# ... and adds a second backbone's codes of the same photos (MODEL2, cut LAYER2): train then also
+# weighs MODEL2's codes alone and joined to MODEL's best cut (each block signed-square-rooted and
+# L2-normalised before the join). `make demo MODEL2=` trains on MODEL alone.
+MODEL2     ?= mobilenetv2
+LAYER2     ?= features
 POOL       ?= avg
 AUGMENT    ?= none
 CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(LAYER)--$(POOL)--$(AUGMENT)
+CACHE2     ?= runs/cache/$(DATASET)--$(MODEL2)--$(LAYER2)--$(POOL)--$(AUGMENT)
+# What train and eval read: CACHE alone, or (make demo) CACHE and CACHE2.
+CACHES     ?= $(CACHE)
 RUN        ?= runs/$(DATASET)--$(MODEL)
 HEAD       ?= auto
 SEED       ?= 42
@@ -28,7 +36,7 @@ FOLDS      ?= 5
 .PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint clean
 
 help:
-	@echo "make demo      fetch $(MODEL) + the $(DATASET) photos, extract, train, evaluate, report"
+	@echo "make demo      fetch $(MODEL) + $(MODEL2) + the $(DATASET) photos, extract both, train, evaluate, report"
 	@echo "make test      every test, including the end-to-end ones on real models and data"
 	@echo "make test-fast cargo test (unit + fast integration tests only)"
 	@echo "make fuzz      proptest on decoder, cache, journal, cut set, head loader (FUZZ_CASES=$(FUZZ_CASES) a property)"
@@ -65,15 +73,18 @@ features: build
 	$(TLEARN) extract --model $(MODEL) --layer $(LAYER) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
 
 train: build
-	$(TLEARN) train $(CACHE) --head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS) --out $(RUN)
+	$(TLEARN) train $(CACHES) --head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS) --out $(RUN)
 
 eval: build
-	$(TLEARN) eval --head $(RUN)/head.json $(CACHE) --out $(RUN)
+	$(TLEARN) eval --head $(RUN)/head.json $(CACHES) --out $(RUN)
 
 demo:
-	$(MAKE) models MODELS=$(MODEL)
+	$(MAKE) models MODELS="$(MODEL) $(MODEL2)"
 	$(MAKE) data DATASETS=$(DATASET)
-	$(MAKE) features train eval LAYER=$(DEMO_LAYER)
+	$(MAKE) features LAYER=$(DEMO_LAYER)
+	$(if $(MODEL2),$(MAKE) features MODEL=$(MODEL2) LAYER=$(LAYER2))
+	$(MAKE) train eval LAYER=$(DEMO_LAYER) \
+		CACHES="runs/cache/$(DATASET)--$(MODEL)--$(DEMO_LAYER)--$(POOL)--$(AUGMENT) $(if $(MODEL2),$(CACHE2))"
 
 test-fast:
 	cargo test --workspace --locked
@@ -126,18 +137,20 @@ bench: build
 		--auto --test-size 0.3 --folds 5 --repeat 3 --out bench-out/heads-auto-fashion-mnist-6000.json
 
 # Issue 10's accuracy goals, measured through the CLI (extract, then train + eval per seed: Tux
-# Paint seeds 0-9, the others 0-2, test size 0.3). Compare configurations by label:
-#   make bench-accuracy BENCH_LABEL=before BENCH_SETS=tuxpaint BENCH_EXTRACT_ARGS="--layer features"
-#   make bench-accuracy BENCH_LABEL=after     # the defaults: --layer all (as make demo), train choosing
+# Paint seeds 0-9, the others 0-2, test size 0.3). The defaults are make demo's (MODEL's cut set
+# + MODEL2's LAYER2). Compare configurations by label:
+#   make bench-accuracy BENCH_LABEL=after BENCH_SETS=tuxpaint
+#   make bench-accuracy BENCH_LABEL=one-backbone MODEL2= BENCH_TRAIN_ARGS="--block-norm none"
 BENCH_SETS         ?= tuxpaint fashion-mnist mnist
 BENCH_LABEL        ?= default
-BENCH_EXTRACT_ARGS ?= --layer all
+BENCH_EXTRACT_ARGS ?= --layer $(DEMO_LAYER)
 BENCH_TRAIN_ARGS   ?=
 bench-accuracy: build
-	$(MAKE) models MODELS=$(MODEL)
+	$(MAKE) models MODELS="$(MODEL) $(MODEL2)"
 	$(MAKE) data DATASETS="$(BENCH_SETS)"
 	$(PY) bench/accuracy.py --model $(MODEL) --sets $(BENCH_SETS) --label '$(BENCH_LABEL)' \
-		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)'
+		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)' \
+		--model2 '$(or $(MODEL2),none)' --extract2-args='--layer $(LAYER2)'
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \

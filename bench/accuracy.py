@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
 """Accuracy benchmark: the real CLI, end to end, over seeded splits (issue 10's goals).
 
-    .venv/bin/python bench/accuracy.py                       # every set, lite0, the tool's defaults
-                                                             # (`extract --layer all`, train choosing)
-    .venv/bin/python bench/accuracy.py --sets tuxpaint --label before
+    .venv/bin/python bench/accuracy.py                       # every set, the tool's defaults
+                                                             # (lite0 `extract --layer all` + mobilenetv2 `features`, train choosing)
+    .venv/bin/python bench/accuracy.py --sets tuxpaint --label one-backbone --model2 none
     .venv/bin/python bench/accuracy.py --label after --extract-args="--layer all" \
         --train-args="--c-grid 0.001,0.01,0.1,1,10,100,1000"
 
 (write `--extract-args=VALUE` with `=`: a separate value that starts with `--` is taken for a flag)
 
 For each set: `tlearn extract --model MODEL EXTRACT_ARGS DATA --out CACHE` (incremental: a second
-run with the same arguments reuses the cache), then for each seed `tlearn train CACHE --seed S
---test-size 0.3 TRAIN_ARGS --out RUN` and `tlearn eval --head RUN/head.json CACHE --out RUN`; the
-held-out accuracy is `metrics.accuracy` of the eval report (report.json). Nothing is computed
-outside the CLI: the figure is what a user of these commands gets.
+run with the same arguments reuses the cache) and, as `make demo` does, the second backbone's
+`tlearn extract --model MODEL2 EXTRACT2_ARGS DATA --out CACHE2` (`--model2 none`: one backbone);
+then for each seed `tlearn train CACHE [CACHE2] --seed S --test-size 0.3 TRAIN_ARGS --out RUN`
+and `tlearn eval --head RUN/head.json CACHE [CACHE2] --out RUN`; the held-out accuracy is
+`metrics.accuracy` of the eval report (report.json). Nothing is computed outside the CLI: the
+figure is what a user of these commands gets. The defaults are `make demo`'s: MODEL
+efficientnet-lite0 with `--layer all` (every named cut), MODEL2 mobilenetv2 `--layer features`.
 
 Seeds (issue 10): Tux Paint 0-9, Fashion-MNIST and MNIST 0-2 (`--seeds SET=0-9`, repeatable, to
 change). Extra arguments also come from the environment, so a Makefile run can be steered:
-TLEARN_BENCH_MODEL, TLEARN_BENCH_EXTRACT_ARGS, TLEARN_BENCH_TRAIN_ARGS, TLEARN_BENCH_LABEL,
+TLEARN_BENCH_MODEL, TLEARN_BENCH_EXTRACT_ARGS, TLEARN_BENCH_MODEL2, TLEARN_BENCH_EXTRACT2_ARGS,
+TLEARN_BENCH_TRAIN_ARGS, TLEARN_BENCH_LABEL,
 TLEARN_BENCH_SETS (space-separated). Command-line flags win over the environment.
 
 Writes bench-out/accuracy.json: one entry per label (a re-run with the same label replaces it),
@@ -83,32 +87,45 @@ def chosen_of(cv: dict) -> dict:
     for key in ("chosen_cut", "cut", "transform", "chosen_transform", "augment_rows"):
         if key in cv:
             out[key] = cv[key]
+    if isinstance(cv.get("cuts"), dict):
+        out["cut"] = cv["cuts"].get("chosen")  # the selection over cuts (and backbones)
     return out
+
+
+def extract(name: str, data: Path, model: str, extract_args: list[str], args, log: Path):
+    """`tlearn extract` of one backbone: (cache, its command, seconds)."""
+    # One cache per (set, model, extract arguments): before/after runs with other extract
+    # arguments never share a cache, and a re-run with the same ones reuses it.
+    key = hashlib.sha256(json.dumps([model, extract_args]).encode()).hexdigest()[:10]
+    cache = Path(args.work) / "cache" / f"{name}--{model}--{key}"
+    cmd = [str(Path(args.tlearn)), "extract", "-q", "--model", model, *extract_args, str(data),
+           "--out", str(cache)]
+    print(f"[{name}] extract -> {cache}", file=sys.stderr, flush=True)
+    return cache, cmd, run(cmd, log)
 
 
 def bench_set(name: str, seeds: list[int], args, log: Path) -> dict:
     data = ROOT / "data" / name
     if not data.is_dir():
         raise BenchError(f"{data}: data set missing (run `make data DATASETS={name}`)")
-    extract_args = shlex.split(args.extract_args)
     train_args = shlex.split(args.train_args)
-    # One cache per (set, model, extract arguments): before/after runs with other extract
-    # arguments never share a cache, and a re-run with the same ones reuses it.
-    key = hashlib.sha256(json.dumps([args.model, extract_args]).encode()).hexdigest()[:10]
-    cache = Path(args.work) / "cache" / f"{name}--{args.model}--{key}"
+    cache, extract_cmd, extract_s = extract(name, data, args.model,
+                                            shlex.split(args.extract_args), args, log)
+    caches = [str(cache)]
+    extract2_cmd, extract2_s = None, None
+    if args.model2 not in ("", "none"):
+        cache2, extract2_cmd, extract2_s = extract(name, data, args.model2,
+                                                   shlex.split(args.extract2_args), args, log)
+        caches.append(str(cache2))
     runs = Path(args.work) / "runs" / args.label / name
     tlearn = str(Path(args.tlearn))
-    extract_cmd = [tlearn, "extract", "-q", "--model", args.model, *extract_args, str(data),
-                   "--out", str(cache)]
-    print(f"[{name}] extract -> {cache}", file=sys.stderr, flush=True)
-    extract_s = run(extract_cmd, log)
     per_seed = []
     for seed in seeds:
         out = runs / f"seed-{seed}"
-        train_cmd = [tlearn, "train", str(cache), "--seed", str(seed), "--test-size", TEST_SIZE,
+        train_cmd = [tlearn, "train", *caches, "--seed", str(seed), "--test-size", TEST_SIZE,
                      *train_args, "--out", str(out)]
         train_s = run(train_cmd, log)
-        eval_cmd = [tlearn, "eval", "--head", str(out / "head.json"), str(cache), "--out", str(out)]
+        eval_cmd = [tlearn, "eval", "--head", str(out / "head.json"), *caches, "--out", str(out)]
         run(eval_cmd, log)
         report = json.loads((out / "report.json").read_text())
         cv = json.loads((out / "cv.json").read_text())
@@ -129,9 +146,11 @@ def bench_set(name: str, seeds: list[int], args, log: Path) -> dict:
         "seeds": seeds,
         "test_size": float(TEST_SIZE),
         "extract_command": shlex.join(extract_cmd),
-        "train_command": shlex.join([tlearn, "train", str(cache), "--seed", "S", "--test-size",
+        "extract2_command": extract2_cmd and shlex.join(extract2_cmd),
+        "train_command": shlex.join([tlearn, "train", *caches, "--seed", "S", "--test-size",
                                      TEST_SIZE, *train_args, "--out", str(runs / "seed-S")]),
         "extract_seconds": round(extract_s, 1),
+        "extract2_seconds": extract2_s and round(extract2_s, 1),
         "mean": statistics.fmean(accs),
         "std": statistics.pstdev(accs),
         "goal": GOALS.get(name),
@@ -156,6 +175,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--extract-args", default=env("TLEARN_BENCH_EXTRACT_ARGS", "--layer all"),
                    help="extra `tlearn extract` arguments, one shell-quoted string (default "
                         "`--layer all`, as `make demo`: every registry cut, train choosing)")
+    p.add_argument("--model2", default=env("TLEARN_BENCH_MODEL2", "mobilenetv2"),
+                   help="second backbone (make demo's MODEL2); none: one backbone")
+    p.add_argument("--extract2-args", default=env("TLEARN_BENCH_EXTRACT2_ARGS", "--layer features"),
+                   help="extra `tlearn extract` arguments of the second backbone")
     p.add_argument("--train-args", default=env("TLEARN_BENCH_TRAIN_ARGS", ""),
                    help="extra `tlearn train` arguments, one shell-quoted string")
     p.add_argument("--label", default=env("TLEARN_BENCH_LABEL", "default"),
@@ -193,6 +216,8 @@ def main(argv: list[str]) -> int:
         "label": args.label,
         "model": args.model,
         "extract_args": args.extract_args,
+        "model2": args.model2,
+        "extract2_args": args.extract2_args,
         "train_args": args.train_args,
         "tlearn": args.tlearn,
         "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -203,7 +228,9 @@ def main(argv: list[str]) -> int:
     # Same label: merge per set, so one set can be re-run without losing the others.
     old = next((r for r in doc["runs"] if r["label"] == args.label), None)
     if old is not None and old.get("extract_args") == entry["extract_args"] \
-            and old.get("train_args") == entry["train_args"] and old.get("model") == entry["model"]:
+            and old.get("train_args") == entry["train_args"] and old.get("model") == entry["model"] \
+            and old.get("model2") == entry["model2"] \
+            and old.get("extract2_args") == entry["extract2_args"]:
         done = {r["set"] for r in results}
         entry["sets"] = [r for r in old["sets"] if r["set"] not in done] + results
     doc["runs"] = [r for r in doc["runs"] if r["label"] != args.label] + [entry]

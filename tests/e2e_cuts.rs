@@ -299,3 +299,105 @@ fn a_second_backbone_adds_its_cuts_and_a_cross_backbone_pair_and_other_images_ar
     );
     assert!(err.contains("do not hold the same images"), "{err}");
 }
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn two_backbones_joined_each_block_normalised_and_predict_applies_the_same_rule() {
+    require_model("mobilenetv2");
+    let set = tuxpaint_set();
+    let mb = workdir("cuts").join("tuxpaint-mobilenetv2-features");
+    extract("mobilenetv2", &dataset("tuxpaint"), &mb, &[]);
+    let (set_s, mb_s) = (set.to_str().unwrap(), mb.to_str().unwrap());
+    let out = workdir("cuts").join("run-two-blocks");
+    let pair = "features+mobilenetv2/features";
+    let (cv, head, _) = train(&[set_s, mb_s, "--cut", pair], &out);
+    assert_eq!(cv["cuts"]["chosen"], pair);
+    assert!(
+        cv["cuts"]["rule"].as_str().unwrap().contains("--cut"),
+        "{}",
+        cv["cuts"]["rule"]
+    );
+    // The default rule, one block per part, recorded in the head's transform and named in the
+    // CV report's transform steps.
+    assert_eq!(head["transform"]["blocks"]["rule"], "sqrt-l2");
+    assert_eq!(
+        head["transform"]["blocks"]["dims"],
+        serde_json::json!([1280, 1280])
+    );
+    let steps = cv["chosen_transform_steps"].as_str().unwrap();
+    assert!(
+        steps.starts_with("per-block signed sqrt + L2 (1280 | 1280)"),
+        "{steps}"
+    );
+    let head_path = out.join("head.json");
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&head_path)
+            .arg(&set)
+            .arg(&mb)
+            .arg("--out")
+            .arg(&out),
+    );
+    let rep = read_json(&out.join("report.json"));
+    assert!(
+        rep["transform"]
+            .as_str()
+            .unwrap()
+            .starts_with("per-block signed sqrt + L2"),
+        "{}",
+        rep["transform"]
+    );
+    // 65 held-out photos of 10 classes: two ImageNet backbones side by side get most right.
+    let acc = rep["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.8, "held-out accuracy {acc}");
+
+    // predict runs both backbones on the photos, normalises each block as train did, and
+    // agrees with eval on every held-out photo it is given.
+    let data = dataset("tuxpaint");
+    let held: Vec<String> = head["split"]["held_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(16)
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let o = run_ok(
+        tlearn()
+            .args(["predict", "--json", "--head"])
+            .arg(&head_path)
+            .args(held.iter().map(|p| data.join(p))),
+    );
+    let preds: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let preds = preds["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), held.len());
+    let wrong = rep["misclassified"].as_array().unwrap();
+    for (p, path) in preds.iter().zip(&held) {
+        let top = p["top"][0]["class"].as_str().unwrap();
+        let truth = path.split('/').next().unwrap();
+        match wrong.iter().find(|m| m["path"] == path.as_str()) {
+            Some(m) => assert_eq!(top, m["predicted"].as_str().unwrap(), "{path}"),
+            None => assert_eq!(top, truth, "{path}"),
+        }
+    }
+
+    // --block-norm none joins the blocks raw (the behaviour before), and says so.
+    let raw = workdir("cuts").join("run-two-raw");
+    let (_, head_raw, _) = train(&[set_s, mb_s, "--cut", pair, "--block-norm", "none"], &raw);
+    assert!(head_raw["transform"].get("blocks").is_none());
+    // A head whose blocks do not match its parts is refused when loaded, naming the field.
+    let mut bad = head.clone();
+    bad["transform"]["blocks"]["dims"] = serde_json::json!([1280, 1000, 280]);
+    let bad_path = out.join("bad-head.json");
+    std::fs::write(&bad_path, serde_json::to_string(&bad).unwrap()).unwrap();
+    let err = fails(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&bad_path)
+            .arg(&set)
+            .arg(&mb)
+            .arg("--out")
+            .arg(out.join("x")),
+    );
+    assert!(err.contains("transform.blocks.dims"), "{err}");
+}

@@ -3,7 +3,7 @@ use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use tlearn_extract::registry::{self, Registry};
 use tlearn_heads::cuts::{self, CutConfig, CutInput, CvFile, Event};
-use tlearn_heads::transform::TransformKind;
+use tlearn_heads::transform::{BlockRule, TransformKind};
 use tlearn_heads::{report, report_cuts, Engine, FeatureCache, HeadKind, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -46,14 +46,26 @@ pub enum TransformChoice {
     None,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BlockNormChoice {
+    /// Signed square root, then divide the block by its L2 norm.
+    SqrtL2,
+    /// Divide the block by its L2 norm.
+    L2,
+    /// Join the blocks as they are.
+    None,
+}
+
 #[derive(Args)]
 #[command(after_help = "\
 Given a cut set (several cuts of one backbone, `tlearn extract --layer all`), train chooses the
 cut itself by cross-validation on the training part: it screens every cut with a cheap grid
 (--screen-c-grid, logistic regression), screens concatenations of pairs of the --pair-top best
 cuts, runs the full head grid on the --finalists best, and keeps the best. A second PATH (another
-backbone's cache or set of the SAME images) adds its cuts and a cross-backbone concatenation.
-Split and folds are the same for every candidate. cv.json and cv-cuts.png show CV accuracy by
+backbone's cache or set of the SAME images; `make demo` gives mobilenetv2 `features`) adds its
+cuts and a cross-backbone concatenation. Each block of a concatenation is normalised on its own
+before the join (--block-norm, default signed square root then L2), at CV, final fit, eval and
+predict alike. Split and folds are the same for every candidate. cv.json and cv-cuts.png show CV accuracy by
 cut, the chosen one and the CS231n scenario it points to. A single cache trains as it is.")]
 pub struct TrainArgs {
     /// Feature cache or cut set (made by `tlearn extract`); optionally a second one: another
@@ -119,6 +131,12 @@ pub struct TrainArgs {
     /// Selection over cuts: how many best screened cuts (or pairs) get the full head grid.
     #[arg(long, default_value_t = 2)]
     pub finalists: usize,
+    /// How each block of a concatenation (two cuts, or two backbones' codes) is normalised
+    /// before the blocks are joined: `sqrt-l2` (signed square root, then divide by the block's
+    /// L2 norm), `l2` (the L2 division alone) or `none` (joined raw). Saved in the head, applied
+    /// again by eval and predict.
+    #[arg(long, value_enum, default_value = "sqrt-l2")]
+    pub block_norm: BlockNormChoice,
     /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
     /// <repo>/models).
     #[arg(long)]
@@ -218,6 +236,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         pair_top: args.pair_top,
         finalists: args.finalists,
         fixed: args.cut.map(|c| c.split('+').map(str::to_string).collect()),
+        block_norm: match args.block_norm {
+            BlockNormChoice::SqrtL2 => Some(BlockRule::SqrtL2),
+            BlockNormChoice::L2 => Some(BlockRule::L2),
+            BlockNormChoice::None => None,
+        },
         ..CutConfig::new(train)
     };
     for i in &inputs {

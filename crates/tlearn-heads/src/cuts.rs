@@ -22,6 +22,11 @@
 //!
 //! The held-out part is touched by neither stage (it is only `eval`'s).
 //!
+//! Each block of a concatenation is normalised on its own before the join
+//! ([`CutConfig::block_norm`], default signed square root then L2; the rule is
+//! [`BlockNorm`]'s), the same at screen, full grid and final fit, and saved in the head's
+//! transform so `eval` and `predict` apply it too.
+//!
 //! A head trained here on a concatenation records its parts ([`FeaturePart`]: name,
 //! fingerprint, dimension and column offset) in `head.json` (a single cut is its `extractor`); [`assemble_for_head`] finds them again among the caches a
 //! user names for `eval`.
@@ -31,6 +36,7 @@ use crate::head::HeadKind;
 use crate::model_file::{FeaturePart, SavedHead};
 use crate::pipeline::{self, CvReport, TrainConfig, TrainOutcome};
 use crate::select::CvResult;
+use crate::transform::{BlockNorm, BlockRule};
 use anyhow::Result;
 use ndarray::{concatenate, Axis};
 use serde::Serialize;
@@ -97,6 +103,10 @@ pub struct CutConfig {
     /// Train on exactly these cuts (concatenated in this order) instead of selecting:
     /// `--cut stage6+features`.
     pub fixed: Option<Vec<String>>,
+    /// How each block of a concatenation is normalised before it is joined (`None`: joined
+    /// raw). The same rule at screen, full grid, final fit, and (saved in the head's transform)
+    /// at `eval` and `predict`.
+    pub block_norm: Option<BlockRule>,
 }
 
 impl CutConfig {
@@ -108,6 +118,7 @@ impl CutConfig {
             pair_top: 3,
             finalists: 2,
             fixed: None,
+            block_norm: Some(BlockRule::SqrtL2),
         }
     }
 
@@ -124,8 +135,15 @@ impl CutConfig {
             if self.pair_top >= 2 {
                 format!(
                     "concatenate every pair of the {} best cuts (and the best cut of each \
-                     backbone when two are given) and screen those",
-                    self.pair_top
+                     backbone when two are given; {}) and screen those",
+                    self.pair_top,
+                    match self.block_norm {
+                        Some(BlockRule::SqrtL2) => {
+                            "each block signed-square-rooted and L2-normalised first"
+                        }
+                        Some(BlockRule::L2) => "each block L2-normalised first",
+                        None => "blocks joined raw",
+                    }
                 )
             } else {
                 "no concatenations".into()
@@ -293,6 +311,12 @@ fn concat(caches: &[&FeatureCache]) -> FeatureCache {
     out
 }
 
+/// The per-block normalisation of a concatenation of `caches` (none for a single cache).
+pub fn block_norm_of(rule: Option<BlockRule>, caches: &[&FeatureCache]) -> Option<BlockNorm> {
+    let rule = rule?;
+    (caches.len() > 1).then(|| BlockNorm::new(rule, caches.iter().map(|c| c.meta.dim).collect()))
+}
+
 /// The parts a head trained on `members` records.
 fn parts_of(inputs: &[CutInput], members: &[usize]) -> Vec<FeaturePart> {
     let mut offset = 0;
@@ -434,7 +458,8 @@ pub fn select(
      -> Result<TrainOutcome> {
         let caches: Vec<&FeatureCache> = set.members.iter().map(|&m| &inputs[m].cache).collect();
         let cache = concat(&caches);
-        let out = pipeline::train(&cache, tc, |r| {
+        let blocks = block_norm_of(cfg.block_norm, &caches);
+        let out = pipeline::train_blocks(&cache, tc, blocks.as_ref(), |r| {
             progress(Event::Cv {
                 set: &set.name,
                 result: r,

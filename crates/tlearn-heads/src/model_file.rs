@@ -7,9 +7,11 @@
 //!   pooling, preprocessing, augmentation; `tlearn_cache::Fingerprint`), as in the cache's
 //!   `meta.json`, compared by value
 //! - `dim`: expected feature dimension
-//! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, power?, mean?, inv_std?,
-//!   l2_after?, pca?: {mean, components, explained_variance_ratio, whitened?}}`, applied as
-//!   signed power `sign(x)·|x|^power` → L2 (scaling "l2") → standardise → L2 (`l2_after`) → PCA
+//! - `transform`: `{scaling: "standard"|"l2"|"none", input_dim, blocks?, power?, mean?,
+//!   inv_std?, l2_after?, pca?: {mean, components, explained_variance_ratio, whitened?}}`,
+//!   applied as per-block normalisation (`blocks: {rule: "sqrt-l2"|"l2", dims}`, only on a
+//!   concatenation: one block per part, each signed-square-rooted (`sqrt-l2`) and divided by its
+//!   own L2 norm) → signed power `sign(x)·|x|^power` → L2 (scaling "l2") → standardise → L2 (`l2_after`) → PCA
 //!   (whitened components are stored divided by their standard deviation); `power`, `l2_after`
 //!   and `whitened` are absent (off) in older heads; arrays are ndarray's serde form
 //!   `{"v":1,"dim":[..],"data":[..]}`
@@ -214,6 +216,19 @@ impl SavedHead {
                 return Err(HeadError::malformed(
                     "parts[0].extractor",
                     "differs from `extractor` (the first part's fingerprint)",
+                ));
+            }
+        }
+        if let Some(b) = &self.transform.blocks {
+            let part_dims: Vec<usize> = self.parts.iter().map(|p| p.dim).collect();
+            if self.parts.len() < 2 || b.dims != part_dims {
+                return Err(HeadError::malformed(
+                    "transform.blocks.dims",
+                    format!(
+                        "{:?}: per-block normalisation needs one block per part (parts' dims \
+                         {part_dims:?})",
+                        b.dims
+                    ),
                 ));
             }
         }

@@ -7,7 +7,7 @@ use crate::metrics::{self, Metrics};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
 use crate::select::{self, Candidate, CvResult};
 use crate::split::{stratified_folds, train_test_split, Split};
-use crate::transform::{Scaling, Transform, TransformKind, TransformSpec};
+use crate::transform::{BlockNorm, Scaling, Transform, TransformKind, TransformSpec};
 use anyhow::{bail, Result};
 use ndarray::Axis;
 use serde::Serialize;
@@ -129,6 +129,19 @@ pub fn train(
     cfg: &TrainConfig,
     progress: impl FnMut(&CvResult),
 ) -> Result<TrainOutcome> {
+    train_blocks(cache, cfg, None, progress)
+}
+
+/// [`train`] on a concatenation whose blocks are first normalised each on its own (`blocks`,
+/// see [`BlockNorm`]): the rule is applied to every row once, before the split (it fits
+/// nothing, so this equals applying it per fold), CV and the final fit see its output, and the
+/// saved transform records it so `eval` and `predict` apply it to raw codes first.
+pub fn train_blocks(
+    cache: &FeatureCache,
+    cfg: &TrainConfig,
+    blocks: Option<&BlockNorm>,
+    progress: impl FnMut(&CvResult),
+) -> Result<TrainOutcome> {
     cache.check_trainable()?;
     if cfg.heads.is_empty() {
         bail!("no head kinds to try");
@@ -151,7 +164,9 @@ pub fn train(
         cfg.folds,
         cfg.seed,
     )?;
-    let x_train = cache.x.select(Axis(0), &split.train);
+    let normalised = blocks.map(|b| b.apply(cache.x.view())).transpose()?;
+    let x_all = normalised.as_ref().map_or(cache.x.view(), |n| n.view());
+    let x_train = x_all.select(Axis(0), &split.train);
     let y_train: Vec<usize> = split.train.iter().map(|&i| cache.y[i]).collect();
 
     if cfg.transforms.is_empty() {
@@ -235,6 +250,9 @@ pub fn train(
         .map(|(t, _)| t)
         .expect("the chosen transform is one of the specs");
     let z = transform.apply(x_train.view())?;
+    // From here on the transform takes raw codes (x_train is already block-normalised).
+    let mut transform = transform;
+    transform.blocks = blocks.cloned();
     let head = params.fit(z.view(), &y_train, n_classes, cfg.seed)?;
     let fit = head.convergence();
     // SVM probabilities: one shared slope on the out-of-fold CV decision values, so the most
