@@ -1,7 +1,9 @@
-//! A tract operator for the 1×1 convolutions of a batch-1 network on planes of 10×10 and up:
-//! one `gemm` call (the `gemm` crate, run-time dispatched SIMD kernels) per convolution, with the
-//! bias, a ReLU / ReLU6 clamp or the residual add that follows it folded in. On smaller planes
-//! (7×7, with 672-1280 channels) tract's AVX-512 products were faster and keep the job.
+//! A tract operator for the 1×1 convolutions of a batch-1 network, with the bias, a ReLU / ReLU6
+//! clamp or the residual add that follows it folded in. With AVX-512 it runs
+//! [`super::pointwise_kernel`] on every plane (7×7 included: 0.78-0.80 of the `gemm` path's time
+//! per Lite0 image in alternating single-thread rounds, `bench/infer_bench.py`); otherwise one
+//! `gemm` call (the `gemm` crate, run-time dispatched SIMD kernels) per convolution on planes of
+//! 10×10 and up, where tract's AVX-512 products were faster on the smaller ones.
 //!
 //! Why: after [`super::depthwise_op`], tract's matrix products (11.6 ms) and the packing of their
 //! activations (1.3 ms) were 75% of an EfficientNet-Lite0 image. On the 32 1×1 convolution
@@ -23,8 +25,8 @@ use tract_onnx::tract_core::ops::math::Add;
 use super::graph::{const_f32, fused_clamp, sole_bin_successor};
 use super::pointwise_kernel::{self, PackedWeights};
 
-/// Planes smaller than this (7×7) stay with tract's matrix product: with their large channel
-/// counts its AVX-512 kernels beat gemm's AVX2 ones there.
+/// Without the AVX-512 kernel, planes smaller than this (7×7) stay with tract's matrix product:
+/// with their large channel counts its AVX-512 kernels beat gemm's AVX2 ones there.
 pub const SMALL_PLANE: usize = 100;
 
 /// The smallest plane (points) this operator takes: every plane with [`pointwise_kernel`]
