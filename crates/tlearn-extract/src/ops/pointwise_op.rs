@@ -113,10 +113,11 @@ impl EvalOp for Pointwise {
                 None
             };
             let r = r.as_ref().map(|r| r.as_slice::<f32>()).transpose()?;
-            let mut view = output.try_as_plain_ram_mut()?;
-            let y = view.as_slice_mut::<f32>()?;
-            pointwise_kernel::pointwise(packed, &self.bias, x, hw, r, self.clamp, y);
-            drop(view);
+            {
+                let mut view = output.try_as_plain_ram_mut()?;
+                let y = view.as_slice_mut::<f32>()?;
+                pointwise_kernel::pointwise(packed, &self.bias, x, hw, r, self.clamp, y);
+            }
             return Ok(tvec!(output.into_tvalue()));
         }
         {
