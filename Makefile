@@ -110,12 +110,15 @@ test: venv
 # ../shared/peers, on the Tux Paint PNGs and on generated 12 MP JPEGs, pinned to cores 0,1), heads vs scikit-learn GridSearchCV on
 # the same cached vectors, split and folds (plus a 60,000 x 1,280 linear-SVM timing),
 # `extract --layer all` (every named cut, one pass) against `--layer features` alone, and
-# `train --head auto` vs the same grid in scikit-learn on 4,200 Fashion-MNIST training rows.
+# `train --head auto` vs the same grid in scikit-learn on 4,200 Fashion-MNIST training rows,
+# and inference alone on one core against onnxruntime (bench/infer_bench.py).
 bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
 	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 5
+	cargo build --release -p tlearn-extract --example infer_bench
+	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all gemm tract
 	$(PY) bench/cuts_bench.py --data data/tuxpaint --repeat 5
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
 	$(MAKE) data DATASETS=fashion-mnist

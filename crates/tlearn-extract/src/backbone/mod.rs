@@ -81,7 +81,7 @@ impl Default for BackboneOptions {
 }
 
 impl BackboneOptions {
-    /// The defaults, with `TLEARN_OPS=all|depthwise|tract` overriding `ops` (for benchmarks).
+    /// The defaults, with `TLEARN_OPS=all|gemm|depthwise|tract` overriding `ops` (for benchmarks).
     pub fn from_env() -> Result<BackboneOptions> {
         Ok(BackboneOptions {
             ops: Ops::from_env()?,

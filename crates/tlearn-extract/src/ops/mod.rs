@@ -5,7 +5,8 @@
 //!
 //! - [`depthwise_kernel`]: the arithmetic of a depthwise convolution (AVX-512 / AVX / portable);
 //! - [`depthwise_op`]: the tract operator running it, bit-identical to tract's;
-//! - [`pointwise_op`]: 1×1 convolutions at batch 1 as one `gemm` call each;
+//! - [`pointwise_kernel`]: the arithmetic of a 1×1 convolution with AVX-512 (no packing);
+//! - [`pointwise_op`]: 1×1 convolutions at batch 1, with that kernel or one `gemm` call each;
 //! - [`rewrite`]: the graph transform; `graph`: graph queries the operators share (so the
 //!   operators do not import the transform that uses them).
 
@@ -13,6 +14,7 @@ mod graph;
 
 pub mod depthwise_kernel;
 pub mod depthwise_op;
+pub mod pointwise_kernel;
 pub mod pointwise_op;
 pub mod rewrite;
 

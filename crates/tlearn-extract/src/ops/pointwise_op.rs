@@ -1,7 +1,9 @@
-//! A tract operator for the 1×1 convolutions of a batch-1 network on planes of 10×10 and up:
-//! one `gemm` call (the `gemm` crate, run-time dispatched SIMD kernels) per convolution, with the
-//! bias, a ReLU / ReLU6 clamp or the residual add that follows it folded in. On smaller planes
-//! (7×7, with 672-1280 channels) tract's AVX-512 products were faster and keep the job.
+//! A tract operator for the 1×1 convolutions of a batch-1 network, with the bias, a ReLU / ReLU6
+//! clamp or the residual add that follows it folded in. With AVX-512 it runs
+//! [`super::pointwise_kernel`] on every plane (7×7 included: 0.78-0.80 of the `gemm` path's time
+//! per Lite0 image in alternating single-thread rounds, `bench/infer_bench.py`); otherwise one
+//! `gemm` call (the `gemm` crate, run-time dispatched SIMD kernels) per convolution on planes of
+//! 10×10 and up, where tract's AVX-512 products were faster on the smaller ones.
 //!
 //! Why: after [`super::depthwise_op`], tract's matrix products (11.6 ms) and the packing of their
 //! activations (1.3 ms) were 75% of an EfficientNet-Lite0 image. On the 32 1×1 convolution
@@ -21,10 +23,21 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 
 use super::graph::{const_f32, fused_clamp, sole_bin_successor};
+use super::pointwise_kernel::{self, PackedWeights};
 
-/// Planes smaller than this (7×7) stay with tract's matrix product: with their large channel
-/// counts its AVX-512 kernels beat gemm's AVX2 ones there.
+/// Without the AVX-512 kernel, planes smaller than this (7×7) stay with tract's matrix product:
+/// with their large channel counts its AVX-512 kernels beat gemm's AVX2 ones there.
 pub const SMALL_PLANE: usize = 100;
+
+/// The smallest plane (points) this operator takes: every plane with [`pointwise_kernel`]
+/// (`kernel`), [`SMALL_PLANE`] with `gemm`.
+pub fn min_plane(kernel: bool) -> usize {
+    if kernel {
+        1
+    } else {
+        SMALL_PLANE
+    }
+}
 
 /// `y = clamp(W · x + bias [+ residual])` on CHW f32 tensors.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +55,8 @@ pub struct Pointwise {
     clamp: Option<(f32, f32)>,
     /// A second input of the output's shape is added (the block's skip connection).
     residual: bool,
+    /// The weights packed for [`pointwise_kernel`], when this CPU runs it (else `gemm`).
+    packed: Option<Arc<PackedWeights>>,
 }
 
 impl Eq for Pointwise {}
@@ -87,8 +102,24 @@ impl EvalOp for Pointwise {
         );
         let x = inputs[0].try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
-        // SAFETY: f32 has no invalid bit patterns; every element is written before gemm reads it.
+        // SAFETY: f32 has no invalid bit patterns; every element is written before it is read
+        // (by the kernel's stores, or before gemm reads it).
         let mut output = unsafe { Tensor::uninitialized::<f32>(out_shape)? };
+        if let Some(packed) = &self.packed {
+            let r = if self.residual {
+                ensure!(inputs[1].shape() == out_shape, "pointwise residual shape");
+                Some(inputs[1].try_as_plain_ram()?)
+            } else {
+                None
+            };
+            let r = r.as_ref().map(|r| r.as_slice::<f32>()).transpose()?;
+            {
+                let mut view = output.try_as_plain_ram_mut()?;
+                let y = view.as_slice_mut::<f32>()?;
+                pointwise_kernel::pointwise(packed, &self.bias, x, hw, r, self.clamp, y);
+            }
+            return Ok(tvec!(output.into_tvalue()));
+        }
         {
             let mut view = output.try_as_plain_ram_mut()?;
             let y = view.as_slice_mut::<f32>()?;
@@ -162,7 +193,11 @@ impl TypedOp for Pointwise {
 
 /// Node `id` as a [`Pointwise`] with what follows it folded in, or `None` if it is not a batch-1
 /// 1×1 convolution with constant f32 weights.
-pub(crate) fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<Fused>> {
+pub(crate) fn pointwise_of(
+    model: &TypedModel,
+    id: usize,
+    kernel: bool,
+) -> TractResult<Option<Fused>> {
     let node = model.node(id);
     let Some(einsum) = node.op_as::<EinSum>() else {
         return Ok(None);
@@ -192,7 +227,7 @@ pub(crate) fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<
         return Ok(None);
     };
     let out_shape: TVec<usize> = out_shape.into();
-    if h * w < SMALL_PLANE {
+    if h * w < min_plane(kernel) {
         return Ok(None);
     }
     let in_shape: TVec<usize> = in_shape.into();
@@ -258,6 +293,8 @@ pub(crate) fn pointwise_of(model: &TypedModel, id: usize) -> TractResult<Option<
             spatial: [h, w],
             in_shape,
             out_shape,
+            packed: (kernel && pointwise_kernel::available())
+                .then(|| Arc::new(PackedWeights::new(&weights, cout, cin))),
             weights: Arc::new(weights),
             bias: Arc::new(bias),
             clamp,

@@ -2,12 +2,13 @@
 //! the two convolutions EfficientNet-style networks spend their time in.
 //!
 //! - [`super::depthwise_op`]: depthwise convolutions (+ ReLU6), bit-identical to tract's.
-//! - [`super::pointwise_op`]: 1×1 convolutions at batch 1 on planes from 10×10 up (+ bias,
-//!   ReLU6 or residual add) as one `gemm` call each, equal to tract's up to float rounding.
+//! - [`super::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) with
+//!   tlearn's AVX-512 kernel (every plane) or one `gemm` call each (planes from 10×10 up),
+//!   equal to tract's up to float rounding.
 //!
 //! Everything else (stem, pooling, classifier, batched runs of the 1×1 convolutions) stays
-//! tract's. `TLEARN_OPS` in the environment picks: `all` (default), `depthwise` (only the
-//! depthwise operator) or `tract` (none: tract's plan as it comes) — to measure, or to rule
+//! tract's. `TLEARN_OPS` in the environment picks: `all` (default), `gemm` (the 1×1
+//! convolutions on `gemm` even with AVX-512), `depthwise` (only the depthwise operator) or `tract` (none: tract's plan as it comes) — to measure, or to rule
 //! tlearn's operators out when chasing a numerical difference.
 
 use tract_onnx::prelude::*;
@@ -16,12 +17,16 @@ use tract_onnx::tract_core::ops::math::{Max, Min};
 
 use super::depthwise_op;
 use super::graph::{const_f32, fused_clamp};
+use super::pointwise_kernel;
 use super::pointwise_op;
 
 /// Which of tlearn's operators replace tract's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ops {
     All,
+    /// As `All`, but the 1×1 convolutions run `gemm` (planes from 10×10 up) even where the
+    /// AVX-512 kernel could: the previous path, kept to measure the kernel against.
+    Gemm,
     Depthwise,
     Tract,
 }
@@ -31,9 +36,12 @@ impl Ops {
     pub fn from_env() -> anyhow::Result<Ops> {
         match std::env::var("TLEARN_OPS").as_deref() {
             Err(_) | Ok("") | Ok("all") => Ok(Ops::All),
+            Ok("gemm") => Ok(Ops::Gemm),
             Ok("depthwise") => Ok(Ops::Depthwise),
             Ok("tract") => Ok(Ops::Tract),
-            Ok(other) => anyhow::bail!("TLEARN_OPS={other}: expected all, depthwise or tract"),
+            Ok(other) => {
+                anyhow::bail!("TLEARN_OPS={other}: expected all, gemm, depthwise or tract")
+            }
         }
     }
 }
@@ -51,8 +59,9 @@ pub fn apply(model: &mut TypedModel, ops: Ops) -> TractResult<Replaced> {
     if ops != Ops::Tract {
         n.depthwise = rewrite_depthwise(model)?;
     }
-    if ops == Ops::All {
-        n.pointwise = rewrite_pointwise(model)?;
+    if matches!(ops, Ops::All | Ops::Gemm) {
+        let kernel = ops == Ops::All && pointwise_kernel::available();
+        n.pointwise = rewrite_pointwise(model, kernel)?;
     }
     Ok(n)
 }
@@ -87,12 +96,13 @@ pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 /// Replace every batch-1 1×1 convolution (`EinSum IHW,OI->OHW` with constant weights, plane of
-/// at least [`pointwise_op::SMALL_PLANE`] points) and the
+/// at least [`pointwise_op::min_plane`] points; `kernel`: with tlearn's AVX-512 kernel, which the
+/// caller checked this CPU runs, else `gemm`) and the
 /// bias add, clamp or residual add after it by tlearn's operator; returns how many.
-pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
+pub fn rewrite_pointwise(model: &mut TypedModel, kernel: bool) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
-        let Some(fused) = pointwise_op::pointwise_of(model, id)? else {
+        let Some(fused) = pointwise_op::pointwise_of(model, id, kernel)? else {
             continue;
         };
         let node = model.node(id);
