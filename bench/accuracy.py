@@ -84,7 +84,8 @@ def run(cmd: list[str], log: Path) -> float:
 def chosen_of(cv: dict) -> dict:
     """What train chose, as cv.json records it (fields of other versions kept when present)."""
     out = {"params": cv.get("chosen_params"), "scaling": cv.get("scaling"), "pca": cv.get("pca")}
-    for key in ("chosen_cut", "cut", "transform", "chosen_transform", "augment_rows"):
+    for key in ("chosen_cut", "cut", "transform", "chosen_transform", "view_rows",
+                "view_rows_cv"):
         if key in cv:
             out[key] = cv[key]
     if isinstance(cv.get("cuts"), dict):

@@ -33,6 +33,11 @@ pub struct ExtractArgs {
     /// Test-time augmentation: none, flip, crops5 or crops10 (features averaged per image).
     #[arg(long, default_value = "none")]
     pub augment: Augment,
+    /// Also keep every augmentation view's codes (OUT/views.npy, [N, V, D]) so that `train`
+    /// can use each view of a training image as a row; needs --augment. An updated cache that
+    /// has them keeps them.
+    #[arg(long)]
+    pub keep_views: bool,
     /// JPEG decoding: `reduced` decodes at 1/2, 1/4 or 1/8 scale (DCT domain) when the resize
     /// needs no more pixels, several times faster on camera photos; `full` decodes every pixel
     /// (reproduces reference tensors exactly). Default: the mode of the cache in --out if there
@@ -82,6 +87,10 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     opts.decode_memory = args.decode_memory.map(|b| b.as_u64());
     opts.overwrite = args.overwrite;
     opts.progress = !args.quiet;
+    if args.keep_views && args.augment == Augment::None {
+        anyhow::bail!("--keep-views keeps the views of --augment flip|crops5|crops10; none asked");
+    }
+    opts.keep_views = args.keep_views;
     let summary = extract::extract(encoder.as_ref(), &opts)?;
     eprint!("{}", summary.render());
     if let Some(p) = &args.report {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use tlearn_extract::registry::{self, Registry};
 use tlearn_heads::cuts::{self, CutConfig, CutInput, CvFile, Event};
 use tlearn_heads::transform::{BlockRule, TransformKind};
+use tlearn_heads::view_rows::TrainViews;
 use tlearn_heads::{report, report_cuts, Engine, FeatureCache, HeadKind, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -54,6 +55,17 @@ pub enum BlockNormChoice {
     L2,
     /// Join the blocks as they are.
     None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TrainViewsChoice {
+    /// With a cache that keeps views (`extract --keep-views`): cross-validate with and without
+    /// view rows on the same folds and keep what CV picks; without views: averaged rows.
+    Auto,
+    /// Every kept view of each training image is a training row (the cache must keep views).
+    On,
+    /// One averaged row per training image.
+    Off,
 }
 
 #[derive(Args)]
@@ -115,6 +127,13 @@ pub struct TrainArgs {
     /// Feature transform before the head (fitted on training folds only).
     #[arg(long, value_enum, default_value = "auto")]
     pub transform: TransformChoice,
+    /// Training rows from augmentation views kept by `extract --augment flip|crops5|crops10
+    /// --keep-views`: `on` makes each training image one row per view (CV and final fit),
+    /// `auto` cross-validates both on the same folds and keeps the better; validation and
+    /// held-out images are always scored on their averaged views, and a view never crosses the
+    /// split from its image. A cut set's screen uses averaged rows, its finalists both.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub train_views: TrainViewsChoice,
     /// Stopping tolerance of the linear SVM solver.
     #[arg(long, default_value_t = 0.01)]
     pub linear_tol: f64,
@@ -230,6 +249,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             EngineChoice::Tlearn => Engine::Tlearn,
             EngineChoice::Linfa => Engine::Linfa,
         },
+        train_views: match args.train_views {
+            TrainViewsChoice::Auto => TrainViews::Auto,
+            TrainViewsChoice::On => TrainViews::On,
+            TrainViewsChoice::Off => TrainViews::Off,
+        },
     };
     let cfg = CutConfig {
         screen_c_grid: args.screen_c_grid,
@@ -245,7 +269,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     for i in &inputs {
         println!(
-            "cache {}: {} rows, dim {}, {} classes{}",
+            "cache {}: {} rows, dim {}, {} classes{}{}",
             i.cache.dir.display(),
             i.cache.rows(),
             i.cache.meta.dim,
@@ -254,6 +278,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 format!(" (cut {})", i.name)
             } else {
                 String::new()
+            },
+            if i.cache.meta.views.is_empty() {
+                String::new()
+            } else {
+                format!(", {} kept views", i.cache.meta.views.len())
             }
         );
     }
@@ -264,9 +293,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Event::Stage(s) => eprintln!("{s}"),
         Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
         Event::Cv { set, result: r } => eprintln!(
-            "  cv {set} {} [{}]: {} ({:.2} s)",
+            "  cv {set} {} [{}{}]: {} ({:.2} s)",
             r.params,
             r.transform,
+            if r.view_rows { ", view rows" } else { "" },
             match &r.error {
                 None if r.skipped => "skipped (C path stopped)".into(),
                 None => format!("{:.4}", r.mean_accuracy),

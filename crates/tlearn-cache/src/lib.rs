@@ -3,7 +3,9 @@
 //! A cache directory holds `meta.json` ([`Meta`], with the extractor [`Fingerprint`]),
 //! `features.npy` (float32 `[N, D]`, C order), `index.csv` (`path,label,sha256`, row i ↔
 //! features row i, sorted by path) and `skipped.csv` (`path,reason`). While an extraction runs,
-//! new vectors are appended to `journal.bin` ([`journal`]) so that a killed run resumes.
+//! new vectors are appended to `journal.bin` ([`journal`]) so that a killed run resumes. A cache
+//! extracted with augmentation views kept also holds `views.npy` (float32 `[N, V, D]`, every
+//! view's codes; `features.npy` is their mean over V), its views named in `meta.json`.
 //!
 //! Writers: [`write()`] (a whole cache, `meta.json` last) and [`write_atomic`] (any single
 //! file: unique temp file in the same directory, fsync, rename, fsync of the directory), used
@@ -37,9 +39,9 @@ pub use fingerprint::{
 };
 pub use lock::CacheLock;
 pub use meta::{IndexRow, Meta, SkipRow};
-pub use read::{existing_fingerprint, FeatureCache};
+pub use read::{existing_fingerprint, FeatureCache, Views};
 pub use set::{resolve, CutEntry, CutSet, NamedCache};
-pub use write::write;
+pub use write::{write, write_with_views};
 
 /// `meta.json`'s `format` field.
 pub const FORMAT: &str = "tlearn-features";
@@ -54,3 +56,6 @@ pub const SKIPPED_FILE: &str = "skipped.csv";
 pub const JOURNAL_FILE: &str = "journal.bin";
 /// The last extraction run's report (written by `tlearn-extract`).
 pub const SUMMARY_FILE: &str = "summary.json";
+/// Every augmentation view's codes, float32 `[N, V, D]` (only in a cache extracted with
+/// `--keep-views`; `meta.json`'s `views` names them).
+pub const VIEWS_FILE: &str = "views.npy";

@@ -18,6 +18,11 @@ pub struct Meta {
     pub rows: usize,
     pub classes: Vec<String>,
     pub extractor: Fingerprint,
+    /// The augmentation views whose codes `views.npy` holds, in its order (`centre`,
+    /// `top-left-flip`, ...); empty (and absent from the file) when it holds none. Not part of
+    /// the fingerprint: `features.npy` is the same either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<String>,
     /// RFC 3339 time of writing.
     #[serde(default)]
     pub created: String,
@@ -43,6 +48,7 @@ impl Meta {
             rows,
             classes,
             extractor,
+            views: vec![],
             created: created.into(),
             tlearn_version: env!("CARGO_PKG_VERSION").into(),
         }

@@ -1,4 +1,5 @@
-//! Reading `features.npy` with its declared size checked against the file first.
+//! Reading `features.npy` (and `views.npy`) with its declared size checked against the file
+//! first.
 //!
 //! ndarray-npy (0.9) allocates the whole array from the header's `shape` before it reads a byte
 //! of data (`vec![0.0; len]`, even before it checks the dtype), so a 128-byte file declaring
@@ -12,7 +13,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 use ndarray_npy::ReadNpyExt;
 
 use crate::error::CacheError;
@@ -117,6 +118,24 @@ pub(crate) fn read_features(path: &Path) -> Result<Array2<f32>, CacheError> {
         CacheError::invalid(
             path,
             format!("not a float32 C-order [N, D] numpy array: {e}"),
+        )
+    })
+}
+
+/// Read `path` (`views.npy`) as a float32 `[N, V, D]` array, with the same check.
+pub(crate) fn read_views(path: &Path) -> Result<Array3<f32>, CacheError> {
+    let mut file = File::open(path).map_err(|e| CacheError::io("opening", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| CacheError::io("reading", path, e))?
+        .len();
+    check_declared_size(path, &mut file, len)?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| CacheError::io("reading", path, e))?;
+    Array3::<f32>::read_npy(BufReader::new(file)).map_err(|e| {
+        CacheError::invalid(
+            path,
+            format!("not a float32 C-order [N, V, D] numpy array: {e}"),
         )
     })
 }

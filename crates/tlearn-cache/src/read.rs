@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 
 use crate::error::CacheError;
 use crate::fingerprint::Fingerprint;
 use crate::meta::{IndexRow, Meta, SkipRow};
-use crate::{FEATURES_FILE, FORMAT, INDEX_FILE, META_FILE, SKIPPED_FILE, VERSION};
+use crate::{FEATURES_FILE, FORMAT, INDEX_FILE, META_FILE, SKIPPED_FILE, VERSION, VIEWS_FILE};
 
 /// The extractor fingerprint of what `dir` already holds: its `meta.json`'s, else the cut set's
 /// ([`crate::set`]: the whole extraction's), else the header of an unfinished first run's
@@ -41,6 +41,15 @@ pub struct FeatureCache {
     /// `skipped.csv` (empty if the file is absent).
     pub skipped: Vec<SkipRow>,
     /// Rows holding NaN or infinite values (refused by [`FeatureCache::load`]).
+    pub non_finite: Vec<usize>,
+}
+
+/// A cache's kept augmentation views (`views.npy`).
+#[derive(Debug, Clone)]
+pub struct Views {
+    /// `[rows, views, dim]`, row i ↔ `features.npy` row i, views in `meta.views` order.
+    pub codes: Array3<f32>,
+    /// Rows holding NaN or infinite values.
     pub non_finite: Vec<usize>,
 }
 
@@ -221,6 +230,61 @@ impl FeatureCache {
             count: self.non_finite.len(),
             rows: rows.join(", "),
         })
+    }
+
+    /// Every augmentation view's codes, `[rows, views, dim]` in `meta.views` order, from
+    /// `views.npy`; `Ok(None)` when the cache keeps no views. Read on demand (it is `views`
+    /// times the size of `features.npy`); a file that disagrees with `meta.json` or holds
+    /// values that are not finite is an error naming it and the `extract` that repairs it.
+    pub fn read_views(&self) -> Result<Option<Array3<f32>>, CacheError> {
+        let Some(v) = self.load_views()? else {
+            return Ok(None);
+        };
+        if let Some(&i) = v.non_finite.first() {
+            return Err(CacheError::invalid(
+                self.dir.join(VIEWS_FILE),
+                format!(
+                    "{} row(s) hold NaN or infinite values, the first row {i} ({}); run \
+                     `tlearn extract` on the same --out again to re-extract them",
+                    v.non_finite.len(),
+                    self.paths[i]
+                ),
+            ));
+        }
+        Ok(Some(v.codes))
+    }
+
+    /// [`FeatureCache::read_views`] with the rows that are not finite listed instead of refused
+    /// (extraction re-extracts them).
+    pub fn load_views(&self) -> Result<Option<Views>, CacheError> {
+        if self.meta.views.is_empty() {
+            return Ok(None);
+        }
+        let path = self.dir.join(VIEWS_FILE);
+        let v = crate::npy::read_views(&path)?;
+        let want = (self.meta.rows, self.meta.views.len(), self.meta.dim);
+        if v.dim() != want {
+            return Err(CacheError::invalid(
+                &path,
+                format!(
+                    "shape is {:?} but meta.json says rows={} views={} dim={}",
+                    v.shape(),
+                    want.0,
+                    want.1,
+                    want.2
+                ),
+            ));
+        }
+        let non_finite = v
+            .outer_iter()
+            .enumerate()
+            .filter(|(_, r)| r.iter().any(|x| !x.is_finite()))
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Some(Views {
+            codes: v.as_standard_layout().into_owned(),
+            non_finite,
+        }))
     }
 
     pub fn rows(&self) -> usize {

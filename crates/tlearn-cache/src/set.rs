@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::CacheError;
 use crate::fingerprint::Fingerprint;
 use crate::meta::{IndexRow, Meta, SkipRow};
-use crate::read::FeatureCache;
-use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE};
+use crate::read::{FeatureCache, Views};
+use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE, VIEWS_FILE};
 
 /// Separates the cut names in a set's joined `layer` (`features,stage6,stage5`).
 pub const CUT_SEPARATOR: char = ',';
@@ -173,7 +173,8 @@ pub fn cut_fingerprint(set_fp: &Fingerprint, cut: &str) -> Fingerprint {
 /// Write the cut set `set` into `dir` from one extraction's joined rows: `meta` describes the
 /// whole extraction (`dim` = the cuts' dims summed, `extractor.layer` = [`set_layer`] of the
 /// cuts) and row i of `features` (row-major `[meta.rows, meta.dim]`) holds the cuts' vectors
-/// side by side in `set.cuts` order. `cuts.json` is retired first and written last, so a reader
+/// side by side in `set.cuts` order; so does each view of `views` (`[meta.rows,
+/// meta.views.len(), meta.dim]`, see [`crate::write_with_views`]), when given. `cuts.json` is retired first and written last, so a reader
 /// never takes a half-replaced set for a complete one. A plain cache in `dir` (replaced with
 /// `--overwrite`) is retired, and so are the caches of cuts the previous set had and this one
 /// has not.
@@ -183,6 +184,7 @@ pub fn write_split(
     meta: &Meta,
     index: &[IndexRow],
     features: &[f32],
+    views: Option<&[f32]>,
     skipped: &[SkipRow],
 ) -> Result<(), CacheError> {
     let names: Vec<&str> = set.cuts.iter().map(|c| c.name.as_str()).collect();
@@ -218,7 +220,13 @@ pub fn write_split(
     };
     remove_if_present(&dir.join(SET_FILE))?;
     // A plain cache being replaced: meta.json first, so it never reads as a cache again.
-    for f in [META_FILE, FEATURES_FILE, INDEX_FILE, SKIPPED_FILE] {
+    for f in [
+        META_FILE,
+        FEATURES_FILE,
+        INDEX_FILE,
+        SKIPPED_FILE,
+        VIEWS_FILE,
+    ] {
         remove_if_present(&dir.join(f))?;
     }
     let mut offset = 0;
@@ -227,17 +235,25 @@ pub fn write_split(
         for row in features.chunks_exact(meta.dim) {
             cut_features.extend_from_slice(&row[offset..offset + cut.dim]);
         }
+        let cut_views = views.map(|v| {
+            let mut out = Vec::with_capacity(v.len() / meta.dim * cut.dim);
+            for view in v.chunks_exact(meta.dim) {
+                out.extend_from_slice(&view[offset..offset + cut.dim]);
+            }
+            out
+        });
         offset += cut.dim;
         let cut_meta = Meta {
             dim: cut.dim,
             extractor: cut_fingerprint(&meta.extractor, &cut.name),
             ..meta.clone()
         };
-        crate::write(
+        crate::write_with_views(
             &dir.join(&cut.dir),
             &cut_meta,
             index,
             &cut_features,
+            cut_views.as_deref(),
             skipped,
         )?;
     }
@@ -271,6 +287,7 @@ fn retire_cache_dir(dir: &Path) -> Result<(), CacheError> {
         FEATURES_FILE,
         INDEX_FILE,
         SKIPPED_FILE,
+        VIEWS_FILE,
         crate::lock::LOCK_FILE,
     ] {
         remove_if_present(&dir.join(f))?;
@@ -359,6 +376,51 @@ pub fn read_joined(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
     joined.x = x;
     joined.non_finite = non_finite;
     Ok(Some(joined))
+}
+
+/// Every view's codes of what `dir` holds, joined like [`read_joined`] (the cuts side by side
+/// within each view): `[rows, views, dim]`, with the rows that are not finite in any cut listed;
+/// `Ok(None)` when it keeps no views.
+pub fn read_joined_views(dir: &Path) -> Result<Option<Views>, CacheError> {
+    if dir.join(META_FILE).is_file() || !dir.join(SET_FILE).is_file() {
+        return match FeatureCache::read(dir)? {
+            Some(c) => c.load_views(),
+            None => Ok(None),
+        };
+    }
+    let set = read_set(dir)?;
+    let mut parts = Vec::with_capacity(set.cuts.len());
+    for c in &set.cuts {
+        let cdir = dir.join(&c.dir);
+        let Some(cache) = FeatureCache::read(&cdir)? else {
+            return Ok(None);
+        };
+        match cache.load_views()? {
+            Some(v) => parts.push(v),
+            None => return Ok(None),
+        }
+    }
+    let (rows, n_views, _) = parts[0].codes.dim();
+    if !parts
+        .iter()
+        .all(|p| p.codes.dim().0 == rows && p.codes.dim().1 == n_views)
+    {
+        return Err(CacheError::invalid(
+            dir.join(SET_FILE),
+            "its cuts keep different numbers of rows or views",
+        ));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.codes.view()).collect();
+    let mut non_finite: Vec<usize> = parts.iter().flat_map(|p| p.non_finite.clone()).collect();
+    non_finite.sort_unstable();
+    non_finite.dedup();
+    Ok(Some(Views {
+        codes: concatenate(Axis(2), &views)
+            .expect("shapes checked")
+            .as_standard_layout()
+            .into_owned(),
+        non_finite,
+    }))
 }
 
 /// The fingerprint of the whole extraction that wrote the set in `dir` (its first cut's, with
@@ -496,7 +558,7 @@ mod tests {
     fn joined_rows_are_split_into_caches_and_joined_back() {
         let dir = tempfile::tempdir().unwrap();
         let (set, meta, index, rows) = joined_rows();
-        write_split(dir.path(), &set, &meta, &index, &rows, &[]).unwrap();
+        write_split(dir.path(), &set, &meta, &index, &rows, None, &[]).unwrap();
         let b = FeatureCache::load(&dir.path().join(cut_dir_name("b/x"))).unwrap();
         assert_eq!(b.x.as_slice().unwrap(), &[3.0, 6.0]);
         assert_eq!(b.meta.extractor, fp("b/x"));
@@ -530,10 +592,54 @@ mod tests {
         // An inconsistent layout is refused before anything is written.
         let mut wrong = meta.clone();
         wrong.extractor.layer = "b/x,a".into();
-        let e = write_split(dir.path(), &set, &wrong, &index, &rows, &[])
+        let e = write_split(dir.path(), &set, &wrong, &index, &rows, None, &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("inconsistent cut set"), "{e}");
+    }
+
+    #[test]
+    fn kept_views_are_split_per_cut_and_joined_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (set, mut meta, index, _) = joined_rows();
+        meta.views = vec!["centre".into(), "centre-flip".into()];
+        // [2 rows, 2 views, 3 values]; features = the mean over the views.
+        let views: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let features = [1.5, 2.5, 3.5, 7.5, 8.5, 9.5];
+        write_split(
+            dir.path(),
+            &set,
+            &meta,
+            &index,
+            &features,
+            Some(&views),
+            &[],
+        )
+        .unwrap();
+        let b = FeatureCache::load(&dir.path().join(cut_dir_name("b/x"))).unwrap();
+        assert_eq!(b.meta.views, meta.views);
+        let bv = b.read_views().unwrap().unwrap();
+        assert_eq!(bv.shape(), &[2, 2, 1]);
+        assert_eq!(bv.as_slice().unwrap(), &[2.0, 5.0, 8.0, 11.0]);
+        let joined = read_joined_views(dir.path()).unwrap().unwrap();
+        assert_eq!(joined.codes.as_slice().unwrap(), &views[..]);
+        assert!(joined.non_finite.is_empty());
+        // A plain rewrite without views removes views.npy.
+        let a = dir.path().join("a");
+        let plain = Meta {
+            dim: 2,
+            extractor: fp("a"),
+            views: vec![],
+            ..meta.clone()
+        };
+        crate::write(&a, &plain, &index, &[1.0, 2.0, 4.0, 5.0], &[]).unwrap();
+        assert!(!a.join(VIEWS_FILE).exists());
+        assert!(read_joined_views(dir.path()).unwrap().is_none());
+        // Views that disagree with meta.json are refused, naming the file.
+        let e = crate::write_with_views(&a, &meta, &index, &features, Some(&views[..6]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inconsistent"), "{e}");
     }
 
     #[test]
@@ -546,7 +652,7 @@ mod tests {
             ..meta.clone()
         };
         crate::write(dir.path(), &plain, &index, &[1.0, 2.0, 4.0, 5.0], &[]).unwrap();
-        write_split(dir.path(), &set, &meta, &index, &rows, &[]).unwrap();
+        write_split(dir.path(), &set, &meta, &index, &rows, None, &[]).unwrap();
         assert!(!dir.path().join(META_FILE).exists());
         assert!(!dir.path().join(FEATURES_FILE).exists());
         assert_eq!(resolve(dir.path()).unwrap().len(), 2);

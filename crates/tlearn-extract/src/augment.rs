@@ -1,4 +1,5 @@
-//! Test-time augmentation: which views of an image are encoded (their features are averaged).
+//! Test-time augmentation: which views of an image are encoded (their features are averaged;
+//! with `extract --keep-views` every view's features are also kept, for training rows).
 //!
 //! All views are `crop×crop` windows of the image resized so its short side is
 //! `round(crop * resize_ratio)` (see `preprocess`), optionally mirrored left-right:
@@ -51,6 +52,29 @@ pub fn views(augment: Augment) -> Vec<View> {
             .chain(CORNERS.iter().map(|&a| flipped(a)))
             .collect(),
     }
+}
+
+impl View {
+    /// The view's name in a cache's `meta.json` (`centre`, `top-left`, `bottom-right-flip`).
+    pub fn name(&self) -> String {
+        let anchor = match self.anchor {
+            Anchor::Centre => "centre",
+            Anchor::TopLeft => "top-left",
+            Anchor::TopRight => "top-right",
+            Anchor::BottomLeft => "bottom-left",
+            Anchor::BottomRight => "bottom-right",
+        };
+        if self.flip {
+            format!("{anchor}-flip")
+        } else {
+            anchor.to_owned()
+        }
+    }
+}
+
+/// The names of the views `augment` encodes, in order.
+pub fn view_names(augment: Augment) -> Vec<String> {
+    views(augment).iter().map(View::name).collect()
 }
 
 /// Average equally long feature vectors (the per-image TTA feature).

@@ -17,6 +17,10 @@
 //! ([`Encoder::cuts`]); the journal and the reuse work on that joined vector, and only the final
 //! write splits it into a cut set (one cache per cut, [`tlearn_cache::set`]).
 //!
+//! With every augmentation view kept (`--keep-views`), an image's vector is its views' joined
+//! vectors one after another (`views × dim` values): the journal and the reuse work on that, and
+//! only the final write averages it into `features.npy` and keeps it as `views.npy`.
+//!
 //! The pieces live beside it: [`crate::encoder`] (what encodes), [`crate::listing`] (the
 //! folder), [`crate::views`] (one file → one vector), [`crate::budget`] (the memory budget),
 //! [`crate::summary`] (the report).
@@ -30,16 +34,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ndarray::{Array2, ArrayView2};
 use sha2::{Digest, Sha256};
 use tlearn_cache::journal::{self, JournalWriter};
-use tlearn_cache::{CacheLock, FeatureCache, IndexRow, Meta, SkipRow};
+use tlearn_cache::{CacheLock, IndexRow, Meta, SkipRow};
 
 use crate::augment::Augment;
 use crate::budget::{self, MemoryBudget};
 use crate::encoder::{fingerprint, Encoder};
 use crate::listing::list_dataset;
 use crate::summary::{LargeRow, Summary};
-use crate::views::{encode_bytes_catching, Encoded};
+use crate::views::{encode_bytes_catching, encode_bytes_views_catching, Encoded};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -54,6 +59,9 @@ pub struct Options {
     pub overwrite: bool,
     /// Show a progress bar (still hidden when stderr is not a terminal or `CI` is set).
     pub progress: bool,
+    /// Also keep every augmentation view's codes (`views.npy`, for training rows); kept anyway
+    /// when the cache being updated has them. Nothing to keep without augmentation.
+    pub keep_views: bool,
 }
 
 impl Options {
@@ -66,6 +74,7 @@ impl Options {
             decode_memory: None,
             overwrite: false,
             progress: true,
+            keep_views: false,
         }
     }
 }
@@ -165,11 +174,37 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         },
         None => None,
     };
-    // Rows to reuse by (path, sha256); rows that are not finite are extracted again (repair).
+    // Every view kept: each image's vector is its views' vectors one after another (`unit`
+    // values), averaged only when the cache is written.
+    let keep_views = opts.augment != Augment::None
+        && (opts.keep_views || previous.as_ref().is_some_and(|c| !c.meta.views.is_empty()));
+    let n_views = if keep_views {
+        crate::augment::views(opts.augment).len()
+    } else {
+        1
+    };
+    let unit = n_views * enc.dim();
+    let previous_views = match &previous {
+        Some(_) if keep_views => previous_view_rows(&opts.out, n_views),
+        _ => None,
+    };
+    let reuse_rows: Option<ArrayView2<f32>> = if keep_views {
+        previous_views.as_ref().map(|(v, _)| v.view())
+    } else {
+        previous.as_ref().map(|c| c.x.view())
+    };
+    // Rows to reuse by (path, sha256); rows that are not finite (codes or kept views) are
+    // extracted again (repair).
     let old: HashMap<(&str, &str), usize> = previous
         .as_ref()
+        .filter(|_| reuse_rows.is_some())
         .map(|c| {
-            let bad: BTreeSet<usize> = c.non_finite.iter().copied().collect();
+            let bad: BTreeSet<usize> = c
+                .non_finite
+                .iter()
+                .chain(previous_views.iter().flat_map(|(_, bad)| bad))
+                .copied()
+                .collect();
             c.paths
                 .iter()
                 .zip(&c.sha256)
@@ -204,8 +239,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<(usize, Outcome)>(QUEUE_PER_THREAD * threads);
     let written: Result<()> = std::thread::scope(|s| {
-        let (next, budget, previous, old, journal_map) =
-            (&next, &budget, previous.as_ref(), &old, &journal_map);
+        let (next, budget, old, journal_map) = (&next, &budget, &old, &journal_map);
         let augment = opts.augment;
         let workers = s.spawn(move || {
             pool.scope(|ps| {
@@ -218,10 +252,10 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
                         };
                         let o = process_file(
                             enc,
-                            augment,
+                            (augment, keep_views, unit),
                             rel,
                             abs,
-                            previous,
+                            reuse_rows,
                             old,
                             journal_map,
                             budget,
@@ -274,7 +308,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
 
     // Rows in path order, as in the listing.
     let mut index = Vec::with_capacity(n);
-    let mut features: Vec<f32> = Vec::with_capacity(n * dim);
+    let mut features: Vec<f32> = Vec::with_capacity(n * unit);
     let mut skipped = listing.skipped.clone();
     let (mut reused, mut resumed) = (0usize, 0usize);
     let mut classes: BTreeMap<String, usize> = BTreeMap::new();
@@ -339,7 +373,19 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
             .count()
     });
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    let meta = Meta::new(
+    let (features, views) = if keep_views {
+        let averaged: Vec<f32> = features
+            .chunks_exact(unit)
+            .flat_map(|row| {
+                let views: Vec<Vec<f32>> = row.chunks_exact(dim).map(<[f32]>::to_vec).collect();
+                crate::augment::average(&views)
+            })
+            .collect();
+        (averaged, Some(features))
+    } else {
+        (features, None)
+    };
+    let mut meta = Meta::new(
         root.to_string_lossy(),
         dim,
         rows,
@@ -347,8 +393,19 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         fp,
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     );
+    if keep_views {
+        meta.views = crate::augment::view_names(opts.augment);
+    }
     drop(journal);
-    write_output(enc, &opts.out, &meta, &index, &features, &skipped)?;
+    write_output(
+        enc,
+        &opts.out,
+        &meta,
+        &index,
+        &features,
+        views.as_deref(),
+        &skipped,
+    )?;
     journal::remove_journal(&opts.out)?;
 
     let seconds = start.elapsed().as_secs_f64();
@@ -387,20 +444,40 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Write the rows (one joined vector per image, [`Encoder::cuts`] side by side): a plain cache
-/// for one cut, else a cut set with one cache per cut ([`tlearn_cache::set`]).
+/// The previous cache's kept views as rows of `n_views` joined vectors one after another, and
+/// the rows among them that are not finite; `None` (every image is extracted again) when it
+/// keeps none, another number, or they do not read.
+fn previous_view_rows(out: &Path, n_views: usize) -> Option<(Array2<f32>, Vec<usize>)> {
+    match tlearn_cache::set::read_joined_views(out) {
+        Ok(Some(v)) if v.codes.dim().1 == n_views => {
+            let (n, k, d) = v.codes.dim();
+            let rows = v.codes.into_shape_with_order((n, k * d)).ok()?;
+            Some((rows, v.non_finite))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("warning: {e}; extracting every image again");
+            None
+        }
+    }
+}
+
+/// Write the rows (one joined vector per image, [`Encoder::cuts`] side by side; `views`: every
+/// view's, when kept): a plain cache for one cut, else a cut set with one cache per cut
+/// ([`tlearn_cache::set`]).
 fn write_output(
     enc: &dyn Encoder,
     out: &Path,
     meta: &Meta,
     index: &[IndexRow],
     features: &[f32],
+    views: Option<&[f32]>,
     skipped: &[SkipRow],
 ) -> Result<()> {
     let cuts = enc.cuts();
     if cuts.len() == 1 {
         tlearn_cache::set::retire_set(out)?;
-        tlearn_cache::write(out, meta, index, features, skipped)?;
+        tlearn_cache::write_with_views(out, meta, index, features, views, skipped)?;
         return Ok(());
     }
     let entries = cuts
@@ -412,17 +489,19 @@ fn write_output(
         })
         .collect();
     let set = tlearn_cache::CutSet::new(enc.name(), meta.dataset.clone(), entries);
-    tlearn_cache::set::write_split(out, &set, meta, index, features, skipped)?;
+    tlearn_cache::set::write_split(out, &set, meta, index, features, views, skipped)?;
     Ok(())
 }
 
+/// One file: reused from `reuse` (rows of `unit` values, by `old`), resumed from the journal,
+/// or encoded (`augment`'s views averaged, or all kept one after another).
 #[allow(clippy::too_many_arguments)]
 fn process_file(
     enc: &dyn Encoder,
-    augment: Augment,
+    (augment, keep_views, unit): (Augment, bool, usize),
     rel: &str,
     abs: &Path,
-    previous: Option<&FeatureCache>,
+    reuse: Option<ArrayView2<f32>>,
     old: &HashMap<(&str, &str), usize>,
     journal: &HashMap<(String, String), Vec<f32>>,
     budget: &MemoryBudget,
@@ -432,15 +511,20 @@ fn process_file(
         Err(e) => return Outcome::Skipped(format!("unreadable file: {e}")),
     };
     let sha = hex::encode(Sha256::digest(&bytes));
-    if let (Some(c), Some(&i)) = (previous, old.get(&(rel, sha.as_str()))) {
-        return Outcome::Reused(sha, c.row(i).to_vec());
+    if let (Some(r), Some(&i)) = (reuse, old.get(&(rel, sha.as_str()))) {
+        return Outcome::Reused(sha, r.row(i).to_vec());
     }
     if let Some(v) = journal.get(&(rel.to_owned(), sha.clone())) {
-        if v.len() == enc.dim() {
+        if v.len() == unit {
             return Outcome::Resumed(sha, v.clone());
         }
     }
-    match encode_bytes_catching(enc, &bytes, augment, budget) {
+    let encoded = if keep_views {
+        encode_bytes_views_catching(enc, &bytes, augment, budget)
+    } else {
+        encode_bytes_catching(enc, &bytes, augment, budget)
+    };
+    match encoded {
         Ok(v) => Outcome::New(sha, v),
         Err(e) => Outcome::Skipped(format!("{e:#}")),
     }

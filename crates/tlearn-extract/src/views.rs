@@ -1,5 +1,6 @@
 //! One file's bytes → its feature vector: decode, cut the augmentation views (each crop window
-//! resized once, mirrors flipped from it), encode them and average.
+//! resized once, mirrors flipped from it), encode them and average (or keep every view's
+//! vector, for `extract --keep-views`).
 
 use anyhow::{bail, Result};
 use image::RgbImage;
@@ -13,6 +14,8 @@ use crate::preprocess;
 /// One file's vector, and what decoding it took.
 #[derive(Debug, Clone)]
 pub struct Encoded {
+    /// The views' vectors averaged ([`encode_bytes`]), or every view's vector one after another
+    /// in [`augment::views`] order ([`encode_bytes_views`]).
     pub vector: Vec<f32>,
     /// The stored size its header declares.
     pub declared: (u32, u32),
@@ -28,6 +31,38 @@ pub fn encode_bytes(
     augment: Augment,
     budget: &MemoryBudget,
 ) -> Result<Encoded> {
+    let (vecs, declared, reserved) = encode_each_view(enc, bytes, augment, budget)?;
+    Ok(Encoded {
+        vector: augment::average(&vecs),
+        declared,
+        reserved,
+    })
+}
+
+/// Decode → views → encode, for one file's bytes, every view kept: [`Encoded::vector`] holds
+/// the views' vectors one after another (`views × dim` values, [`augment::views`] order).
+pub fn encode_bytes_views(
+    enc: &dyn Encoder,
+    bytes: &[u8],
+    augment: Augment,
+    budget: &MemoryBudget,
+) -> Result<Encoded> {
+    let (vecs, declared, reserved) = encode_each_view(enc, bytes, augment, budget)?;
+    Ok(Encoded {
+        vector: vecs.concat(),
+        declared,
+        reserved,
+    })
+}
+
+/// Every view's vector (each checked: `dim` finite values), the declared size and the bytes
+/// reserved.
+fn encode_each_view(
+    enc: &dyn Encoder,
+    bytes: &[u8],
+    augment: Augment,
+    budget: &MemoryBudget,
+) -> Result<(Vec<Vec<f32>>, (u32, u32), u64)> {
     let p = enc.preprocess();
     let decoded = decode::decode_rgb_within(
         bytes,
@@ -57,22 +92,26 @@ pub fn encode_bytes(
     drop(img);
     drop(decoded.reservation);
     let vecs = enc.encode_views(&views)?;
-    let out = augment::average(&vecs);
-    if out.len() != enc.dim() {
+    if vecs.len() != specs.len() {
         bail!(
-            "backbone returned {} values, expected dim {}",
-            out.len(),
-            enc.dim()
+            "backbone returned {} vectors for {} views",
+            vecs.len(),
+            specs.len()
         );
     }
-    if out.iter().any(|x| !x.is_finite()) {
-        bail!("backbone returned non-finite values");
+    for v in &vecs {
+        if v.len() != enc.dim() {
+            bail!(
+                "backbone returned {} values, expected dim {}",
+                v.len(),
+                enc.dim()
+            );
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            bail!("backbone returned non-finite values");
+        }
     }
-    Ok(Encoded {
-        vector: out,
-        declared,
-        reserved,
-    })
+    Ok((vecs, declared, reserved))
 }
 
 /// [`encode_bytes`], with a panic inside a decoder or the backbone turned into an error: one
@@ -83,9 +122,21 @@ pub fn encode_bytes_catching(
     augment: Augment,
     budget: &MemoryBudget,
 ) -> Result<Encoded> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        encode_bytes(enc, bytes, augment, budget)
-    })) {
+    catching(|| encode_bytes(enc, bytes, augment, budget))
+}
+
+/// [`encode_bytes_views`] with panics caught.
+pub fn encode_bytes_views_catching(
+    enc: &dyn Encoder,
+    bytes: &[u8],
+    augment: Augment,
+    budget: &MemoryBudget,
+) -> Result<Encoded> {
+    catching(|| encode_bytes_views(enc, bytes, augment, budget))
+}
+
+fn catching(f: impl FnOnce() -> Result<Encoded>) -> Result<Encoded> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => bail!("decoder or backbone panicked on this file"),
     }

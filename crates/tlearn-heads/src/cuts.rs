@@ -37,6 +37,7 @@ use crate::model_file::{FeaturePart, SavedHead};
 use crate::pipeline::{self, CvReport, TrainConfig, TrainOutcome};
 use crate::select::CvResult;
 use crate::transform::{BlockNorm, BlockRule};
+use crate::view_rows::TrainViews;
 use anyhow::Result;
 use ndarray::{concatenate, Axis};
 use serde::Serialize;
@@ -170,7 +171,11 @@ impl Score {
         Score {
             mean_accuracy: r.mean_accuracy,
             std_accuracy: r.std_accuracy,
-            head: r.params.to_string(),
+            head: if r.view_rows {
+                format!("{} + view rows", r.params)
+            } else {
+                r.params.to_string()
+            },
             seconds: cv.cv_seconds,
         }
     }
@@ -317,6 +322,31 @@ pub fn block_norm_of(rule: Option<BlockRule>, caches: &[&FeatureCache]) -> Optio
     (caches.len() > 1).then(|| BlockNorm::new(rule, caches.iter().map(|c| c.meta.dim).collect()))
 }
 
+/// The caches' kept views side by side (within each view, columns of the first cache, then of
+/// the second, as [`concat`]); `None` unless every cache keeps the same views.
+fn concat_views(caches: &[&FeatureCache]) -> Result<Option<ndarray::Array3<f32>>> {
+    let names = &caches[0].meta.views;
+    if caches.iter().any(|c| c.meta.views != *names) {
+        return Ok(None);
+    }
+    let mut parts = Vec::with_capacity(caches.len());
+    for c in caches {
+        match c.read_views()? {
+            Some(v) => parts.push(v),
+            None => return Ok(None),
+        }
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop());
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    Ok(Some(
+        concatenate(Axis(2), &views)?
+            .as_standard_layout()
+            .into_owned(),
+    ))
+}
+
 /// The parts a head trained on `members` records.
 fn parts_of(inputs: &[CutInput], members: &[usize]) -> Vec<FeaturePart> {
     let mut offset = 0;
@@ -429,6 +459,15 @@ pub fn select(
     mut progress: impl FnMut(Event),
 ) -> Result<CutsOutcome> {
     check_same_images(inputs)?;
+    // `--train-views on` needs every cut's views: refused before any CV work.
+    if cfg.train.train_views == TrainViews::On {
+        if let Some(i) = inputs.iter().find(|i| i.cache.meta.views.is_empty()) {
+            return Err(crate::error::HeadError::NoViews {
+                cache: i.cache.dir.display().to_string(),
+            }
+            .into());
+        }
+    }
     if cfg.pair_top == 1 {
         return Err(CutsError::PairTop(1).into());
     }
@@ -449,6 +488,8 @@ pub fn select(
         // finalists get every transform and the extended grid.
         transforms: vec![crate::transform::TransformKind::Standard],
         grid_extension: 0,
+        // The screen ranks cuts on averaged rows; the finalists get the view rows too.
+        train_views: TrainViews::Off,
         ..cfg.train.clone()
     };
     let mut split_rows: Option<Vec<usize>> = None;
@@ -459,7 +500,13 @@ pub fn select(
         let caches: Vec<&FeatureCache> = set.members.iter().map(|&m| &inputs[m].cache).collect();
         let cache = concat(&caches);
         let blocks = block_norm_of(cfg.block_norm, &caches);
-        let out = pipeline::train_blocks(&cache, tc, blocks.as_ref(), |r| {
+        let views = match tc.train_views {
+            TrainViews::Off => None,
+            _ => concat_views(&caches)?,
+        };
+        let names = caches[0].meta.views.clone();
+        let views = views.as_ref().map(|v| (v.view(), names.as_slice()));
+        let out = pipeline::train_with_views(&cache, views, blocks.as_ref(), tc, |r| {
             progress(Event::Cv {
                 set: &set.name,
                 result: r,

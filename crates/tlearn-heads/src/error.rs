@@ -20,6 +20,13 @@ pub enum HeadError {
     /// Arrays of a saved head that disagree in shape or hold non-finite values.
     #[error("field `{field}`: {problem}")]
     Malformed { field: String, problem: String },
+    /// `--train-views on` asked of a cache that keeps no per-view codes.
+    #[error(
+        "feature cache {cache} keeps no per-view codes to train on (no views.npy): extract it \
+         with `tlearn extract --augment flip|crops5|crops10 --keep-views`, or train with \
+         `--train-views off` (or `auto`)"
+    )]
+    NoViews { cache: String },
     /// linfa reported an error (required by linfa's `Fit`).
     #[error(transparent)]
     Linfa(#[from] linfa::Error),

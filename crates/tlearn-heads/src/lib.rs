@@ -29,6 +29,7 @@ pub mod report_plots;
 pub mod select;
 pub mod split;
 pub mod transform;
+pub mod view_rows;
 
 pub use cache::FeatureCache;
 pub use error::HeadError;

@@ -36,6 +36,9 @@
 //! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold) and `grid_edge?`, notes when
 //!   the chosen C or gamma sat at an edge of the grid searched
 //! - `split`: `{cache, seed, test_size, folds, train_rows, held_out: [paths]}`
+//! - `view_rows` (only for a head trained with `--train-views on|auto` on view rows):
+//!   `{views: [names], training_rows}`: each training image gave one row per kept augmentation
+//!   view; held-out and new images are still scored on their averaged views
 
 use crate::calibrate::{Platt, Temperature};
 use crate::error::HeadError;
@@ -114,6 +117,10 @@ pub struct SavedHead {
     /// The cut(s) the input columns come from (see the module doc); empty = `extractor` alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<FeaturePart>,
+    /// Trained on one row per kept augmentation view of each training image (absent: one
+    /// averaged row per image). Prediction is the same either way: one averaged row per image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_rows: Option<crate::view_rows::ViewRows>,
 }
 
 impl SavedHead {

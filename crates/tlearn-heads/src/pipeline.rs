@@ -8,8 +8,9 @@ use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
 use crate::select::{self, Candidate, CvResult};
 use crate::split::{stratified_folds, train_test_split, Split};
 use crate::transform::{BlockNorm, Scaling, Transform, TransformKind, TransformSpec};
+use crate::view_rows::{TrainViews, ViewRows};
 use anyhow::{bail, Result};
-use ndarray::Axis;
+use ndarray::{Array3, ArrayView3, Axis};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -43,6 +44,10 @@ pub struct TrainConfig {
     pub linear_tol: f64,
     /// Solvers of logistic regression and the RBF SVM (tlearn's own or linfa's crates).
     pub engine: Engine,
+    /// Training rows from kept augmentation views (`views.npy`): off, on, or both
+    /// cross-validated on the same folds and the better kept (`auto`, a no-op on a cache
+    /// without views). See [`crate::view_rows`].
+    pub train_views: TrainViews,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +65,7 @@ impl Default for TrainConfig {
             c_patience: 2,
             linear_tol: 0.01,
             engine: Engine::Tlearn,
+            train_views: TrainViews::Auto,
         }
     }
 }
@@ -86,6 +92,15 @@ pub struct CvReport {
     /// The fitted transform in words (e.g. "signed sqrt → standard").
     pub chosen_transform_steps: String,
     pub pca: Option<usize>,
+    /// `--train-views` as asked.
+    pub train_views: TrainViews,
+    /// The chosen head's training rows came from every kept view of each training image
+    /// (`None`: one averaged row per image).
+    pub view_rows: Option<ViewRows>,
+    /// With `--train-views auto` on a cache with views: the best CV accuracy with averaged
+    /// rows and with view rows, on the same folds, and which was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_rows_cv: Option<ViewRowsCv>,
     pub folds: usize,
     pub seed: u64,
     pub test_size: f64,
@@ -110,6 +125,25 @@ pub struct CvReport {
     pub split: SplitExport,
 }
 
+/// `--train-views auto`: both kinds of training rows cross-validated on the same folds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewRowsCv {
+    /// Best mean CV accuracy training on one averaged row per image.
+    pub averaged_rows: f64,
+    /// Best mean CV accuracy training on one row per view.
+    pub view_rows: f64,
+    /// "view rows" or "averaged rows" (ties go to the averaged rows: fewer rows, faster).
+    pub kept: String,
+}
+
+/// Candidates cross-validated for one kind of training rows, the best of them and the grid
+/// points added at an edge.
+struct ModeCv {
+    results: Vec<CvResult>,
+    chosen: usize,
+    grid_extended: Vec<String>,
+}
+
 pub struct TrainOutcome {
     pub saved: SavedHead,
     pub cv: CvReport,
@@ -123,26 +157,63 @@ fn unix_now() -> u64 {
 }
 
 /// Split the cache, run the CV grid, fit the chosen head on the whole training part.
-/// `progress` is called after each candidate's CV.
+/// `progress` is called after each candidate's CV. The cache's kept views (`views.npy`) are
+/// read when `cfg.train_views` may use them.
 pub fn train(
     cache: &FeatureCache,
     cfg: &TrainConfig,
     progress: impl FnMut(&CvResult),
 ) -> Result<TrainOutcome> {
-    train_blocks(cache, cfg, None, progress)
+    let views = match cfg.train_views {
+        TrainViews::Off => None,
+        _ => cache.read_views()?,
+    };
+    train_with_views(
+        cache,
+        views
+            .as_ref()
+            .map(|v| (v.view(), cache.meta.views.as_slice())),
+        None,
+        cfg,
+        progress,
+    )
 }
 
-/// [`train`] on a concatenation whose blocks are first normalised each on its own (`blocks`,
-/// see [`BlockNorm`]): the rule is applied to every row once, before the split (it fits
-/// nothing, so this equals applying it per fold), CV and the final fit see its output, and the
-/// saved transform records it so `eval` and `predict` apply it to raw codes first.
-pub fn train_blocks(
+/// [`train`] with the kept views given (`[rows, views, dim]` aligned with `cache.x`, and their
+/// names) and, for a concatenation, the per-block normalisation of its blocks (`blocks`, see
+/// [`BlockNorm`]): the selection over cuts uses it. The block rule is applied to every row (and
+/// every view row) once, before the split (it fits nothing, so this equals applying it per
+/// fold); CV and the final fit see its output, and the saved transform records it so `eval` and
+/// `predict` apply it to raw codes first.
+pub fn train_with_views(
     cache: &FeatureCache,
-    cfg: &TrainConfig,
+    views: Option<(ArrayView3<f32>, &[String])>,
     blocks: Option<&BlockNorm>,
+    cfg: &TrainConfig,
     progress: impl FnMut(&CvResult),
 ) -> Result<TrainOutcome> {
     cache.check_trainable()?;
+    if let Some((v, names)) = views {
+        let want = (cache.rows(), names.len(), cache.meta.dim);
+        if v.dim() != want {
+            bail!(
+                "the kept views of {} have shape {:?}, expected {:?} (rows, views, dim)",
+                cache.dir.display(),
+                v.shape(),
+                want
+            );
+        }
+    }
+    let views = match (cfg.train_views, views) {
+        (TrainViews::Off, _) => None,
+        (TrainViews::On, None) => {
+            return Err(crate::error::HeadError::NoViews {
+                cache: cache.dir.display().to_string(),
+            }
+            .into())
+        }
+        (_, v) => v,
+    };
     if cfg.heads.is_empty() {
         bail!("no head kinds to try");
     }
@@ -168,6 +239,23 @@ pub fn train_blocks(
     let x_all = normalised.as_ref().map_or(cache.x.view(), |n| n.view());
     let x_train = x_all.select(Axis(0), &split.train);
     let y_train: Vec<usize> = split.train.iter().map(|&i| cache.y[i]).collect();
+    // The training images' views (held-out images never get view rows), block-normalised
+    // like the rows.
+    let views_train: Option<Array3<f32>> = match views {
+        None => None,
+        Some((v, _)) => {
+            let v = v.select(Axis(0), &split.train);
+            match blocks {
+                None => Some(v),
+                Some(b) => {
+                    let (n, k, d) = v.dim();
+                    let flat = v.into_shape_with_order((n * k, d))?;
+                    Some(b.apply(flat.view())?.into_shape_with_order((n, k, d))?)
+                }
+            }
+        }
+    };
+    let view_names: Vec<String> = views.map(|(_, n)| n.to_vec()).unwrap_or_default();
 
     if cfg.transforms.is_empty() {
         bail!("no transforms to try");
@@ -202,58 +290,146 @@ pub fn train_blocks(
     }
     let t0 = Instant::now();
     let mut progress = progress;
-    let mut results = select::cross_validate(
-        x_train.view(),
-        &y_train,
-        n_classes,
-        &fold_of,
-        cfg.folds,
-        &candidates,
-        cfg.seed,
-        cfg.c_patience,
-        &mut progress,
-    )?;
-    let mut chosen = select::choose(&results)?;
-    let mut grid_extended = Vec::new();
-    for _ in 0..cfg.grid_extension {
-        let more = select::extend_at_edge(&results, chosen);
-        if more.is_empty() {
-            break;
+    // Which kinds of training rows to cross-validate: averaged rows, view rows, or both on
+    // the same folds (`auto`).
+    let modes: Vec<bool> = match (cfg.train_views, &views_train) {
+        (TrainViews::Auto, Some(_)) => vec![false, true],
+        (_, Some(_)) => vec![true],
+        (_, None) => vec![false],
+    };
+    let mut done: Vec<(bool, ModeCv)> = Vec::with_capacity(modes.len());
+    for &on in &modes {
+        let v = if on {
+            views_train.as_ref().map(|v| v.view())
+        } else {
+            None
+        };
+        let rows = y_train.len() * v.map_or(1, |v| v.dim().1);
+        // The RBF SVM's dense kernel does not fit above kernel_svm::MAX_ROWS training rows.
+        let mode_candidates: Vec<Candidate> = candidates
+            .iter()
+            .copied()
+            .filter(|c| {
+                !(on && c.params.kind() == HeadKind::RbfSvm && rows > crate::kernel_svm::MAX_ROWS)
+            })
+            .collect();
+        if mode_candidates.is_empty() {
+            continue;
         }
-        grid_extended.extend(
-            more.iter()
-                .map(|c| format!("{} ({})", c.params, c.transform)),
-        );
-        results.extend(select::cross_validate(
+        let mut results = select::cross_validate(
             x_train.view(),
+            v,
             &y_train,
             n_classes,
             &fold_of,
             cfg.folds,
-            &more,
+            &mode_candidates,
             cfg.seed,
-            0,
+            cfg.c_patience,
             &mut progress,
-        )?);
-        chosen = select::choose(&results)?;
+        )?;
+        let mut chosen = select::choose(&results)?;
+        let mut grid_extended = Vec::new();
+        for _ in 0..cfg.grid_extension {
+            let more = select::extend_at_edge(&results, chosen);
+            if more.is_empty() {
+                break;
+            }
+            grid_extended.extend(more.iter().map(|c| {
+                format!(
+                    "{} ({}{})",
+                    c.params,
+                    c.transform,
+                    if on { ", view rows" } else { "" }
+                )
+            }));
+            results.extend(select::cross_validate(
+                x_train.view(),
+                v,
+                &y_train,
+                n_classes,
+                &fold_of,
+                cfg.folds,
+                &more,
+                cfg.seed,
+                0,
+                &mut progress,
+            )?);
+            chosen = select::choose(&results)?;
+        }
+        done.push((
+            on,
+            ModeCv {
+                results,
+                chosen,
+                grid_extended,
+            },
+        ));
+    }
+    if done.is_empty() {
+        bail!("no candidate to cross-validate");
+    }
+    let best = |m: &ModeCv| m.results[m.chosen].mean_accuracy;
+    // Ties go to the averaged rows (listed first): fewer rows, a cheaper fit.
+    let keep = (1..done.len()).fold(0, |k, i| {
+        if best(&done[i].1) > best(&done[k].1) + 1e-9 {
+            i
+        } else {
+            k
+        }
+    });
+    let view_rows_cv = (done.len() == 2).then(|| ViewRowsCv {
+        averaged_rows: best(&done[0].1),
+        view_rows: best(&done[1].1),
+        kept: if done[keep].0 {
+            "view rows"
+        } else {
+            "averaged rows"
+        }
+        .into(),
+    });
+    let on = done[keep].0;
+    let offset: usize = done[..keep].iter().map(|(_, m)| m.results.len()).sum();
+    let grid_edge = select::edge_notes(&done[keep].1.results, done[keep].1.chosen);
+    let chosen = offset + done[keep].1.chosen;
+    let mut grid_extended = Vec::new();
+    let mut results = Vec::new();
+    for (_, m) in done {
+        grid_extended.extend(m.grid_extended);
+        results.extend(m.results);
     }
     let cv_seconds = t0.elapsed().as_secs_f64();
     let params = results[chosen].params;
     let chosen_transform = results[chosen].transform;
-    let grid_edge = select::edge_notes(&results, chosen);
 
     let t1 = Instant::now();
-    let transform = fitted
-        .into_iter()
-        .zip(&specs)
-        .find(|(_, s)| **s == chosen_transform)
-        .map(|(t, _)| t)
-        .expect("the chosen transform is one of the specs");
-    let z = transform.apply(x_train.view())?;
+    let views_fit = if on {
+        views_train.as_ref().map(|v| v.view())
+    } else {
+        None
+    };
+    let all_train: Vec<usize> = (0..split.train.len()).collect();
+    let (x_fit, y_fit) =
+        crate::view_rows::training_rows(x_train.view(), views_fit, &all_train, &y_train);
+    let mut transform = if on {
+        // Fitted on the rows the head is trained on, as in each CV fold.
+        Transform::fit_spec(x_fit.view(), chosen_transform)?
+    } else {
+        fitted
+            .into_iter()
+            .zip(&specs)
+            .find(|(_, s)| **s == chosen_transform)
+            .map(|(t, _)| t)
+            .expect("the chosen transform is one of the specs")
+    };
+    let z = transform.apply(x_fit.view())?;
     // From here on the transform takes raw codes (x_train is already block-normalised).
-    let mut transform = transform;
     transform.blocks = blocks.cloned();
-    let head = params.fit(z.view(), &y_train, n_classes, cfg.seed)?;
+    let head = params.fit(z.view(), &y_fit, n_classes, cfg.seed)?;
+    let view_rows = on.then(|| ViewRows {
+        views: view_names.clone(),
+        training_rows: x_fit.nrows(),
+    });
     let fit = head.convergence();
     // SVM probabilities: one shared slope on the out-of-fold CV decision values, so the most
     // probable class is the decision-value argmax that CV scored (see `calibrate`).
@@ -301,6 +477,7 @@ pub fn train_blocks(
             held_out: split.test.iter().map(|&i| cache.paths[i].clone()).collect(),
         },
         parts: Vec::new(),
+        view_rows: view_rows.clone(),
     };
     let cv = CvReport {
         classes: cache.classes().to_vec(),
@@ -308,6 +485,9 @@ pub fn train_blocks(
         chosen_transform,
         chosen_transform_steps: saved.transform.describe(),
         pca: cfg.pca,
+        train_views: cfg.train_views,
+        view_rows,
+        view_rows_cv,
         folds: cfg.folds,
         seed: cfg.seed,
         test_size: cfg.test_size,

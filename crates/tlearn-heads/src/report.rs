@@ -22,12 +22,47 @@ fn conv_cell(c: Option<crate::fit_info::Convergence>) -> String {
 }
 
 /// The CV curve as a table, with the chosen row marked.
+/// Which training rows the chosen head was fitted on, and why (`--train-views`), in words.
+pub fn training_rows_words(cv: &CvReport) -> String {
+    let rows = match &cv.view_rows {
+        Some(v) => format!(
+            "one row per kept view of each training image ({} views: {}; {} rows)",
+            v.views.len(),
+            v.views.join(", "),
+            v.training_rows
+        ),
+        None => "one averaged row per training image".into(),
+    };
+    match &cv.view_rows_cv {
+        Some(c) => format!(
+            "{rows}; --train-views {}: CV {:.4} with averaged rows, {:.4} with view rows (same \
+             folds), kept the {}",
+            cv.train_views, c.averaged_rows, c.view_rows, c.kept
+        ),
+        None => format!("{rows} (--train-views {})", cv.train_views),
+    }
+}
+
 pub fn cv_table(cv: &CvReport) -> String {
     let mut s = String::new();
+    // A "rows" column only when some candidate trained on view rows.
+    let with_rows = cv.candidates.iter().any(|r| r.view_rows);
+    let rows_cell = |v: Option<bool>| match (with_rows, v) {
+        (false, _) => String::new(),
+        (true, None) => format!(" {:<8}", "rows"),
+        (true, Some(true)) => format!(" {:<8}", "views"),
+        (true, Some(false)) => format!(" {:<8}", "averaged"),
+    };
     let _ = writeln!(
         s,
-        "  {:<14} {:<11} {:>8} {:>10} {:>17} {:>9}  converged (max iterations)",
-        "transform", "head", "C", "gamma", "CV accuracy", "time (s)"
+        "  {:<14}{} {:<11} {:>8} {:>10} {:>17} {:>9}  converged (max iterations)",
+        "transform",
+        rows_cell(None),
+        "head",
+        "C",
+        "gamma",
+        "CV accuracy",
+        "time (s)"
     );
     for (i, r) in cv.candidates.iter().enumerate() {
         let gamma = r
@@ -42,9 +77,10 @@ pub fn cv_table(cv: &CvReport) -> String {
         };
         let _ = writeln!(
             s,
-            "{} {:<14} {:<11} {:>8} {:>10} {:>17} {:>9.2}  {}",
+            "{} {:<14}{} {:<11} {:>8} {:>10} {:>17} {:>9.2}  {}",
             if i == cv.chosen { "*" } else { " " },
             r.transform.to_string(),
+            rows_cell(Some(r.view_rows)),
             r.params.kind().name(),
             r.params.c(),
             gamma,
@@ -90,6 +126,7 @@ pub fn cv_table(cv: &CvReport) -> String {
             "note: {n} (the best value may lie beyond; widen --c-grid / --gamma-grid)"
         );
     }
+    let _ = writeln!(s, "training rows: {}", training_rows_words(cv));
     let _ = writeln!(s, "final fit: {}", cv.final_fit);
     if cv
         .candidates

@@ -33,7 +33,7 @@ use crate::head::{Engine, Head, HeadKind, HeadSpec};
 use crate::kernel_svm;
 use crate::transform::{Transform, TransformSpec};
 use anyhow::{bail, Result};
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
@@ -45,6 +45,10 @@ pub struct CvResult {
     pub transform: TransformSpec,
     #[serde(flatten)]
     pub params: HeadSpec,
+    /// Trained on one row per kept augmentation view of each training-fold image (validation
+    /// images scored on their averaged rows); absent: one averaged row per image.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub view_rows: bool,
     /// How the solver stopped, over all folds (largest iteration count; converged only if
     /// every fold did). `None` if a fit failed.
     pub convergence: Option<Convergence>,
@@ -214,8 +218,14 @@ impl FoldData {
     }
 }
 
+/// Fold `f`'s training and validation images (indices of the training part), ascending.
+pub fn fold_rows(fold_of: &[usize], f: usize) -> (Vec<usize>, Vec<usize>) {
+    (0..fold_of.len()).partition(|&i| fold_of[i] != f)
+}
+
 fn fold_data(
     x: ArrayView2<f32>,
+    views: Option<ArrayView3<f32>>,
     y: &[usize],
     fold_of: &[usize],
     k: usize,
@@ -224,13 +234,14 @@ fn fold_data(
     (0..k)
         .into_par_iter()
         .map(|f| -> Result<FoldData> {
-            let tr: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] != f).collect();
-            let va: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] == f).collect();
-            let xt = x.select(Axis(0), &tr);
+            let (tr, va) = fold_rows(fold_of, f);
+            // Training rows expanded to their views after the split into folds: a view always
+            // sits on its image's side.
+            let (xt, y_train) = crate::view_rows::training_rows(x, views, &tr, y);
             let t = Transform::fit_spec(xt.view(), spec)?;
             Ok(FoldData {
                 z_train: t.apply(xt.view())?,
-                y_train: tr.iter().map(|&i| y[i]).collect(),
+                y_train,
                 z_valid: t.apply(x.select(Axis(0), &va).view())?,
                 valid_pos: va,
                 sq: None,
@@ -242,7 +253,10 @@ fn fold_data(
 }
 
 /// Cross-validate every candidate. `fold_of[i]` is the fold of training row i. Candidates of
-/// one transform share its per-fold fits (give them together, as `pipeline` does).
+/// one transform share its per-fold fits (give them together, as `pipeline` does). With
+/// `views` (`[rows, views, dim]`, aligned with `x`) every view of a training-fold image is a
+/// training row ([`crate::view_rows`]) and validation images are scored on their rows of `x`
+/// (the averaged views).
 ///
 /// The early-stopping rule (`patience` > 0): a *C path* is the candidates that differ only in
 /// C (same transform, head, engine and gamma), met in the order given (ascending C from
@@ -257,6 +271,7 @@ fn fold_data(
 #[allow(clippy::too_many_arguments)]
 pub fn cross_validate(
     x: ArrayView2<f32>,
+    views: Option<ArrayView3<f32>>,
     y: &[usize],
     n_classes: usize,
     fold_of: &[usize],
@@ -274,6 +289,7 @@ pub fn cross_validate(
             let res = CvResult {
                 transform: cand.transform,
                 params: cand.params,
+                view_rows: views.is_some(),
                 convergence: None,
                 fold_accuracy: vec![],
                 mean_accuracy: f64::NAN,
@@ -289,7 +305,7 @@ pub fn cross_validate(
         }
         if folds_for != Some(cand.transform) {
             folds.clear(); // free the previous transform's folds first
-            folds = fold_data(x, y, fold_of, k, cand.transform)?;
+            folds = fold_data(x, views, y, fold_of, k, cand.transform)?;
             folds_for = Some(cand.transform);
         }
         let p = &cand.params;
@@ -330,6 +346,7 @@ pub fn cross_validate(
         let res = CvResult {
             transform: cand.transform,
             params: *p,
+            view_rows: views.is_some(),
             convergence: error.is_none().then(|| Convergence::all(conv)),
             fold_accuracy: if error.is_none() { accs } else { vec![] },
             mean_accuracy: mean,
@@ -560,6 +577,7 @@ mod tests {
         CvResult {
             transform: TransformSpec::new(crate::transform::TransformKind::Standard, None),
             params: grid(&[kind], &[c], &[1.0], 0.01, Engine::Tlearn)[0],
+            view_rows: false,
             convergence: None,
             fold_accuracy: vec![acc],
             mean_accuracy: acc,
