@@ -55,14 +55,17 @@ pub fn encode_bytes_views(
     })
 }
 
-/// Every view's vector (each checked: `dim` finite values), the declared size and the bytes
-/// reserved.
+/// Every view's vector (each checked: `dim` finite values), the image's declared size and the
+/// bytes reserved for decoding it.
+type EachView = (Vec<Vec<f32>>, (u32, u32), u64);
+
+/// Decode `bytes` within the budget and encode every view of `augment`: see [`EachView`].
 fn encode_each_view(
     enc: &dyn Encoder,
     bytes: &[u8],
     augment: Augment,
     budget: &MemoryBudget,
-) -> Result<(Vec<Vec<f32>>, (u32, u32), u64)> {
+) -> Result<EachView> {
     let p = enc.preprocess();
     let decoded = decode::decode_rgb_within(
         bytes,
