@@ -134,6 +134,12 @@ pub fn decode_rgb_within<'a>(
     let rotates = orientation != image::metadata::Orientation::NoTransforms;
     let declared = decoder.dimensions();
     let (w, h) = declared;
+    // A GIF whose screen is 24×0 decodes "successfully" to an image with no pixels.
+    if w == 0 || h == 0 {
+        return Err(DecodeError::Corrupt(format!(
+            "the header declares {w}×{h} pixels"
+        )));
+    }
     // Progressive decoders keep every DCT coefficient (i16) of up to 3 components.
     let coefficients = match jpeg {
         Some(j) if j.progressive => w as u64 * h as u64 * 3 * 2,
@@ -169,6 +175,13 @@ pub fn decode_rgb_within<'a>(
     let rgb = w as u64 * h as u64 * 3;
     let reservation = budget.reserve(decoded_bytes(native, rgb, rgb8, rotates) + coefficients);
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(DecodeError::Corrupt(format!(
+            "decoded to {}×{} pixels",
+            img.width(),
+            img.height()
+        )));
+    }
     img.apply_orientation(orientation);
     Ok(Decoded {
         image: to_rgb8(img, background),
@@ -295,6 +308,26 @@ mod tests {
         let mut buf = Cursor::new(Vec::new());
         img.write_to(&mut buf, fmt).unwrap();
         buf.into_inner()
+    }
+
+    /// Found by `tests/fuzz_inputs.rs`: a GIF whose logical screen is 24×0 (its frame 24×16)
+    /// decoded to an image without pixels.
+    #[test]
+    fn a_gif_with_a_zero_height_screen_is_corrupt_not_an_empty_image() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(24, 16, image::Rgb([9; 3])));
+        let mut gif = encode(&img, ImageFormat::Gif);
+        assert_eq!(
+            &gif[6..10],
+            &[24, 0, 16, 0],
+            "GIF logical screen width, height"
+        );
+        gif[8] = 0;
+        for mode in [DecodeMode::Full, DecodeMode::Reduced] {
+            match decode_rgb_for(&gif, [0; 3], mode, 8) {
+                Err(DecodeError::Corrupt(m)) => assert!(m.contains("24×0"), "{m}"),
+                other => panic!("{mode:?}: {:?}", other.map(|i| i.dimensions())),
+            }
+        }
     }
 
     #[test]
