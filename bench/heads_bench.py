@@ -16,12 +16,15 @@ against LinearSVC (skip with --no-large).
 
 `--auto` instead times tlearn's default `train --head auto` (every transform x head x C/gamma
 of its default grid, with its early stopping along C and grid extension) against scikit-learn
-GridSearchCV over the very same grid points, read from tlearn's cv.json: the four transforms as
-pipelines (StandardScaler; signed sqrt + StandardScaler; StandardScaler + Normalizer;
-StandardScaler + PCA(0.99, whiten=True)) x LinearSVC / LogisticRegression / SVC with the same C and
-absolute gamma values, the same split and folds, n_jobs=-1. Run it under `taskset -c 0,1` so both
-sides get the same two cores (children inherit the affinity); the sides alternate `--repeat`
-times and medians are reported.
+GridSearchCV over tlearn's grid points, read from tlearn's cv.json: the transforms as
+pipelines (StandardScaler; signed sqrt + StandardScaler; Normalizer; StandardScaler +
+Normalizer; StandardScaler + PCA(0.99, whiten=True)) x LinearSVC / LogisticRegression / SVC
+with the same C and absolute gamma values, the same split and folds, n_jobs=-1. GridSearchCV
+has no early stopping, so `--sklearn-points` runs it twice per round: on the points tlearn
+fitted ("fitted": same points) and on every point of the grid, skipped ones included ("all":
+each tool with its defaults). Run it under `taskset -c 0,1` so both sides get the same two
+cores (children inherit the affinity); the sides alternate `--repeat` times, and medians and
+per-round ratios are reported with the 1-minute load average at each start.
 """
 import argparse
 import csv
@@ -209,6 +212,8 @@ def sklearn_transform(name):
     if name == "sqrt-standard":
         return Pipeline([("sqrt", FunctionTransformer(lambda v: np.sign(v) * np.sqrt(np.abs(v)))),
                          ("scale", StandardScaler())])
+    if name == "l2":
+        return Normalizer()
     if name == "standard-l2":
         return Pipeline([("scale", StandardScaler()), ("l2", Normalizer())])
     if name == "pca-whiten":
@@ -217,13 +222,18 @@ def sklearn_transform(name):
     sys.exit(f"no scikit-learn equivalent for transform {name}")
 
 
-def sklearn_grid(cv):
-    """tlearn's grid points (cv.json candidates, skipped and extension points included) as a
-    GridSearchCV parameter grid: one dict per transform and head (and gamma for the RBF SVM)."""
+def sklearn_grid(cv, points="all"):
+    """tlearn's grid points as a GridSearchCV parameter grid: one dict per transform and head
+    (and gamma for the RBF SVM). `points="all"`: every cv.json candidate, the ones tlearn's
+    early stopping along C skipped included (what GridSearchCV, which has no early stopping,
+    fits for that grid: the tool-defaults comparison); `"fitted"`: only the points tlearn
+    fitted (the same-points comparison)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC, LinearSVC
     groups = {}
     for c in cv["candidates"]:
+        if points == "fitted" and c.get("skipped"):
+            continue
         t = c["transform"]["kind"]
         key = (t, c["kind"], c.get("gamma"))
         groups.setdefault(key, set()).add(c["c"])
@@ -238,18 +248,50 @@ def sklearn_grid(cv):
     return grid
 
 
-def bench_auto(cache: Path, folds, seed, test_size, work: Path, repeat):
+def sklearn_auto(x, y, cv, points):
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
+    split = cv["split"]
+    tr, te = np.array(split["train_rows"]), np.array(split["test_rows"])
+    pipe = Pipeline([("pre", StandardScaler()), ("clf", LinearSVC())])
+    gs = GridSearchCV(pipe, sklearn_grid(cv, points),
+                      cv=PredefinedSplit(np.array(split["fold_of_train_row"])), n_jobs=-1)
+    t0 = time.perf_counter()
+    gs.fit(x[tr], y[tr])
+    secs = time.perf_counter() - t0
+    bp = gs.best_params_
+    return secs, {"acc": float((gs.predict(x[te]) == y[te]).mean()), "cv_acc": float(gs.best_score_),
+                  "chosen": {"clf": type(bp["clf"]).__name__, "C": bp["clf__C"],
+                             "gamma": bp.get("clf__gamma")},
+                  "transform": str(bp["pre"]).replace("\n", "")[:80],
+                  "grid_points": len(gs.cv_results_["params"])}
+
+
+def loadavg():
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return None
+
+
+def bench_auto(cache: Path, folds, seed, test_size, work: Path, repeat, modes=("fitted", "all"),
+               partial: Path | None = None):
+    """Alternate tlearn and scikit-learn (each `modes` entry: which grid points) `repeat` times;
+    medians and per-round ratios tlearn / scikit-learn. After each round the figures so far are
+    written to `partial` (a long run on a loaded machine keeps what it measured)."""
     x, y = load_cache(cache)
     out = work / "auto"
     cmd = [str(TLEARN), "train", str(cache), "--head", "auto", "--seed", str(seed),
            "--test-size", str(test_size), "--folds", str(folds), "--out", str(out)]
-    t_runs, s_runs = [], []
-    t_res = s_res = None
+    t_runs = []
+    s_runs = {m: [] for m in modes}
+    s_res = {}
+    t_res = None
+    loads = []
     for _ in range(repeat):
+        loads.append(loadavg())
         t0 = time.perf_counter()
         run(cmd)
         t_runs.append(time.perf_counter() - t0)
@@ -259,39 +301,53 @@ def bench_auto(cache: Path, folds, seed, test_size, work: Path, repeat):
         t_res = {"acc": rep["metrics"]["accuracy"], "chosen": cv["chosen_params"],
                  "transform": cv["chosen_transform"]["kind"],
                  "cv_acc": cv["candidates"][cv["chosen"]]["mean_accuracy"],
+                 "cv_seconds": cv["cv_seconds"],
                  "grid_points": len(cv["candidates"]),
                  "fitted": sum(1 for c in cv["candidates"] if not c.get("skipped"))}
-        split = cv["split"]
-        tr, te = np.array(split["train_rows"]), np.array(split["test_rows"])
-        pipe = Pipeline([("pre", StandardScaler()), ("clf", LinearSVC())])
-        gs = GridSearchCV(pipe, sklearn_grid(cv), cv=PredefinedSplit(np.array(split["fold_of_train_row"])),
-                          n_jobs=-1)
-        t0 = time.perf_counter()
-        gs.fit(x[tr], y[tr])
-        s_runs.append(time.perf_counter() - t0)
-        bp = gs.best_params_
-        s_res = {"acc": float((gs.predict(x[te]) == y[te]).mean()), "cv_acc": float(gs.best_score_),
-                 "chosen": {"clf": type(bp["clf"]).__name__, "C": bp["clf__C"],
-                            "gamma": bp.get("clf__gamma")},
-                 "transform": str(bp["pre"]).replace("\n", "")[:80],
-                 "grid_points": len(gs.cv_results_["params"])}
-        print(f"  auto: tlearn {t_runs[-1]:.1f}s, scikit-learn {s_runs[-1]:.1f}s", file=sys.stderr)
-    t_res["seconds_all"], s_res["seconds_all"] = t_runs, s_runs
-    t_res["seconds"], s_res["seconds"] = median(t_runs), median(s_runs)
-    return {"cache": str(cache), "rows": int(x.shape[0]), "dim": int(x.shape[1]), "folds": folds,
-            "seed": seed, "test_size": test_size, "repeat": repeat,
-            "cpus": sorted(os.sched_getaffinity(0)), "tlearn": t_res, "sklearn": s_res,
-            "ratio_tlearn_over_sklearn": t_res["seconds"] / s_res["seconds"]}
+        print(f"  auto: tlearn {t_runs[-1]:.1f}s (load {loads[-1]})", file=sys.stderr)
+        for m in modes:
+            loads.append(loadavg())
+            secs, s_res[m] = sklearn_auto(x, y, cv, m)
+            s_runs[m].append(secs)
+            print(f"  auto: scikit-learn ({m} points) {secs:.1f}s (load {loads[-1]})", file=sys.stderr)
+        if partial is not None:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(summarise_auto(
+                cache, x, folds, seed, test_size, len(t_runs), loads, t_res, t_runs, s_res, s_runs,
+                modes), indent=1))
+    return summarise_auto(cache, x, folds, seed, test_size, repeat, loads, t_res, t_runs, s_res,
+                          s_runs, modes)
+
+
+def summarise_auto(cache, x, folds, seed, test_size, repeat, loads, t_res, t_runs, s_res, s_runs,
+                   modes):
+    t_res = dict(t_res)
+    t_res["seconds_all"], t_res["seconds"] = t_runs, median(t_runs)
+    res = {"cache": str(cache), "rows": int(x.shape[0]), "dim": int(x.shape[1]), "folds": folds,
+           "seed": seed, "test_size": test_size, "repeat": repeat,
+           "cpus": sorted(os.sched_getaffinity(0)), "loadavg_1min_at_starts": loads,
+           "tlearn": t_res, "sklearn": {}}
+    for m in modes:
+        r = dict(s_res[m])
+        r["seconds_all"], r["seconds"] = s_runs[m], median(s_runs[m])
+        r["pair_ratios_tlearn_over_sklearn"] = [t / s for t, s in zip(t_runs, s_runs[m])]
+        r["median_ratio_tlearn_over_sklearn"] = t_res["seconds"] / r["seconds"]
+        res["sklearn"][m] = r
+    return res
 
 
 def print_auto(res):
     print(f"\ncache {res['cache']} ({res['rows']} x {res['dim']}, test size {res['test_size']}, "
-          f"{res['folds']} folds, CPUs {res['cpus']}, median of {res['repeat']} alternating runs)")
-    for side in ("tlearn", "sklearn"):
-        r = res[side]
-        print(f"{side:<8} held-out {r['acc']:.4f}  CV {r['cv_acc']:.4f}  {r['seconds']:8.1f} s  "
-              f"grid points {r['grid_points']}  chosen {r['chosen']} on {r['transform']}")
-    print(f"time ratio tlearn / scikit-learn: {res['ratio_tlearn_over_sklearn']:.2f}")
+          f"{res['folds']} folds, CPUs {res['cpus']}, median of {res['repeat']} alternating runs, "
+          f"1-min load at starts {res['loadavg_1min_at_starts']})")
+    r = res["tlearn"]
+    print(f"{'tlearn':<22} held-out {r['acc']:.4f}  CV {r['cv_acc']:.4f}  {r['seconds']:8.1f} s  "
+          f"grid points {r['grid_points']} ({r['fitted']} fitted)  chosen {r['chosen']} on {r['transform']}")
+    for m, r in res["sklearn"].items():
+        print(f"{'scikit-learn, ' + m:<22} held-out {r['acc']:.4f}  CV {r['cv_acc']:.4f}  "
+              f"{r['seconds']:8.1f} s  grid points {r['grid_points']}  chosen {r['chosen']} on {r['transform']}")
+        print(f"  time ratio tlearn / scikit-learn ({m} points): median {r['median_ratio_tlearn_over_sklearn']:.2f}, "
+              f"per round {[round(v, 2) for v in r['pair_ratios_tlearn_over_sklearn']]}")
 
 
 def print_table(res):
@@ -326,6 +382,11 @@ def main():
     ap.add_argument("--auto", action="store_true",
                     help="time `train --head auto` (default grid) against the same grid in "
                          "scikit-learn instead of the per-head comparison")
+    ap.add_argument("--sklearn-points", default="fitted,all",
+                    help="with --auto: scikit-learn fits the grid points tlearn fitted "
+                         "('fitted': same points) and/or every point of tlearn's grid, the ones "
+                         "its early stopping skipped included ('all': each tool's defaults) "
+                         "[%(default)s]")
     ap.add_argument("--out", default=str(ROOT / "bench-out/heads.json"))
     ap.add_argument("--tlearn", default=str(ROOT / "target/release/tlearn"),
                     help="tlearn binary [%(default)s]")
@@ -345,7 +406,8 @@ def main():
     out = {}
     if a.auto:
         with tempfile.TemporaryDirectory() as tmp:
-            res = bench_auto(cache, a.folds, a.seed, a.test_size, Path(tmp), a.repeat)
+            res = bench_auto(cache, a.folds, a.seed, a.test_size, Path(tmp), a.repeat,
+                             a.sklearn_points.split(","), Path(a.out))
         print_auto(res)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(res, indent=1))

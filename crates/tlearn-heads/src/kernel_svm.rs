@@ -1,6 +1,8 @@
 //! One-vs-rest RBF-kernel SVMs (C-SVC) solved by SMO with LIBSVM's second-order working-set
-//! selection (Fan, Chen & Lin 2005), on a Gram matrix computed once per training set and shared
-//! by all classes.
+//! selection (Fan, Chen & Lin 2005) and its shrinking heuristic, on a Gram matrix computed once
+//! per training set and shared by all classes. Cross-validation walks each gamma's C values in
+//! ascending order and starts each fit from the previous C's dual solution
+//! ([`fit_on_kernel`]'s warm start).
 //!
 //! Why not linfa-svm: it recomputes the n×n kernel element by element for every binary problem
 //! (74% of the time in `KernelMethod::distance` by `perf`), ten times per fold for ten classes,
@@ -29,6 +31,7 @@ pub struct RbfSvmValidParams {
     c: f64,
     gamma: Option<f64>,
     eps: f64,
+    shrinking: bool,
     n_classes: Option<usize>,
 }
 
@@ -44,12 +47,13 @@ impl Default for RbfSvmParams {
 }
 
 impl RbfSvmParams {
-    /// C = 1, gamma = 1 / dimension, stopping tolerance 1e-3 (LIBSVM's).
+    /// C = 1, gamma = 1 / dimension, stopping tolerance 1e-3, shrinking on (LIBSVM's).
     pub fn new() -> Self {
         RbfSvmParams(RbfSvmValidParams {
             c: 1.0,
             gamma: None,
             eps: 1e-3,
+            shrinking: true,
             n_classes: None,
         })
     }
@@ -65,6 +69,11 @@ impl RbfSvmParams {
     /// SMO stopping tolerance on the maximal KKT violation.
     pub fn eps(mut self, eps: f64) -> Self {
         self.0.eps = eps;
+        self
+    }
+    /// LIBSVM's shrinking heuristic (`-h`): same optimum, fewer rows touched per iteration.
+    pub fn shrinking(mut self, on: bool) -> Self {
+        self.0.shrinking = on;
         self
     }
     /// Number of classes (default: largest label + 1).
@@ -101,7 +110,7 @@ where
     fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<RbfOvr, HeadError> {
         let (x, y, k) = classes_of("RBF SVM", ds, self.n_classes)?;
         let gamma = self.gamma.unwrap_or(1.0 / x.ncols().max(1) as f64);
-        fit_ovr(x, &y, k, self.c, gamma, self.eps)
+        fit_ovr(x, &y, k, self.c, gamma, self.eps, self.shrinking)
     }
 }
 
@@ -150,25 +159,89 @@ struct Solution {
     converged: bool,
 }
 
-/// Binary C-SVC on a precomputed kernel `k` with labels `y` (true = +1).
-fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
+/// `G_t = y_t Σ_s y_s α_s K_ts − 1` for the rows `rows` (the gradient of ½αᵀQα − eᵀα), over the
+/// non-zero α only.
+fn gradient_rows(k: &Array2<f64>, ys: &[f64], alpha: &[f64], rows: &[usize], g: &mut [f64]) {
+    let nz: Vec<(usize, f64)> = alpha
+        .iter()
+        .enumerate()
+        .filter(|(_, &a)| a > 0.0)
+        .map(|(s, &a)| (s, ys[s] * a))
+        .collect();
+    for &t in rows {
+        let kt = k.row(t);
+        let kt = kt.as_slice().expect("standard layout");
+        let mut acc = 0.0;
+        for &(s, ya) in &nz {
+            acc += ya * kt[s];
+        }
+        g[t] = ys[t] * acc - 1.0;
+    }
+}
+
+/// Binary C-SVC on a precomputed kernel `k` with labels `y` (true = +1), LIBSVM's SMO with its
+/// shrinking heuristic (`-h 1`): rows bounded at 0 or C whose gradient says they will stay
+/// there leave the active set, so selection and gradient updates touch fewer rows; before
+/// stopping, the gradient of the shrunk rows is rebuilt and optimality is checked on all rows.
+/// `init`: the solution at a smaller C on the same kernel and labels, and C / C_prev. Both it
+/// and it scaled by C / C_prev are feasible at C (0 ≤ α ≤ C, Σ y α = 0); SMO starts from the
+/// one with the lower dual objective (the scaled one where the smaller C under-fitted and most
+/// α sat at the bound, the unscaled one on a plateau where no α did) instead of from zero. The
+/// stopping test is the same, so the optimum reached is the same within `eps`.
+fn smo(
+    k: &Array2<f64>,
+    y: &[bool],
+    c: f64,
+    eps: f64,
+    shrinking: bool,
+    init: Option<(&[f64], f64)>,
+) -> Solution {
     let n = y.len();
     let ys: Vec<f64> = y.iter().map(|&v| if v { 1.0 } else { -1.0 }).collect();
     let mut alpha = vec![0.0f64; n];
     let mut g = vec![-1.0f64; n]; // gradient of ½αᵀQα − eᵀα
+    if let Some((prev, scale)) = init.filter(|(a, _)| a.len() == n) {
+        let all: Vec<usize> = (0..n).collect();
+        let mut best = 0.0; // the objective at α = 0
+        for s in [1.0, scale] {
+            let a: Vec<f64> = prev.iter().map(|v| (v * s).clamp(0.0, c)).collect();
+            let mut ga = vec![0.0; n];
+            gradient_rows(k, &ys, &a, &all, &mut ga);
+            // ½αᵀQα − eᵀα = ½ Σ α_t (G_t − 1)
+            let obj: f64 = 0.5 * a.iter().zip(&ga).map(|(a, g)| a * (g - 1.0)).sum::<f64>();
+            if obj < best {
+                best = obj;
+                alpha = a;
+                g = ga;
+            }
+        }
+    }
     let tau = 1e-12;
     let max_iter = (100 * n).max(10_000_000);
     let diag: Vec<f64> = (0..n).map(|t| k[[t, t]]).collect();
     let upper = |a: f64| a >= c;
     let lower = |a: f64| a <= 0.0;
+    // perm[..active] are the rows still in the problem.
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut active = n;
+    let mut unshrunk = false;
+    let shrink_every = n.min(1000);
+    let mut counter = shrink_every + 1;
     let mut iterations = 0;
     let mut converged = false;
-    for _ in 0..max_iter {
-        iterations += 1;
-        // Select i: maximal violating −y_t G_t over I_up.
+    // Rebuild the gradient of the shrunk rows and make every row active again.
+    let reactivate = |perm: &[usize], active: &mut usize, alpha: &[f64], g: &mut [f64]| {
+        if *active < n {
+            gradient_rows(k, &ys, alpha, &perm[*active..], g);
+            *active = n;
+        }
+    };
+    // Working-set selection over the active rows: (i, j), or None when optimal within eps.
+    let select = |perm: &[usize], active: usize, alpha: &[f64], g: &[f64]| {
+        // i: maximal violating −y_t G_t over I_up.
         let mut gmax = f64::NEG_INFINITY;
         let mut i = usize::MAX;
-        for t in 0..n {
+        for &t in &perm[..active] {
             let in_up = if ys[t] > 0.0 {
                 !upper(alpha[t])
             } else {
@@ -180,16 +253,16 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
             }
         }
         if i == usize::MAX {
-            converged = true;
-            break;
+            return None;
         }
-        // Select j by the second-order gain.
+        // j by the second-order gain.
         let ki = k.row(i);
+        let ki = ki.as_slice().expect("standard layout");
         let kii = ki[i];
         let mut gmax2 = f64::NEG_INFINITY;
         let mut j = usize::MAX;
         let mut best = f64::INFINITY;
-        for t in 0..n {
+        for &t in &perm[..active] {
             let in_low = if ys[t] > 0.0 {
                 !lower(alpha[t])
             } else {
@@ -216,10 +289,88 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
             }
         }
         if gmax + gmax2 < eps || j == usize::MAX {
-            converged = true;
-            break;
+            None
+        } else {
+            Some((i, j))
         }
+    };
+    while iterations < max_iter {
+        if shrinking {
+            counter -= 1;
+            if counter == 0 {
+                counter = shrink_every;
+                // LIBSVM's do_shrinking: the largest violations on each side...
+                let (mut gm1, mut gm2) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+                for &t in &perm[..active] {
+                    if ys[t] > 0.0 {
+                        if !upper(alpha[t]) {
+                            gm1 = gm1.max(-g[t]);
+                        }
+                        if !lower(alpha[t]) {
+                            gm2 = gm2.max(g[t]);
+                        }
+                    } else {
+                        if !upper(alpha[t]) {
+                            gm2 = gm2.max(-g[t]);
+                        }
+                        if !lower(alpha[t]) {
+                            gm1 = gm1.max(g[t]);
+                        }
+                    }
+                }
+                // ...once close to the optimum, one full gradient rebuild...
+                if !unshrunk && gm1 + gm2 <= eps * 10.0 {
+                    unshrunk = true;
+                    reactivate(&perm, &mut active, &alpha, &mut g);
+                }
+                // ...then rows at a bound that the gradient pushes further out leave.
+                let be_shrunk = |t: usize| {
+                    if upper(alpha[t]) {
+                        -g[t] > if ys[t] > 0.0 { gm1 } else { gm2 }
+                    } else if lower(alpha[t]) {
+                        g[t] > if ys[t] > 0.0 { gm2 } else { gm1 }
+                    } else {
+                        false
+                    }
+                };
+                let mut s = 0;
+                while s < active {
+                    if be_shrunk(perm[s]) {
+                        active -= 1;
+                        perm.swap(s, active);
+                    } else {
+                        s += 1;
+                    }
+                }
+            }
+        }
+        let (i, j) = match select(&perm, active, &alpha, &g) {
+            Some(ij) => ij,
+            None if active == n => {
+                converged = true;
+                break;
+            }
+            None => {
+                // Optimal on the active rows: check on all of them.
+                reactivate(&perm, &mut active, &alpha, &mut g);
+                match select(&perm, active, &alpha, &g) {
+                    Some(ij) => {
+                        counter = 1; // shrink again at the next iteration
+                        ij
+                    }
+                    None => {
+                        converged = true;
+                        break;
+                    }
+                }
+            }
+        };
+        iterations += 1;
+        let ki = k.row(i);
+        let ki = ki.as_slice().expect("standard layout");
         let kj = k.row(j);
+        let kj = kj.as_slice().expect("standard layout");
+        let kii = ki[i];
         let (yi, yj) = (ys[i], ys[j]);
         let qij = yi * yj * ki[j];
         let (oi, oj) = (alpha[i], alpha[j]);
@@ -279,12 +430,14 @@ fn smo(k: &Array2<f64>, y: &[bool], c: f64, eps: f64) -> Solution {
             }
         }
         let (di, dj) = (alpha[i] - oi, alpha[j] - oj);
-        // G_t += Q_ti Δα_i + Q_tj Δα_j with Q_ts = y_t y_s K_ts.
+        // G_t += Q_ti Δα_i + Q_tj Δα_j with Q_ts = y_t y_s K_ts, on the active rows.
         let (ci, cj) = (yi * di, yj * dj);
-        for t in 0..n {
+        for &t in &perm[..active] {
             g[t] += ys[t] * (ci * ki[t] + cj * kj[t]);
         }
     }
+    // Stopped by max_iter with rows shrunk: their gradient is stale.
+    reactivate(&perm, &mut active, &alpha, &mut g);
     // rho: mean of y G over free variables, else the middle of the feasible interval.
     let (mut ub, mut lb, mut sum, mut nfree) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
     for t in 0..n {
@@ -326,11 +479,12 @@ fn fit_ovr(
     c: f64,
     gamma: f64,
     eps: f64,
+    shrinking: bool,
 ) -> Result<RbfOvr, HeadError> {
     check_rows(z.nrows())?;
     let x = z.mapv(|v| v as f64);
     let k = rbf_kernel(x.view(), x.view(), gamma);
-    Ok(fit_ovr_on_kernel(&k, z, y, n_classes, c, gamma, eps).0)
+    Ok(fit_ovr_on_kernel(&k, z, y, n_classes, c, gamma, eps, shrinking, None).0)
 }
 
 fn check_rows(n: usize) -> Result<(), HeadError> {
@@ -373,9 +527,21 @@ pub fn kernel_from_sq(d2: &Array2<f64>, gamma: f64) -> Array2<f64> {
     k
 }
 
+/// The dual solution of every one-vs-rest problem of one fit (α per class, per training row)
+/// and its C: the warm start of the next, larger C on the same kernel.
+#[derive(Debug, Clone)]
+pub struct RbfWarm {
+    pub c: f64,
+    pub alpha: Vec<Vec<f64>>,
+}
+
 /// Cross-validation's fast path: fit on training rows `z` whose kernel matrix `k` (for this
-/// `gamma`) is already computed, so one kernel serves every C of a gamma. Returns the head and
-/// the training-row index of each support vector (the columns of `coef`).
+/// `gamma`) is already computed, so one kernel serves every C of a gamma. Returns the head, the
+/// training-row index of each support vector (the columns of `coef`) and the dual solution.
+///
+/// `warm`: the solution at a smaller C on the same kernel and rows, the start of SMO (see
+/// `smo`: it, or it scaled by C / C_prev, whichever has the lower dual objective) instead of
+/// zero; the stopping test is the same, so the optimum reached is the same within tolerance.
 pub fn fit_on_kernel(
     k: &Array2<f64>,
     z: ArrayView2<f32>,
@@ -383,20 +549,26 @@ pub fn fit_on_kernel(
     n_classes: usize,
     c: f64,
     gamma: f64,
-) -> Result<(RbfOvr, Vec<usize>), HeadError> {
+    warm: Option<&RbfWarm>,
+) -> Result<(RbfOvr, Vec<usize>, RbfWarm), HeadError> {
     check_rows(z.nrows())?;
     check_positive(&[("C", c), ("gamma", gamma)])?;
-    Ok(fit_ovr_on_kernel(
+    let p = RbfSvmParams::new().0;
+    let (m, sv, alpha) = fit_ovr_on_kernel(
         k,
         z,
         y,
         n_classes,
         c,
         gamma,
-        RbfSvmParams::new().0.eps,
-    ))
+        p.eps,
+        p.shrinking,
+        warm.filter(|w| w.c <= c && w.alpha.len() == n_classes),
+    );
+    Ok((m, sv, RbfWarm { c, alpha }))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fit_ovr_on_kernel(
     k: &Array2<f64>,
     z: ArrayView2<f32>,
@@ -405,13 +577,16 @@ fn fit_ovr_on_kernel(
     c: f64,
     gamma: f64,
     eps: f64,
-) -> (RbfOvr, Vec<usize>) {
+    shrinking: bool,
+    warm: Option<&RbfWarm>,
+) -> (RbfOvr, Vec<usize>, Vec<Vec<f64>>) {
     let n = z.nrows();
     let sols: Vec<Solution> = (0..n_classes)
         .into_par_iter()
         .map(|cls| {
             let t: Vec<bool> = y.iter().map(|&v| v == cls).collect();
-            smo(k, &t, c, eps)
+            let init = warm.map(|w| (w.alpha[cls].as_slice(), c / w.c));
+            smo(k, &t, c, eps, shrinking, init)
         })
         .collect();
     // Union of support vectors.
@@ -435,7 +610,8 @@ fn fit_ovr_on_kernel(
             converged: s.converged,
         })),
     };
-    (model, sv)
+    let alpha = sols.into_iter().map(|s| s.alpha).collect();
+    (model, sv, alpha)
 }
 
 impl RbfOvr {

@@ -175,11 +175,35 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// Train one binary squared-hinge SVM. `x` is `[n, d]` in standard layout (rows contiguous),
 /// `y[i]` is `true` for the positive class.
 pub fn train_binary(x: &[f32], d: usize, y: &[bool], p: &LinearSvmValidParams) -> BinaryLinear {
+    train_binary_from(x, d, y, p, None).0
+}
+
+/// [`train_binary`] from the dual point `init` (any α ≥ 0, e.g. the solution at a smaller C:
+/// the squared hinge has no upper bound, so it stays feasible) instead of zero; returns the
+/// model and its dual solution. Same stopping test, so the same optimum within `tol`.
+pub fn train_binary_from(
+    x: &[f32],
+    d: usize,
+    y: &[bool],
+    p: &LinearSvmValidParams,
+    init: Option<&[f64]>,
+) -> (BinaryLinear, Vec<f64>) {
     let n = y.len();
     let diag = 0.5 / p.c;
     let mut w = vec![0f32; d];
     let mut b = 0f32; // weight of the constant bias feature (value 1)
     let mut alpha = vec![0f64; n];
+    if let Some(a0) = init.filter(|a| a.len() == n) {
+        // w = Σ y_i α_i x_i, the bias feature likewise.
+        for (i, &a) in a0.iter().enumerate() {
+            if a > 0.0 {
+                alpha[i] = a;
+                let ya = (if y[i] { a } else { -a }) as f32;
+                axpy(ya, &x[i * d..(i + 1) * d], &mut w);
+                b += ya;
+            }
+        }
+    }
     let qd: Vec<f64> = (0..n)
         .map(|i| {
             let r = &x[i * d..(i + 1) * d];
@@ -244,12 +268,49 @@ pub fn train_binary(x: &[f32], d: usize, y: &[bool], p: &LinearSvmValidParams) -
             pg_max_new
         };
     }
-    BinaryLinear {
-        w,
-        b,
-        iterations: iter,
-        converged,
-    }
+    (
+        BinaryLinear {
+            w,
+            b,
+            iterations: iter,
+            converged,
+        },
+        alpha,
+    )
+}
+
+/// The dual solutions of one one-vs-rest fit (α per class, per training row) and its C: the
+/// warm start of the next, larger C on the same rows.
+#[derive(Debug, Clone)]
+pub struct LinearWarm {
+    pub c: f64,
+    pub alpha: Vec<Vec<f64>>,
+}
+
+/// Cross-validation's path along C: fit with C = `p.c` starting from `warm`, the solution of a
+/// smaller C on the same rows (ignored otherwise), as LIBLINEAR's parameter search does.
+pub fn fit_warm(
+    z: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+    p: &LinearSvmValidParams,
+    warm: Option<&LinearWarm>,
+) -> Result<(LinearSvmModel, LinearWarm), HeadError> {
+    let ds = DatasetBase::new(z, ndarray::ArrayView1::from(y));
+    let (x, y, k) = classes_of("linear SVM", &ds, Some(n_classes))?;
+    let warm = warm.filter(|w| w.c <= p.c && w.alpha.len() == k);
+    let (weights, bias, models, alpha) = train_ovr_from(x, &y, k, p, warm);
+    Ok((
+        LinearSvmModel {
+            weights,
+            bias,
+            convergence: Convergence::all(models.iter().map(|m| Convergence {
+                iterations: m.iterations,
+                converged: m.converged,
+            })),
+        },
+        LinearWarm { c: p.c, alpha },
+    ))
 }
 
 /// One-vs-rest linear SVM: returns weights `[classes, d]` and biases `[classes]`.
@@ -260,25 +321,38 @@ fn train_ovr(
     n_classes: usize,
     p: &LinearSvmValidParams,
 ) -> (Array2<f32>, Array1<f32>, Vec<BinaryLinear>) {
+    let (w, b, models, _) = train_ovr_from(x, y, n_classes, p, None);
+    (w, b, models)
+}
+
+type OvrFit = (Array2<f32>, Array1<f32>, Vec<BinaryLinear>, Vec<Vec<f64>>);
+
+fn train_ovr_from(
+    x: ArrayView2<f32>,
+    y: &[usize],
+    n_classes: usize,
+    p: &LinearSvmValidParams,
+    warm: Option<&LinearWarm>,
+) -> OvrFit {
     let xs = x.as_standard_layout();
     let data = xs.as_slice().expect("standard layout");
     let d = x.ncols();
-    let models: Vec<BinaryLinear> = (0..n_classes)
+    let (models, alpha): (Vec<BinaryLinear>, Vec<Vec<f64>>) = (0..n_classes)
         .into_par_iter()
         .map(|c| {
             let yc: Vec<bool> = y.iter().map(|&v| v == c).collect();
             let mut pc = *p;
             pc.seed = p.seed.wrapping_add(c as u64);
-            train_binary(data, d, &yc, &pc)
+            train_binary_from(data, d, &yc, &pc, warm.map(|w| w.alpha[c].as_slice()))
         })
-        .collect();
+        .unzip();
     let mut w = Array2::zeros((n_classes, d));
     let mut b = Array1::zeros(n_classes);
     for (c, m) in models.iter().enumerate() {
         w.row_mut(c).assign(&Array1::from(m.w.clone()));
         b[c] = m.b;
     }
-    (w, b, models)
+    (w, b, models, alpha)
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@
 //!   Per fold and transform the squared distances `|x_i − x_j|²` (training × training and
 //!   validation × training) are computed once; each gamma's kernel is then one `exp` pass, shared
 //!   by every C of that gamma, and the validation scores reuse the distances too;
+//! - the SMO of the RBF SVM shrinks (LIBSVM's heuristic: rows bounded at 0 or C that will stay
+//!   there leave the active set) and is warm-started along C from the previous C's dual
+//!   solution; the linear SVM's dual coordinate descent likewise starts from the previous C's
+//!   dual solution (LIBLINEAR's parameter search does the same);
 //! - logistic regression is warm-started along C (each fold's fit at C starts from its fit at
 //!   the previous C), as scikit-learn's `logistic_regression_path` does: logistic fits took
 //!   11-18 s per C at C ≤ 0.1 from zero on 2,100 × 1,280 Fashion-MNIST codes under the same
@@ -33,6 +37,7 @@ use crate::head::{Engine, Head, HeadKind, HeadSpec};
 use crate::kernel_svm;
 use crate::transform::{Transform, TransformSpec};
 use anyhow::{bail, Result};
+use linfa::ParamGuard;
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -149,6 +154,11 @@ struct FoldData {
     /// The last logistic model fitted on this fold (tlearn's solver): the warm start of the
     /// next C.
     logistic: Option<crate::logistic::LogisticModel>,
+    /// The last RBF dual solution on this fold and its gamma: the warm start of the next C of
+    /// that gamma.
+    rbf_warm: Option<(f64, kernel_svm::RbfWarm)>,
+    /// The last linear SVM dual solution on this fold: the warm start of the next C.
+    linear_warm: Option<crate::linear_svm::LinearWarm>,
 }
 
 impl FoldData {
@@ -174,14 +184,21 @@ impl FoldData {
                 self.kernel = Some((gamma, kernel_svm::kernel_from_sq(d_train, gamma)));
             }
             let k = &self.kernel.as_ref().expect("just set").1;
-            let (m, sv) = kernel_svm::fit_on_kernel(
+            let warm = self
+                .rbf_warm
+                .as_ref()
+                .filter(|w| w.0 == gamma)
+                .map(|w| &w.1);
+            let (m, sv, solution) = kernel_svm::fit_on_kernel(
                 k,
                 self.z_train.view(),
                 &self.y_train,
                 n_classes,
                 c,
                 gamma,
+                warm,
             )?;
+            self.rbf_warm = Some((gamma, solution));
             let conv = m.convergence;
             return Ok((
                 self.valid_pos.clone(),
@@ -208,6 +225,28 @@ impl FoldData {
             );
             self.logistic = Some(m);
             return Ok(out);
+        }
+        if let HeadSpec::LinearSvm { c, tol } = *p {
+            let params = crate::linear_svm::LinearSvmParams::new()
+                .c(c)
+                .tol(tol)
+                .seed(seed)
+                .n_classes(n_classes)
+                .check()?;
+            let (m, solution) = crate::linear_svm::fit_warm(
+                self.z_train.view(),
+                &self.y_train,
+                n_classes,
+                &params,
+                self.linear_warm.as_ref(),
+            )?;
+            self.linear_warm = Some(solution);
+            let conv = m.convergence;
+            return Ok((
+                self.valid_pos.clone(),
+                Head::LinearSvm(m).decision(self.z_valid.view()),
+                conv,
+            ));
         }
         let h: Head = p.fit(self.z_train.view(), &self.y_train, n_classes, seed)?;
         Ok((
@@ -247,6 +286,8 @@ fn fold_data(
                 sq: None,
                 kernel: None,
                 logistic: None,
+                rbf_warm: None,
+                linear_warm: None,
             })
         })
         .collect()

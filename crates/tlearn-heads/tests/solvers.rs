@@ -66,7 +66,7 @@ fn logistic_lbfgs_reaches_a_stationary_point_of_the_objective() {
 #[test]
 fn linear_svm_dual_cd_reaches_the_primal_optimum() {
     let (z, y) = standardised_digits();
-    let (n, d) = z.dim();
+    let d = z.ncols();
     let data = z.as_standard_layout().to_owned();
     let x = data.as_slice().unwrap();
     for (class, c) in [(3usize, 0.1f64), (8, 1.0)] {
@@ -79,41 +79,85 @@ fn linear_svm_dual_cd_reaches_the_primal_optimum() {
             .check()
             .unwrap();
         let m = tlearn_heads::linear_svm::train_binary(x, d, &yb, &p);
-        assert!(
-            m.converged,
-            "class {class}: not converged in {} passes",
-            m.iterations
-        );
-        // Primal: ½|w̃|² + C Σ max(0, 1 − y w̃·x̃)², x̃ = (x, 1). Gradient: w̃ − 2C Σ ξ_i y_i x̃_i.
-        let mut g: Vec<f64> = m.w.iter().map(|&v| v as f64).chain([m.b as f64]).collect();
-        let mut primal = 0.5 * g.iter().map(|v| v * v).sum::<f64>();
-        for i in 0..n {
-            let r = &x[i * d..(i + 1) * d];
-            let f: f64 = r
-                .iter()
-                .zip(&m.w)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum::<f64>()
-                + m.b as f64;
-            let yi = if yb[i] { 1.0 } else { -1.0 };
-            let xi = (1.0 - yi * f).max(0.0);
-            primal += c * xi * xi;
-            for j in 0..d {
-                g[j] -= 2.0 * c * xi * yi * r[j] as f64;
-            }
-            g[d] -= 2.0 * c * xi * yi;
-        }
-        let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let wnorm = m.w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
-        eprintln!(
-            "linear SVM class {class} C={c}: {} passes, primal {primal:.5}, |gradient| {gnorm:.2e}, |w| {wnorm:.3}",
-            m.iterations
-        );
-        assert!(
-            gnorm < 1e-2 * wnorm.max(1.0),
-            "class {class}: primal gradient {gnorm:.3e} against |w| {wnorm:.3}"
-        );
+        check_primal_optimum(&format!("class {class}"), x, d, &yb, c, &m);
     }
+}
+
+/// Cross-validation's warm start along C (each C starts from the previous C's dual solution)
+/// reaches the same primal optimum as a fit from zero, in fewer passes over the path.
+#[test]
+fn linear_svm_warm_start_along_c_reaches_the_primal_optimum() {
+    use tlearn_heads::linear_svm::train_binary_from;
+    let (z, y) = standardised_digits();
+    let d = z.ncols();
+    let data = z.as_standard_layout().to_owned();
+    let x = data.as_slice().unwrap();
+    let yb: Vec<bool> = y.iter().map(|&v| v == 8).collect();
+    let (mut warm, mut warm_passes, mut cold_passes) = (None::<Vec<f64>>, 0, 0);
+    for c in [0.001, 0.01, 0.1, 1.0] {
+        let p = LinearSvmParams::new()
+            .c(c)
+            .tol(1e-4)
+            .max_iter(10_000)
+            .seed(1)
+            .check()
+            .unwrap();
+        let (m, alpha) = train_binary_from(x, d, &yb, &p, warm.as_deref());
+        check_primal_optimum(&format!("warm C={c}"), x, d, &yb, c, &m);
+        let cold = train_binary_from(x, d, &yb, &p, None).0;
+        warm_passes += m.iterations;
+        cold_passes += cold.iterations;
+        warm = Some(alpha);
+    }
+    eprintln!("linear SVM passes along the C path: warm {warm_passes}, cold {cold_passes}");
+    assert!(warm_passes < cold_passes);
+}
+
+/// The gradient of the primal squared-hinge objective (LIBLINEAR / `LinearSVC`, bias as a
+/// regularised constant feature) vanishes at `m`.
+fn check_primal_optimum(
+    what: &str,
+    x: &[f32],
+    d: usize,
+    yb: &[bool],
+    c: f64,
+    m: &tlearn_heads::linear_svm::BinaryLinear,
+) {
+    let n = yb.len();
+    assert!(
+        m.converged,
+        "{what}: not converged in {} passes",
+        m.iterations
+    );
+    // Primal: ½|w̃|² + C Σ max(0, 1 − y w̃·x̃)², x̃ = (x, 1). Gradient: w̃ − 2C Σ ξ_i y_i x̃_i.
+    let mut g: Vec<f64> = m.w.iter().map(|&v| v as f64).chain([m.b as f64]).collect();
+    let mut primal = 0.5 * g.iter().map(|v| v * v).sum::<f64>();
+    for i in 0..n {
+        let r = &x[i * d..(i + 1) * d];
+        let f: f64 = r
+            .iter()
+            .zip(&m.w)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum::<f64>()
+            + m.b as f64;
+        let yi = if yb[i] { 1.0 } else { -1.0 };
+        let xi = (1.0 - yi * f).max(0.0);
+        primal += c * xi * xi;
+        for j in 0..d {
+            g[j] -= 2.0 * c * xi * yi * r[j] as f64;
+        }
+        g[d] -= 2.0 * c * xi * yi;
+    }
+    let gnorm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let wnorm = m.w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    eprintln!(
+        "linear SVM {what} C={c}: {} passes, primal {primal:.5}, |gradient| {gnorm:.2e}, |w| {wnorm:.3}",
+        m.iterations
+    );
+    assert!(
+        gnorm < 1e-2 * wnorm.max(1.0),
+        "{what}: primal gradient {gnorm:.3e} against |w| {wnorm:.3}"
+    );
 }
 
 #[test]
@@ -180,4 +224,66 @@ fn check_kkt(
         m.support_vectors.nrows()
     );
     assert!(worst < tol, "worst KKT violation {worst:.3e}");
+}
+
+/// The SMO's shrinking heuristic and its warm start along C (cross-validation's path: each C
+/// starts from the previous C's solution scaled up) reach the optimum of the plain solver
+/// (no shrinking, from zero): on the real digits, for each C of a path, both satisfy the dual
+/// KKT conditions and their decision values agree to the stopping tolerance's order (so at
+/// most a near-tie in a thousand rows can flip).
+#[test]
+fn rbf_smo_shrinking_and_warm_start_reach_the_plain_optimum() {
+    use tlearn_heads::kernel_svm::{fit_on_kernel, rbf_kernel};
+    let (z, y) = standardised_digits();
+    let gamma = 1.0 / 64.0;
+    let x = z.mapv(|v| v as f64);
+    let k = rbf_kernel(x.view(), x.view(), gamma);
+    let ds = Dataset::new(z.clone(), Array1::from(y.clone()));
+    let mut warm = None;
+    let mut warm_iterations = 0;
+    let mut cold_iterations = 0;
+    for c in [0.01, 0.1, 1.0, 10.0, 100.0] {
+        let plain = RbfSvmParams::new()
+            .c(c)
+            .gamma(gamma)
+            .shrinking(false)
+            .fit(&ds)
+            .unwrap();
+        let shrunk = RbfSvmParams::new().c(c).gamma(gamma).fit(&ds).unwrap();
+        let (path, _, solution) =
+            fit_on_kernel(&k, z.view(), &y, 10, c, gamma, warm.as_ref()).unwrap();
+        let cold = fit_on_kernel(&k, z.view(), &y, 10, c, gamma, None)
+            .unwrap()
+            .0;
+        warm = Some(solution);
+        for (what, m) in [("shrinking", &shrunk), ("warm start", &path)] {
+            assert!(m.convergence.converged, "{what} at C = {c}");
+            check_kkt(what, &z, &y, m, c);
+            let (a, b) = (plain.decision(z.view()), m.decision(z.view()));
+            let worst = (&a - &b).iter().fold(0.0f64, |w, v| w.max(v.abs()));
+            assert!(
+                worst < 5e-3,
+                "{what} at C = {c}: decision values differ by {worst:.2e}"
+            );
+            let same = a
+                .outer_iter()
+                .zip(b.outer_iter())
+                .filter(|(r, s)| argmax(r) == argmax(s))
+                .count();
+            // Two optima within the stopping tolerance may order a near-tie differently.
+            assert!(
+                z.nrows() - same <= z.nrows() / 1000,
+                "{what} at C = {c}: {} predictions changed",
+                z.nrows() - same
+            );
+        }
+        warm_iterations += path.convergence.iterations;
+        cold_iterations += cold.convergence.iterations;
+    }
+    eprintln!("SMO iterations along the C path (largest class): warm {warm_iterations}, cold {cold_iterations}");
+    assert!(warm_iterations < cold_iterations);
+}
+
+fn argmax(r: &ndarray::ArrayView1<f64>) -> usize {
+    (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap()
 }
