@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{read_json, run_ok, tlearn};
+use common::{ok, read_json, run_ok, tlearn};
 use ndarray::{Array2, Array3, Axis};
 
 fn extract(data: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -27,16 +27,6 @@ fn extract(data: &Path, out: &Path, extra: &[&str]) -> Output {
         .env("CI", "1")
         .output()
         .expect("spawn tlearn")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "tlearn failed\n--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn npy2(path: &Path) -> Array2<f32> {

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{read_json, repo, run_ok, skipped_reasons, tlearn};
+use common::{ok, read_json, repo, run_ok, skipped_reasons, tlearn};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 
 /// A photo-like test image: smooth gradients plus a per-seed pattern.
@@ -40,15 +40,6 @@ fn extract(data: &Path, out: &Path, model: &str, extra: &[&str]) -> Output {
         .env("CI", "1")
         .output()
         .expect("spawn tlearn")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "tlearn failed\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn index_rows(cache: &Path) -> Vec<String> {

@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{picture, read_json, repo, tlearn};
+use common::{ok, picture, read_json, repo, tlearn};
 
 /// `n` generated photos over two classes.
 fn photo_set(dir: &Path, n: u32) {
@@ -39,11 +39,6 @@ fn extract(data: &Path, out: &Path, model: &str, extra: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "tlearn failed:\n{}", stderr(&o));
-    o
 }
 
 fn names(dir: &Path) -> Vec<String> {

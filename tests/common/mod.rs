@@ -78,6 +78,18 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// `out` of a `tlearn` run that must have succeeded; otherwise fail showing its stdout and
+/// stderr.
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "tlearn failed\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));

@@ -106,24 +106,20 @@ fn check_declared_size(path: &Path, file: &mut File, len: u64) -> Result<(), Cac
 /// Read `path` as a float32 `[N, D]` array, refusing a header that declares more data than the
 /// file holds before anything is allocated for it.
 pub(crate) fn read_features(path: &Path) -> Result<Array2<f32>, CacheError> {
-    let mut file = File::open(path).map_err(|e| CacheError::io("opening", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| CacheError::io("reading", path, e))?
-        .len();
-    check_declared_size(path, &mut file, len)?;
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| CacheError::io("reading", path, e))?;
-    Array2::<f32>::read_npy(BufReader::new(file)).map_err(|e| {
-        CacheError::invalid(
-            path,
-            format!("not a float32 C-order [N, D] numpy array: {e}"),
-        )
-    })
+    read_checked(path, "[N, D]")
 }
 
 /// Read `path` (`views.npy`) as a float32 `[N, V, D]` array, with the same check.
 pub(crate) fn read_views(path: &Path) -> Result<Array3<f32>, CacheError> {
+    read_checked(path, "[N, V, D]")
+}
+
+/// The size check, then ndarray-npy's reader for a float32 array of dimension `Dim` (`shape`
+/// names it in the error).
+fn read_checked<Dim: ndarray::Dimension>(
+    path: &Path,
+    shape: &str,
+) -> Result<ndarray::Array<f32, Dim>, CacheError> {
     let mut file = File::open(path).map_err(|e| CacheError::io("opening", path, e))?;
     let len = file
         .metadata()
@@ -132,10 +128,10 @@ pub(crate) fn read_views(path: &Path) -> Result<Array3<f32>, CacheError> {
     check_declared_size(path, &mut file, len)?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| CacheError::io("reading", path, e))?;
-    Array3::<f32>::read_npy(BufReader::new(file)).map_err(|e| {
+    ndarray::Array::<f32, Dim>::read_npy(BufReader::new(file)).map_err(|e| {
         CacheError::invalid(
             path,
-            format!("not a float32 C-order [N, V, D] numpy array: {e}"),
+            format!("not a float32 C-order {shape} numpy array: {e}"),
         )
     })
 }
