@@ -17,7 +17,7 @@ use tlearn_extract::augment::{Anchor, View};
 use tlearn_extract::backbone::Backbone;
 use tlearn_extract::registry::{models_dir, Registry};
 use tlearn_extract::spec::Pooling;
-use tlearn_extract::{decode, preprocess};
+use tlearn_extract::{decode, listing, preprocess};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -34,8 +34,12 @@ fn main() -> Result<()> {
     let backbone = Backbone::load(entry, &mdir, None, Pooling::Avg)?;
     let p = backbone.preprocess().clone();
 
-    let mut files: Vec<PathBuf> = walk(&dir)?;
-    files.sort();
+    // The files `tlearn extract` would read, in its order.
+    let files: Vec<PathBuf> = listing::list_dataset(&dir)?
+        .files
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     if files.len() < n {
         bail!("{}: {} images, {n} asked", dir.display(), files.len());
     }
@@ -90,23 +94,4 @@ fn main() -> Result<()> {
         backbone.load_time().as_secs_f64()
     );
     Ok(())
-}
-
-fn walk(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).with_context(|| dir.display().to_string())? {
-        let p = e?.path();
-        if p.is_dir() {
-            out.extend(walk(&p)?);
-        } else if matches!(
-            p.extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
-            Some("png" | "jpg" | "jpeg")
-        ) {
-            out.push(p);
-        }
-    }
-    Ok(out)
 }
