@@ -88,7 +88,7 @@ fn walk(b: &[u8], progressive: &mut bool) -> JpegEnd {
         if code == 0xDA {
             // Entropy-coded data of a scan: up to the next real marker.
             loop {
-                let Some(off) = b[i..].iter().position(|&x| x == 0xFF) else {
+                let Some(off) = memchr::memchr(0xFF, &b[i..]) else {
                     return JpegEnd::Truncated;
                 };
                 i += off;
