@@ -111,7 +111,8 @@ test: venv
 # the same cached vectors, split and folds (plus a 60,000 x 1,280 linear-SVM timing),
 # `extract --layer all` (every named cut, one pass) against `--layer features` alone, and
 # `train --head auto` vs the same grid in scikit-learn on 4,200 Fashion-MNIST training rows,
-# and inference alone on one core against onnxruntime (bench/infer_bench.py).
+# inference alone on one core against onnxruntime (bench/infer_bench.py), and JPEG decoding
+# alone against PIL's draft decoding (bench/decode_bench.py).
 bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
@@ -119,6 +120,8 @@ bench: build
 	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 5
 	cargo build --release -p tlearn-extract --example infer_bench
 	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all gemm tract
+	cargo build --release -p tlearn-extract --example decode_bench
+	$(PY) bench/decode_bench.py --count 80 --n 40 --rounds 5
 	$(PY) bench/cuts_bench.py --data data/tuxpaint --repeat 5
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
 	$(MAKE) data DATASETS=fashion-mnist
