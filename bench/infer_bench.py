@@ -102,6 +102,16 @@ def ort_profile(model: Path, inputs: Path, runs: int) -> None:
     print(f"onnxruntime, 1 thread: {total:.2f} ms/image in kernels over {runs} runs")
     for op, ms in sorted(by_op.items(), key=lambda kv: -kv[1]):
         print(f"{op:28} {ms:8.3f} {100 * ms / total:6.1f}%")
+    # EfficientNet-Lite's convolutions by role (the converter's node names): depthwise `dw`,
+    # the 3x3 `stem`, every other Conv a 1x1 (expand, project, head): what tlearn's
+    # operators replace, side by side with `examples/profile_ops.rs`.
+    roles: dict[str, float] = {}
+    for node, ms in by_node.items():
+        role = "depthwise" if ".dw" in node else "stem" if node.startswith("stem") else \
+            "other" if not node.endswith("_nchwc") else "1x1"
+        roles[role] = roles.get(role, 0.0) + ms
+    print("by role: " + ", ".join(f"{r} {ms:.2f} ms ({100 * ms / total:.0f}%)"
+                                  for r, ms in sorted(roles.items(), key=lambda kv: -kv[1])))
     print("slowest nodes:")
     for node, ms in sorted(by_node.items(), key=lambda kv: -kv[1])[:25]:
         print(f"{node:50} {ms:8.3f}")
