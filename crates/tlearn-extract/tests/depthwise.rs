@@ -153,6 +153,8 @@ fn check_batch1(n: u32) {
     let mut rewritten = decluttered.clone();
     let replaced = rewrite::apply(&mut rewritten, rewrite::Ops::All).unwrap();
     assert_eq!(replaced.depthwise, onnx_depthwise_count(&path), "lite{n}");
+    // The stem (3 colour planes → 32 channels) runs tlearn's direct convolution.
+    assert_eq!(replaced.stem, 1, "lite{n}: the stem");
     // Every 1×1 conv is replaced except those on planes below pointwise_op::min_plane (7×7
     // ones stay tract's when the operator runs `gemm`; with AVX-512 it takes every plane).
     let small_planes = decluttered
@@ -181,6 +183,7 @@ fn check_batch1(n: u32) {
         .unwrap();
     let ours = rewritten.into_optimized().unwrap();
     assert!(!ours.nodes.iter().any(|n| n.op().name() == "DepthWiseConv"));
+    assert!(ours.nodes.iter().any(|n| n.op().name() == "TlearnStem"));
     // Every ReLU6 feeding a depthwise convolution (the expand convolutions', the stem's) moved
     // into the depthwise operator's input copy.
     let moved = ours

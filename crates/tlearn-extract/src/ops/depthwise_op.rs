@@ -5,8 +5,7 @@
 //! `Conv` whose groups equal its input and output channels (NCHW or CHW, 2-D, no dilation,
 //! constant OIHW kernel and bias) by [`Depthwise`], folding a following `Max(x, lo)` and
 //! `Min(x, hi)` with constant scalars (ReLU / ReLU6) into it when nothing else reads the
-//! intermediate values. Everything else in the network is still tract's: the 1×1 convolutions,
-//! the stem, pooling and the classifier.
+//! intermediate values. The other operators tlearn swaps in are listed in [`super::rewrite`].
 //!
 //! Each output is `bias + Σ tap·x` over the taps in row-major order, one multiply and one add
 //! per tap (no FMA), then clamped: the operations tract's own operator does, in its order, so the

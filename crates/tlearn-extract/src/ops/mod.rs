@@ -7,6 +7,7 @@
 //! - [`depthwise_op`]: the tract operator running it, bit-identical to tract's;
 //! - [`pointwise_kernel`]: the arithmetic of a 1×1 convolution with AVX-512 (no packing);
 //! - [`pointwise_op`]: 1×1 convolutions at batch 1, with that kernel or one `gemm` call each;
+//! - [`stem_kernel`], [`stem_op`]: the stem (a full convolution over the colour planes), direct;
 //! - [`rewrite`]: the graph transform; `graph`: graph queries the operators share (so the
 //!   operators do not import the transform that uses them).
 
@@ -17,5 +18,7 @@ pub mod depthwise_op;
 pub mod pointwise_kernel;
 pub mod pointwise_op;
 pub mod rewrite;
+pub mod stem_kernel;
+pub mod stem_op;
 
 pub use rewrite::{apply, Ops, Replaced};

@@ -5,11 +5,14 @@
 //! - [`super::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) with
 //!   tlearn's AVX-512 kernel (every plane) or one `gemm` call each (planes from 10×10 up),
 //!   equal to tract's up to float rounding.
+//! - [`super::stem_op`]: the stem (a full convolution over the colour planes), direct instead
+//!   of tract's im2col + matrix multiply, equal to tract's up to float rounding.
 //!
-//! Everything else (stem, pooling, classifier, batched runs of the 1×1 convolutions) stays
-//! tract's. `TLEARN_OPS` in the environment picks: `all` (default), `gemm` (the 1×1
-//! convolutions on `gemm` even with AVX-512), `depthwise` (only the depthwise operator) or `tract` (none: tract's plan as it comes) — to measure, or to rule
-//! tlearn's operators out when chasing a numerical difference.
+//! Everything else (pooling, classifier, batched runs of the 1×1 convolutions) stays tract's.
+//! `TLEARN_OPS` in the environment picks: `all` (default), `gemm` (the 1×1 convolutions on
+//! `gemm` even with AVX-512, the stem tract's: the path before those two kernels), `depthwise`
+//! (only the depthwise operator) or `tract` (none: tract's plan as it comes) — to measure, or to
+//! rule tlearn's operators out when chasing a numerical difference.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -19,13 +22,15 @@ use super::depthwise_op;
 use super::graph::{const_f32, fused_clamp};
 use super::pointwise_kernel;
 use super::pointwise_op;
+use super::stem_op;
 
 /// Which of tlearn's operators replace tract's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ops {
     All,
     /// As `All`, but the 1×1 convolutions run `gemm` (planes from 10×10 up) even where the
-    /// AVX-512 kernel could: the previous path, kept to measure the kernel against.
+    /// AVX-512 kernel could, and the stem stays tract's: the previous path, kept to measure the
+    /// kernels against.
     Gemm,
     Depthwise,
     Tract,
@@ -51,6 +56,7 @@ impl Ops {
 pub struct Replaced {
     pub depthwise: usize,
     pub pointwise: usize,
+    pub stem: usize,
 }
 
 /// Rewrite a decluttered model in place; run `into_optimized` after it.
@@ -62,6 +68,9 @@ pub fn apply(model: &mut TypedModel, ops: Ops) -> TractResult<Replaced> {
     if matches!(ops, Ops::All | Ops::Gemm) {
         let kernel = ops == Ops::All && pointwise_kernel::available();
         n.pointwise = rewrite_pointwise(model, kernel)?;
+    }
+    if ops == Ops::All {
+        n.stem = rewrite_stem(model)?;
     }
     Ok(n)
 }
@@ -88,6 +97,27 @@ pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
         let name = format!("{}.tlearn", node.name);
         let y = patch.wire_node(name, op, &[x])?[0];
         patch.shunt_outside(model, OutletId::new(last, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// Replace every convolution over at most [`stem_op::MAX_PLANES`] input planes (the stem) by
+/// tlearn's operator; returns how many were replaced.
+pub fn rewrite_stem(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(op) = stem_op::stem_of(model, id)? else {
+            continue;
+        };
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let name = format!("{}.tlearn", node.name);
+        let y = patch.wire_node(name, op, &[x])?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), y)?;
         patch.apply(model)?;
         replaced += 1;
     }

@@ -1,0 +1,216 @@
+//! A tract operator running a full convolution over a few input planes (the network's stem) with
+//! [`super::stem_kernel`], and the query [`super::rewrite`] uses to put it in place of tract's
+//! `Conv` (which tract would lower to `Pad` + im2col + matrix multiply).
+//!
+//! It covers a float `Conv` with one group, at most [`MAX_PLANES`] input channels, NCHW or CHW,
+//! 2-D, no dilation, constant OIHW kernel and bias: the colour-plane input of an image network.
+//! A following ReLU / ReLU6 is not folded here: the depthwise operator after the stem already
+//! reads it as its input clamp.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::depthwise_kernel::Geometry;
+use super::graph::const_f32;
+use super::stem_kernel::StemPlan;
+
+/// Input channels up to which a convolution counts as a stem (RGB, RGBA).
+pub const MAX_PLANES: usize = 4;
+
+/// A stem convolution with its weights, on `[N,] C, H, W` f32 input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stem {
+    plan: StemPlan,
+    channels: usize,
+    batched: bool,
+    /// `channels × planes × kh × kw` (OIHW).
+    weights: Arc<Vec<f32>>,
+    bias: Arc<Vec<f32>>,
+}
+
+impl Eq for Stem {}
+
+impl Stem {
+    fn output_shape(&self, batch: usize) -> TVec<usize> {
+        let [h, w] = self.plan.geometry.output;
+        if self.batched {
+            tvec!(batch, self.channels, h, w)
+        } else {
+            tvec!(self.channels, h, w)
+        }
+    }
+}
+
+impl Op for Stem {
+    fn name(&self) -> StaticName {
+        "TlearnStem".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{:?} planes: {} channels: {}",
+            self.plan.geometry, self.plan.planes, self.channels
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+thread_local! {
+    /// Phase-plane scratch, one per thread, reused across images.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl EvalOp for Stem {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let g = &self.plan.geometry;
+        let planes = self.plan.planes;
+        let batch = if self.batched { input.shape()[0] } else { 1 };
+        let expected: TVec<usize> = if self.batched {
+            tvec!(batch, planes, g.input[0], g.input[1])
+        } else {
+            tvec!(planes, g.input[0], g.input[1])
+        };
+        ensure!(
+            input.shape() == &*expected,
+            "stem input shape {:?}, expected {:?}",
+            input.shape(),
+            expected
+        );
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        // SAFETY: f32 has no invalid bit patterns, and every element is written below (each
+        // image's output planes are filled whole by `StemPlan::run`).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape(batch))? };
+        {
+            let mut view = output.try_as_plain_ram_mut()?;
+            let y = view.as_slice_mut::<f32>()?;
+            let in_image = planes * g.input[0] * g.input[1];
+            let out_image = self.channels * g.output[0] * g.output[1];
+            SCRATCH.with_borrow_mut(|scratch| {
+                for (src, dst) in x.chunks_exact(in_image).zip(y.chunks_exact_mut(out_image)) {
+                    self.plan
+                        .run(src, &self.weights, &self.bias, None, dst, scratch);
+                }
+            });
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Stem {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let batch = if self.batched {
+            inputs[0].shape[0]
+                .to_usize()
+                .context("stem: batch size must be known")?
+        } else {
+            1
+        };
+        Ok(tvec!(f32::fact(self.output_shape(batch))))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let g = &self.plan.geometry;
+        let per_image = self.channels * g.output[0] * g.output[1] * self.plan.taps();
+        let batch = if self.batched {
+            inputs[0].shape[0].clone()
+        } else {
+            1.into()
+        };
+        Ok(tvec!((Cost::FMA(f32::datum_type()), batch * per_image)))
+    }
+}
+
+/// The node as a [`Stem`], or `None` if it is not a convolution this operator covers exactly.
+pub(crate) fn stem_of(model: &TypedModel, id: usize) -> TractResult<Option<Stem>> {
+    let node = model.node(id);
+    let Some(conv) = node.op_as::<Conv>() else {
+        return Ok(None);
+    };
+    let spec = &conv.pool_spec;
+    let batched = match spec.data_format {
+        DataFormat::NCHW => true,
+        DataFormat::CHW => false,
+        _ => return Ok(None),
+    };
+    let planes = spec.input_channels;
+    let channels = spec.output_channels;
+    if conv.q_params.is_some()
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || conv.group != 1
+        || planes == 0
+        || planes > MAX_PLANES
+        || spec.kernel_shape.len() != 2
+        || spec
+            .dilations
+            .as_ref()
+            .is_some_and(|d| d.iter().any(|&d| d != 1))
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    let input = model.outlet_fact(node.inputs[0])?;
+    let (Some(shape), true) = (
+        input.shape.as_concrete(),
+        input.datum_type == f32::datum_type(),
+    ) else {
+        return Ok(None);
+    };
+    let spatial: [usize; 2] = match (batched, shape) {
+        (true, [_, c, h, w]) | (false, [c, h, w]) if *c == planes => [*h, *w],
+        _ => return Ok(None),
+    };
+    let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
+    let stride = spec.strides.as_ref().map_or([1, 1], |s| [s[0], s[1]]);
+    let pads = spec.padding.compute(&spatial, &kernel, &[1, 1], &stride);
+    let before = [pads[0].pad_before, pads[1].pad_before];
+    let after = [pads[0].pad_after, pads[1].pad_after];
+    let Some(geometry) = Geometry::new(spatial, kernel, stride, before, after) else {
+        return Ok(None);
+    };
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    let expected_out: Vec<usize> = if batched {
+        vec![shape[0], channels, geometry.output[0], geometry.output[1]]
+    } else {
+        vec![channels, geometry.output[0], geometry.output[1]]
+    };
+    if out.shape.as_concrete() != Some(&expected_out[..]) {
+        return Ok(None);
+    }
+    let (Some(k), Some(b)) = (
+        const_f32(model, node.inputs[1])?,
+        const_f32(model, node.inputs[2])?,
+    ) else {
+        return Ok(None);
+    };
+    if k.len() != channels * planes * kernel[0] * kernel[1] {
+        return Ok(None);
+    }
+    let bias = match b.len() {
+        n if n == channels => b,
+        1 => vec![b[0]; channels],
+        _ => return Ok(None),
+    };
+    Ok(Some(Stem {
+        plan: StemPlan::new(geometry, planes),
+        channels,
+        batched,
+        weights: Arc::new(k),
+        bias: Arc::new(bias),
+    }))
+}
