@@ -17,9 +17,13 @@
 //! into `stride_w` "phase" planes first, and that copy took more time than the arithmetic (16%
 //! of `tlearn extract` on the Tux Paint photos, one thread, against 13% for the arithmetic;
 //! `perf record`), its samples on the first read of each input vector. Reading the plane once,
-//! in the loop that uses it, took the operator from 33% to 22% of `examples/profile_ops`'s
-//! samples on Lite0 (perf, one core) and its per-layer time (`examples/dw_bench`, minima of 5
-//! runs) from 1.80 to 0.93 ms.
+//! in the loop that uses it, took the operator from 31.6% to 22.6% of the samples of that
+//! extraction (same photos, bit-identical `features.npy`), and on Lite0 at batch 1 on one core
+//! (`examples/profile_ops`, medians of 6 alternating runs on a loaded machine) from 2.81 to
+//! 1.84 ms per image, `plan.run` from 7.80 to 6.81 ms. Tried and dropped (no gain in
+//! `examples/dw_bench`, minima of 5 alternating runs): one copy of the code per input row so
+//! the taps each row feeds are known at compile time (1.10 against 0.93 ms over the Lite0
+//! layers), and 7-row blocks (every Lite plane size is a multiple of 7; 1.60 against 1.05 ms).
 //!
 //! Elsewhere (other kernels and strides, CPUs without AVX-512, an input clamp that does not
 //! keep 0 at 0) the phase-plane path stays: the zero-padded input plane is laid out once per
