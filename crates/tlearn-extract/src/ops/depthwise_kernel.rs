@@ -7,14 +7,35 @@
 //! 384 M multiply-adds), mostly in strided and padded zones that its vector kernel does not
 //! cover. [`super::depthwise_op`] swaps it in for tract's operator inside the tract plan.
 //!
-//! How: the zero-padded input plane is laid out once per channel as `stride_w` "phase" planes
-//! (phase `q` holds padded columns `q, q + stride_w, ...`), so every kernel tap reads a contiguous
-//! run of the scratch for a run of contiguous outputs, with no edge cases left in the inner loop.
-//! Outputs are produced `ROWS` rows × up to `BLOCK_W` columns at a time (accumulators that
-//! stay in registers) with taps
-//! as the loop around it; each output is `bias + Σ tap·x` in the taps' row-major order with
-//! ordinary (unfused) multiplies and adds: the arithmetic of tract's operator, so the results are
-//! bit-identical to it, and identical on every instruction set this file has a path for.
+//! How, on AVX-512 for the network's own shapes (3×3 and 5×5, stride 1 or 2, any padding:
+//! `x86::direct`): straight from the input plane, `ROWS` output rows × up to 32 columns at a
+//! time in registers. Each input row of the block is loaded once with masked 16-lane loads
+//! (columns outside the plane read as zero, rows outside it are zero vectors), clamped (the
+//! folded ReLU6), for stride 2 split into even and odd columns (`vpermt2ps`), and each tap's
+//! columns are a lane shift (`valignd`) of those vectors; the row then feeds every output row of
+//! the block that it reaches. Measured reason: the earlier design copied each zero-padded plane
+//! into `stride_w` "phase" planes first, and that copy took more time than the arithmetic (16%
+//! of `tlearn extract` on the Tux Paint photos, one thread, against 13% for the arithmetic;
+//! `perf record`), its samples on the first read of each input vector. Reading the plane once,
+//! in the loop that uses it, took the operator from 31.6% to 22.6% of the samples of that
+//! extraction (same photos, bit-identical `features.npy`), and on Lite0 at batch 1 on one core
+//! (`examples/profile_ops`, medians of 6 alternating runs on a loaded machine) from 2.81 to
+//! 1.84 ms per image, `plan.run` from 7.80 to 6.81 ms. Tried and dropped (no gain in
+//! `examples/dw_bench`, minima of 5 alternating runs): one copy of the code per input row so
+//! the taps each row feeds are known at compile time (1.10 against 0.93 ms over the Lite0
+//! layers), and 7-row blocks (every Lite plane size is a multiple of 7; 1.60 against 1.05 ms).
+//!
+//! Elsewhere (other kernels and strides, CPUs without AVX-512, an input clamp that does not
+//! keep 0 at 0) the phase-plane path stays: the zero-padded input plane is laid out once per
+//! channel as `stride_w` "phase" planes (phase `q` holds padded columns `q, q + stride_w, ...`),
+//! so every kernel tap reads a contiguous run of the scratch for a run of contiguous outputs,
+//! with no edge cases left in the inner loop, and `ROWS` rows × up to `BLOCK_W` columns are
+//! computed at a time with taps as the loop around them.
+//!
+//! On every path each output is `bias + Σ tap·x` in the taps' row-major order with ordinary
+//! (unfused) multiplies and adds: the arithmetic of tract's operator, so the results are
+//! bit-identical to it, and identical on every instruction set this file has a path for (the
+//! tests compare each vector path with the portable one bit for bit).
 
 /// Shape of one depthwise convolution: kernel, stride and padding per spatial axis (`[h, w]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,12 +113,18 @@ pub struct Plan {
     offsets: Vec<usize>,
     /// The largest of `offsets` (checked against the scratch once per call).
     max_offset: usize,
+    /// A shape the AVX-512 direct kernel covers: square 3×3 or 5×5 kernel, stride 1 or 2 on
+    /// both axes.
+    direct: bool,
 }
 
 impl Plan {
     pub fn new(geometry: Geometry) -> Plan {
         let offsets = geometry.tap_offsets();
+        let [kh, kw] = geometry.kernel;
+        let [sh, sw] = geometry.stride;
         Plan {
+            direct: kh == kw && matches!(kh, 3 | 5) && sh == sw && matches!(sh, 1 | 2),
             max_offset: offsets.iter().copied().max().unwrap_or(0),
             offsets,
             geometry,
@@ -148,6 +175,15 @@ impl Plan {
         assert_eq!(input.len(), g.input[0] * g.input[1], "input plane size");
         assert_eq!(taps.len(), g.kernel[0] * g.kernel[1], "kernel size");
         assert_eq!(out.len(), g.output[0] * g.output[1], "output plane size");
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Best
+            && self.direct
+            && input_clamp.is_none_or(|(lo, hi)| lo <= 0.0 && 0.0 <= hi)
+            && std::is_x86_feature_detected!("avx512f")
+        {
+            // SAFETY: the CPU has AVX-512F; the function checks every length it relies on.
+            return unsafe { x86::direct_avx512(g, input, input_clamp, taps, bias, clamp, out) };
+        }
         if scratch.len() < g.scratch_len() {
             scratch.resize(g.scratch_len(), 0.0);
         }
@@ -422,6 +458,178 @@ mod x86 {
                         };
                         let n = V.min(out_w - x);
                         let mask: __mmask16 = if n == V { !0 } else { (1u16 << n) - 1 };
+                        unsafe { _mm512_mask_storeu_ps(row.add(x), mask, a) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lanes `l` of a 16-lane load at column `c` that fall inside a row `w` wide.
+    #[inline(always)]
+    fn lane_mask(c: isize, w: isize) -> __mmask16 {
+        let lo = (-c).clamp(0, 16) as u32;
+        let hi = (w - c).clamp(0, 16) as u32;
+        if hi <= lo {
+            0
+        } else {
+            (((1u64 << hi) - 1) & !((1u64 << lo) - 1)) as __mmask16
+        }
+    }
+
+    /// Lanes `m..m + 16` of `a ++ b` (`m < 16`, known at compile time once unrolled).
+    #[inline(always)]
+    fn shift(a: __m512, b: __m512, m: usize) -> __m512 {
+        // SAFETY (of the target feature): only called from AVX-512F functions.
+        unsafe {
+            let (a, b) = (_mm512_castps_si512(a), _mm512_castps_si512(b));
+            _mm512_castsi512_ps(match m {
+                0 => a,
+                1 => _mm512_alignr_epi32::<1>(b, a),
+                2 => _mm512_alignr_epi32::<2>(b, a),
+                3 => _mm512_alignr_epi32::<3>(b, a),
+                4 => _mm512_alignr_epi32::<4>(b, a),
+                _ => unreachable!("kernel reach beyond 4 columns"),
+            })
+        }
+    }
+
+    /// [`super::Plan::conv_channel`] for the shapes `Plan::direct` covers, straight from the
+    /// input plane (no padded copy); the input clamp must keep 0 as 0.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn direct_avx512(
+        g: &super::Geometry,
+        input: &[f32],
+        input_clamp: Option<(f32, f32)>,
+        taps: &[f32],
+        bias: f32,
+        clamp: Option<(f32, f32)>,
+        out: &mut [f32],
+    ) {
+        let a = (input, input_clamp, taps, bias, clamp, out);
+        let wide = g.output[1] > 16;
+        unsafe {
+            match (g.kernel[0], g.stride[0], wide) {
+                (3, 1, false) => direct::<3, 1, 1>(g, a),
+                (3, 1, true) => direct::<3, 1, 2>(g, a),
+                (5, 1, false) => direct::<5, 1, 1>(g, a),
+                (5, 1, true) => direct::<5, 1, 2>(g, a),
+                (3, 2, false) => direct::<3, 2, 1>(g, a),
+                (3, 2, true) => direct::<3, 2, 2>(g, a),
+                (5, 2, false) => direct::<5, 2, 1>(g, a),
+                (5, 2, true) => direct::<5, 2, 2>(g, a),
+                _ => unreachable!("Plan::direct admits only 3×3 / 5×5, stride 1 / 2"),
+            }
+        }
+    }
+
+    type DirectArgs<'a> = (
+        &'a [f32],
+        Option<(f32, f32)>,
+        &'a [f32],
+        f32,
+        Option<(f32, f32)>,
+        &'a mut [f32],
+    );
+
+    /// `K × K` kernel, stride `S`, `ROWS` output rows × `NV` 16-lane vectors at a time.
+    ///
+    /// Each input row of a block is loaded once (masked loads: columns outside the plane read
+    /// as zero; rows outside it are zero vectors), clamped, and for stride 2 split into its
+    /// even and odd columns; each tap's columns are then a lane shift of those vectors, and
+    /// the row feeds every output row of the block that it reaches. For one output, input rows
+    /// come in increasing order and columns in increasing order within a row: the taps'
+    /// row-major order of [`super::rows_scalar`], with the same unfused multiply and add.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn direct<const K: usize, const S: usize, const NV: usize>(
+        g: &super::Geometry,
+        (input, input_clamp, taps, bias, clamp, out): DirectArgs,
+    ) {
+        const V: usize = 16;
+        let [in_h, in_w] = g.input;
+        let [out_h, out_w] = g.output;
+        let [pad_t, pad_l] = g.pad_before;
+        assert_eq!(input.len(), in_h * in_w, "input plane size");
+        assert_eq!(taps.len(), K * K, "kernel size");
+        assert_eq!(out.len(), out_h * out_w, "output plane size");
+        // Vectors loaded per input row: the block's columns and the kernel's reach past them.
+        let nload = if S == 1 { NV + 1 } else { 2 * NV + 1 };
+        let (lo, hi) = input_clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (ilo, ihi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (olo, ohi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let idx_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let idx_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let bias = _mm512_set1_ps(bias);
+        let zero = _mm512_setzero_ps();
+        for y0 in (0..out_h).step_by(ROWS) {
+            let n_rows = ROWS.min(out_h - y0);
+            for x0 in (0..out_w).step_by(NV * V) {
+                let base = (x0 * S) as isize - pad_l as isize;
+                let mut masks = [0 as __mmask16; 5];
+                for (j, m) in masks.iter_mut().enumerate().take(nload) {
+                    *m = lane_mask(base + (j * V) as isize, in_w as isize);
+                }
+                let mut acc = [[bias; NV]; ROWS];
+                for i in 0..(ROWS - 1) * S + K {
+                    let iy = (y0 * S + i) as isize - pad_t as isize;
+                    let mut l = [zero; 5];
+                    if iy >= 0 && (iy as usize) < in_h {
+                        let row = unsafe { input.as_ptr().add(iy as usize * in_w) };
+                        for (j, l) in l.iter_mut().enumerate().take(nload) {
+                            // SAFETY: the mask keeps only lanes inside this row of `input`;
+                            // masked-out lanes are not read (and do not fault).
+                            let x = unsafe {
+                                _mm512_maskz_loadu_ps(
+                                    masks[j],
+                                    row.wrapping_offset(base + (j * V) as isize),
+                                )
+                            };
+                            // Same operand order as `super::clamp` (NaN kept); zeros stay 0.
+                            *l = _mm512_min_ps(ihi, _mm512_max_ps(ilo, x));
+                        }
+                    }
+                    // Stride 2: even and odd columns of the row (the last pair from the
+                    // extra vector, of which only the low lanes are ever shifted in).
+                    let (mut even, mut odd) = ([zero; 3], [zero; 3]);
+                    if S == 2 {
+                        for v in 0..=NV {
+                            let (a, b) = (l[2 * v], if v < NV { l[2 * v + 1] } else { zero });
+                            even[v] = _mm512_permutex2var_ps(a, idx_even, b);
+                            odd[v] = _mm512_permutex2var_ps(a, idx_odd, b);
+                        }
+                    }
+                    for kx in 0..K {
+                        for v in 0..NV {
+                            let x = if S == 1 {
+                                shift(l[v], l[v + 1], kx)
+                            } else if kx % 2 == 0 {
+                                shift(even[v], even[v + 1], kx / 2)
+                            } else {
+                                shift(odd[v], odd[v + 1], kx / 2)
+                            };
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                let Some(ky) = i.checked_sub(r * S).filter(|&ky| ky < K) else {
+                                    continue;
+                                };
+                                // SAFETY: ky, kx < K and taps.len() == K * K.
+                                let k = _mm512_set1_ps(unsafe { *taps.get_unchecked(ky * K + kx) });
+                                acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(k, x));
+                            }
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate().take(n_rows) {
+                    let row = unsafe { out.as_mut_ptr().add((y0 + r) * out_w) };
+                    for (v, &a) in acc.iter().enumerate() {
+                        let x = x0 + v * V;
+                        if x >= out_w {
+                            break;
+                        }
+                        let a = _mm512_min_ps(ohi, _mm512_max_ps(olo, a));
+                        let n = V.min(out_w - x);
+                        let mask: __mmask16 = if n == V { !0 } else { (1u16 << n) - 1 };
+                        // SAFETY: lanes x..x + n of row y0 + r < out_h.
                         unsafe { _mm512_mask_storeu_ps(row.add(x), mask, a) };
                     }
                 }
