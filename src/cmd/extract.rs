@@ -41,7 +41,7 @@ pub struct ExtractArgs {
     /// JPEG decoding: `reduced` decodes at 1/2, 1/4 or 1/8 scale (DCT domain) when the resize
     /// needs no more pixels, several times faster on camera photos; `full` decodes every pixel
     /// (reproduces reference tensors exactly). Default: the mode of the cache in --out if there
-    /// is one, else reduced.
+    /// is one, else reduced. The raw-pixel baseline (`--model pixels*`) always decodes fully.
     #[arg(long)]
     pub decode: Option<DecodeMode>,
     /// Worker threads (default: all cores).
