@@ -18,11 +18,9 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::depthwise_kernel::{Geometry, Plan};
-use super::graph::const_f32;
+use super::depthwise_kernel::Plan;
+use super::graph::conv_parts;
 
 /// A depthwise convolution with its weights, on `[N,] C, H, W` f32 input.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,79 +156,19 @@ impl TypedOp for Depthwise {
 /// The node as a [`Depthwise`] (no clamp yet), or `None` if it is not a convolution this
 /// operator covers exactly.
 pub(crate) fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<Depthwise>> {
-    let node = model.node(id);
-    let Some(conv) = node.op_as::<Conv>() else {
+    let Some(c) = conv_parts(model, id)? else {
         return Ok(None);
     };
-    let spec = &conv.pool_spec;
-    let batched = match spec.data_format {
-        DataFormat::NCHW => true,
-        DataFormat::CHW => false,
-        _ => return Ok(None),
-    };
-    let channels = spec.input_channels;
-    if conv.q_params.is_some()
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || conv.group < 2
-        || conv.group != channels
-        || spec.output_channels != channels
-        || spec.kernel_shape.len() != 2
-        || spec
-            .dilations
-            .as_ref()
-            .is_some_and(|d| d.iter().any(|&d| d != 1))
-        || node.inputs.len() != 3
-    {
+    let channels = c.input_channels;
+    if c.group < 2 || c.group != channels || c.output_channels != channels {
         return Ok(None);
     }
-    let input = model.outlet_fact(node.inputs[0])?;
-    let (Some(shape), true) = (
-        input.shape.as_concrete(),
-        input.datum_type == f32::datum_type(),
-    ) else {
-        return Ok(None);
-    };
-    let spatial: [usize; 2] = match (batched, shape) {
-        (true, [_, c, h, w]) | (false, [c, h, w]) if *c == channels => [*h, *w],
-        _ => return Ok(None),
-    };
-    let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
-    let stride = spec.strides.as_ref().map_or([1, 1], |s| [s[0], s[1]]);
-    let pads = spec.padding.compute(&spatial, &kernel, &[1, 1], &stride);
-    let before = [pads[0].pad_before, pads[1].pad_before];
-    let after = [pads[0].pad_after, pads[1].pad_after];
-    let Some(geometry) = Geometry::new(spatial, kernel, stride, before, after) else {
-        return Ok(None);
-    };
-    let out = model.outlet_fact(OutletId::new(id, 0))?;
-    let expected_out: Vec<usize> = if batched {
-        vec![shape[0], channels, geometry.output[0], geometry.output[1]]
-    } else {
-        vec![channels, geometry.output[0], geometry.output[1]]
-    };
-    if out.shape.as_concrete() != Some(&expected_out[..]) {
-        return Ok(None);
-    }
-    let (Some(k), Some(b)) = (
-        const_f32(model, node.inputs[1])?,
-        const_f32(model, node.inputs[2])?,
-    ) else {
-        return Ok(None);
-    };
-    if k.len() != channels * kernel[0] * kernel[1] {
-        return Ok(None);
-    }
-    let bias = match b.len() {
-        n if n == channels => b,
-        1 => vec![b[0]; channels],
-        _ => return Ok(None),
-    };
     Ok(Some(Depthwise {
-        plan: Plan::new(geometry),
+        plan: Plan::new(c.geometry),
         channels,
-        batched,
-        taps: Arc::new(k),
-        bias: Arc::new(bias),
+        batched: c.batched,
+        taps: Arc::new(c.weights),
+        bias: Arc::new(c.bias),
         clamp: None,
         input_clamp: None,
     }))

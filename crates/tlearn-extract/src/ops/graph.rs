@@ -1,9 +1,13 @@
-//! Small queries on a decluttered tract graph shared by the rewrites: constant values, the
-//! sole binary successor of a node, a clamp chain to fold.
+//! Small queries on a decluttered tract graph shared by the rewrites: constant values, a plain
+//! 2-D convolution's parts, the sole binary successor of a node, a clamp chain to fold.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::math::{Max, Min};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::depthwise_kernel::Geometry;
 
 /// The values of a constant f32 outlet, `None` if it is not one.
 pub(crate) fn const_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Vec<f32>>> {
@@ -68,4 +72,99 @@ pub(crate) fn fused_clamp(
         }
     }
     Ok((Some((lo, f32::INFINITY)), lo_id))
+}
+
+/// A float 2-D `Conv` with everything tlearn's convolution operators need known: concrete
+/// shapes, constant OIHW weights and bias.
+pub(crate) struct ConvParts {
+    /// Input and output carry a leading batch axis (NCHW; else CHW).
+    pub batched: bool,
+    pub input_channels: usize,
+    pub output_channels: usize,
+    pub group: usize,
+    pub geometry: Geometry,
+    /// `output_channels × input_channels / group × kh × kw` (OIHW).
+    pub weights: Vec<f32>,
+    /// One per output channel (a scalar bias broadcast).
+    pub bias: Vec<f32>,
+}
+
+/// Node `id` as a [`ConvParts`]: `None` unless it is an unquantised f32 `Conv`, NCHW or CHW,
+/// 2-D, OIHW, no dilation, with concrete input and output shapes and constant weights and bias.
+pub(crate) fn conv_parts(model: &TypedModel, id: usize) -> TractResult<Option<ConvParts>> {
+    let node = model.node(id);
+    let Some(conv) = node.op_as::<Conv>() else {
+        return Ok(None);
+    };
+    let spec = &conv.pool_spec;
+    let batched = match spec.data_format {
+        DataFormat::NCHW => true,
+        DataFormat::CHW => false,
+        _ => return Ok(None),
+    };
+    let (planes, channels, group) = (spec.input_channels, spec.output_channels, conv.group);
+    if conv.q_params.is_some()
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || group == 0
+        || planes % group != 0
+        || spec.kernel_shape.len() != 2
+        || spec
+            .dilations
+            .as_ref()
+            .is_some_and(|d| d.iter().any(|&d| d != 1))
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    let input = model.outlet_fact(node.inputs[0])?;
+    let (Some(shape), true) = (
+        input.shape.as_concrete(),
+        input.datum_type == f32::datum_type(),
+    ) else {
+        return Ok(None);
+    };
+    let spatial: [usize; 2] = match (batched, shape) {
+        (true, [_, c, h, w]) | (false, [c, h, w]) if *c == planes => [*h, *w],
+        _ => return Ok(None),
+    };
+    let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
+    let stride = spec.strides.as_ref().map_or([1, 1], |s| [s[0], s[1]]);
+    let pads = spec.padding.compute(&spatial, &kernel, &[1, 1], &stride);
+    let before = [pads[0].pad_before, pads[1].pad_before];
+    let after = [pads[0].pad_after, pads[1].pad_after];
+    let Some(geometry) = Geometry::new(spatial, kernel, stride, before, after) else {
+        return Ok(None);
+    };
+    let out = model.outlet_fact(OutletId::new(id, 0))?;
+    let expected_out: Vec<usize> = if batched {
+        vec![shape[0], channels, geometry.output[0], geometry.output[1]]
+    } else {
+        vec![channels, geometry.output[0], geometry.output[1]]
+    };
+    if out.shape.as_concrete() != Some(&expected_out[..]) {
+        return Ok(None);
+    }
+    let (Some(weights), Some(b)) = (
+        const_f32(model, node.inputs[1])?,
+        const_f32(model, node.inputs[2])?,
+    ) else {
+        return Ok(None);
+    };
+    if weights.len() != channels * planes / group * kernel[0] * kernel[1] {
+        return Ok(None);
+    }
+    let bias = match b.len() {
+        n if n == channels => b,
+        1 => vec![b[0]; channels],
+        _ => return Ok(None),
+    };
+    Ok(Some(ConvParts {
+        batched,
+        input_channels: planes,
+        output_channels: channels,
+        group,
+        geometry,
+        weights,
+        bias,
+    }))
 }

@@ -12,11 +12,8 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::depthwise_kernel::Geometry;
-use super::graph::const_f32;
+use super::graph::conv_parts;
 use super::stem_kernel::StemPlan;
 
 /// Input channels up to which a convolution counts as a stem (RGB, RGBA).
@@ -138,79 +135,17 @@ impl TypedOp for Stem {
 
 /// The node as a [`Stem`], or `None` if it is not a convolution this operator covers exactly.
 pub(crate) fn stem_of(model: &TypedModel, id: usize) -> TractResult<Option<Stem>> {
-    let node = model.node(id);
-    let Some(conv) = node.op_as::<Conv>() else {
+    let Some(c) = conv_parts(model, id)? else {
         return Ok(None);
     };
-    let spec = &conv.pool_spec;
-    let batched = match spec.data_format {
-        DataFormat::NCHW => true,
-        DataFormat::CHW => false,
-        _ => return Ok(None),
-    };
-    let planes = spec.input_channels;
-    let channels = spec.output_channels;
-    if conv.q_params.is_some()
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || conv.group != 1
-        || planes == 0
-        || planes > MAX_PLANES
-        || spec.kernel_shape.len() != 2
-        || spec
-            .dilations
-            .as_ref()
-            .is_some_and(|d| d.iter().any(|&d| d != 1))
-        || node.inputs.len() != 3
-    {
+    if c.group != 1 || c.input_channels == 0 || c.input_channels > MAX_PLANES {
         return Ok(None);
     }
-    let input = model.outlet_fact(node.inputs[0])?;
-    let (Some(shape), true) = (
-        input.shape.as_concrete(),
-        input.datum_type == f32::datum_type(),
-    ) else {
-        return Ok(None);
-    };
-    let spatial: [usize; 2] = match (batched, shape) {
-        (true, [_, c, h, w]) | (false, [c, h, w]) if *c == planes => [*h, *w],
-        _ => return Ok(None),
-    };
-    let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
-    let stride = spec.strides.as_ref().map_or([1, 1], |s| [s[0], s[1]]);
-    let pads = spec.padding.compute(&spatial, &kernel, &[1, 1], &stride);
-    let before = [pads[0].pad_before, pads[1].pad_before];
-    let after = [pads[0].pad_after, pads[1].pad_after];
-    let Some(geometry) = Geometry::new(spatial, kernel, stride, before, after) else {
-        return Ok(None);
-    };
-    let out = model.outlet_fact(OutletId::new(id, 0))?;
-    let expected_out: Vec<usize> = if batched {
-        vec![shape[0], channels, geometry.output[0], geometry.output[1]]
-    } else {
-        vec![channels, geometry.output[0], geometry.output[1]]
-    };
-    if out.shape.as_concrete() != Some(&expected_out[..]) {
-        return Ok(None);
-    }
-    let (Some(k), Some(b)) = (
-        const_f32(model, node.inputs[1])?,
-        const_f32(model, node.inputs[2])?,
-    ) else {
-        return Ok(None);
-    };
-    if k.len() != channels * planes * kernel[0] * kernel[1] {
-        return Ok(None);
-    }
-    let bias = match b.len() {
-        n if n == channels => b,
-        1 => vec![b[0]; channels],
-        _ => return Ok(None),
-    };
     Ok(Some(Stem {
-        plan: StemPlan::new(geometry, planes),
-        channels,
-        batched,
-        weights: Arc::new(k),
-        bias: Arc::new(bias),
+        plan: StemPlan::new(c.geometry, c.input_channels),
+        channels: c.output_channels,
+        batched: c.batched,
+        weights: Arc::new(c.weights),
+        bias: Arc::new(c.bias),
     }))
 }
