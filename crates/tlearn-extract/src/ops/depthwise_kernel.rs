@@ -210,9 +210,10 @@ impl Plan {
 /// The copy (with the folded input clamp) is plain Rust, compiled a second time with AVX-512
 /// enabled and picked at run time, rows copied with masked 16-lane vectors: the portable
 /// build's SSE2 loops (scalar tails on the 7- and 14-wide planes) took 16.9% of `tlearn
-/// extract` on the Tux Paint photos (`perf record`, one thread), 14.1% now. What is left is
-/// reading the input plane (the samples sit on the first use of each load): memory, not
-/// arithmetic; only a layout that avoids the copy would remove it.
+/// extract` on the Tux Paint photos (`perf record`, one thread), 14.1% with this. What was left
+/// was reading the input plane (memory, not arithmetic), which the direct AVX-512 path below
+/// removes for the 3×3 / 5×5, stride 1 / 2 convolutions; this copy now serves the other shapes
+/// on AVX-512 CPUs.
 fn fill_phases(
     g: &Geometry,
     input: &[f32],
