@@ -16,6 +16,16 @@
 //! over `k` in order with fused multiply-adds; the skip connection is added and the clamp
 //! applied as the tile is stored. The sums are tract's up to float rounding (the order and the
 //! FMA differ), as with `gemm`.
+//!
+//! Small planes (EfficientNet-Lite's 7×7 stage: 49 points, a third of Lite0's multiply-adds)
+//! fit that layout badly: 49 points are three full vectors and a fourth with one live lane,
+//! and the tile of that last vector does 8 broadcasts and a load for 8 useful multiply-adds.
+//! There the weights are packed transposed instead (`cin × cout`, [`Layout::Lanes`]) and the
+//! tile turns around: 16 output channels per vector, up to 3 vectors × [`LANE_POINTS`] points
+//! of accumulators, one broadcast per point and input channel, every lane live; each output
+//! still starts from its bias and takes the same fused multiply-adds in the same order, so the
+//! two layouts give bit-identical results (a test checks it). The tile is written back with
+//! scatters (stride `hw`), once per tile.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -23,28 +33,78 @@ use std::arch::x86_64::*;
 /// Output channels per tile.
 pub const MR: usize = 8;
 
-/// `W` (`cout × cin`, row major) packed for the kernel: blocks of [`MR`] output channels (the
-/// last may be shorter), each `cin × rows` with the rows of one input channel adjacent.
+/// Points of a plane per tile of the [`Layout::Lanes`] kernel.
+pub const LANE_POINTS: usize = 7;
+
+/// Planes of at most this many points take [`Layout::Lanes`] (when the output channels are a
+/// multiple of 16).
+pub const LANES_MAX_POINTS: usize = 64;
+
+/// How [`PackedWeights`] lays `W` out, which decides the kernel's tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Blocks of [`MR`] output channels (the last may be shorter), each `cin × rows` with the
+    /// rows of one input channel adjacent: points of the plane in the vector lanes.
+    Rows,
+    /// `cin × cout` (`W` transposed): output channels in the vector lanes.
+    Lanes,
+}
+
+/// `W` (`cout × cin`, row major) packed for the kernel in one [`Layout`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedWeights {
     pub cout: usize,
     pub cin: usize,
+    pub layout: Layout,
     data: Vec<f32>,
 }
 
 impl PackedWeights {
+    /// [`Layout::Rows`].
     pub fn new(weights: &[f32], cout: usize, cin: usize) -> PackedWeights {
+        PackedWeights::with_layout(weights, cout, cin, Layout::Rows)
+    }
+
+    /// The layout that suits a plane of `hw` points: [`Layout::Lanes`] for small planes
+    /// (at most [`LANES_MAX_POINTS`]) when `cout` is a multiple of 16, else [`Layout::Rows`].
+    pub fn for_plane(weights: &[f32], cout: usize, cin: usize, hw: usize) -> PackedWeights {
+        let layout = if hw <= LANES_MAX_POINTS && cout % 16 == 0 {
+            Layout::Lanes
+        } else {
+            Layout::Rows
+        };
+        PackedWeights::with_layout(weights, cout, cin, layout)
+    }
+
+    pub fn with_layout(weights: &[f32], cout: usize, cin: usize, layout: Layout) -> PackedWeights {
         assert_eq!(weights.len(), cout * cin, "weights are cout × cin");
         let mut data = Vec::with_capacity(cout * cin);
-        for o0 in (0..cout).step_by(MR) {
-            let rows = MR.min(cout - o0);
-            for k in 0..cin {
-                for r in 0..rows {
-                    data.push(weights[(o0 + r) * cin + k]);
+        match layout {
+            Layout::Rows => {
+                for o0 in (0..cout).step_by(MR) {
+                    let rows = MR.min(cout - o0);
+                    for k in 0..cin {
+                        for r in 0..rows {
+                            data.push(weights[(o0 + r) * cin + k]);
+                        }
+                    }
+                }
+            }
+            Layout::Lanes => {
+                assert_eq!(cout % 16, 0, "the lanes layout needs cout a multiple of 16");
+                for k in 0..cin {
+                    for o in 0..cout {
+                        data.push(weights[o * cin + k]);
+                    }
                 }
             }
         }
-        PackedWeights { cout, cin, data }
+        PackedWeights {
+            cout,
+            cin,
+            layout,
+            data,
+        }
     }
 }
 
@@ -83,7 +143,10 @@ pub fn pointwise(
     // lengths were checked above (the masked lanes of a plane's last vector are neither read
     // nor written).
     unsafe {
-        run(w, bias, x, hw, residual, clamp, y)
+        match w.layout {
+            Layout::Rows => run(w, bias, x, hw, residual, clamp, y),
+            Layout::Lanes => run_lanes(w, bias, x, hw, residual, clamp, y),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (w, bias, x, hw, residual, clamp, y);
@@ -144,6 +207,128 @@ unsafe fn run(
             packed = packed.add(rows * w.cin);
         }
         v0 += nv;
+    }
+}
+
+/// [`Layout::Lanes`]: tiles of up to 3 vectors of 16 output channels × up to
+/// [`LANE_POINTS`] points; output channels outer, so a tile's weights stay in cache across the
+/// plane's points.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_lanes(
+    w: &PackedWeights,
+    bias: &[f32],
+    x: &[f32],
+    hw: usize,
+    residual: Option<&[f32]>,
+    clamp: Option<(f32, f32)>,
+    y: &mut [f32],
+) {
+    debug_assert!(hw <= i32::MAX as usize / 16);
+    let vectors = w.cout / 16;
+    let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+    let mut c0 = 0;
+    while c0 < vectors {
+        let nc = (vectors - c0).min(3);
+        let mut p0 = 0;
+        while p0 < hw {
+            let np = (hw - p0).min(LANE_POINTS);
+            let at = c0 * 16 * hw + p0;
+            let t = LaneTile {
+                w: w.data.as_ptr().add(c0 * 16),
+                cout: w.cout,
+                cin: w.cin,
+                x: x.as_ptr().add(p0),
+                hw,
+                bias: bias.as_ptr().add(c0 * 16),
+                res: if res.is_null() { res } else { res.add(at) },
+                y: y.as_mut_ptr().add(at),
+                clamp,
+            };
+            macro_rules! dispatch {
+                ($($p:literal)*) => {
+                    match (np, nc) {
+                        $(($p, 1) => t.run::<$p, 1>(),
+                          ($p, 2) => t.run::<$p, 2>(),
+                          ($p, 3) => t.run::<$p, 3>(),)*
+                        _ => unreachable!("at most {LANE_POINTS} points and 3 vectors a tile"),
+                    }
+                };
+            }
+            dispatch!(1 2 3 4 5 6 7);
+            p0 += np;
+        }
+        c0 += nc;
+    }
+}
+
+/// One [`Layout::Lanes`] tile's pointers: `w` the transposed weights at its first output
+/// channel (row stride `cout`), `x` at its first point (row stride `hw`), `y` (and `res`, null
+/// when there is no skip connection) at its first output channel and point.
+#[cfg(target_arch = "x86_64")]
+struct LaneTile {
+    w: *const f32,
+    cout: usize,
+    cin: usize,
+    x: *const f32,
+    hw: usize,
+    bias: *const f32,
+    res: *const f32,
+    y: *mut f32,
+    clamp: Option<(f32, f32)>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl LaneTile {
+    /// `P` points × `CV` vectors of 16 output channels.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn run<const P: usize, const CV: usize>(&self) {
+        let mut acc = [[_mm512_setzero_ps(); CV]; P];
+        for j in 0..CV {
+            let b = _mm512_loadu_ps(self.bias.add(16 * j));
+            for row in acc.iter_mut() {
+                row[j] = b;
+            }
+        }
+        let mut wk = self.w;
+        let mut xk = self.x;
+        for _ in 0..self.cin {
+            let mut wv = [_mm512_setzero_ps(); CV];
+            for (j, wv) in wv.iter_mut().enumerate() {
+                *wv = _mm512_loadu_ps(wk.add(16 * j));
+            }
+            for (p, row) in acc.iter_mut().enumerate() {
+                let xb = _mm512_set1_ps(*xk.add(p));
+                for (a, &wv) in row.iter_mut().zip(&wv) {
+                    // w·x + acc, as the rows kernel (the product is the same either way round).
+                    *a = _mm512_fmadd_ps(wv, xb, *a);
+                }
+            }
+            wk = wk.add(self.cout);
+            xk = xk.add(self.hw);
+        }
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        // Lane l of a vector is output channel l of its 16: `hw` floats further on.
+        let stride = self.hw as i32;
+        let idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(stride),
+        );
+        for (p, row) in acc.iter().enumerate() {
+            for (j, &a) in row.iter().enumerate() {
+                let at = 16 * j * self.hw + p;
+                let mut s = a;
+                if !self.res.is_null() {
+                    s = _mm512_add_ps(s, _mm512_i32gather_ps::<4>(idx, self.res.add(at) as _));
+                }
+                if self.clamp.is_some() {
+                    s = _mm512_min_ps(hi, _mm512_max_ps(lo, s));
+                }
+                _mm512_i32scatter_ps::<4>(self.y.add(at) as _, idx, s);
+            }
+        }
     }
 }
 
@@ -297,5 +482,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The lanes layout gives the rows layout's outputs bit for bit, on every tile shape it
+    /// has: planes of 1 to 64 points (not multiples of [`LANE_POINTS`]), 1 to 5 vectors of
+    /// output channels, with and without skip connection and clamp; and `for_plane` picks it
+    /// for Lite's 7×7 layers only.
+    #[test]
+    fn lanes_layout_is_bit_identical_to_rows() {
+        if !available() {
+            return;
+        }
+        for &(cout, cin, hw) in &[
+            (16, 1, 1),
+            (32, 3, 5),
+            (48, 7, 49),
+            (80, 40, 13),
+            (192, 1152, 49),
+            (1152, 192, 49),
+            (1280, 320, 49),
+            (64, 17, 64),
+        ] {
+            let w: Vec<f32> = (0..cout * cin).map(|i| ((i as f32) * 0.37).sin()).collect();
+            let x: Vec<f32> = (0..cin * hw)
+                .map(|i| ((i as f32) * 0.11).cos() * 3.0)
+                .collect();
+            let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1 - 0.5).collect();
+            let res: Vec<f32> = (0..cout * hw).map(|i| ((i as f32) * 0.05).sin()).collect();
+            let rows = PackedWeights::new(&w, cout, cin);
+            let lanes = PackedWeights::for_plane(&w, cout, cin, hw);
+            assert_eq!(lanes.layout, Layout::Lanes, "{cout}×{cin} on {hw} points");
+            for (residual, clamp) in [
+                (None, None),
+                (Some(&res[..]), None),
+                (None, Some((0.0, 6.0))),
+            ] {
+                let mut a = vec![f32::NAN; cout * hw];
+                let mut b = vec![f32::NAN; cout * hw];
+                pointwise(&rows, &bias, &x, hw, residual, clamp, &mut a);
+                pointwise(&lanes, &bias, &x, hw, residual, clamp, &mut b);
+                for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                    assert_eq!(
+                        u.to_bits(),
+                        v.to_bits(),
+                        "{cout}×{cin} on {hw} points, output {i}"
+                    );
+                }
+            }
+        }
+        let w = vec![0.5f32; 24 * 8];
+        assert_eq!(PackedWeights::for_plane(&w, 24, 8, 49).layout, Layout::Rows);
+        let w = vec![0.5f32; 32 * 8];
+        assert_eq!(
+            PackedWeights::for_plane(&w, 32, 8, 196).layout,
+            Layout::Rows
+        );
     }
 }

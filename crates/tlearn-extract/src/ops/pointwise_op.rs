@@ -294,7 +294,7 @@ pub(crate) fn pointwise_of(
             in_shape,
             out_shape,
             packed: (kernel && pointwise_kernel::available())
-                .then(|| Arc::new(PackedWeights::new(&weights, cout, cin))),
+                .then(|| Arc::new(PackedWeights::for_plane(&weights, cout, cin, h * w))),
             weights: Arc::new(weights),
             bias: Arc::new(bias),
             clamp,
