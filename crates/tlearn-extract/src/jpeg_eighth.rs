@@ -42,6 +42,8 @@ const NATURAL: [u8; 80] = [
 
 /// Lookahead bits of the Huffman tables.
 const LOOK: u32 = 11;
+/// Lookahead bits of the several-coefficient table.
+const MULTI: u32 = 14;
 
 /// A Huffman table as `jpeg_make_d_derived_tbl` builds it, plus lookahead tables.
 struct Huffman {
@@ -55,6 +57,10 @@ struct Huffman {
     /// AC tables: a whole coefficient (code and magnitude) within `LOOK` bits:
     /// `value << 16 | advance << 8 | bits`, advance 64 for end-of-block; 0 otherwise.
     fast: Vec<u32>,
+    /// AC tables: every whole coefficient (and a final end-of-block) that fits in the next
+    /// `MULTI` bits, for blocks whose AC values are not needed: `eob << 12 | advance << 5 |
+    /// bits`; 0 when not even one coefficient fits.
+    multi: Vec<u16>,
 }
 
 /// `HUFF_EXTEND`: `s` magnitude bits `x` → the signed value.
@@ -112,13 +118,57 @@ impl Huffman {
         maxcode[17] = 0xFFFFF;
         let mut v = [0u8; 256];
         v[..total].copy_from_slice(vals);
-        Some(Huffman {
+        let mut t = Huffman {
             maxcode,
             valoffset,
             vals: v,
             look,
             fast,
-        })
+            multi: Vec::new(),
+        };
+        if !dc {
+            t.multi = (0..1u32 << MULTI).map(|i| t.multi_entry(i)).collect();
+        }
+        Some(t)
+    }
+
+    /// The code at the top of the `avail`-bit window `w`: (length, symbol).
+    fn decode_window(&self, w: u32, avail: u32) -> Option<(u32, u8)> {
+        for l in 1..=avail.min(16) {
+            let code = (w >> (avail - l)) as i32;
+            if code <= self.maxcode[l as usize] {
+                let i = usize::try_from(code + self.valoffset[l as usize]).ok()?;
+                return self.vals.get(i).map(|&s| (l, s));
+            }
+        }
+        None
+    }
+
+    /// The `multi` entry of the `MULTI`-bit window `i`.
+    fn multi_entry(&self, i: u32) -> u16 {
+        let (mut used, mut advance, mut eob) = (0u32, 0u32, 0u32);
+        while used < MULTI && advance < 64 {
+            let avail = MULTI - used;
+            let w = i & ((1 << avail) - 1);
+            let Some((l, sym)) = self.decode_window(w, avail) else {
+                break;
+            };
+            let (r, s) = ((sym >> 4) as u32, (sym & 15) as u32);
+            if l + s > avail {
+                break;
+            }
+            used += l + s;
+            if s == 0 && r != 15 {
+                eob = 1;
+                break;
+            }
+            advance += if s == 0 { 16 } else { r + 1 };
+        }
+        if used == 0 {
+            0
+        } else {
+            (eob << 12 | advance << 5 | used) as u16
+        }
     }
 
     /// Decode one symbol from the top of `b` (which holds at least 32 bits): (length, symbol),
@@ -129,13 +179,15 @@ impl Huffman {
         if e >> 8 != 0 {
             return Some(((e >> 8) as u32, e as u8));
         }
-        self.symbol_slow(b)
+        self.symbol_slow(b.acc)
     }
 
+    /// Codes longer than `LOOK` bits, at the top of `acc`.
     #[cold]
-    fn symbol_slow(&self, b: &Bits) -> Option<(u32, u8)> {
+    #[inline(never)]
+    fn symbol_slow(&self, acc: u64) -> Option<(u32, u8)> {
         for l in LOOK + 1..=16 {
-            let code = b.peek(l) as i32;
+            let code = (acc >> (64 - l)) as i32;
             if code <= self.maxcode[l as usize] {
                 let i = code + self.valoffset[l as usize];
                 return usize::try_from(i)
@@ -166,7 +218,9 @@ fn fast_entry(i: u32, l: u32, sym: u8) -> u32 {
 
 /// The entropy-coded bits of a scan, MSB first in a 64-bit buffer. At a marker (or the end
 /// of the data) zero bits are supplied, as libjpeg does, and counted in `fake`: the caller
-/// checks at each restart and at the end that none were consumed.
+/// checks at each restart and at the end that none were consumed. Passed by value to the
+/// functions that are not inlined, so that its fields stay in registers in the decode loops.
+#[derive(Clone, Copy)]
 struct Bits<'a> {
     d: &'a [u8],
     /// Next byte to load.
@@ -233,17 +287,18 @@ impl<'a> Bits<'a> {
                 }
             }
         }
-        self.refill_slow();
+        *self = self.refill_slow();
     }
 
     /// Byte by byte: `FF 00` is a stuffed 0xFF, `FF` and anything else is a marker.
     #[cold]
-    fn refill_slow(&mut self) {
+    #[inline(never)]
+    fn refill_slow(mut self) -> Self {
         while self.n <= 55 {
             if self.marker {
                 self.fake += 63 - self.n;
                 self.n = 63;
-                return;
+                return self;
             }
             let byte = match self.d.get(self.pos) {
                 Some(0xFF) => match self.d.get(self.pos + 1) {
@@ -266,13 +321,14 @@ impl<'a> Bits<'a> {
             self.acc |= (byte as u64) << (56 - self.n);
             self.n += 8;
         }
+        self
     }
 
     /// At the end of a restart interval or the scan: `Some(position of the marker)` when every
     /// bit decoded was real data and fewer than 8 bits (the padding) are left before a marker.
     fn finish(&mut self) -> Option<usize> {
         if !self.marker && self.n - self.fake.min(self.n) < 8 {
-            self.refill_slow();
+            *self = self.refill_slow();
         }
         if !self.marker || self.n < self.fake || self.n - self.fake >= 8 {
             return None;
@@ -701,6 +757,18 @@ fn skip_ac(bits: &mut Bits, t: &Huffman, bad: &mut bool) {
     let mut k = 1u32;
     while k < 64 {
         bits.ensure();
+        // Several coefficients at once, unless they would run past position 63 (where
+        // libjpeg's loop stops) or read an end-of-block that the loop would not.
+        let e = t.multi[bits.peek(MULTI) as usize] as u32;
+        let (advance, eob) = ((e >> 5) & 127, e >> 12);
+        if e != 0 && k + advance + eob <= 64 {
+            bits.drop_bits(e & 31);
+            k += advance;
+            if eob != 0 {
+                return;
+            }
+            continue;
+        }
         let e = t.fast[bits.peek(LOOK) as usize];
         if e != 0 {
             bits.drop_bits(e & 31);
