@@ -54,8 +54,9 @@ struct Huffman {
     vals: [u8; 256],
     /// Codes of at most `LOOK` bits: `length << 8 | symbol`; 0 for longer codes.
     look: Vec<u16>,
-    /// AC tables: a whole coefficient (code and magnitude) within `LOOK` bits:
-    /// `value << 16 | advance << 8 | bits`, advance 64 for end-of-block; 0 otherwise.
+    /// A whole coefficient (code and magnitude) within `LOOK` bits: AC tables
+    /// `value << 16 | advance << 8 | bits`, advance 64 for end-of-block; DC tables
+    /// `difference << 16 | 1 << 8 | bits`; 0 otherwise.
     fast: Vec<u32>,
     /// AC tables: every whole coefficient (and a final end-of-block) that fits in the next
     /// `MULTI` bits, for blocks whose AC values are not needed: `eob << 12 | advance << 5 |
@@ -68,10 +69,9 @@ struct Huffman {
 fn extend(x: i32, s: u32) -> i32 {
     if s == 0 {
         0
-    } else if x < (1 << (s - 1)) {
-        x + (-1 << s) + 1
     } else {
-        x
+        // jdhuff.h HUFF_EXTEND, branch-free as there.
+        x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))
     }
 }
 
@@ -85,7 +85,7 @@ impl Huffman {
         let mut maxcode = [-1i32; 18];
         let mut valoffset = [0i32; 17];
         let mut look = vec![0u16; 1 << LOOK];
-        let mut fast = vec![0u32; if dc { 0 } else { 1 << LOOK }];
+        let mut fast = vec![0u32; 1 << LOOK];
         let mut code: u32 = 0;
         let mut p = 0usize;
         for l in 1..=16u32 {
@@ -99,9 +99,11 @@ impl Huffman {
                         for fill in 0..(1usize << shift) {
                             let i = base | fill;
                             look[i] = (l << 8) as u16 | sym as u16;
-                            if !dc {
-                                fast[i] = fast_entry(i as u32, l, sym);
-                            }
+                            fast[i] = if dc {
+                                dc_entry(i as u32, l, sym)
+                            } else {
+                                fast_entry(i as u32, l, sym)
+                            };
                         }
                     }
                     code += 1;
@@ -198,6 +200,17 @@ impl Huffman {
         }
         None
     }
+}
+
+/// The DC fast-table entry of lookahead index `i` whose code (length `l`) has symbol `s`.
+fn dc_entry(i: u32, l: u32, s: u8) -> u32 {
+    let s = s as u32;
+    if l + s > LOOK {
+        return 0;
+    }
+    let x = (i >> (LOOK - l - s)) & ((1 << s) - 1);
+    let value = extend(x as i32, s) as i16 as u16 as u32;
+    value << 16 | 1 << 8 | (l + s)
 }
 
 /// The fast-table entry of lookahead index `i` whose code (length `l`) has symbol `sym`.
@@ -702,19 +715,14 @@ fn decode_scan(
                     for bx in 0..c.bh {
                         // DC difference.
                         bits.ensure();
-                        let Some((l, s)) = c.dc.symbol(&bits) else {
-                            bad = true;
-                            bits.drop_bits(1);
-                            continue;
-                        };
-                        let s = s as u32;
-                        let diff = if s == 0 {
-                            bits.drop_bits(l);
-                            0
+                        let e = c.dc.fast[bits.peek(LOOK) as usize];
+                        let diff = if e != 0 {
+                            bits.drop_bits(e & 31);
+                            (e >> 16) as u16 as i16 as i32
                         } else {
-                            let x = (bits.peek(l + s) & ((1 << s) - 1)) as i32;
-                            bits.drop_bits(l + s);
-                            extend(x, s)
+                            let (b, diff) = dc_slow(bits, c.dc, &mut bad);
+                            bits = b;
+                            diff
                         };
                         pred[ci] = pred[ci].wrapping_add(diff);
                         let dc = pred[ci] as i16;
@@ -749,6 +757,21 @@ fn decode_scan(
         i += 1;
     }
     (bytes[i] == 0xD9 && i > at).then_some(())
+}
+
+/// A DC difference whose code and magnitude take more than `LOOK` bits (or a bad code).
+#[cold]
+#[inline(never)]
+fn dc_slow<'a>(mut bits: Bits<'a>, t: &Huffman, bad: &mut bool) -> (Bits<'a>, i32) {
+    let Some((l, s)) = t.symbol(&bits) else {
+        *bad = true;
+        bits.drop_bits(1);
+        return (bits, 0);
+    };
+    let s = s as u32;
+    let x = (bits.peek(l + s) & ((1 << s) - 1)) as i32;
+    bits.drop_bits(l + s);
+    (bits, extend(x, s))
 }
 
 /// Skip a block's AC coefficients (jdhuff.c's loop without storing).
