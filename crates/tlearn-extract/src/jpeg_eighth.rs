@@ -585,7 +585,7 @@ fn parse(b: &[u8]) -> Option<Header> {
 /// `jpeg_calc_output_dimensions` at scale 1/8: each component's IDCT size.
 fn idct_size(max_h: usize, max_v: usize, c: &Component) -> usize {
     let mut s = 1;
-    while s < 8 && (max_h % (c.h * s * 2)) == 0 && (max_v % (c.v * s * 2)) == 0 {
+    while s < 8 && max_h.is_multiple_of(c.h * s * 2) && max_v.is_multiple_of(c.v * s * 2) {
         s *= 2;
     }
     s
@@ -614,7 +614,8 @@ pub fn decode_eighth(bytes: &[u8]) -> Option<RgbImage> {
         } else {
             1
         };
-        if c.size > 2 || max_h % (c.h * c.size) != 0 || max_v % (c.v * c.size) != 0 {
+        if c.size > 2 || !max_h.is_multiple_of(c.h * c.size) || !max_v.is_multiple_of(c.v * c.size)
+        {
             return None;
         }
     }
