@@ -18,7 +18,8 @@
 //! bundled C source, no system library): the `image` crate's JPEG decoder (zune-jpeg) cannot
 //! scale, and on a 4032×3024 photo at 1/8 scale the pure-Rust `jpeg-decoder` took 31-46 ms per
 //! image against 22-30 ms for this decoder and 22-33 ms for PIL's `draft` (one core of the
-//! 16-core bench machine; full decodes: zune-jpeg 71-80 ms, PIL 122-125 ms).
+//! 16-core bench machine; full decodes: zune-jpeg 71-80 ms, PIL 122-125 ms). At 1/8 scale,
+//! baseline JPEGs take [`crate::jpeg_eighth`] first: libjpeg-turbo's exact output, 1.5× faster.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
