@@ -18,7 +18,8 @@
 //! bundled C source, no system library): the `image` crate's JPEG decoder (zune-jpeg) cannot
 //! scale, and on a 4032×3024 photo at 1/8 scale the pure-Rust `jpeg-decoder` took 31-46 ms per
 //! image against 22-30 ms for this decoder and 22-33 ms for PIL's `draft` (one core of the
-//! 16-core bench machine; full decodes: zune-jpeg 71-80 ms, PIL 122-125 ms).
+//! 16-core bench machine; full decodes: zune-jpeg 71-80 ms, PIL 122-125 ms). At 1/8 scale,
+//! baseline JPEGs take [`crate::jpeg_eighth`] first: libjpeg-turbo's exact output, 1.5× faster.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -250,7 +251,20 @@ extern "C-unwind" fn libjpeg_fatal(cinfo: &mut mozjpeg_sys::jpeg_common_struct) 
 /// libjpeg runs out of data before EOI, `Ok(None)` when libjpeg refuses it otherwise (the
 /// caller then takes the full decode, which names the problem). libjpeg reports both by
 /// unwinding, which is caught here.
+///
+/// At 1/8 scale, [`crate::jpeg_eighth`] decodes the baseline JPEGs it handles to the same
+/// bytes, faster; the rest (and all its errors) stay libjpeg's.
 fn jpeg_scaled(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeError> {
+    if eighths == 1 {
+        if let Some(img) = crate::jpeg_eighth::decode_eighth(bytes) {
+            return Ok(Some(img));
+        }
+    }
+    libjpeg_scaled(bytes, eighths)
+}
+
+/// [`jpeg_scaled`] by libjpeg-turbo alone: the reference [`crate::jpeg_eighth`] matches.
+pub fn libjpeg_scaled(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeError> {
     let result = catch_unwind(AssertUnwindSafe(|| -> Option<RgbImage> {
         // SAFETY: `jpeg_std_error` fills a zeroed `jpeg_error_mgr` with libjpeg's defaults;
         // the hooks replaced after it never return into libjpeg (they unwind) or only read.

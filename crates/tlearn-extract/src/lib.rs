@@ -16,6 +16,7 @@ pub mod extract;
 pub mod feature_maps;
 pub mod grid;
 pub mod imagenet;
+pub mod jpeg_eighth;
 pub mod jpeg_structure;
 pub mod listing;
 pub mod open;
