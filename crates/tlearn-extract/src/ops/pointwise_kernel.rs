@@ -68,7 +68,7 @@ impl PackedWeights {
     /// The layout that suits a plane of `hw` points: [`Layout::Lanes`] for small planes
     /// (at most [`LANES_MAX_POINTS`]) when `cout` is a multiple of 16, else [`Layout::Rows`].
     pub fn for_plane(weights: &[f32], cout: usize, cin: usize, hw: usize) -> PackedWeights {
-        let layout = if hw <= LANES_MAX_POINTS && cout % 16 == 0 {
+        let layout = if hw <= LANES_MAX_POINTS && cout.is_multiple_of(16) {
             Layout::Lanes
         } else {
             Layout::Rows
