@@ -5,6 +5,8 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+#[cfg(unix)]
+mod fatal_signal;
 
 #[derive(Parser)]
 #[command(name = "tlearn", version, about, long_about = None)]
@@ -39,6 +41,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    #[cfg(unix)]
+    fatal_signal::install();
     let cli = Cli::parse_from(cmd::encoder::join_spaced_triples(std::env::args_os()));
     let result = match cli.command {
         Command::Layers(a) => cmd::layers::run(a),

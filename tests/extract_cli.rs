@@ -267,6 +267,76 @@ fn killed_run_resumes_and_matches_an_uninterrupted_run() {
     assert!(!cache.join("journal.bin").exists());
 }
 
+/// A run killed by a fault or by the CPU-time limit says which on stderr before it dies (a CI
+/// run once ended with empty stdout and stderr), and still dies of that signal. The run is held
+/// waiting on the cache lock, taken here, so that the signal reaches it mid-run.
+#[test]
+fn a_fatal_signal_is_named_on_stderr_and_keeps_its_exit_status() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 6);
+    for (sig, name) in [(libc::SIGSEGV, "SIGSEGV"), (libc::SIGXCPU, "SIGXCPU")] {
+        let cache = tmp.path().join(format!("cache-{name}"));
+        fs::create_dir_all(&cache).unwrap();
+        let lock = fs::File::create(cache.join(".lock")).unwrap();
+        lock.lock().unwrap();
+        let mut child = tlearn()
+            .args(["extract", "--quiet", "--model", "pixels8"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&cache)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        assert!(first.starts_with("waiting: cache"), "{first}");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(sig), "{status}: {rest}");
+        assert!(
+            rest.contains(&format!("tlearn: killed by {name}")),
+            "{rest}"
+        );
+        drop(lock);
+    }
+}
+
+/// A file past the file-size limit (`ulimit -f`) is a clear error naming the file, as a full
+/// disk is, not a silent death by SIGXFSZ.
+#[test]
+fn a_file_size_limit_is_a_clear_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 12);
+    let cache = tmp.path().join("cache");
+    let cmd = format!(
+        "ulimit -f 8 && exec '{}' extract --quiet --model pixels32 '{}' --out '{}'",
+        env!("CARGO_BIN_EXE_tlearn"),
+        data.display(),
+        cache.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}: {stderr}", out.status);
+    assert!(
+        stderr.contains("error: ") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&cache.display().to_string()), "{stderr}");
+}
+
 #[test]
 fn rerun_extracts_only_new_and_changed_images_and_drops_deleted_ones() {
     let tmp = tempfile::tempdir().unwrap();

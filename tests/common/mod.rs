@@ -70,7 +70,8 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn tlearn");
     assert!(
         out.status.success(),
-        "command failed: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        "command failed ({}): {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
         cmd,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -83,7 +84,8 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 pub fn ok(out: Output) -> Output {
     assert!(
         out.status.success(),
-        "tlearn failed\n--- stdout\n{}\n--- stderr\n{}",
+        "tlearn failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -112,8 +114,35 @@ pub fn extract(model: &str, data: &Path, cache: &Path, extra: &[&str]) -> serde_
         .arg(data)
         .arg("--out")
         .arg(cache);
-    run_ok(&mut cmd);
+    let out = cmd.output().expect("spawn tlearn");
+    assert!(
+        out.status.success(),
+        "command failed ({}): {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- {} holds\n{}",
+        out.status,
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        cache.display(),
+        dir_listing(cache)
+    );
     read_json(&cache.join("summary.json"))
+}
+
+/// `name size` of each file in `dir`, one a line: how far a failed run got (the journal grows
+/// by one record per finished image).
+fn dir_listing(dir: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return "(nothing: the folder does not exist)".into();
+    };
+    let mut lines: Vec<String> = entries
+        .flatten()
+        .map(|e| {
+            let len = e.metadata().map_or(0, |m| m.len());
+            format!("{} {len}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
 }
 
 /// `tlearn train` + `tlearn eval` of one head on a cache; returns the eval report.
