@@ -5,6 +5,14 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+
+/// mimalloc instead of glibc's malloc. Extraction threads allocate and free megabytes of
+/// activations per image while the vectors kept for the cache stay: glibc's main heap then
+/// fragmented in some runs, growing without bound (`malloc_stats`: 1.1 GB held, 28 MB in use,
+/// after 3,100 of 10,000 MNIST images on 4 threads; one CI run reached 24 GB and was killed by
+/// the kernel). Which runs did was down to thread timing: 2 of 10 runs here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[cfg(unix)]
 mod fatal_signal;
 
