@@ -181,6 +181,10 @@ impl Backbone {
         let mut model = onnx()
             .model_for_proto_model(&proto)
             .with_context(|| format!("tract cannot load {}", path.display()))?;
+        // The parsed file holds a copy of every weight: freed before tract's optimisation makes
+        // its own (packed) copies, it no longer adds to the load's peak memory, which is the
+        // run's peak on small images.
+        drop(proto);
         if model.input_outlets()?.len() != 1 {
             bail!(
                 "{}: expected one image input, the graph has {}",
