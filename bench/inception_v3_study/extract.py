@@ -1,7 +1,7 @@
 """CNN codes of every image in a DIR/<class>/<image> tree, onnxruntime on one thread.
 
 Views per backbone (rows in sorted class / sorted file order, as shared/peers/ort_extract.py):
-  inception (bench/h18/fid_inception.py's graph, input (v - 128) / 128, RGB, 299):
+  inception (bench/inception_v3_study/fid_inception.py's graph, input (v - 128) / 128, RGB, 299):
     inc_crop   short side round(299*256/224) = 342 (PIL bilinear), centre crop 299  [registry convention]
     inc_plain  plain resize to 299x299 (the images are square, so no crop)         [fid-helper's own]
     (+ their horizontal flips, for flip averaging)

@@ -1,6 +1,6 @@
 """Paired scikit-learn simulation of Tux Paint held-out accuracy for backbone combinations.
 
-Codes from bench/h18/extract.py (one npz). Each block: signed sqrt, then L2 normalisation;
+Codes from bench/inception_v3_study/extract.py (one npz). Each block: signed sqrt, then L2 normalisation;
 blocks concatenated; then StandardScaler (fit on the training part) inside the head pipeline.
 Splits: StratifiedShuffleSplit(test_size=0.3, random_state=seed), seeds 0-9, the same splits for
 every configuration (paired). Heads: LogisticRegression C {0.1,1,10,100}, LinearSVC C {0.01,0.1,1},
