@@ -181,9 +181,9 @@ impl Backbone {
         let mut model = onnx()
             .model_for_proto_model(&proto)
             .with_context(|| format!("tract cannot load {}", path.display()))?;
-        // The parsed file holds a copy of every weight: freed before tract's optimisation makes
-        // its own (packed) copies, it no longer adds to the load's peak memory, which is the
-        // run's peak on small images.
+        // The parsed file holds a copy of every weight and is not needed past this point: freed
+        // before tract's optimisation makes its own copies. (Measured: no change in Lite0's
+        // peak RSS within run-to-run noise; kept since holding it has no use.)
         drop(proto);
         if model.input_outlets()?.len() != 1 {
             bail!(
