@@ -29,7 +29,7 @@ pub(super) fn read_verified(
 }
 
 /// The model file's bytes: present, readable and not empty.
-pub(super) fn read_model(entry: &ModelEntry, models_dir: &Path) -> Result<Vec<u8>> {
+fn read_model(entry: &ModelEntry, models_dir: &Path) -> Result<Vec<u8>> {
     let path = entry.path(models_dir);
     let bytes = std::fs::read(&path).with_context(|| {
         if entry.source.kind == "local" {
@@ -54,7 +54,7 @@ pub(super) fn read_model(entry: &ModelEntry, models_dir: &Path) -> Result<Vec<u8
 
 /// The sha256 of the model file's `bytes`, refused when it is not the registry's pin (or, for
 /// an entry without one, `manifest.json`'s).
-pub(super) fn verified_sha(entry: &ModelEntry, models_dir: &Path, bytes: &[u8]) -> Result<String> {
+fn verified_sha(entry: &ModelEntry, models_dir: &Path, bytes: &[u8]) -> Result<String> {
     let sha = hex::encode(Sha256::digest(bytes));
     let want = if entry.sha256.is_empty() {
         manifest_sha(models_dir, &entry.name)
@@ -76,11 +76,7 @@ pub(super) fn verified_sha(entry: &ModelEntry, models_dir: &Path, bytes: &[u8]) 
 }
 
 /// The ONNX protobuf of the model file's `bytes`, decoded in place.
-pub(super) fn decode_proto(
-    entry: &ModelEntry,
-    models_dir: &Path,
-    bytes: &[u8],
-) -> Result<pb::ModelProto> {
+fn decode_proto(entry: &ModelEntry, models_dir: &Path, bytes: &[u8]) -> Result<pb::ModelProto> {
     <pb::ModelProto as prost::Message>::decode(bytes).map_err(|e| {
         anyhow!(
             "{}: not a valid ONNX file (truncated or corrupt?): {e}",
