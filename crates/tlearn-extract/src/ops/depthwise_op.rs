@@ -1,4 +1,5 @@
-//! A tract operator running depthwise convolutions with [`super::depthwise_kernel`], and the
+//! A tract operator running depthwise convolutions with [`super::depthwise_kernel`] (and
+//! [`super::depthwise_blocked`] for whole blocks of 16 channels where it pays), and the
 //! graph rewrite that puts it in place of tract's own `DepthWiseConv`.
 //!
 //! The rewrite runs on the decluttered model, before tract optimises it. It replaces a float
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::depthwise_blocked::{self as blocked, LANES};
 use super::depthwise_kernel::Plan;
 use super::graph::conv_parts;
 
@@ -31,6 +33,9 @@ pub struct Depthwise {
     batched: bool,
     /// `channels × kh × kw`, row major.
     taps: Arc<Vec<f32>>,
+    /// The taps regrouped 16 channels per block when [`blocked::worth_it`] (then the full
+    /// blocks of 16 channels run through [`blocked::conv_block`], the rest one by one).
+    taps16: Option<Arc<Vec<f32>>>,
     bias: Arc<Vec<f32>>,
     clamp: Option<(f32, f32)>,
     /// Clamp applied to the input as it is read: the ReLU6 of the 1×1 convolution before,
@@ -105,21 +110,43 @@ impl EvalOp for Depthwise {
             let (in_plane, out_plane) = (g.input[0] * g.input[1], g.output[0] * g.output[1]);
             let k_plane = g.kernel[0] * g.kernel[1];
             SCRATCH.with_borrow_mut(|scratch| {
-                for (ix, (src, dst)) in x
-                    .chunks_exact(in_plane)
-                    .zip(y.chunks_exact_mut(out_plane))
-                    .enumerate()
+                let c = self.channels;
+                let full = match self.taps16 {
+                    Some(_) => c / LANES * LANES,
+                    None => 0,
+                };
+                for (src, dst) in x
+                    .chunks_exact(c * in_plane)
+                    .zip(y.chunks_exact_mut(c * out_plane))
                 {
-                    let c = ix % self.channels;
-                    self.plan.conv_channel(
-                        src,
-                        self.input_clamp,
-                        &self.taps[c * k_plane..][..k_plane],
-                        self.bias[c],
-                        self.clamp,
-                        dst,
-                        scratch,
-                    );
+                    if let Some(taps16) = &self.taps16 {
+                        for b in 0..full / LANES {
+                            let bias: &[f32; LANES] = self.bias[b * LANES..][..LANES]
+                                .try_into()
+                                .expect("16 biases");
+                            blocked::conv_block(
+                                g,
+                                &src[b * LANES * in_plane..][..LANES * in_plane],
+                                self.input_clamp,
+                                &taps16[b * LANES * k_plane..][..LANES * k_plane],
+                                bias,
+                                self.clamp,
+                                &mut dst[b * LANES * out_plane..][..LANES * out_plane],
+                                scratch,
+                            );
+                        }
+                    }
+                    for ch in full..c {
+                        self.plan.conv_channel(
+                            &src[ch * in_plane..][..in_plane],
+                            self.input_clamp,
+                            &self.taps[ch * k_plane..][..k_plane],
+                            self.bias[ch],
+                            self.clamp,
+                            &mut dst[ch * out_plane..][..out_plane],
+                            scratch,
+                        );
+                    }
                 }
             });
         }
@@ -163,10 +190,14 @@ pub(crate) fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<
     if c.group < 2 || c.group != channels || c.output_channels != channels {
         return Ok(None);
     }
+    let k_plane = c.geometry.kernel[0] * c.geometry.kernel[1];
+    let taps16 = blocked::worth_it(&c.geometry)
+        .then(|| Arc::new(blocked::block_taps(&c.weights, channels, k_plane)));
     Ok(Some(Depthwise {
         plan: Plan::new(c.geometry),
         channels,
         batched: c.batched,
+        taps16,
         taps: Arc::new(c.weights),
         bias: Arc::new(c.bias),
         clamp: None,

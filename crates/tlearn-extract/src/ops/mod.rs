@@ -4,7 +4,9 @@
 //! benchmarks).
 //!
 //! - [`depthwise_kernel`]: the arithmetic of a depthwise convolution (AVX-512 / AVX / portable);
-//! - [`depthwise_op`]: the tract operator running it, bit-identical to tract's;
+//! - [`depthwise_blocked`]: the same arithmetic 16 channels per vector (AVX-512), for the
+//!   narrow planes where one channel per vector leaves lanes empty;
+//! - [`depthwise_op`]: the tract operator running them, bit-identical to tract's;
 //! - [`pointwise_kernel`]: the arithmetic of a 1×1 convolution with AVX-512 (no packing);
 //! - [`pointwise_op`]: 1×1 convolutions at batch 1, with that kernel or one `gemm` call each;
 //! - [`stem_kernel`], [`stem_op`]: the stem (a full convolution over the colour planes), direct;
@@ -13,6 +15,7 @@
 
 mod graph;
 
+pub mod depthwise_blocked;
 pub mod depthwise_kernel;
 pub mod depthwise_op;
 pub mod pointwise_kernel;
