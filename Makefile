@@ -117,7 +117,7 @@ bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
 	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
-	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 5
+	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 9
 	cargo build --release -p tlearn-extract --example infer_bench
 	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all gemm tract
 	cargo build --release -p tlearn-extract --example decode_bench
