@@ -44,7 +44,11 @@ fn main() {
         for _ in 0..20 {
             for (l, ((w, bias), &(cin, cout))) in layers.iter().zip(&shapes).enumerate() {
                 let (a, b) = bufs.split_at_mut(1);
-                let (x, y) = if l % 2 == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+                let (x, y) = if l % 2 == 0 {
+                    (&a[0], &mut b[0])
+                } else {
+                    (&b[0], &mut a[0])
+                };
                 let t = Instant::now();
                 pointwise(
                     w,
