@@ -25,10 +25,12 @@
 //! of accumulators, one broadcast per point and input channel, every lane live; each output
 //! still starts from its bias and takes the same fused multiply-adds in the same order, so the
 //! two layouts give bit-identical results (a test checks it). The tile is written back with
-//! scatters (stride `hw`), once per tile. Other tile shapes measured no faster over Lite0's
-//! 7×7 stage in network order (`examples/lanes_bench`, core 1, min of 7 rounds, three
-//! alternating runs): 7 points × 3 vectors 2.17-2.19 ms a pass, 14 × 2 2.17-2.32, 25 × 1
-//! 2.30-2.45 (fewer reloads of the weights, but one broadcast per multiply-add).
+//! scatters (stride `hw`), once per tile. The tile is 9 points × 3 vectors (27 accumulators,
+//! 31 of the 32 vector registers with the weights and the broadcast): over Lite0's 7×7 stage
+//! in network order (`examples/lanes_bench`, core 1, min of 7 rounds, three alternating runs)
+//! 2.09-2.10 ms a pass against 2.19-2.22 for 7 × 3 (a 49-point plane takes 6 tiles instead of
+//! 7, so the weights are read 6 times); 14 × 2 took 2.17-2.32 and 25 × 1 2.30-2.45 (fewer
+//! reloads of the weights, but one broadcast per multiply-add).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -37,7 +39,7 @@ use std::arch::x86_64::*;
 pub const MR: usize = 8;
 
 /// Points of a plane per tile of the [`Layout::Lanes`] kernel.
-pub const LANE_POINTS: usize = 7;
+pub const LANE_POINTS: usize = 9;
 
 /// Planes of at most this many points take [`Layout::Lanes`] (when the output channels are a
 /// multiple of 16).
@@ -258,7 +260,7 @@ unsafe fn run_lanes(
                     }
                 };
             }
-            dispatch!(1 2 3 4 5 6 7);
+            dispatch!(1 2 3 4 5 6 7 8 9);
             p0 += np;
         }
         c0 += nc;
