@@ -25,6 +25,25 @@ fn main() {
         (1152, 320),
         (320, 1280),
     ];
+    let weights: Vec<Vec<f32>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(l, &(cin, cout))| {
+            (0..cout * cin)
+                .map(|i| ((i + l) as f32 * 0.1).sin() * 0.05)
+                .collect()
+        })
+        .collect();
+    // Packing the weights (model load): min of `rounds`.
+    let mut pack = f64::INFINITY;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for (w, &(cin, cout)) in weights.iter().zip(&shapes) {
+            std::hint::black_box(PackedWeights::for_plane(w, cout, cin, hw));
+        }
+        pack = pack.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("packing the stage's weights: {pack:.3} ms");
     let layers: Vec<(PackedWeights, Vec<f32>)> = shapes
         .iter()
         .enumerate()
