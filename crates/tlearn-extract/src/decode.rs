@@ -117,7 +117,8 @@ pub fn decode_rgb_within<'a>(
         return Err(DecodeError::NotAnImage);
     }
     reader.limits(limits());
-    let is_jpeg = reader.format() == Some(ImageFormat::Jpeg);
+    let format = reader.format();
+    let is_jpeg = format == Some(ImageFormat::Jpeg);
     let jpeg = is_jpeg.then(|| jpeg_structure(bytes));
     let truncated = jpeg.is_some_and(|j| j.end == JpegEnd::Truncated);
     // A JPEG cut inside its headers: say "truncated", not the header parser's complaint.
@@ -174,7 +175,21 @@ pub fn decode_rgb_within<'a>(
     let rgb8 = decoder.color_type() == image::ColorType::Rgb8;
     let native = decoder.total_bytes();
     let rgb = w as u64 * h as u64 * 3;
-    let reservation = budget.reserve(decoded_bytes(native, rgb, rgb8, rotates) + coefficients);
+    // image-webp decodes a lossless or animated WebP through an RGBA buffer (4 bytes a pixel)
+    // beside the output, which `Limits::max_alloc` (checked against the output) does not see:
+    // a 230-byte file declaring 13,141² RGB pixels asked for 690 MB in one piece.
+    let scratch = match format {
+        Some(ImageFormat::WebP) => w as u64 * h as u64 * 4,
+        _ => 0,
+    };
+    if scratch > MAX_ALLOC {
+        return Err(DecodeError::TooLarge(format!(
+            "a {w}×{h} WebP is decoded through a {scratch}-byte RGBA buffer, over the \
+             {MAX_ALLOC}-byte limit"
+        )));
+    }
+    let reservation =
+        budget.reserve(decoded_bytes(native, rgb, rgb8, rotates) + coefficients + scratch);
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
     if img.width() == 0 || img.height() == 0 {
         return Err(DecodeError::Corrupt(format!(
@@ -339,6 +354,32 @@ mod tests {
         for mode in [DecodeMode::Full, DecodeMode::Reduced] {
             match decode_rgb_for(&gif, [0; 3], mode, 8) {
                 Err(DecodeError::Corrupt(m)) => assert!(m.contains("24×0"), "{m}"),
+                other => panic!("{mode:?}: {:?}", other.map(|i| i.dimensions())),
+            }
+        }
+    }
+
+    /// Found by `tests/fuzz_inputs.rs`: a lossless WebP without alpha whose header declares
+    /// 13,000×13,000 pixels passes `max_alloc` as RGB (507 MB) but image-webp decodes it
+    /// through an RGBA buffer (676 MB): refused before that buffer, naming the size.
+    #[test]
+    fn a_huge_lossless_webp_is_too_large_before_its_rgba_buffer() {
+        let (w, h) = (13_000u32, 13_000u32);
+        // VP8L header: signature, then width-1 and height-1 (14 bits each), alpha 0, version 0.
+        let bits = (w - 1) | ((h - 1) << 14);
+        let mut vp8l = vec![0x2f];
+        vp8l.extend_from_slice(&bits.to_le_bytes());
+        vp8l.extend_from_slice(&[0; 64]);
+        let mut webp = b"RIFF".to_vec();
+        webp.extend_from_slice(&(4 + 8 + vp8l.len() as u32).to_le_bytes());
+        webp.extend_from_slice(b"WEBPVP8L");
+        webp.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+        webp.extend_from_slice(&vp8l);
+        for mode in [DecodeMode::Full, DecodeMode::Reduced] {
+            match decode_rgb_for(&webp, [0; 3], mode, 8) {
+                Err(DecodeError::TooLarge(m)) => {
+                    assert!(m.contains("13000×13000 WebP"), "{m}")
+                }
                 other => panic!("{mode:?}: {:?}", other.map(|i| i.dimensions())),
             }
         }
