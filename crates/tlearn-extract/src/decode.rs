@@ -177,7 +177,9 @@ pub fn decode_rgb_within<'a>(
     let rgb = w as u64 * h as u64 * 3;
     // image-webp decodes a lossless or animated WebP through an RGBA buffer (4 bytes a pixel)
     // beside the output, which `Limits::max_alloc` (checked against the output) does not see:
-    // a 230-byte file declaring 13,141² RGB pixels asked for 690 MB in one piece.
+    // a 230-byte file declaring 13,141² RGB pixels asked for 690 MB in one piece. Counted for
+    // every WebP (the chunk type is not read here): an upper bound for a lossy one, whose
+    // decoder keeps YUV planes of about 1.5 bytes a pixel instead.
     let scratch = match format {
         Some(ImageFormat::WebP) => w as u64 * h as u64 * 4,
         _ => 0,
