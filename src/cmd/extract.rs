@@ -21,7 +21,7 @@ pub struct ExtractArgs {
     pub model: String,
     /// Cut point: a registry cut name (e.g. `features`) or an ONNX node/tensor name; `CUT@KxK`
     /// (`stage6@2x2`) pools the cut's map over a KxK grid of cells instead of the whole map
-    /// (C·K·K values, channel-major; see README "Choosing a backbone and a layer"). Several, comma-separated (`features,stage6,stage5`), or `all` (every named cut of the
+    /// (C·K·K values, channel-major; see docs/guide.md, "Choosing the cut"). Several, comma-separated (`features,stage6,stage5`), or `all` (every named cut of the
     /// registry model), come from one forward pass per image and make OUT a cut set: OUT/cuts.json
     /// and one ordinary cache per cut in OUT/<cut>/. Default: the model's default cut.
     #[arg(long)]

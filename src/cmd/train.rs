@@ -21,7 +21,7 @@ pub enum HeadChoice {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum EngineChoice {
-    /// tlearn's own solvers (L-BFGS, SMO on a shared kernel matrix): faster, see the README.
+    /// tlearn's own solvers (L-BFGS, SMO on a shared kernel matrix): faster, see bench/RESULTS.md.
     Tlearn,
     /// linfa-logistic (multinomial) and linfa-svm (one-vs-rest) for logistic regression and the
     /// RBF SVM; the linear SVM always uses tlearn's dual coordinate descent.
