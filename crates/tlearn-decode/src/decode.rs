@@ -28,7 +28,7 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbIma
 
 use crate::budget::{MemoryBudget, Reservation};
 use crate::jpeg_structure::{jpeg_structure, JpegEnd};
-use crate::spec::DecodeMode;
+use tlearn_cache::DecodeMode;
 
 /// Largest accepted image side and decoder allocation (a 100000×100000 PNG header is refused).
 pub const MAX_SIDE: u32 = 20_000;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use image::{imageops::FilterType, DynamicImage, RgbImage};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use proptest::prelude::*;
-use tlearn_extract::decode::{self, libjpeg_scaled};
-use tlearn_extract::jpeg_eighth::decode_eighth;
-use tlearn_extract::spec::DecodeMode;
+use tlearn_decode::decode::{self, libjpeg_scaled};
+use tlearn_decode::jpeg_eighth::decode_eighth;
+use tlearn_cache::DecodeMode;
 
 fn smoke_jpegs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smoke");
