@@ -1,4 +1,4 @@
-//! JPEG decoding alone at 1/8 scale, one thread: libjpeg-turbo (`decode::libjpeg_scaled`)
+//! JPEG decoding alone at 1/8 scale, one thread: libjpeg-turbo (`jpeg::libjpeg_scaled`)
 //! against the fast path (`jpeg_eighth::decode_eighth`) on the same files, alternating passes.
 //! Checks the two agree on every file first (and says how many took the fast path).
 //!
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use tlearn_decode::decode::libjpeg_scaled;
+use tlearn_decode::jpeg::libjpeg_scaled;
 use tlearn_decode::jpeg_eighth::decode_eighth;
 
 fn median(v: &[f64]) -> f64 {

@@ -2,7 +2,9 @@
 //!
 //! - [`decode`]: every format (content-sniffed), EXIF orientation, alpha, decompression bombs,
 //!   the per-image limits;
-//! - [`jpeg_eighth`]: baseline JPEGs at 1/8 scale, byte-identical to libjpeg-turbo and faster;
+//! - [`jpeg`]: the JPEG policy, in one place (reduced-size decoding and the decoder each size
+//!   takes, truncation, a progressive file's memory), using
+//! - [`jpeg_eighth`]: baseline JPEGs at 1/8 scale, byte-identical to libjpeg-turbo and faster,
 //! - [`jpeg_structure`]: the marker walk that tells a truncated JPEG on zune-jpeg's path;
 //! - [`budget`]: the memory budget for decoded pixels shared by a run's threads;
 //! - [`pixels`]: the raw-pixels baseline "backbone" (a small resized image, flattened).
@@ -12,6 +14,7 @@
 
 pub mod budget;
 pub mod decode;
+pub mod jpeg;
 pub mod jpeg_eighth;
 pub mod jpeg_structure;
 pub mod pixels;
