@@ -1,12 +1,62 @@
 //! The command-line options describing a user's own ONNX file, shared by `extract` and
 //! `predict`; the rules (name or path, building the encoder) are `tlearn_extract::open`'s.
+//! Also the two environment variables the commands that load a backbone or decode images
+//! read: the library takes these settings as arguments and reads no environment.
 
 use std::ffi::OsString;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use tlearn_extract::backbone::{BackboneOptions, Ops};
+use tlearn_extract::budget::ByteSize;
 use tlearn_extract::open::OwnModel;
 use tlearn_extract::spec::{ChannelOrder, Layout};
+
+/// Which of tlearn's operators replace tract's in a backbone: `all` (the default), `gemm`,
+/// `depthwise` or `tract` (none). For benchmarks, or to rule tlearn's operators out when
+/// chasing a numerical difference.
+pub const OPS_ENV: &str = "TLEARN_OPS";
+
+/// The default memory for decoded pixels in flight when `--decode-memory` is not given.
+pub const DECODE_MEMORY_ENV: &str = "TLEARN_DECODE_MEMORY";
+
+/// How backbones are loaded: the library's defaults, with [`OPS_ENV`] choosing the operators.
+pub fn backbone_options() -> Result<BackboneOptions> {
+    options_from(std::env::var(OPS_ENV).ok().as_deref())
+}
+
+/// [`backbone_options`] for the value of [`OPS_ENV`] (an unknown one is an error naming it,
+/// not a silent default).
+fn options_from(ops: Option<&str>) -> Result<BackboneOptions> {
+    let ops = match ops {
+        Some(v) if !v.trim().is_empty() => v
+            .parse::<Ops>()
+            .map_err(|e| anyhow!("{OPS_ENV}={v:?}: {e}"))?,
+        _ => Ops::default(),
+    };
+    Ok(BackboneOptions { ops })
+}
+
+/// The decode-memory budget in bytes: `flag` when given, else [`DECODE_MEMORY_ENV`] (a
+/// malformed value is an error naming it), else `None` (the library's default, a quarter of
+/// the machine's memory).
+pub fn decode_memory(flag: Option<ByteSize>) -> Result<Option<u64>> {
+    decode_memory_from(flag, std::env::var(DECODE_MEMORY_ENV).ok().as_deref())
+}
+
+/// [`decode_memory`] for the value of [`DECODE_MEMORY_ENV`].
+fn decode_memory_from(flag: Option<ByteSize>, env: Option<&str>) -> Result<Option<u64>> {
+    if let Some(b) = flag {
+        return Ok(Some(b.as_u64()));
+    }
+    let Some(v) = env else {
+        return Ok(None);
+    };
+    let size = v.trim().parse::<ByteSize>().map_err(|e| {
+        anyhow!("{DECODE_MEMORY_ENV}={v:?} is not a memory size (e.g. 2GiB, 512MiB): {e}")
+    })?;
+    Ok(Some(size.as_u64()))
+}
 
 /// Flags that take three numbers, written `--mean R,G,B` (one word) or `--mean R G B`.
 const TRIPLE_FLAGS: [&str; 2] = ["--mean", "--std"];
@@ -97,5 +147,42 @@ impl CustomModelArgs {
                 Layout::Nchw
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operator_variable_picks_the_operators_and_a_typo_is_refused() {
+        assert_eq!(options_from(None).unwrap().ops, Ops::All);
+        assert_eq!(options_from(Some("")).unwrap().ops, Ops::All);
+        for ops in Ops::ALL {
+            assert_eq!(options_from(Some(&ops.to_string())).unwrap().ops, ops);
+        }
+        let e = options_from(Some("gemn")).unwrap_err().to_string();
+        assert!(e.starts_with("TLEARN_OPS=\"gemn\""), "{e}");
+        assert!(e.contains("all, gemm, depthwise, tract"), "{e}");
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_memory_variable_and_a_bad_size_is_named() {
+        assert_eq!(decode_memory_from(None, None).unwrap(), None);
+        assert_eq!(
+            decode_memory_from(None, Some(" 512 MiB ")).unwrap(),
+            Some(512 << 20)
+        );
+        assert_eq!(
+            decode_memory_from(Some(ByteSize::gib(1)), Some("lots")).unwrap(),
+            Some(1 << 30)
+        );
+        let e = decode_memory_from(None, Some("lots"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("TLEARN_DECODE_MEMORY=\"lots\" is not a memory size"),
+            "{e}"
+        );
     }
 }

@@ -80,11 +80,12 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         args.pool,
         &args.custom.own_model()?,
         tlearn_extract::open::decode_mode_for(&args.out, args.decode),
+        &super::encoder::backbone_options()?,
     )?;
     let mut opts = Options::new(&args.dir, &args.out);
     opts.augment = args.augment;
     opts.threads = args.threads;
-    opts.decode_memory = args.decode_memory.map(|b| b.as_u64());
+    opts.decode_memory = super::encoder::decode_memory(args.decode_memory)?;
     opts.overwrite = args.overwrite;
     opts.progress = !args.quiet;
     if args.keep_views && args.augment == Augment::None {

@@ -12,6 +12,8 @@ use tlearn_extract::classify::{self, Failure, Prediction};
 use tlearn_extract::open::encoder_for_fingerprint;
 use tlearn_heads::SavedHead;
 
+use super::encoder::{backbone_options, decode_memory};
+
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["head", "imagenet"])))]
 pub struct PredictArgs {
@@ -48,6 +50,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
             args.models_dir.as_deref(),
             &args.images,
             args.top,
+            &backbone_options()?,
+            &MemoryBudget::from_setting(decode_memory(None)?),
         )?
     };
     if args.json {
@@ -85,7 +89,8 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>
     // image are its parts' codes side by side, in the head's column order.
     let mut rows: Vec<(String, Vec<f32>)> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
-    let budget = MemoryBudget::from_setting(None)?;
+    let budget = MemoryBudget::from_setting(decode_memory(None)?);
+    let options = backbone_options()?;
     for (k, part) in head.parts().iter().enumerate() {
         let fp = &part.extractor;
         let encoder = encoder_for_fingerprint(
@@ -93,6 +98,7 @@ fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>
             args.model.as_deref(),
             args.models_dir.as_deref(),
             &head_path.display().to_string(),
+            &options,
         )?;
         let (ok, failed) =
             classify::encode_images(encoder.as_ref(), &args.images, fp.augment, &budget);

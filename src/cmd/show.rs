@@ -69,7 +69,13 @@ pub fn run(args: ShowArgs) -> Result<()> {
         Some(&args.layer),
         &args.custom.own_model()?,
     )?;
-    let bb = Backbone::load(&entry, &dir, Some(&args.layer), Pooling::Flatten)?;
+    let bb = Backbone::load_with(
+        &entry,
+        &dir,
+        Some(&args.layer),
+        Pooling::Flatten,
+        &super::encoder::backbone_options()?,
+    )?;
     let fm = feature_maps(&bb, &bytes, &args.image.display().to_string())?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args

@@ -226,7 +226,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         .num_threads(threads)
         .build()
         .context("starting worker threads")?;
-    let budget = MemoryBudget::from_setting(opts.decode_memory)?;
+    let budget = MemoryBudget::from_setting(opts.decode_memory);
     let pb = progress_bar(listing.files.len(), opts.progress);
     let abort_at = abort_after();
 

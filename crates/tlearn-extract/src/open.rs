@@ -107,7 +107,7 @@ pub fn requested_cuts(layer: Option<&str>, entry: &ModelEntry) -> Result<Option<
 /// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path, which needs
 /// `layer`); `layer` may name several cuts ([`requested_cuts`]: one forward pass gives them
 /// all); `decode` is how a backbone decodes JPEGs (the raw-pixel baseline always decodes
-/// fully).
+/// fully); `options` how a backbone is loaded.
 pub fn open_encoder(
     model: &str,
     models_dir: Option<&Path>,
@@ -115,6 +115,7 @@ pub fn open_encoder(
     pool: Pooling,
     own: &OwnModel,
     decode: DecodeMode,
+    options: &BackboneOptions,
 ) -> Result<Box<dyn Encoder>> {
     if let Some(p) = Pixels::parse(model) {
         if let Some(l) =
@@ -132,11 +133,7 @@ pub fn open_encoder(
     entry.preprocess.decode = decode;
     let cuts = requested_cuts(layer, &entry)?.unwrap_or_else(|| vec![entry.default_cut.clone()]);
     Ok(Box::new(Backbone::load_cuts(
-        &entry,
-        &dir,
-        &cuts,
-        pool,
-        &BackboneOptions::from_env()?,
+        &entry, &dir, &cuts, pool, options,
     )?))
 }
 
@@ -152,12 +149,14 @@ pub fn decode_mode_for(out: &Path, asked: Option<DecodeMode>) -> DecodeMode {
 
 /// The encoder `fp` describes (a saved head's extractor), found by its backbone name or at
 /// `model` (a path, for a head trained on an own ONNX file), checked to give exactly `fp`:
-/// a different file or setting is refused naming the field. `what` names `fp`'s owner.
+/// a different file or setting is refused naming the field. `what` names `fp`'s owner; a
+/// backbone is loaded with `options`.
 pub fn encoder_for_fingerprint(
     fp: &Fingerprint,
     model: Option<&str>,
     models_dir: Option<&Path>,
     what: &str,
+    options: &BackboneOptions,
 ) -> Result<Box<dyn Encoder>> {
     let encoder: Box<dyn Encoder> = if let Some(p) = Pixels::parse(&fp.backbone) {
         Box::new(p?)
@@ -173,13 +172,7 @@ pub fn encoder_for_fingerprint(
             })?;
         entry.preprocess = fp.preprocess.clone();
         let cuts = requested_cuts(Some(&fp.layer), &entry)?.unwrap_or_default();
-        Box::new(Backbone::load_cuts(
-            &entry,
-            &dir,
-            &cuts,
-            fp.pool,
-            &BackboneOptions::from_env()?,
-        )?)
+        Box::new(Backbone::load_cuts(&entry, &dir, &cuts, fp.pool, options)?)
     };
     let actual = fingerprint(encoder.as_ref(), fp.augment);
     if let Some(diff) = fp.compare(&actual, "head", "loaded backbone") {
@@ -222,6 +215,7 @@ mod tests {
             Pooling::Avg,
             &OwnModel::default(),
             DecodeMode::Reduced,
+            &BackboneOptions::default(),
         )
         .err()
         .unwrap()

@@ -107,6 +107,7 @@ fn extract_all_cuts(model: &str, data: &Path) {
         Default::default(),
         &Default::default(),
         Default::default(),
+        &Default::default(),
     )
     .unwrap_or_else(|e| panic!("{model}: {e:#} (run `make models`; make test does)"));
     let mut opts = tlearn_extract::extract::Options::new(data, tmp.path().join("cache"));

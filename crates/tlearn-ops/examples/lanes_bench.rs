@@ -2,9 +2,9 @@
 //! layers that take its `Lanes` layout, in network order with each layer's own weights (so the
 //! caches hold what they hold in the network): ms per pass, min of `ROUNDS` rounds.
 //!
-//! cargo run --release -p tlearn-extract --example lanes_bench [-- rounds]
+//! cargo run --release -p tlearn-ops --example lanes_bench [-- rounds]
 use std::time::Instant;
-use tlearn_extract::ops::pointwise_kernel::{pointwise, PackedWeights};
+use tlearn_ops::pointwise_kernel::{pointwise, PackedWeights};
 
 fn main() {
     let rounds: usize = std::env::args()

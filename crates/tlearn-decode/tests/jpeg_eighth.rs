@@ -1,5 +1,5 @@
 //! The fast 1/8-scale JPEG decoder (`jpeg_eighth`) against libjpeg-turbo's own output at that
-//! scale (`decode::libjpeg_scaled(bytes, 1)`): byte-identical RGB on the smoke photos and on
+//! scale (`jpeg::libjpeg_scaled(bytes, 1)`): byte-identical RGB on the smoke photos and on
 //! camera-sized (4032×3024 and odd-sized) JPEGs made from them in every sampling layout it
 //! handles, with and without restart intervals; it takes the camera case (returns `Some`);
 //! and on cut or corrupted photos it never panics and never disagrees with libjpeg.
@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use image::{imageops::FilterType, DynamicImage, RgbImage};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use proptest::prelude::*;
-use tlearn_extract::decode::{self, libjpeg_scaled};
-use tlearn_extract::jpeg_eighth::decode_eighth;
-use tlearn_extract::spec::DecodeMode;
+use tlearn_cache::DecodeMode;
+use tlearn_decode::decode;
+use tlearn_decode::jpeg::libjpeg_scaled;
+use tlearn_decode::jpeg_eighth::decode_eighth;
 
 fn smoke_jpegs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smoke");

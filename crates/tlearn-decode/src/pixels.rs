@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 
-use crate::spec::{ChannelOrder, Layout, Pooling, Preprocess};
+use tlearn_cache::{ChannelOrder, Layout, Pooling, Preprocess};
 
 #[derive(Debug, Clone)]
 pub struct Pixels {

@@ -1,4 +1,4 @@
-//! tlearn's operators (crate::rewrite) in the real EfficientNet-Lite graphs. The depthwise one
+//! tlearn's operators (`tlearn_ops::rewrite`) in the real EfficientNet-Lite graphs. The depthwise one
 //! replaces every depthwise convolution of the real EfficientNet-Lite
 //! graphs (with their ReLU6 folded in), and the network computes bit-identical codes to those of
 //! tract's own `DepthWiseConv`, on the real photos of ../shared/fixtures/efficientnet-lite.
@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
 use ndarray_npy::read_npy;
-use tlearn_extract::ops::pointwise_op::min_plane;
-use tlearn_extract::ops::rewrite;
-use tlearn_extract::registry::Registry;
+use tlearn_ops::pointwise_op::min_plane;
+use tlearn_ops::rewrite;
 use tract_onnx::prelude::*;
 
 fn repo() -> PathBuf {
@@ -31,10 +30,9 @@ fn onnx_depthwise_count(path: &Path) -> usize {
 /// Lite`n`'s graph cut at `features` for a batch of `batch`, decluttered, with its path and the
 /// fixture photos (already preprocessed by the reference pipeline).
 fn load(n: u32, batch: Option<usize>) -> (PathBuf, Array4<f32>, TypedModel) {
-    let models = repo().join("models");
-    let reg = Registry::load(&models).unwrap();
-    let entry = reg.get(&format!("efficientnet-lite{n}")).unwrap();
-    let path = entry.path(&models);
+    // The file `models/registry.toml` names for efficientnet-lite`n` (`make models`).
+    let path = repo().join(format!("models/efficientnet-lite{n}.onnx"));
+    assert!(path.is_file(), "{} missing (make models)", path.display());
     let x: Array4<f32> = read_npy(repo().join(format!(
         "../shared/fixtures/efficientnet-lite/lite{n}_input.npy"
     )))
@@ -164,7 +162,7 @@ fn check_batch1(n: u32) {
         .filter(|n| {
             let shape = n.outputs[0].fact.shape.as_concrete().unwrap().to_vec();
             shape[shape.len() - 2] * shape[shape.len() - 1]
-                < min_plane(tlearn_extract::ops::pointwise_kernel::available())
+                < min_plane(tlearn_ops::pointwise_kernel::available())
         })
         .count();
     assert_eq!(

@@ -15,15 +15,12 @@
 //! and the cgroup v2 limit `memory.max`, so a container's limit counts), or 2 GiB where neither
 //! can be read (not Linux). Hand-written rather than the `sysinfo` crate: it is two small files
 //! read once, and `sysinfo` would compile a system-inspection library for one number.
-//! Overridden by `--decode-memory` or the environment variable `TLEARN_DECODE_MEMORY`
-//! (e.g. `2GiB`, `512 MiB`, `3G`).
+//! The caller may set another size ([`MemoryBudget::from_setting`]; the CLI's `--decode-memory`
+//! or its environment variable `TLEARN_DECODE_MEMORY`, e.g. `2GiB`, `512 MiB`, `3G`).
 
 use std::sync::{Condvar, Mutex};
 
 pub use bytesize::ByteSize;
-
-/// Environment variable overriding the default budget.
-pub const ENV: &str = "TLEARN_DECODE_MEMORY";
 
 /// The default when the machine's memory cannot be read.
 pub const FALLBACK: u64 = 2 << 30;
@@ -63,22 +60,9 @@ impl MemoryBudget {
         MemoryBudget::new(u64::MAX)
     }
 
-    /// `limit` if given, else `$TLEARN_DECODE_MEMORY`, else [`default_limit`]. A malformed
-    /// environment value is an error naming it.
-    pub fn from_setting(limit: Option<u64>) -> Result<MemoryBudget, BudgetError> {
-        if let Some(l) = limit {
-            return Ok(MemoryBudget::new(l));
-        }
-        match std::env::var(ENV) {
-            Ok(v) => {
-                let size = v.trim().parse::<ByteSize>().map_err(|e| BudgetError {
-                    value: v.clone(),
-                    reason: e.to_string(),
-                })?;
-                Ok(MemoryBudget::new(size.as_u64()))
-            }
-            Err(_) => Ok(MemoryBudget::new(default_limit())),
-        }
+    /// `limit` if given, else [`default_limit`].
+    pub fn from_setting(limit: Option<u64>) -> MemoryBudget {
+        MemoryBudget::new(limit.unwrap_or_else(default_limit))
     }
 
     pub fn limit(&self) -> u64 {
@@ -132,14 +116,6 @@ impl Drop for Reservation<'_> {
         drop(s);
         self.budget.changed.notify_all();
     }
-}
-
-/// `$TLEARN_DECODE_MEMORY` does not parse as a size.
-#[derive(Debug, thiserror::Error)]
-#[error("{ENV}={value:?} is not a memory size (e.g. 2GiB, 512MiB): {reason}")]
-pub struct BudgetError {
-    pub value: String,
-    pub reason: String,
 }
 
 /// A quarter of the machine's memory (see the module doc), or [`FALLBACK`].

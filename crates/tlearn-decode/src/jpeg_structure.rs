@@ -4,7 +4,7 @@
 //! A JPEG cut short must be skipped ("truncated"), as PIL does by default (`image file is
 //! truncated`, also when only the final EOI marker is missing; data after EOI is accepted).
 //! libjpeg-turbo says so itself: its source manager warns `JWRN_JPEG_EOF` when the data runs
-//! out before EOI, and [`crate::decode`] turns that warning into the error on its reduced-size
+//! out before EOI, and [`crate::jpeg`] turns that warning into the error on its reduced-size
 //! path. zune-jpeg gives no such signal: the `image` crate runs it with `strict_mode(false)`
 //! (not settable from outside), and on premature end of data zune-jpeg fills the rest of the
 //! image with grey (`fill(128)` in `mcu.rs`) and logs through `zune_core::log`, a no-op in this

@@ -9,14 +9,22 @@
 //!   of tract's im2col + matrix multiply, equal to tract's up to float rounding.
 //!
 //! Everything else (pooling, classifier, batched runs of the 1×1 convolutions) stays tract's.
-//! `TLEARN_OPS` in the environment picks: `all` (default), `gemm` (the 1×1 convolutions on
-//! `gemm` even with AVX-512, the stem tract's: the path before those two kernels), `depthwise`
-//! (only the depthwise operator) or `tract` (none: tract's plan as it comes) — to measure, or to
-//! rule tlearn's operators out when chasing a numerical difference.
+//! The rewrite is a tract [`ModelTransform`] named `tlearn_ops` ([`TlearnOps`]), as tract's own
+//! graph rewrites are (`conv_nhwc`, `batchify`, ...): `model.transform(&TlearnOps(ops))` on the
+//! decluttered model, before `into_optimized`. [`Ops`] picks what it replaces: `all` (default),
+//! `gemm` (the 1×1 convolutions on `gemm` even with AVX-512, the stem tract's: the path before
+//! those two kernels), `depthwise` (only the depthwise operator) or `tract` (none: tract's plan
+//! as it comes) — to measure, or to rule tlearn's operators out when chasing a numerical
+//! difference. The choice is the caller's (the backbone loader's options); nothing here reads
+//! the environment.
+
+use std::fmt;
+use std::str::FromStr;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::math::{Max, Min};
+use tract_onnx::tract_core::transform::ModelTransform;
 
 use super::depthwise_op;
 use super::graph::{const_f32, fused_clamp};
@@ -25,29 +33,80 @@ use super::pointwise_op;
 use super::stem_op;
 
 /// Which of tlearn's operators replace tract's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Ops {
+    /// Every tlearn operator this CPU runs (the default).
+    #[default]
     All,
     /// As `All`, but the 1×1 convolutions run `gemm` (planes from 10×10 up) even where the
     /// AVX-512 kernel could, and the stem stays tract's: the previous path, kept to measure the
     /// kernels against.
     Gemm,
+    /// Only the depthwise operator.
     Depthwise,
+    /// None: tract's own plan.
     Tract,
 }
 
 impl Ops {
-    /// From `TLEARN_OPS` (default `all`; an unknown value is an error, not a silent default).
-    pub fn from_env() -> anyhow::Result<Ops> {
-        match std::env::var("TLEARN_OPS").as_deref() {
-            Err(_) | Ok("") | Ok("all") => Ok(Ops::All),
-            Ok("gemm") => Ok(Ops::Gemm),
-            Ok("depthwise") => Ok(Ops::Depthwise),
-            Ok("tract") => Ok(Ops::Tract),
-            Ok(other) => {
-                anyhow::bail!("TLEARN_OPS={other}: expected all, gemm, depthwise or tract")
-            }
+    /// Every choice, in the spelling [`FromStr`] reads and [`fmt::Display`] writes.
+    pub const ALL: [Ops; 4] = [Ops::All, Ops::Gemm, Ops::Depthwise, Ops::Tract];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ops::All => "all",
+            Ops::Gemm => "gemm",
+            Ops::Depthwise => "depthwise",
+            Ops::Tract => "tract",
         }
+    }
+}
+
+impl fmt::Display for Ops {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`Ops::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOps(pub String);
+
+impl fmt::Display for UnknownOps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown operator set '{}': expected ", self.0)?;
+        let names: Vec<&str> = Ops::ALL.iter().map(|o| o.name()).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownOps {}
+
+impl FromStr for Ops {
+    type Err = UnknownOps;
+
+    /// `all`, `gemm`, `depthwise` or `tract` (an unknown name is an error, not a silent
+    /// default).
+    fn from_str(s: &str) -> Result<Ops, UnknownOps> {
+        Ops::ALL
+            .into_iter()
+            .find(|o| o.name() == s.trim())
+            .ok_or_else(|| UnknownOps(s.to_string()))
+    }
+}
+
+/// tlearn's operators as a tract model transform (named `tlearn_ops`): [`apply`] with the
+/// chosen [`Ops`], on a decluttered model, before `into_optimized`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlearnOps(pub Ops);
+
+impl ModelTransform for TlearnOps {
+    fn name(&self) -> tract_onnx::tract_core::internal::StaticName {
+        "tlearn_ops".into()
+    }
+
+    fn transform(&self, model: &mut TypedModel) -> TractResult<()> {
+        apply(model, self.0).map(|_| ())
     }
 }
 

@@ -1,5 +1,5 @@
 //! Baseline JPEGs decoded at 1/8 scale, byte-identical to libjpeg-turbo's output at that
-//! scale, but faster: the path every 8-12 MP camera photo takes in [`crate::decode`]'s
+//! scale, but faster: the path every 8-12 MP camera photo takes in [`crate::jpeg`]'s
 //! reduced-size decoding.
 //!
 //! Why hand-written: at 1/8 scale a luma block needs only its DC coefficient, yet libjpeg-turbo
@@ -600,8 +600,8 @@ struct Plane {
     samples: Vec<u8>,
 }
 
-/// Decode `bytes` at 1/8 scale into RGB8 exactly as libjpeg-turbo does (`jpeg_scaled(bytes, 1)`
-/// of [`crate::decode`]), or `None` for anything outside the cases this module replicates
+/// Decode `bytes` at 1/8 scale into RGB8 exactly as libjpeg-turbo does (`libjpeg_scaled(bytes, 1)`
+/// of [`crate::jpeg`]), or `None` for anything outside the cases this module replicates
 /// (module doc); never panics.
 pub fn decode_eighth(bytes: &[u8]) -> Option<RgbImage> {
     let mut hd = parse(bytes)?;

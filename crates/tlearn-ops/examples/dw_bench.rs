@@ -2,10 +2,10 @@
 //! its channel count): the per-channel kernel (`depthwise_kernel`) and, on AVX-512 CPUs, the
 //! 16-channels-per-vector one (`depthwise_blocked`), alternating, minimum of `ROUNDS` rounds.
 //!
-//! cargo run --release -p tlearn-extract --example dw_bench [-- rounds]
+//! cargo run --release -p tlearn-ops --example dw_bench [-- rounds]
 use std::time::Instant;
-use tlearn_extract::ops::depthwise_blocked as blocked;
-use tlearn_extract::ops::depthwise_kernel::{Geometry, Plan};
+use tlearn_ops::depthwise_blocked as blocked;
+use tlearn_ops::depthwise_kernel::{Geometry, Plan};
 
 fn main() {
     let rounds: usize = std::env::args()

@@ -1,8 +1,8 @@
-//! JPEG decoding alone at 1/8 scale, one thread: libjpeg-turbo (`decode::libjpeg_scaled`)
+//! JPEG decoding alone at 1/8 scale, one thread: libjpeg-turbo (`jpeg::libjpeg_scaled`)
 //! against the fast path (`jpeg_eighth::decode_eighth`) on the same files, alternating passes.
 //! Checks the two agree on every file first (and says how many took the fast path).
 //!
-//! cargo run --release -p tlearn-extract --example eighth_bench -- DIR N PASSES
+//! cargo run --release -p tlearn-decode --example eighth_bench -- DIR N PASSES
 //!
 //! Prints one JSON line: ms per image of each pass, and the medians.
 
@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use tlearn_extract::decode::libjpeg_scaled;
-use tlearn_extract::jpeg_eighth::decode_eighth;
-use tlearn_extract::listing;
+use tlearn_decode::jpeg::libjpeg_scaled;
+use tlearn_decode::jpeg_eighth::decode_eighth;
 
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
@@ -28,12 +27,18 @@ fn main() -> Result<()> {
     let dir = PathBuf::from(&args[1]);
     let n: usize = args[2].parse().context("N")?;
     let passes: usize = args[3].parse().context("PASSES")?;
-    let files: Vec<PathBuf> = listing::list_dataset(&dir)?
-        .files
+    // The files under DIR (a data set's class folders, or a flat folder), in name order.
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+        .sort_by_file_name()
         .into_iter()
-        .map(|(_, p)| p)
-        .take(n)
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
         .collect();
+    if files.is_empty() {
+        bail!("{}: no files", dir.display());
+    }
+    files.truncate(n);
     let bytes: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(f).with_context(|| f.display().to_string()))

@@ -338,7 +338,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::depthwise_kernel::Plan;
+    use crate::depthwise_kernel::Plan;
 
     /// 16 channels through [`conv_block`] against each through the per-channel kernel, bit for
     /// bit, with and without both clamps.

@@ -409,7 +409,7 @@ fn clamp(a: f32, bounds: Option<(f32, f32)>) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{clamp, Rows, BLOCK_W, ROWS};
+    use super::{Rows, BLOCK_W, ROWS};
     use std::arch::x86_64::*;
 
     /// 16-lane vectors, two per row (one on planes at most 16 wide).
@@ -423,43 +423,145 @@ mod x86 {
         }
     }
 
-    /// `ROWS × NV` accumulators in registers, `NV` 16-lane vectors per row.
+    /// [`rows_n`] with `NV` 16-lane vectors per row.
     #[target_feature(enable = "avx512f")]
     unsafe fn rows_avx512_n<const NV: usize>(rows: &Rows, out_w: usize, out: &mut [f32]) {
-        const V: usize = 16;
+        // SAFETY: the caller's (AVX-512F present, reads in bounds).
+        unsafe { rows_n::<F32x16, NV>(rows, out_w, out) }
+    }
+
+    /// 8-lane vectors, four per row.
+    pub(super) unsafe fn rows_avx(rows: &Rows, out_w: usize, out: &mut [f32]) {
+        unsafe { rows_avx_n::<{ BLOCK_W / 8 }>(rows, out_w, out) }
+    }
+
+    /// [`rows_n`] with `NV` 8-lane vectors per row.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn rows_avx_n<const NV: usize>(rows: &Rows, out_w: usize, out: &mut [f32]) {
+        // SAFETY: the caller's (AVX present, reads in bounds).
+        unsafe { rows_n::<F32x8, NV>(rows, out_w, out) }
+    }
+
+    /// The few operations [`rows_n`] does on a vector of `N` lanes, for each x86 width, so that
+    /// one body serves the AVX-512 and the AVX paths. Every method is `#[inline(always)]`: it
+    /// compiles inside the caller's `#[target_feature]` function, with that function's
+    /// instructions (no call per vector operation).
+    trait Lanes: Copy {
+        const N: usize;
+        unsafe fn splat(v: f32) -> Self;
+        unsafe fn load(p: *const f32) -> Self;
+        /// `self + k·x` with an ordinary multiply and add (not fused), as `rows_scalar`.
+        unsafe fn mul_add(self, k: Self, x: Self) -> Self;
+        /// [`super::clamp`] lane by lane: `max(lo, ·)` then `min(hi, ·)` return their second
+        /// operand when it is NaN or equal, so NaN and -0.0 come out as the scalar clamp's.
+        unsafe fn clamp(self, lo: Self, hi: Self) -> Self;
+        /// Store lanes `0..n` (`1 <= n <= N`) at `p`.
+        unsafe fn store_first(self, p: *mut f32, n: usize);
+    }
+
+    #[derive(Clone, Copy)]
+    struct F32x16(__m512);
+
+    impl Lanes for F32x16 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            F32x16(unsafe { _mm512_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            F32x16(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, k: Self, x: Self) -> Self {
+            F32x16(unsafe { _mm512_add_ps(self.0, _mm512_mul_ps(k.0, x.0)) })
+        }
+        #[inline(always)]
+        unsafe fn clamp(self, lo: Self, hi: Self) -> Self {
+            F32x16(unsafe { _mm512_min_ps(hi.0, _mm512_max_ps(lo.0, self.0)) })
+        }
+        #[inline(always)]
+        unsafe fn store_first(self, p: *mut f32, n: usize) {
+            let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+            unsafe { _mm512_mask_storeu_ps(p, mask, self.0) }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct F32x8(__m256);
+
+    impl Lanes for F32x8 {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            F32x8(unsafe { _mm256_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            F32x8(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, k: Self, x: Self) -> Self {
+            F32x8(unsafe { _mm256_add_ps(self.0, _mm256_mul_ps(k.0, x.0)) })
+        }
+        #[inline(always)]
+        unsafe fn clamp(self, lo: Self, hi: Self) -> Self {
+            F32x8(unsafe { _mm256_min_ps(hi.0, _mm256_max_ps(lo.0, self.0)) })
+        }
+        #[inline(always)]
+        unsafe fn store_first(self, p: *mut f32, n: usize) {
+            if n >= 8 {
+                return unsafe { _mm256_storeu_ps(p, self.0) };
+            }
+            // AVX stores have no lane mask: the last, short vector goes through the stack.
+            let mut lanes = [0f32; 8];
+            unsafe {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), self.0);
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, n);
+            }
+        }
+    }
+
+    /// `ROWS × NV` accumulators in registers, `NV` vectors of `L::N` lanes per row: every tap
+    /// adds its product to each (taps in `rows_scalar`'s order), then the clamp and a store of
+    /// the lanes inside the plane.
+    #[inline(always)]
+    unsafe fn rows_n<L: Lanes, const NV: usize>(rows: &Rows, out_w: usize, out: &mut [f32]) {
         let out_h = out.len() / out_w;
         let base = rows.phases.as_ptr();
-        let bias = _mm512_set1_ps(rows.bias);
-        for y0 in (0..out_h).step_by(ROWS) {
-            let n_rows = ROWS.min(out_h - y0);
-            for x0 in (0..out_w).step_by(NV * V) {
-                let mut acc = [[bias; NV]; ROWS];
-                for (&tap, &offset) in rows.taps.iter().zip(rows.offsets) {
-                    let k = _mm512_set1_ps(tap);
-                    let p = unsafe { base.add(y0 * rows.row_step + offset + x0) };
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        for (v, a) in acc.iter_mut().enumerate() {
-                            let x = unsafe { _mm512_loadu_ps(p.add(r * rows.row_step + v * V)) };
-                            *a = _mm512_add_ps(*a, _mm512_mul_ps(k, x));
+        let (lo, hi) = rows.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        // SAFETY: the vector operations are the caller's target feature's; every read is
+        // within the scratch (asserted by `conv_rows`), every store within row y0 + r of `out`
+        // (lanes x..x + n, x + n <= out_w).
+        unsafe {
+            let (lo, hi) = (L::splat(lo), L::splat(hi));
+            let bias = L::splat(rows.bias);
+            for y0 in (0..out_h).step_by(ROWS) {
+                let n_rows = ROWS.min(out_h - y0);
+                for x0 in (0..out_w).step_by(NV * L::N) {
+                    let mut acc = [[bias; NV]; ROWS];
+                    for (&tap, &offset) in rows.taps.iter().zip(rows.offsets) {
+                        let k = L::splat(tap);
+                        let p = base.add(y0 * rows.row_step + offset + x0);
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            for (v, a) in acc.iter_mut().enumerate() {
+                                *a = a.mul_add(k, L::load(p.add(r * rows.row_step + v * L::N)));
+                            }
                         }
                     }
-                }
-                let (lo, hi) = rows.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-                let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-                for (r, acc) in acc.iter().enumerate().take(n_rows) {
-                    let row = unsafe { out.as_mut_ptr().add((y0 + r) * out_w) };
-                    for (v, &a) in acc.iter().enumerate() {
-                        let x = x0 + v * V;
-                        if x >= out_w {
-                            break;
+                    for (r, acc) in acc.iter().enumerate().take(n_rows) {
+                        let row = out.as_mut_ptr().add((y0 + r) * out_w);
+                        for (v, &a) in acc.iter().enumerate() {
+                            let x = x0 + v * L::N;
+                            if x >= out_w {
+                                break;
+                            }
+                            let a = match rows.clamp {
+                                Some(_) => a.clamp(lo, hi),
+                                None => a,
+                            };
+                            a.store_first(row.add(x), L::N.min(out_w - x));
                         }
-                        let a = match rows.clamp {
-                            Some(_) => _mm512_min_ps(_mm512_max_ps(a, lo), hi),
-                            None => a,
-                        };
-                        let n = V.min(out_w - x);
-                        let mask: __mmask16 = if n == V { !0 } else { (1u16 << n) - 1 };
-                        unsafe { _mm512_mask_storeu_ps(row.add(x), mask, a) };
                     }
                 }
             }
@@ -702,50 +804,6 @@ mod x86 {
         }
         n
     }
-
-    /// 8-lane vectors, four per row.
-    pub(super) unsafe fn rows_avx(rows: &Rows, out_w: usize, out: &mut [f32]) {
-        unsafe { rows_avx_n::<{ BLOCK_W / 8 }>(rows, out_w, out) }
-    }
-
-    /// `ROWS × NV` accumulators in registers, `NV` 8-lane vectors per row.
-    #[target_feature(enable = "avx")]
-    pub(super) unsafe fn rows_avx_n<const NV: usize>(rows: &Rows, out_w: usize, out: &mut [f32]) {
-        const V: usize = 8;
-        let out_h = out.len() / out_w;
-        let base = rows.phases.as_ptr();
-        let bias = _mm256_set1_ps(rows.bias);
-        for y0 in (0..out_h).step_by(ROWS) {
-            let n_rows = ROWS.min(out_h - y0);
-            for x0 in (0..out_w).step_by(NV * V) {
-                let mut acc = [[bias; NV]; ROWS];
-                for (&tap, &offset) in rows.taps.iter().zip(rows.offsets) {
-                    let k = _mm256_set1_ps(tap);
-                    let p = unsafe { base.add(y0 * rows.row_step + offset + x0) };
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        for (v, a) in acc.iter_mut().enumerate() {
-                            let x = unsafe { _mm256_loadu_ps(p.add(r * rows.row_step + v * V)) };
-                            *a = _mm256_add_ps(*a, _mm256_mul_ps(k, x));
-                        }
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate().take(n_rows) {
-                    let row = &mut out[(y0 + r) * out_w..][..out_w];
-                    for (v, &a) in acc.iter().enumerate() {
-                        let x = x0 + v * V;
-                        if x >= out_w {
-                            break;
-                        }
-                        let mut lanes = [0f32; V];
-                        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
-                        for (d, l) in row[x..].iter_mut().zip(lanes) {
-                            *d = clamp(l, rows.clamp);
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -895,6 +953,50 @@ mod tests {
         check([3, 2], [3, 3], [2, 1], [1, 1], [1, 1]);
         check([17, 40], [7, 7], [2, 2], [3, 3], [3, 3]);
         check([4, 4], [3, 3], [1, 1], [4, 4], [4, 4]);
+    }
+
+    #[test]
+    fn the_row_kernels_clamp_nan_and_negative_zero_as_the_scalar_clamp() {
+        // Shapes the direct AVX-512 kernel does not take (a 3×7 kernel): planes at most 8 wide
+        // run the AVX rows, wider ones the AVX-512 rows. With zero taps and a -0.0 bias every
+        // output is -0.0, or NaN where the kernel reaches a NaN input; clamped to (0, 6), the
+        // scalar clamp keeps both, and so must every vector path.
+        for (input, kernel) in [([6, 12], [3, 7]), ([6, 40], [3, 7]), ([4, 20], [1, 7])] {
+            let g = Geometry::new(input, kernel, [1, 1], [0, 0], [0, 0]).unwrap();
+            let x: Vec<f32> = (0..input[0] * input[1])
+                .map(|i| {
+                    if i % 23 == 5 {
+                        f32::NAN
+                    } else {
+                        -1.0 - i as f32
+                    }
+                })
+                .collect();
+            let taps = vec![0.0f32; kernel[0] * kernel[1]];
+            let plan = Plan::new(g);
+            let mut scratch = Vec::new();
+            let run = |isa: Isa, scratch: &mut Vec<f32>| {
+                let mut out = vec![1.0f32; g.output[0] * g.output[1]];
+                plan.conv_channel_with(
+                    &x,
+                    None,
+                    &taps,
+                    -0.0,
+                    Some((0.0, 6.0)),
+                    &mut out,
+                    scratch,
+                    isa,
+                );
+                out.iter().map(|f| f.to_bits()).collect::<Vec<u32>>()
+            };
+            let portable = run(Isa::Scalar, &mut scratch);
+            assert!(portable.contains(&(-0.0f32).to_bits()), "{g:?}");
+            assert!(
+                portable.iter().any(|&b| f32::from_bits(b).is_nan()),
+                "{g:?}"
+            );
+            assert_eq!(run(Isa::Best, &mut scratch), portable, "{g:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! tlearn's own tract operators for the convolutions EfficientNet-style networks spend their
-//! time in, and the one graph transform that puts them in place ([`apply`], chosen by
-//! [`Ops`] through `BackboneOptions` of the backbone loader; `TLEARN_OPS` overrides it for
-//! benchmarks).
+//! tlearn-ops: tlearn's own tract operators for the convolutions EfficientNet-style networks
+//! spend their time in, and the one graph transform that puts them in place: [`TlearnOps`], a
+//! tract `ModelTransform` named `tlearn_ops` ([`apply`] when the counts are wanted), its
+//! [`Ops`] chosen by the caller (`BackboneOptions` of tlearn-extract's backbone loader; the
+//! CLI maps `TLEARN_OPS` to it). The crate knows tract's graphs and nothing of tlearn's
+//! registry, images or caches.
 //!
 //! - [`depthwise_kernel`]: the arithmetic of a depthwise convolution (AVX-512 / AVX / portable);
 //! - [`depthwise_blocked`]: the same arithmetic 16 channels per vector (AVX-512), for the
@@ -24,4 +26,4 @@ pub mod rewrite;
 pub mod stem_kernel;
 pub mod stem_op;
 
-pub use rewrite::{apply, Ops, Replaced};
+pub use rewrite::{apply, Ops, Replaced, TlearnOps, UnknownOps};
