@@ -1,159 +1,29 @@
-//! `train` (split → CV grid search → final fit → saved head) and `evaluate` (held-out report).
+//! The middle of the training stack: one feature set (one cache, or a concatenation of cuts
+//! given as one) from its codes to a saved head: the seeded split and folds, the grid of
+//! transforms × heads × hyper-parameters cross-validated (with averaged rows, view rows, or
+//! both on the same folds), the grid extended at an edge, the best candidate fitted on the
+//! whole training part and calibrated. `cut_selection` calls it once per candidate feature set;
+//! `cross_validation` below it runs the folds.
 
 use crate::cache::FeatureCache;
 use crate::calibrate::Temperature;
-use crate::head::{Engine, HeadKind, HeadSpec};
-use crate::metrics::{self, Metrics};
+use crate::head::{prediction_rule, GridData, HeadKind, HeadSpec, SharedGrid};
 use crate::model_file::{CvSummary, SavedHead, SplitRecord, FORMAT, VERSION};
-use crate::select::{self, Candidate, CvResult};
 use crate::split::{stratified_folds, train_test_split, Split};
-use crate::transform::{BlockNorm, Scaling, Transform, TransformKind, TransformSpec};
+use crate::train::config::TrainConfig;
+use crate::train::cross_validation::{cross_validate, CvRows};
+use crate::train::cv_file::{CvReport, CvResult, SplitExport, ViewRowsCv};
+use crate::train::grid::{self, Candidate};
+use crate::transform::{BlockNorm, Transform, TransformSpec};
 use crate::view_rows::{TrainViews, ViewRows};
 use anyhow::{bail, Result};
-use ndarray::{Array3, ArrayView3, Axis};
-use serde::Serialize;
-use std::collections::HashMap;
+use ndarray::{Array2, Array3, ArrayView3, Axis};
 use std::time::Instant;
 
-/// The default C grid: log-spaced 10⁻³ … 10³, as scikit-learn users search it.
-pub const DEFAULT_C_GRID: [f64; 7] = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0];
-/// The default RBF gamma grid, in multiples of `gamma="scale"` (see `TrainConfig::gamma_grid`).
-pub const DEFAULT_GAMMA_MULTIPLES: [f64; 4] = [0.01, 0.1, 1.0, 10.0];
-
-#[derive(Debug, Clone)]
-pub struct TrainConfig {
-    pub heads: Vec<HeadKind>,
-    pub seed: u64,
-    pub test_size: f64,
-    pub folds: usize,
-    pub c_grid: Vec<f64>,
-    /// Absolute gamma values; `None` = [`DEFAULT_GAMMA_MULTIPLES`] × scikit-learn's
-    /// `gamma="scale"` (1 / (dimension × variance) of each transform's output on the training
-    /// part; 1 / dimension for standardised codes).
-    pub gamma_grid: Option<Vec<f64>>,
-    /// The transforms to cross-validate (each a CV candidate with every head); one entry keeps a
-    /// single transform. Default: [`TransformKind::AUTO`].
-    pub transforms: Vec<TransformKind>,
-    pub pca: Option<usize>,
-    /// How many times the grid is extended by one step when CV picks a C or gamma at its edge
-    /// (see [`select::extend_at_edge`]); 0 keeps the grid as given.
-    pub grid_extension: usize,
-    /// The early-stopping rule of the C paths (see [`select::cross_validate`]): stop a path
-    /// after this many C values without improvement; 0 fits every grid point.
-    pub c_patience: usize,
-    pub linear_tol: f64,
-    /// Solvers of logistic regression and the RBF SVM (tlearn's own or linfa's crates).
-    pub engine: Engine,
-    /// Training rows from kept augmentation views (`views.npy`): off, on, or both
-    /// cross-validated on the same folds and the better kept (`auto`, a no-op on a cache
-    /// without views). See [`crate::view_rows`].
-    pub train_views: TrainViews,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            heads: vec![HeadKind::LinearSvm, HeadKind::Logistic, HeadKind::RbfSvm],
-            seed: 42,
-            test_size: 0.2,
-            folds: 5,
-            c_grid: DEFAULT_C_GRID.to_vec(),
-            gamma_grid: None,
-            transforms: TransformKind::AUTO.to_vec(),
-            pca: None,
-            grid_extension: 1,
-            c_patience: 2,
-            linear_tol: 0.01,
-            engine: Engine::Tlearn,
-            train_views: TrainViews::Auto,
-        }
-    }
-}
-
-/// The split and fold assignment, exported so other tools (the scikit-learn bench) can use the
-/// very same rows.
-#[derive(Debug, Clone, Serialize)]
-pub struct SplitExport {
-    /// Cache row indices of the training part, ascending.
-    pub train_rows: Vec<usize>,
-    /// Cache row indices of the held-out part, ascending.
-    pub test_rows: Vec<usize>,
-    /// Fold number of each entry of `train_rows`.
-    pub fold_of_train_row: Vec<usize>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CvReport {
-    pub classes: Vec<String>,
-    /// The transforms cross-validated.
-    pub transforms: Vec<TransformSpec>,
-    /// The chosen candidate's transform.
-    pub chosen_transform: TransformSpec,
-    /// The fitted transform in words (e.g. "signed sqrt → standard").
-    pub chosen_transform_steps: String,
-    pub pca: Option<usize>,
-    /// `--train-views` as asked.
-    pub train_views: TrainViews,
-    /// The chosen head's training rows came from every kept view of each training image
-    /// (`None`: one averaged row per image).
-    pub view_rows: Option<ViewRows>,
-    /// With `--train-views auto` on a cache with views: the best CV accuracy with averaged
-    /// rows and with view rows, on the same folds, and which was kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub view_rows_cv: Option<ViewRowsCv>,
-    pub folds: usize,
-    pub seed: u64,
-    pub test_size: f64,
-    pub candidates: Vec<CvResult>,
-    pub chosen: usize,
-    pub chosen_params: HeadSpec,
-    /// The chosen C or gamma sits at an edge of the grid searched (after any extension), e.g.
-    /// "C at top of grid (1000)": the optimum may lie beyond it.
-    pub grid_edge: Vec<String>,
-    /// The grid points added because CV first picked an edge (empty when none was).
-    pub grid_extended: Vec<String>,
-    /// The early-stopping patience along C (0: every grid point fitted).
-    pub c_patience: usize,
-    /// How the final fit's solver stopped.
-    pub final_fit: crate::fit_info::Convergence,
-    /// How the chosen head predicts (the rule CV scored) and turns scores into probabilities.
-    pub prediction_rule: String,
-    /// The SVM probability calibration fitted on the out-of-fold scores.
-    pub calibration: Option<Temperature>,
-    pub cv_seconds: f64,
-    pub final_fit_seconds: f64,
-    pub split: SplitExport,
-}
-
-/// `--train-views auto`: both kinds of training rows cross-validated on the same folds.
-#[derive(Debug, Clone, Serialize)]
-pub struct ViewRowsCv {
-    /// Best mean CV accuracy training on one averaged row per image.
-    pub averaged_rows: f64,
-    /// Best mean CV accuracy training on one row per view.
-    pub view_rows: f64,
-    /// "view rows" or "averaged rows" (ties go to the averaged rows: fewer rows, faster).
-    pub kept: String,
-}
-
-/// Candidates cross-validated for one kind of training rows, the best of them and the grid
-/// points added at an edge.
-struct ModeCv {
-    results: Vec<CvResult>,
-    chosen: usize,
-    grid_extended: Vec<String>,
-}
-
-pub struct TrainOutcome {
+/// One feature set's head and its CV report.
+pub struct FeatureSetOutcome {
     pub saved: SavedHead,
     pub cv: CvReport,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Split the cache, run the CV grid, fit the chosen head on the whole training part.
@@ -163,7 +33,7 @@ pub fn train(
     cache: &FeatureCache,
     cfg: &TrainConfig,
     progress: impl FnMut(&CvResult),
-) -> Result<TrainOutcome> {
+) -> Result<FeatureSetOutcome> {
     let views = match cfg.train_views {
         TrainViews::Off => None,
         _ => cache.read_views()?,
@@ -179,6 +49,18 @@ pub fn train(
     )
 }
 
+/// The training part of one feature set, ready for CV: block-normalised rows, classes, folds.
+struct TrainingPart {
+    split: Split,
+    fold_of: Vec<usize>,
+    n_classes: usize,
+    x_train: Array2<f32>,
+    y_train: Vec<usize>,
+    /// The training images' kept views `[rows, views, dim]`, block-normalised like the rows.
+    views_train: Option<Array3<f32>>,
+    view_names: Vec<String>,
+}
+
 /// [`train`] with the kept views given (`[rows, views, dim]` aligned with `cache.x`, and their
 /// names) and, for a concatenation, the per-block normalisation of its blocks (`blocks`, see
 /// [`BlockNorm`]): the selection over cuts uses it. The block rule is applied to every row (and
@@ -190,8 +72,40 @@ pub fn train_with_views(
     views: Option<(ArrayView3<f32>, &[String])>,
     blocks: Option<&BlockNorm>,
     cfg: &TrainConfig,
-    progress: impl FnMut(&CvResult),
-) -> Result<TrainOutcome> {
+    mut progress: impl FnMut(&CvResult),
+) -> Result<FeatureSetOutcome> {
+    let part = training_part(cache, views, blocks, cfg)?;
+    let (heads, _) = cfg.heads.resolve(part.split.train.len());
+    if heads.is_empty() {
+        bail!("no head kinds to try");
+    }
+    let (specs, fitted, candidates) = candidates(&part, &heads, cfg)?;
+    let t0 = Instant::now();
+    let cv = cross_validate_row_modes(&part, &candidates, cfg, &mut progress)?;
+    let cv_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let chosen = &cv.results[cv.chosen];
+    let fit = final_fit(&part, chosen, cv.on, fitted, &specs, blocks, cfg)?;
+    let final_fit_seconds = t1.elapsed().as_secs_f64();
+    Ok(outcome(
+        cache,
+        cfg,
+        part,
+        specs,
+        cv,
+        fit,
+        cv_seconds,
+        final_fit_seconds,
+    ))
+}
+
+/// Check the inputs, split the cache, assign folds, normalise the blocks of a concatenation.
+fn training_part(
+    cache: &FeatureCache,
+    views: Option<(ArrayView3<f32>, &[String])>,
+    blocks: Option<&BlockNorm>,
+    cfg: &TrainConfig,
+) -> Result<TrainingPart> {
     cache.check_trainable()?;
     if let Some((v, names)) = views {
         let want = (cache.rows(), names.len(), cache.meta.dim);
@@ -214,16 +128,12 @@ pub fn train_with_views(
         }
         (_, v) => v,
     };
-    if cfg.heads.is_empty() {
+    if cfg.heads == crate::train::config::HeadChoice::Only(Vec::new()) {
         bail!("no head kinds to try");
     }
     if cfg.c_grid.is_empty() || cfg.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
         bail!("--c-grid must be a non-empty list of positive numbers");
     }
-    // Ascending and without repeats: the order the C paths are walked (early stopping, edges).
-    let mut c_grid = cfg.c_grid.clone();
-    c_grid.sort_by(|a, b| a.total_cmp(b));
-    c_grid.dedup();
     let n_classes = cache.classes().len();
     let split: Split =
         train_test_split(&cache.y, &cache.sha256, n_classes, cfg.test_size, cfg.seed)?;
@@ -255,13 +165,36 @@ pub fn train_with_views(
             }
         }
     };
-    let view_names: Vec<String> = views.map(|(_, n)| n.to_vec()).unwrap_or_default();
+    Ok(TrainingPart {
+        split,
+        fold_of,
+        n_classes,
+        x_train,
+        y_train,
+        views_train,
+        view_names: views.map(|(_, n)| n.to_vec()).unwrap_or_default(),
+    })
+}
 
+/// Each transform fitted on the whole training part (a family's grid may be scaled to its
+/// output, and the chosen one is the final model's transform) and the grid of candidates: for
+/// each transform, each family's grid points.
+fn candidates(
+    part: &TrainingPart,
+    heads: &[HeadKind],
+    cfg: &TrainConfig,
+) -> Result<(Vec<TransformSpec>, Vec<Transform>, Vec<Candidate>)> {
     if cfg.transforms.is_empty() {
         bail!("no transforms to try");
     }
-    // Each transform fitted on the whole training part: the default gamma grid is scaled to its
-    // output, and the chosen one is the final model's transform.
+    // Ascending and without repeats: the order the C paths are walked (early stopping, edges).
+    let mut c_grid = cfg.c_grid.clone();
+    c_grid.sort_by(|a, b| a.total_cmp(b));
+    c_grid.dedup();
+    let shared = SharedGrid {
+        c: &c_grid,
+        engine: cfg.engine,
+    };
     let specs: Vec<TransformSpec> = cfg
         .transforms
         .iter()
@@ -270,16 +203,10 @@ pub fn train_with_views(
     let mut fitted: Vec<Transform> = Vec::with_capacity(specs.len());
     let mut candidates = Vec::new();
     for &spec in &specs {
-        let t = Transform::fit_spec(x_train.view(), spec)?;
-        let gammas = match &cfg.gamma_grid {
-            Some(g) => g.clone(),
-            None => {
-                let scale = gamma_scale(&t.apply(x_train.view())?);
-                DEFAULT_GAMMA_MULTIPLES.iter().map(|m| m * scale).collect()
-            }
-        };
+        let t = Transform::fit_spec(part.x_train.view(), spec)?;
+        let data = GridData::new(part.x_train.view(), &t);
         candidates.extend(
-            select::grid(&cfg.heads, &c_grid, &gammas, cfg.linear_tol, cfg.engine)
+            grid::grid(heads, &cfg.grids, shared, &data)?
                 .into_iter()
                 .map(|params| Candidate {
                     transform: spec,
@@ -288,166 +215,247 @@ pub fn train_with_views(
         );
         fitted.push(t);
     }
-    let t0 = Instant::now();
-    let mut progress = progress;
-    // Which kinds of training rows to cross-validate: averaged rows, view rows, or both on
-    // the same folds (`auto`).
-    let modes: Vec<bool> = match (cfg.train_views, &views_train) {
+    Ok((specs, fitted, candidates))
+}
+
+/// Candidates cross-validated for one kind of training rows, the best of them and the grid
+/// points added at an edge.
+struct ModeCv {
+    /// Trained on view rows.
+    on: bool,
+    results: Vec<CvResult>,
+    chosen: usize,
+    grid_extended: Vec<String>,
+}
+
+/// One kind of training rows cross-validated: the grid, then up to `grid_extension` steps
+/// beyond an edge pick.
+fn cross_validate_mode(
+    rows: CvRows,
+    on: bool,
+    candidates: Vec<Candidate>,
+    cfg: &TrainConfig,
+    progress: &mut impl FnMut(&CvResult),
+) -> Result<ModeCv> {
+    let mut results = cross_validate(rows, &candidates, cfg.seed, cfg.c_patience, &mut *progress)?;
+    let mut chosen = grid::choose(&results)?;
+    let mut grid_extended = Vec::new();
+    for _ in 0..cfg.grid_extension {
+        let more = grid::extend_at_edge(&results, chosen);
+        if more.is_empty() {
+            break;
+        }
+        grid_extended.extend(more.iter().map(|c| {
+            format!(
+                "{} ({}{})",
+                c.params,
+                c.transform,
+                if on { ", view rows" } else { "" }
+            )
+        }));
+        results.extend(cross_validate(rows, &more, cfg.seed, 0, &mut *progress)?);
+        chosen = grid::choose(&results)?;
+    }
+    Ok(ModeCv {
+        on,
+        results,
+        chosen,
+        grid_extended,
+    })
+}
+
+/// The CV of every kind of training rows asked for, merged: all results (averaged rows first),
+/// the chosen one's index and kind of rows, notes on its grid edges.
+struct MergedCv {
+    results: Vec<CvResult>,
+    chosen: usize,
+    /// The chosen candidate trained on view rows.
+    on: bool,
+    grid_edge: Vec<String>,
+    grid_extended: Vec<String>,
+    view_rows_cv: Option<ViewRowsCv>,
+}
+
+/// Cross-validate averaged rows, view rows, or both on the same folds (`--train-views auto`),
+/// and keep the better (ties go to the averaged rows: fewer rows, a cheaper fit).
+fn cross_validate_row_modes(
+    part: &TrainingPart,
+    candidates: &[Candidate],
+    cfg: &TrainConfig,
+    progress: &mut impl FnMut(&CvResult),
+) -> Result<MergedCv> {
+    let modes: Vec<bool> = match (cfg.train_views, &part.views_train) {
         (TrainViews::Auto, Some(_)) => vec![false, true],
         (_, Some(_)) => vec![true],
         (_, None) => vec![false],
     };
-    let mut done: Vec<(bool, ModeCv)> = Vec::with_capacity(modes.len());
+    let mut done: Vec<ModeCv> = Vec::with_capacity(modes.len());
     for &on in &modes {
-        let v = if on {
-            views_train.as_ref().map(|v| v.view())
+        let views = if on {
+            part.views_train.as_ref().map(|v| v.view())
         } else {
             None
         };
-        let rows = y_train.len() * v.map_or(1, |v| v.dim().1);
-        // The RBF SVM's dense kernel does not fit above kernel_svm::MAX_ROWS training rows.
+        let n_rows = part.y_train.len() * views.map_or(1, |v| v.dim().1);
+        // A family with a row limit (the RBF SVM's dense kernel) is not tried on view rows
+        // above it.
         let mode_candidates: Vec<Candidate> = candidates
             .iter()
-            .copied()
-            .filter(|c| {
-                !(on && c.params.kind() == HeadKind::RbfSvm && rows > crate::kernel_svm::MAX_ROWS)
-            })
+            .filter(|c| !(on && c.params.kind().row_limit().is_some_and(|l| n_rows > l.rows)))
+            .cloned()
             .collect();
         if mode_candidates.is_empty() {
             continue;
         }
-        let mut results = select::cross_validate(
-            x_train.view(),
-            v,
-            &y_train,
-            n_classes,
-            &fold_of,
-            cfg.folds,
-            &mode_candidates,
-            cfg.seed,
-            cfg.c_patience,
-            &mut progress,
-        )?;
-        let mut chosen = select::choose(&results)?;
-        let mut grid_extended = Vec::new();
-        for _ in 0..cfg.grid_extension {
-            let more = select::extend_at_edge(&results, chosen);
-            if more.is_empty() {
-                break;
-            }
-            grid_extended.extend(more.iter().map(|c| {
-                format!(
-                    "{} ({}{})",
-                    c.params,
-                    c.transform,
-                    if on { ", view rows" } else { "" }
-                )
-            }));
-            results.extend(select::cross_validate(
-                x_train.view(),
-                v,
-                &y_train,
-                n_classes,
-                &fold_of,
-                cfg.folds,
-                &more,
-                cfg.seed,
-                0,
-                &mut progress,
-            )?);
-            chosen = select::choose(&results)?;
-        }
-        done.push((
+        let rows = CvRows {
+            x: part.x_train.view(),
+            views,
+            y: &part.y_train,
+            n_classes: part.n_classes,
+            fold_of: &part.fold_of,
+            folds: cfg.folds,
+        };
+        done.push(cross_validate_mode(
+            rows,
             on,
-            ModeCv {
-                results,
-                chosen,
-                grid_extended,
-            },
-        ));
+            mode_candidates,
+            cfg,
+            progress,
+        )?);
     }
     if done.is_empty() {
         bail!("no candidate to cross-validate");
     }
     let best = |m: &ModeCv| m.results[m.chosen].mean_accuracy;
-    // Ties go to the averaged rows (listed first): fewer rows, a cheaper fit.
     let keep = (1..done.len()).fold(0, |k, i| {
-        if best(&done[i].1) > best(&done[k].1) + 1e-9 {
+        if best(&done[i]) > best(&done[k]) + 1e-9 {
             i
         } else {
             k
         }
     });
     let view_rows_cv = (done.len() == 2).then(|| ViewRowsCv {
-        averaged_rows: best(&done[0].1),
-        view_rows: best(&done[1].1),
-        kept: if done[keep].0 {
+        averaged_rows: best(&done[0]),
+        view_rows: best(&done[1]),
+        kept: if done[keep].on {
             "view rows"
         } else {
             "averaged rows"
         }
         .into(),
     });
-    let on = done[keep].0;
-    let offset: usize = done[..keep].iter().map(|(_, m)| m.results.len()).sum();
-    let grid_edge = select::edge_notes(&done[keep].1.results, done[keep].1.chosen);
-    let chosen = offset + done[keep].1.chosen;
+    let on = done[keep].on;
+    let offset: usize = done[..keep].iter().map(|m| m.results.len()).sum();
+    let grid_edge = grid::edge_notes(&done[keep].results, done[keep].chosen);
+    let chosen = offset + done[keep].chosen;
     let mut grid_extended = Vec::new();
     let mut results = Vec::new();
-    for (_, m) in done {
+    for m in done {
         grid_extended.extend(m.grid_extended);
         results.extend(m.results);
     }
-    let cv_seconds = t0.elapsed().as_secs_f64();
-    let params = results[chosen].params;
-    let chosen_transform = results[chosen].transform;
+    Ok(MergedCv {
+        results,
+        chosen,
+        on,
+        grid_edge,
+        grid_extended,
+        view_rows_cv,
+    })
+}
 
-    let t1 = Instant::now();
+/// The chosen candidate fitted on the whole training part, with its calibration.
+struct FinalFit {
+    transform: Transform,
+    params: HeadSpec,
+    head: crate::head::Head,
+    view_rows: Option<ViewRows>,
+    calibration: Option<Temperature>,
+}
+
+/// Fit the chosen candidate on the whole training part (view rows when it was chosen on
+/// them) and, for a family whose softmax is not calibrated, one shared slope on the out-of-fold
+/// CV decision values, so the most probable class is the decision-value argmax that CV scored
+/// (see `calibrate`).
+fn final_fit(
+    part: &TrainingPart,
+    chosen: &CvResult,
+    on: bool,
+    fitted: Vec<Transform>,
+    specs: &[TransformSpec],
+    blocks: Option<&BlockNorm>,
+    cfg: &TrainConfig,
+) -> Result<FinalFit> {
     let views_fit = if on {
-        views_train.as_ref().map(|v| v.view())
+        part.views_train.as_ref().map(|v| v.view())
     } else {
         None
     };
-    let all_train: Vec<usize> = (0..split.train.len()).collect();
+    let all_train: Vec<usize> = (0..part.split.train.len()).collect();
     let (x_fit, y_fit) =
-        crate::view_rows::training_rows(x_train.view(), views_fit, &all_train, &y_train);
+        crate::view_rows::training_rows(part.x_train.view(), views_fit, &all_train, &part.y_train);
     let mut transform = if on {
         // Fitted on the rows the head is trained on, as in each CV fold.
-        Transform::fit_spec(x_fit.view(), chosen_transform)?
+        Transform::fit_spec(x_fit.view(), chosen.transform)?
     } else {
         fitted
             .into_iter()
-            .zip(&specs)
-            .find(|(_, s)| **s == chosen_transform)
+            .zip(specs)
+            .find(|(_, s)| **s == chosen.transform)
             .map(|(t, _)| t)
             .expect("the chosen transform is one of the specs")
     };
     let z = transform.apply(x_fit.view())?;
     // From here on the transform takes raw codes (x_train is already block-normalised).
     transform.blocks = blocks.cloned();
-    let head = params.fit(z.view(), &y_fit, n_classes, cfg.seed)?;
-    let view_rows = on.then(|| ViewRows {
-        views: view_names.clone(),
-        training_rows: x_fit.nrows(),
-    });
-    let fit = head.convergence();
-    // SVM probabilities: one shared slope on the out-of-fold CV decision values, so the most
-    // probable class is the decision-value argmax that CV scored (see `calibrate`).
-    let calibration = match params.kind() {
-        HeadKind::Logistic => None,
-        _ => {
-            let oof = results[chosen]
-                .oof_scores
-                .as_ref()
-                .expect("successful candidates keep their scores");
-            Some(Temperature::fit(oof, &y_train))
-        }
+    let params = chosen.params.clone();
+    let head = params.fit(z.view(), &y_fit, part.n_classes, cfg.seed)?;
+    let calibration = if params.kind().calibrated() {
+        None
+    } else {
+        let oof = chosen
+            .oof_scores
+            .as_ref()
+            .expect("successful candidates keep their scores");
+        Some(Temperature::fit(oof, &part.y_train))
     };
-    let final_fit_seconds = t1.elapsed().as_secs_f64();
+    Ok(FinalFit {
+        transform,
+        params,
+        head,
+        view_rows: on.then(|| ViewRows {
+            views: part.view_names.clone(),
+            training_rows: x_fit.nrows(),
+        }),
+        calibration,
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The saved head and the CV report of one feature set.
+#[allow(clippy::too_many_arguments)]
+fn outcome(
+    cache: &FeatureCache,
+    cfg: &TrainConfig,
+    part: TrainingPart,
+    specs: Vec<TransformSpec>,
+    cv: MergedCv,
+    fit: FinalFit,
+    cv_seconds: f64,
+    final_fit_seconds: f64,
+) -> FeatureSetOutcome {
+    let mut results = cv.results;
     for r in &mut results {
         r.oof_scores = None;
     }
-    let r = &results[chosen];
+    let r = &results[cv.chosen];
+    let convergence = fit.head.convergence();
     let saved = SavedHead {
         format: FORMAT.into(),
         version: VERSION,
@@ -456,210 +464,63 @@ pub fn train_with_views(
         classes: cache.classes().to_vec(),
         extractor: cache.meta.extractor.clone(),
         dim: cache.meta.dim,
-        transform,
-        params,
-        head,
-        fit: Some(fit),
-        calibration: calibration.clone(),
+        transform: fit.transform,
+        params: fit.params.clone(),
+        head: fit.head,
+        fit: Some(convergence),
+        calibration: fit.calibration.clone(),
         platt: None,
         cv: CvSummary {
             mean_accuracy: r.mean_accuracy,
             std_accuracy: r.std_accuracy,
             fold_accuracy: r.fold_accuracy.clone(),
-            grid_edge: grid_edge.clone(),
+            grid_edge: cv.grid_edge.clone(),
         },
         split: SplitRecord {
             cache: cache.dir.display().to_string(),
             seed: cfg.seed,
             test_size: cfg.test_size,
             folds: cfg.folds,
-            train_rows: split.train.len(),
-            held_out: split.test.iter().map(|&i| cache.paths[i].clone()).collect(),
+            train_rows: part.split.train.len(),
+            held_out: part
+                .split
+                .test
+                .iter()
+                .map(|&i| cache.paths[i].clone())
+                .collect(),
         },
         parts: Vec::new(),
-        view_rows: view_rows.clone(),
+        view_rows: fit.view_rows.clone(),
     };
-    let cv = CvReport {
+    let chosen_transform = r.transform;
+    let report = CvReport {
         classes: cache.classes().to_vec(),
         transforms: specs,
         chosen_transform,
         chosen_transform_steps: saved.transform.describe(),
         pca: cfg.pca,
         train_views: cfg.train_views,
-        view_rows,
-        view_rows_cv,
+        view_rows: fit.view_rows,
+        view_rows_cv: cv.view_rows_cv,
         folds: cfg.folds,
         seed: cfg.seed,
         test_size: cfg.test_size,
+        chosen: cv.chosen,
+        chosen_params: fit.params.clone(),
         candidates: results,
-        chosen,
-        chosen_params: params,
-        grid_edge,
-        grid_extended,
+        grid_edge: cv.grid_edge,
+        grid_extended: cv.grid_extended,
         c_patience: cfg.c_patience,
-        final_fit: fit,
-        prediction_rule: prediction_rule(&params).into(),
-        calibration,
+        final_fit: convergence,
+        prediction_rule: prediction_rule(fit.params.kind()).into(),
+        calibration: fit.calibration,
         cv_seconds,
         final_fit_seconds,
         split: SplitExport {
-            train_rows: split.train,
-            test_rows: split.test,
-            fold_of_train_row: fold_of,
+            train_rows: part.split.train,
+            test_rows: part.split.test,
+            fold_of_train_row: part.fold_of,
         },
     };
-    Ok(TrainOutcome { saved, cv })
-}
-
-/// scikit-learn's `gamma="scale"` for rows `z`: 1 / (dimension × variance of all entries).
-fn gamma_scale(z: &ndarray::Array2<f32>) -> f64 {
-    let n = z.len().max(1) as f64;
-    let mean = z.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = z.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    let d = z.ncols().max(1) as f64;
-    if var > 0.0 {
-        1.0 / (d * var)
-    } else {
-        1.0 / d
-    }
-}
-
-/// The one prediction rule, as words for reports: CV, `eval` and `predict` all take the class
-/// with the largest decision value (for logistic regression, the largest softmax probability,
-/// the same thing).
-pub fn prediction_rule(params: &HeadSpec) -> &'static str {
-    match params.kind() {
-        HeadKind::Logistic => {
-            "argmax of the decision values (= argmax of the softmax probabilities)"
-        }
-        _ => "argmax of the decision values (= argmax of the calibrated probabilities)",
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Misclassified {
-    pub path: String,
-    pub truth: String,
-    pub predicted: String,
-    /// Probability given to the predicted class.
-    pub p_predicted: f32,
-    /// Probability given to the true class.
-    pub p_truth: f32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    pub cache: String,
-    /// "held-out" (the rows recorded in the head) or "all".
-    pub rows: String,
-    pub params: HeadSpec,
-    /// How the final fit's solver stopped (absent for version-1 heads).
-    pub fit: Option<crate::fit_info::Convergence>,
-    pub scaling: Scaling,
-    /// The fitted transform in words (e.g. "signed sqrt → standard").
-    pub transform: String,
-    pub pca_components: Option<usize>,
-    pub cv: CvSummary,
-    /// The rule that turned scores into the predicted class (the one CV scored).
-    pub prediction_rule: String,
-    pub calibration: Option<Temperature>,
-    pub metrics: Metrics,
-    pub misclassified: Vec<Misclassified>,
-}
-
-/// Evaluate a saved head on the held-out rows it records (or on every row with `all`).
-pub fn evaluate(head: &SavedHead, cache: &FeatureCache, all: bool) -> Result<EvalReport> {
-    head.check_extractor(
-        &cache.meta.extractor,
-        &format!("feature cache {}", cache.dir.display()),
-    )?;
-    if cache.meta.dim != head.dim {
-        bail!(
-            "feature cache {} has dim {} but the head expects {}",
-            cache.dir.display(),
-            cache.meta.dim,
-            head.dim
-        );
-    }
-    // Map the cache's classes to the head's by name.
-    let mut class_map = Vec::with_capacity(cache.classes().len());
-    for c in cache.classes() {
-        match head.classes().iter().position(|h| h == c) {
-            Some(k) => class_map.push(k),
-            None => bail!(
-                "feature cache {} has class {:?}, which the head was not trained on (its classes: {:?})",
-                cache.dir.display(),
-                c,
-                head.classes()
-            ),
-        }
-    }
-    let rows: Vec<usize> = if all {
-        (0..cache.rows()).collect()
-    } else {
-        let by_path: HashMap<&str, usize> = cache
-            .paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.as_str(), i))
-            .collect();
-        let mut rows = Vec::with_capacity(head.split.held_out.len());
-        let mut missing = Vec::new();
-        for p in &head.split.held_out {
-            match by_path.get(p.as_str()) {
-                Some(&i) => rows.push(i),
-                None => missing.push(p.as_str()),
-            }
-        }
-        if !missing.is_empty() {
-            bail!(
-                "{} held-out image(s) recorded in the head are not in feature cache {} (e.g. {:?}); \
-                 evaluate on the cache the head was trained on ({}), or use --all for a separate test cache",
-                missing.len(),
-                cache.dir.display(),
-                &missing[..missing.len().min(3)],
-                head.split.cache
-            );
-        }
-        rows
-    };
-    if rows.is_empty() {
-        bail!(
-            "nothing to evaluate: 0 rows selected from {}",
-            cache.dir.display()
-        );
-    }
-    let x = cache.x.select(Axis(0), &rows);
-    let y: Vec<usize> = rows.iter().map(|&i| class_map[cache.y[i]]).collect();
-    let proba = head.predict_proba(x.view())?;
-    let m = metrics::compute(head.classes(), &y, proba.view());
-    let mut misclassified = Vec::new();
-    for (j, &i) in rows.iter().enumerate() {
-        let p = proba.row(j);
-        let pred = metrics::argmax_f32(p.iter().copied());
-        if pred != y[j] {
-            misclassified.push(Misclassified {
-                path: cache.paths[i].clone(),
-                truth: head.classes()[y[j]].clone(),
-                predicted: head.classes()[pred].clone(),
-                p_predicted: p[pred],
-                p_truth: p[y[j]],
-            });
-        }
-    }
-    misclassified.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(EvalReport {
-        cache: cache.dir.display().to_string(),
-        rows: if all { "all" } else { "held-out" }.into(),
-        params: head.params,
-        fit: head.fit,
-        scaling: head.transform.scaling,
-        transform: head.transform.describe(),
-        pca_components: head.transform.pca.as_ref().map(|p| p.components.nrows()),
-        cv: head.cv.clone(),
-        prediction_rule: prediction_rule(&head.params).into(),
-        calibration: head.calibration.clone(),
-        metrics: m,
-        misclassified,
-    })
+    FeatureSetOutcome { saved, cv: report }
 }

@@ -4,138 +4,10 @@
 //! trains in seconds. The bias is learned as an extra constant feature (value 1), regularised,
 //! as LIBLINEAR and scikit-learn's `LinearSVC` do.
 
-//!
-//! linfa's interface: `LinearSvmParams` (unchecked, `ParamGuard`) → `LinearSvmValidParams`
-//! (`Fit` on a `DatasetBase` of codes and class indices) → `LinearSvmModel`
-//! (`PredictInplace`: decision values `[n, classes]`).
-
-use crate::error::{check_max_iter, check_positive, HeadError};
-use crate::fit_info::{classes_of, Convergence};
-use crate::logistic::{linear_decision, not_recorded};
-use linfa::dataset::AsSingleTargets;
-use linfa::traits::{Fit, PredictInplace};
-use linfa::{DatasetBase, ParamGuard};
-use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
+use super::hyperparams::LinearSvmValidParams;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-
-/// Checked hyper-parameters and solver settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinearSvmValidParams {
-    c: f64,
-    tol: f64,
-    max_iter: usize,
-    seed: u64,
-    n_classes: Option<usize>,
-}
-
-/// Unchecked hyper-parameters (linfa's `ParamGuard` pattern): `LinearSvmParams::new().c(0.1)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinearSvmParams(LinearSvmValidParams);
-
-impl Default for LinearSvmParams {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LinearSvmParams {
-    /// C = 1, tolerance 0.01, at most 1000 passes, seed 0.
-    pub fn new() -> Self {
-        LinearSvmParams(LinearSvmValidParams {
-            c: 1.0,
-            tol: 0.01,
-            max_iter: 1000,
-            seed: 0,
-            n_classes: None,
-        })
-    }
-    /// Inverse regularisation strength.
-    pub fn c(mut self, c: f64) -> Self {
-        self.0.c = c;
-        self
-    }
-    /// Stopping tolerance on the projected-gradient gap (LIBLINEAR's `-e`).
-    pub fn tol(mut self, tol: f64) -> Self {
-        self.0.tol = tol;
-        self
-    }
-    /// Maximum passes over the data.
-    pub fn max_iter(mut self, n: usize) -> Self {
-        self.0.max_iter = n;
-        self
-    }
-    /// Seed of the coordinate order.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.0.seed = seed;
-        self
-    }
-    /// Number of classes (default: largest label + 1).
-    pub fn n_classes(mut self, k: usize) -> Self {
-        self.0.n_classes = Some(k);
-        self
-    }
-}
-
-impl ParamGuard for LinearSvmParams {
-    type Checked = LinearSvmValidParams;
-    type Error = HeadError;
-    fn check_ref(&self) -> Result<&LinearSvmValidParams, HeadError> {
-        let p = &self.0;
-        check_positive(&[("C", p.c), ("tol", p.tol)])?;
-        check_max_iter(p.max_iter)?;
-        Ok(p)
-    }
-    fn check(self) -> Result<LinearSvmValidParams, HeadError> {
-        self.check_ref()?;
-        Ok(self.0)
-    }
-}
-
-/// Fitted one-vs-rest linear SVMs: score_c = w_c·x + b_c.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinearSvmModel {
-    /// `[classes, d]`
-    pub weights: Array2<f32>,
-    /// `[classes]`
-    pub bias: Array1<f32>,
-    /// How the solvers stopped (kept in head.json's `fit`, not here).
-    #[serde(skip, default = "not_recorded")]
-    pub convergence: Convergence,
-}
-
-impl<D, T> Fit<ArrayBase<D, Ix2>, T, HeadError> for LinearSvmValidParams
-where
-    D: Data<Elem = f32>,
-    T: AsSingleTargets<Elem = usize>,
-{
-    type Object = LinearSvmModel;
-    fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<LinearSvmModel, HeadError> {
-        let (x, y, k) = classes_of("linear SVM", ds, self.n_classes)?;
-        let (weights, bias, models) = train_ovr(x, &y, k, self);
-        Ok(LinearSvmModel {
-            weights,
-            bias,
-            convergence: Convergence::all(models.iter().map(|m| Convergence {
-                iterations: m.iterations,
-                converged: m.converged,
-            })),
-        })
-    }
-}
-
-impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for LinearSvmModel {
-    /// Decision values `[n, classes]`.
-    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
-        linear_decision(x, &self.weights, &self.bias, y);
-    }
-    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
-        Array2::zeros((x.nrows(), self.weights.nrows()))
-    }
-}
 
 /// A binary linear model `f(x) = w·x + b`.
 #[derive(Debug, Clone)]
@@ -279,85 +151,11 @@ pub fn train_binary_from(
     )
 }
 
-/// The dual solutions of one one-vs-rest fit (α per class, per training row) and its C: the
-/// warm start of the next, larger C on the same rows.
-#[derive(Debug, Clone)]
-pub struct LinearWarm {
-    pub c: f64,
-    pub alpha: Vec<Vec<f64>>,
-}
-
-/// Cross-validation's path along C: fit with C = `p.c` starting from `warm`, the solution of a
-/// smaller C on the same rows (ignored otherwise), as LIBLINEAR's parameter search does.
-pub fn fit_warm(
-    z: ArrayView2<f32>,
-    y: &[usize],
-    n_classes: usize,
-    p: &LinearSvmValidParams,
-    warm: Option<&LinearWarm>,
-) -> Result<(LinearSvmModel, LinearWarm), HeadError> {
-    let ds = DatasetBase::new(z, ndarray::ArrayView1::from(y));
-    let (x, y, k) = classes_of("linear SVM", &ds, Some(n_classes))?;
-    let warm = warm.filter(|w| w.c <= p.c && w.alpha.len() == k);
-    let (weights, bias, models, alpha) = train_ovr_from(x, &y, k, p, warm);
-    Ok((
-        LinearSvmModel {
-            weights,
-            bias,
-            convergence: Convergence::all(models.iter().map(|m| Convergence {
-                iterations: m.iterations,
-                converged: m.converged,
-            })),
-        },
-        LinearWarm { c: p.c, alpha },
-    ))
-}
-
-/// One-vs-rest linear SVM: returns weights `[classes, d]` and biases `[classes]`.
-/// Classes are trained in parallel.
-fn train_ovr(
-    x: ArrayView2<f32>,
-    y: &[usize],
-    n_classes: usize,
-    p: &LinearSvmValidParams,
-) -> (Array2<f32>, Array1<f32>, Vec<BinaryLinear>) {
-    let (w, b, models, _) = train_ovr_from(x, y, n_classes, p, None);
-    (w, b, models)
-}
-
-type OvrFit = (Array2<f32>, Array1<f32>, Vec<BinaryLinear>, Vec<Vec<f64>>);
-
-fn train_ovr_from(
-    x: ArrayView2<f32>,
-    y: &[usize],
-    n_classes: usize,
-    p: &LinearSvmValidParams,
-    warm: Option<&LinearWarm>,
-) -> OvrFit {
-    let xs = x.as_standard_layout();
-    let data = xs.as_slice().expect("standard layout");
-    let d = x.ncols();
-    let (models, alpha): (Vec<BinaryLinear>, Vec<Vec<f64>>) = (0..n_classes)
-        .into_par_iter()
-        .map(|c| {
-            let yc: Vec<bool> = y.iter().map(|&v| v == c).collect();
-            let mut pc = *p;
-            pc.seed = p.seed.wrapping_add(c as u64);
-            train_binary_from(data, d, &yc, &pc, warm.map(|w| w.alpha[c].as_slice()))
-        })
-        .unzip();
-    let mut w = Array2::zeros((n_classes, d));
-    let mut b = Array1::zeros(n_classes);
-    for (c, m) in models.iter().enumerate() {
-        w.row_mut(c).assign(&Array1::from(m.w.clone()));
-        b[c] = m.b;
-    }
-    (w, b, models, alpha)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::families::linear_svm::LinearSvmParams;
+    use linfa::ParamGuard;
 
     #[test]
     fn separates_a_separable_problem() {

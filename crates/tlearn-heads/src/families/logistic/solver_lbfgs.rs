@@ -12,142 +12,11 @@
 //! direction") on badly scaled data. This solver reaches scikit-learn's optimum and reports
 //! failures as errors.
 
-//!
-//! linfa's interface: `LogisticParams` (unchecked, `ParamGuard`) → `LogisticValidParams`
-//! (`Fit` on a `DatasetBase` of codes and class indices) → `LogisticModel`
-//! (`PredictInplace`: decision values `[n, classes]`).
-
-use crate::error::{check_max_iter, check_positive, HeadError};
-use crate::fit_info::{classes_of, Convergence};
-use linfa::dataset::AsSingleTargets;
-use linfa::traits::{Fit, PredictInplace};
-use linfa::{DatasetBase, ParamGuard};
-use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2, Zip};
-use serde::{Deserialize, Serialize};
+use super::hyperparams::LogisticValidParams;
+use crate::error::HeadError;
+use crate::fit_info::Convergence;
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use std::collections::VecDeque;
-
-/// Checked hyper-parameters and solver settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LogisticValidParams {
-    c: f64,
-    max_iter: usize,
-    tol: f64,
-    n_classes: Option<usize>,
-}
-
-/// Unchecked hyper-parameters (linfa's `ParamGuard` pattern): `LogisticParams::new().c(1.0)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LogisticParams(LogisticValidParams);
-
-impl Default for LogisticParams {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LogisticParams {
-    /// C = 1, at most 1000 L-BFGS iterations, gradient tolerance 1e-4 (scikit-learn's).
-    pub fn new() -> Self {
-        LogisticParams(LogisticValidParams {
-            c: 1.0,
-            max_iter: 1000,
-            tol: 1e-4,
-            n_classes: None,
-        })
-    }
-    /// Inverse regularisation strength (scikit-learn's `C`).
-    pub fn c(mut self, c: f64) -> Self {
-        self.0.c = c;
-        self
-    }
-    pub fn max_iter(mut self, n: usize) -> Self {
-        self.0.max_iter = n;
-        self
-    }
-    /// Stop when the largest absolute gradient entry falls below this (scikit-learn's `tol`
-    /// for lbfgs, on the 1/n-scaled objective).
-    pub fn tol(mut self, tol: f64) -> Self {
-        self.0.tol = tol;
-        self
-    }
-    /// Number of classes (default: largest label + 1), for folds that lack the last class.
-    pub fn n_classes(mut self, k: usize) -> Self {
-        self.0.n_classes = Some(k);
-        self
-    }
-}
-
-impl ParamGuard for LogisticParams {
-    type Checked = LogisticValidParams;
-    type Error = HeadError;
-    fn check_ref(&self) -> Result<&LogisticValidParams, HeadError> {
-        let p = &self.0;
-        check_positive(&[("C", p.c), ("tol", p.tol)])?;
-        check_max_iter(p.max_iter)?;
-        Ok(p)
-    }
-    fn check(self) -> Result<LogisticValidParams, HeadError> {
-        self.check_ref()?;
-        Ok(self.0)
-    }
-}
-
-/// A fitted multinomial logistic regression: scores = x·Wᵀ + b, probabilities = softmax.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogisticModel {
-    /// `[classes, d]`
-    pub weights: Array2<f32>,
-    /// `[classes]`
-    pub bias: Array1<f32>,
-    /// How the solver stopped (kept in head.json's `fit`, not here).
-    #[serde(skip, default = "not_recorded")]
-    pub convergence: Convergence,
-}
-
-pub(crate) fn not_recorded() -> Convergence {
-    Convergence {
-        iterations: 0,
-        converged: true,
-    }
-}
-
-impl<D, T> Fit<ArrayBase<D, Ix2>, T, HeadError> for LogisticValidParams
-where
-    D: Data<Elem = f32>,
-    T: AsSingleTargets<Elem = usize>,
-{
-    type Object = LogisticModel;
-    fn fit(&self, ds: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<LogisticModel, HeadError> {
-        let (x, y, k) = classes_of("logistic regression", ds, self.n_classes)?;
-        let (weights, bias, convergence) = fit(x, &y, k, self, None)?;
-        Ok(LogisticModel {
-            weights,
-            bias,
-            convergence,
-        })
-    }
-}
-
-/// `x · Wᵀ + b` as f64, the decision values of the linear heads.
-pub(crate) fn linear_decision<D: Data<Elem = f32>>(
-    x: &ArrayBase<D, Ix2>,
-    weights: &Array2<f32>,
-    bias: &Array1<f32>,
-    y: &mut Array2<f64>,
-) {
-    let s = x.dot(&weights.t()) + bias;
-    Zip::from(y).and(&s).for_each(|o, &v| *o = v as f64);
-}
-
-impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array2<f64>> for LogisticModel {
-    /// Decision values `[n, classes]`.
-    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array2<f64>) {
-        linear_decision(x, &self.weights, &self.bias, y);
-    }
-    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array2<f64> {
-        Array2::zeros((x.nrows(), self.weights.nrows()))
-    }
-}
 
 struct Problem<'a> {
     x: ArrayView2<'a, f64>,
@@ -194,45 +63,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Fit; returns weights `[classes, d]`, biases `[classes]` and how the solver stopped.
-/// Cross-validation's warm start along a C path (as scikit-learn's `logistic_regression_path`):
-/// fit with C = `c` starting from `start`, the model of the previous (smaller) C on the same
-/// rows, instead of from zero. Same objective and stopping test as the cold fit; only the
-/// number of iterations changes.
-pub fn fit_warm(
-    z: ArrayView2<f32>,
-    y: &[usize],
-    n_classes: usize,
-    c: f64,
-    start: Option<&LogisticModel>,
-) -> Result<LogisticModel, HeadError> {
-    let p = LogisticParams::new().c(c).n_classes(n_classes).check()?;
-    let ds = DatasetBase::new(z, ndarray::ArrayView1::from(y));
-    let (x, y, k) = classes_of("logistic regression", &ds, Some(n_classes))?;
-    let init = start
-        .filter(|m| m.weights.dim() == (k, x.ncols()) && m.bias.len() == k)
-        .map(|m| {
-            let d = x.ncols();
-            let mut theta = vec![0.0; d * k + k];
-            for j in 0..d {
-                for cls in 0..k {
-                    theta[j * k + cls] = m.weights[[cls, j]] as f64;
-                }
-            }
-            for cls in 0..k {
-                theta[d * k + cls] = m.bias[cls] as f64;
-            }
-            theta
-        });
-    let (weights, bias, convergence) = fit(x, &y, k, &p, init)?;
-    Ok(LogisticModel {
-        weights,
-        bias,
-        convergence,
-    })
-}
-
-fn fit(
+/// Fit from `init` (`[W (d×c, row-major), b (c)]`, zero when absent); returns weights
+/// `[classes, d]`, biases `[classes]` and how the solver stopped.
+pub(crate) fn fit(
     z: ArrayView2<f32>,
     y: &[usize],
     n_classes: usize,
@@ -380,73 +213,6 @@ mod tests {
             t[i] += 1e-6;
             let f1 = p.eval(&t, &mut tmp);
             assert!(((f1 - f0) / 1e-6 - g[i]).abs() < 1e-4, "coordinate {i}");
-        }
-    }
-
-    #[test]
-    fn bad_hyper_parameters_are_refused_by_the_guard() {
-        let e = LogisticParams::new()
-            .c(-1.0)
-            .check()
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("C = -1"), "{e}");
-        assert!(LogisticParams::new().tol(0.0).check().is_err());
-    }
-
-    /// A warm start reaches the cold fit's optimum (same decision values), and a start at the
-    /// optimum itself stops at once. (Fewer iterations along a real C path is measured, not
-    /// promised: on Fashion-MNIST codes 57/30/14 against 88/76/42 at C = 0.01/0.1/1.)
-    #[test]
-    fn warm_start_reaches_the_cold_optimum() {
-        // Overlapping 3-class data in 4 dimensions.
-        let n = 90;
-        let z = Array2::from_shape_fn((n, 4), |(i, j)| {
-            let cls = (i % 3) as f32;
-            cls * if j == 0 { 1.0 } else { 0.3 } + ((i * 7 + j * 5) % 13) as f32 * 0.15
-        });
-        let y: Vec<usize> = (0..n).map(|i| i % 3).collect();
-        let cold = fit_warm(z.view(), &y, 3, 10.0, None).unwrap();
-        let prev = fit_warm(z.view(), &y, 3, 1.0, None).unwrap();
-        let warm = fit_warm(z.view(), &y, 3, 10.0, Some(&prev)).unwrap();
-        assert!(cold.convergence.converged && warm.convergence.converged);
-        let (sc, sw): (Array2<f64>, Array2<f64>) = (
-            linfa::traits::Predict::predict(&cold, &z),
-            linfa::traits::Predict::predict(&warm, &z),
-        );
-        let worst = sc
-            .iter()
-            .zip(sw.iter())
-            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert!(worst < 0.05, "decision values differ by {worst}");
-        let again = fit_warm(z.view(), &y, 3, 10.0, Some(&cold)).unwrap();
-        assert!(
-            again.convergence.iterations <= 1,
-            "{}",
-            again.convergence.iterations
-        );
-        // A start of the wrong shape is ignored (cold fit), not an error.
-        let other = fit_warm(z.slice(ndarray::s![.., ..2]), &y, 3, 10.0, Some(&cold)).unwrap();
-        assert_eq!(other.weights.dim(), (3, 2));
-    }
-
-    #[test]
-    fn learns_separable_classes_and_converges() {
-        let z = array![
-            [0.0f32, 3.0],
-            [0.2, 2.8],
-            [3.0, 0.0],
-            [2.9, 0.1],
-            [-3.0, -3.0],
-            [-2.8, -3.1]
-        ];
-        let y = [0usize, 0, 1, 1, 2, 2];
-        let ds = DatasetBase::new(z.clone(), ndarray::Array1::from(y.to_vec()));
-        let m = LogisticParams::new().tol(1e-6).fit(&ds).unwrap();
-        assert!(m.convergence.converged && m.convergence.iterations < 1000);
-        let s: Array2<f64> = linfa::traits::Predict::predict(&m, &z);
-        for (row, &t) in s.outer_iter().zip(&y) {
-            assert_eq!(crate::select::argmax(row.as_slice().unwrap()), t);
         }
     }
 }
