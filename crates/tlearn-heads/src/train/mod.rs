@@ -5,11 +5,12 @@
 //! 2. [`cut_selection`]: which feature set (a cut, a concatenation of two, a second backbone's
 //!    codes) the head is trained on, by a cheap screen and the full grid on the finalists;
 //!    [`inputs`] loads and checks the caches, [`scenario`] says what the choice points to;
-//! 3. [`feature_set`]: one feature set's split, folds, grid search (with averaged or view
-//!    rows), grid extension and final fit;
-//! 4. [`grid`]: the grid's rules (its points, early stopping, extension at an edge, the
-//!    choice) and [`cross_validation`]: the folds, each family fitted through its
-//!    `head::HeadFamily`.
+//! 3. [`feature_set`]: one feature set's split, folds, grid of candidates and final fit;
+//! 4. [`row_modes`]: the grid cross-validated on averaged rows, view rows or both, extended
+//!    at an edge pick;
+//! 5. [`cross_validation`]: the folds, each family fitted through its `head::HeadFamily`;
+//!    [`grid`] holds the grid's rules (its points, early stopping, extension at an edge, the
+//!    choice).
 //!
 //! [`config`] holds what a run is asked to do, [`cv_file`] the format of `cv.json`.
 
@@ -20,6 +21,7 @@ pub mod cv_file;
 pub mod feature_set;
 pub mod grid;
 pub mod inputs;
+pub mod row_modes;
 pub mod scenario;
 pub mod training;
 
