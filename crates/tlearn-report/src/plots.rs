@@ -6,9 +6,7 @@
 //! transform), fitted on the training rows. t-SNE/UMAP are not drawn: linfa-tsne (bhtsne) was
 //! the only maintained Rust candidate and a PCA map needs no extra dependency.
 
-use crate::cache::FeatureCache;
-use crate::model_file::SavedHead;
-use crate::pipeline::EvalReport;
+use crate::canvas::{font_available, png_buffer, write_png};
 use anyhow::{anyhow, Result};
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -17,6 +15,8 @@ use ndarray::Axis;
 use plotters::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use tlearn_heads::train::CvReport;
+use tlearn_heads::{EvalReport, FeatureCache, SavedHead};
 
 /// Colour of class `i` (shared by the map and the HTML legend).
 pub fn class_colour(i: usize) -> (u8, u8, u8) {
@@ -24,45 +24,44 @@ pub fn class_colour(i: usize) -> (u8, u8, u8) {
     (c.0, c.1, c.2)
 }
 
-/// Draw `cv.json`'s candidates (as written by `tlearn train`): mean CV accuracy against C on a
-/// log axis, one line per head kind (per gamma for the RBF SVM), the chosen candidate circled;
-/// only the chosen transform's candidates when several transforms were cross-validated.
-/// `Ok(false)` when the file lists nothing to draw.
-pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
-    let Some(cands) = cv.get("candidates").and_then(|c| c.as_array()) else {
-        return Ok(false);
-    };
-    let chosen = cv
-        .get("chosen")
-        .and_then(|c| c.as_u64())
-        .map(|c| c as usize);
+/// Draw `cv.json`'s candidates (as written by `tlearn train`): mean CV accuracy against the
+/// first hyper-parameter (C) on a log axis, one line per head family and value of its other
+/// hyper-parameters (per gamma for the RBF SVM), the chosen candidate circled; only the chosen
+/// transform's candidates. `Ok(false)` when the report lists nothing to draw.
+pub fn cv_curve_png(cv: &CvReport, path: &Path) -> Result<bool> {
     // series label -> [(C, accuracy)]
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut best = None;
+    let mut x_name = "C";
     // With several transforms cross-validated, the curves of the chosen one (the table in
     // cv.json has them all).
-    let chosen_transform = cv.get("chosen_transform");
-    for (i, c) in cands.iter().enumerate() {
-        if chosen_transform.is_some() && c.get("transform") != chosen_transform {
-            continue;
-        }
-        let (Some(kind), Some(cv_c), Some(acc)) = (
-            c.get("kind").and_then(|v| v.as_str()),
-            c.get("c").and_then(|v| v.as_f64()),
-            c.get("mean_accuracy").and_then(|v| v.as_f64()),
-        ) else {
+    for (i, c) in cv.candidates.iter().enumerate() {
+        let params = c.params.hyper_params();
+        let Some(first) = params.first() else {
             continue;
         };
-        if c.get("error").is_some_and(|e| !e.is_null()) || cv_c <= 0.0 {
+        if c.transform != cv.chosen_transform
+            || c.error.is_some()
+            || !c.mean_accuracy.is_finite()
+            || first.value <= 0.0
+        {
             continue;
         }
-        let label = match c.get("gamma").and_then(|g| g.as_f64()) {
-            Some(g) => format!("{kind} gamma={g:.2e}"),
-            None => kind.to_string(),
-        };
-        series.entry(label).or_default().push((cv_c, acc));
-        if Some(i) == chosen {
-            best = Some((cv_c, acc));
+        let label: String = std::iter::once(c.params.kind().name().to_string())
+            .chain(
+                params[1..]
+                    .iter()
+                    .map(|p| format!("{}={}", p.name, p.shown())),
+            )
+            .collect::<Vec<_>>()
+            .join(" ");
+        series
+            .entry(label)
+            .or_default()
+            .push((first.value, c.mean_accuracy));
+        if i == cv.chosen {
+            best = Some((first.value, c.mean_accuracy));
+            x_name = first.name;
         }
     }
     if series.is_empty() {
@@ -72,8 +71,8 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
     let cmin = pts.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let cmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let amin = pts.map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let fonts = crate::report::font_available();
-    let mut buf = crate::report::png_buffer(720, 420);
+    let fonts = font_available();
+    let mut buf = png_buffer(720, 420);
     {
         let root = BitMapBackend::with_buffer(&mut buf, (720, 420)).into_drawing_area();
         let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
@@ -82,9 +81,9 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
             .margin(12)
             .caption(
                 if fonts {
-                    "cross-validation accuracy vs C"
+                    format!("cross-validation accuracy vs {x_name}")
                 } else {
-                    ""
+                    String::new()
                 },
                 ("sans-serif", 18),
             )
@@ -98,7 +97,7 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
         if fonts {
             chart
                 .configure_mesh()
-                .x_desc("C (log scale)")
+                .x_desc(format!("{x_name} (log scale)"))
                 .y_desc("mean CV accuracy")
                 .draw()
                 .map_err(e)?;
@@ -134,7 +133,7 @@ pub fn cv_curve_png(cv: &serde_json::Value, path: &Path) -> Result<bool> {
         }
         root.present().map_err(e)?;
     }
-    crate::report::write_png(path, 720, 420, buf)?;
+    write_png(path, 720, 420, buf)?;
     Ok(true)
 }
 
@@ -268,8 +267,8 @@ pub fn codes_map_png(points: &[MapPoint], explained: [f64; 2], path: &Path) -> R
             (a.min(p.y), b.max(p.y))
         });
     let pad = |a: f64, b: f64| ((b - a).abs() * 0.05).max(1e-6);
-    let fonts = crate::report::font_available();
-    let mut buf = crate::report::png_buffer(640, 560);
+    let fonts = font_available();
+    let mut buf = png_buffer(640, 560);
     {
         let root = BitMapBackend::with_buffer(&mut buf, (640, 560)).into_drawing_area();
         let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
@@ -318,6 +317,6 @@ pub fn codes_map_png(points: &[MapPoint], explained: [f64; 2], path: &Path) -> R
         }
         root.present().map_err(e)?;
     }
-    crate::report::write_png(path, 640, 560, buf)?;
+    write_png(path, 640, 560, buf)?;
     Ok(())
 }

@@ -1,19 +1,18 @@
-//! Human-readable tables on stdout and the confusion-matrix PNG (plotters, bitmap backend).
+//! Human-readable tables on stdout: the CV curve of a training run and the held-out
+//! evaluation.
 
-use crate::pipeline::{CvReport, EvalReport};
-use anyhow::{anyhow, Result};
-use plotters::prelude::*;
-use plotters::style::FontStyle;
 use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::OnceLock;
+use tlearn_heads::calibrate::Temperature;
+use tlearn_heads::fit_info::Convergence;
+use tlearn_heads::train::CvReport;
+use tlearn_heads::{EvalReport, HeadSpec};
 
-fn params_str(p: &crate::head::HeadSpec) -> String {
+fn params_str(p: &HeadSpec) -> String {
     p.to_string()
 }
 
 /// "yes (12 it)" / "NO (1000 it)" / "-" for the CV table's convergence column.
-fn conv_cell(c: Option<crate::fit_info::Convergence>) -> String {
+fn conv_cell(c: Option<Convergence>) -> String {
     match c {
         Some(c) if c.converged => format!("yes ({})", c.iterations),
         Some(c) => format!("NO ({})", c.iterations),
@@ -53,23 +52,40 @@ pub fn cv_table(cv: &CvReport) -> String {
         (true, Some(true)) => format!(" {:<8}", "views"),
         (true, Some(false)) => format!(" {:<8}", "averaged"),
     };
+    // One column per hyper-parameter of the families tried (C, gamma, ...), in order of first
+    // appearance; "-" where a family has no such parameter.
+    let mut columns: Vec<(&'static str, usize)> = Vec::new();
+    for r in &cv.candidates {
+        for p in r.params.hyper_params() {
+            let w = p.shown().len().max(if columns.is_empty() { 8 } else { 10 });
+            match columns.iter_mut().find(|c| c.0 == p.name) {
+                Some(c) => c.1 = c.1.max(w),
+                None => columns.push((p.name, w)),
+            }
+        }
+    }
+    let header: String = columns.iter().map(|&(n, w)| format!(" {n:>w$}")).collect();
     let _ = writeln!(
         s,
-        "  {:<14}{} {:<11} {:>8} {:>10} {:>17} {:>9}  converged (max iterations)",
+        "  {:<14}{} {:<11}{header} {:>17} {:>9}  converged (max iterations)",
         "transform",
         rows_cell(None),
         "head",
-        "C",
-        "gamma",
         "CV accuracy",
         "time (s)"
     );
     for (i, r) in cv.candidates.iter().enumerate() {
-        let gamma = r
-            .params
-            .gamma()
-            .map(|g| format!("{g:.3e}"))
-            .unwrap_or_else(|| "-".into());
+        let params = r.params.hyper_params();
+        let cells: String = columns
+            .iter()
+            .map(|&(n, w)| {
+                let v = params
+                    .iter()
+                    .find(|p| p.name == n)
+                    .map_or_else(|| "-".to_string(), |p| p.shown());
+                format!(" {v:>w$}")
+            })
+            .collect();
         let acc = match &r.error {
             None if r.skipped => "skipped".into(),
             None => format!("{:.4} ± {:.4}", r.mean_accuracy, r.std_accuracy),
@@ -77,13 +93,11 @@ pub fn cv_table(cv: &CvReport) -> String {
         };
         let _ = writeln!(
             s,
-            "{} {:<14}{} {:<11} {:>8} {:>10} {:>17} {:>9.2}  {}",
+            "{} {:<14}{} {:<11}{cells} {:>17} {:>9.2}  {}",
             if i == cv.chosen { "*" } else { " " },
             r.transform.to_string(),
             rows_cell(Some(r.view_rows)),
             r.params.kind().name(),
-            r.params.c(),
-            gamma,
             acc,
             r.seconds,
             conv_cell(r.convergence)
@@ -146,7 +160,7 @@ pub fn cv_table(cv: &CvReport) -> String {
 }
 
 /// One line on the SVM probability calibration, saying so when the fit was degenerate.
-pub fn calibration_line(t: &crate::calibrate::Temperature) -> String {
+pub fn calibration_line(t: &Temperature) -> String {
     let mut s = format!(
         "probabilities: softmax({:.4} x decision value), slope from {}",
         t.slope, t.fitted_on
@@ -232,129 +246,4 @@ pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
         );
     }
     s
-}
-
-/// Register the label font with plotters once: `TLEARN_FONT` (a TrueType file) if set, else the
-/// DejaVu Sans embedded in the binary (the `dejavu` crate), so pictures look the same everywhere.
-pub(crate) fn font_available() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        if let Ok(p) = std::env::var("TLEARN_FONT") {
-            if let Ok(bytes) = std::fs::read(&p) {
-                let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, leaked).is_ok() {
-                    return true;
-                }
-            }
-            eprintln!("note: TLEARN_FONT={p} is not a usable TrueType font; using DejaVu Sans");
-        }
-        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-            .is_ok()
-    })
-}
-
-/// Draw the confusion matrix: cells shaded by row-normalised count (recall), counts written in
-/// the cells, rows labelled `i: class`, columns by index. Labels use the embedded DejaVu
-/// Sans (or `TLEARN_FONT`); should the font fail to load, the picture is drawn without text and
-/// `Ok(false)` is returned.
-pub fn confusion_png(
-    confusion: &[Vec<usize>],
-    classes: &[String],
-    title: &str,
-    path: &Path,
-) -> Result<bool> {
-    let n = classes.len().max(1);
-    let cell = (640 / n).clamp(10, 64) as i32;
-    let label_w = 12 + 8 * (classes.iter().map(|c| c.len()).max().unwrap_or(4) + 4) as i32;
-    let (left, top) = (label_w.min(320), 64);
-    let w = (left + cell * n as i32 + 24) as u32;
-    let h = (top + cell * n as i32 + 24) as u32;
-    let fonts = font_available();
-    let mut buf = png_buffer(w, h);
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
-        root.fill(&WHITE).map_err(e)?;
-        for (i, row) in confusion.iter().enumerate() {
-            let total: usize = row.iter().sum();
-            for (j, &v) in row.iter().enumerate() {
-                let frac = if total > 0 {
-                    v as f64 / total as f64
-                } else {
-                    0.0
-                };
-                let shade = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * frac) as u8;
-                let colour = RGBColor(shade(247, 8), shade(251, 48), shade(255, 107));
-                let (x0, y0) = (left + j as i32 * cell, top + i as i32 * cell);
-                root.draw(&Rectangle::new(
-                    [(x0, y0), (x0 + cell, y0 + cell)],
-                    colour.filled(),
-                ))
-                .map_err(e)?;
-                root.draw(&Rectangle::new(
-                    [(x0, y0), (x0 + cell, y0 + cell)],
-                    RGBColor(200, 200, 200),
-                ))
-                .map_err(e)?;
-                if fonts && cell >= 18 && v > 0 {
-                    let fg = if frac > 0.5 { WHITE } else { BLACK };
-                    let size = (cell as f64 * 0.4).min(16.0);
-                    let style = TextStyle::from(("sans-serif", size).into_font())
-                        .color(&fg)
-                        .pos(plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Center,
-                            plotters::style::text_anchor::VPos::Center,
-                        ));
-                    root.draw_text(&v.to_string(), &style, (x0 + cell / 2, y0 + cell / 2))
-                        .map_err(e)?;
-                }
-            }
-        }
-        if fonts {
-            let small = (cell as f64 * 0.45).clamp(9.0, 14.0);
-            let title_style = TextStyle::from(("sans-serif", 16).into_font()).color(&BLACK);
-            root.draw_text(title, &title_style, (8, 8)).map_err(e)?;
-            let axis = TextStyle::from(("sans-serif", 12).into_font()).color(&BLACK);
-            root.draw_text("rows: true class, columns: predicted class", &axis, (8, 30))
-                .map_err(e)?;
-            let lab = TextStyle::from(("sans-serif", small).into_font()).color(&BLACK);
-            for (i, c) in classes.iter().enumerate() {
-                let y = top + i as i32 * cell + cell / 2 - small as i32 / 2;
-                let mut text = format!("{i}: {c}");
-                if text.len() > 38 {
-                    text.truncate(37);
-                    text.push('…');
-                }
-                root.draw_text(&text, &lab, (6, y)).map_err(e)?;
-                root.draw_text(
-                    &i.to_string(),
-                    &lab,
-                    (
-                        left + i as i32 * cell + cell / 2 - 4,
-                        top - small as i32 - 4,
-                    ),
-                )
-                .map_err(e)?;
-            }
-        }
-        root.present().map_err(e)?;
-    }
-    write_png(path, w, h, buf)?;
-    Ok(fonts)
-}
-
-/// An RGB canvas for plotters' `BitMapBackend::with_buffer`, `w × h` pixels.
-pub(crate) fn png_buffer(w: u32, h: u32) -> Vec<u8> {
-    vec![0; w as usize * h as usize * 3]
-}
-
-/// Encode a drawn canvas as PNG and write it with the project's one atomic write (unique temp
-/// file, fsync, rename), rather than letting plotters write the path itself.
-pub(crate) fn write_png(path: &Path, w: u32, h: u32, rgb: Vec<u8>) -> Result<()> {
-    let img = image::RgbImage::from_raw(w, h, rgb)
-        .ok_or_else(|| anyhow!("drawing {}: canvas is not {w}×{h} RGB", path.display()))?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
-    Ok(tlearn_cache::write_atomic_bytes(path, &png)?)
 }

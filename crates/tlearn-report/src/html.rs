@@ -7,11 +7,11 @@
 //!
 //! [`render`] is the one function that reads the saved head's fields (params, extractor).
 
-use crate::model_file::SavedHead;
-use crate::pipeline::EvalReport;
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use tlearn_heads::train::CvReport;
+use tlearn_heads::{EvalReport, SavedHead};
 
 /// A picture to embed: its MIME type and bytes.
 #[derive(Debug, Clone)]
@@ -43,8 +43,8 @@ pub struct Figures {
     /// The CV curve, or why there is none.
     pub cv_curve: Result<Picture, String>,
     /// `cv.json` as written by `tlearn train` (its candidate table), when found.
-    pub cv: Option<serde_json::Value>,
-    /// The selection over cuts (`report_cuts::html` of cv.json's `cuts`) and its bar chart,
+    pub cv: Option<CvReport>,
+    /// The selection over cuts (`cuts::html` of cv.json's `cuts`) and its bar chart,
     /// when `train` chose among cuts.
     pub cuts: Option<(String, Result<Picture, String>)>,
     /// The 2-D map of the codes, or why there is none.
@@ -197,43 +197,8 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
             let _ = write!(h, "<p class=\"note\">no CV curve: {}</p>", esc(why));
         }
     }
-    if let Some(cands) = fig
-        .cv
-        .as_ref()
-        .and_then(|c| c.get("candidates"))
-        .and_then(|c| c.as_array())
-    {
-        let chosen = fig
-            .cv
-            .as_ref()
-            .and_then(|c| c.get("chosen"))
-            .and_then(|c| c.as_u64());
-        h.push_str("<table><tr><th>head</th><th>C</th><th>gamma</th><th>CV accuracy</th><th>time (s)</th></tr>");
-        for (i, c) in cands.iter().enumerate() {
-            let f = |k: &str| c.get(k).and_then(|v| v.as_f64());
-            let acc = match c.get("error").and_then(|e| e.as_str()) {
-                Some(e) => format!("failed: {}", esc(e)),
-                None => format!(
-                    "{:.4} ± {:.4}",
-                    f("mean_accuracy").unwrap_or(f64::NAN),
-                    f("std_accuracy").unwrap_or(f64::NAN)
-                ),
-            };
-            let _ = write!(
-                h,
-                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{acc}</td><td>{:.2}</td></tr>",
-                if chosen == Some(i as u64) {
-                    " class=\"chosen\""
-                } else {
-                    ""
-                },
-                esc(c.get("kind").and_then(|v| v.as_str()).unwrap_or("?")),
-                f("c").map(|v| v.to_string()).unwrap_or_default(),
-                f("gamma").map(|v| format!("{v:.3e}")).unwrap_or("-".into()),
-                f("seconds").unwrap_or(f64::NAN)
-            );
-        }
-        h.push_str("</table>");
+    if let Some(cv) = &fig.cv {
+        h.push_str(&cv_table(cv));
     }
 
     let _ = write!(
@@ -297,5 +262,53 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
         esc(&head.format),
         head.version
     );
+    h
+}
+
+/// The CV candidates as an HTML table: head, one column per hyper-parameter of the families
+/// tried ("-" where a family has none), CV accuracy, time; the chosen row marked.
+fn cv_table(cv: &CvReport) -> String {
+    let mut columns: Vec<&'static str> = Vec::new();
+    for c in &cv.candidates {
+        for p in c.params.hyper_params() {
+            if !columns.contains(&p.name) {
+                columns.push(p.name);
+            }
+        }
+    }
+    let mut h = String::from("<table><tr><th>head</th>");
+    for n in &columns {
+        let _ = write!(h, "<th>{}</th>", esc(n));
+    }
+    h.push_str("<th>CV accuracy</th><th>time (s)</th></tr>");
+    for (i, c) in cv.candidates.iter().enumerate() {
+        let acc = match &c.error {
+            Some(e) => format!("failed: {}", esc(e)),
+            None => format!("{:.4} ± {:.4}", c.mean_accuracy, c.std_accuracy),
+        };
+        let params = c.params.hyper_params();
+        let cells: String = columns
+            .iter()
+            .map(|&n| {
+                let v = params
+                    .iter()
+                    .find(|p| p.name == n)
+                    .map_or_else(|| "-".to_string(), |p| p.shown());
+                format!("<td>{}</td>", esc(&v))
+            })
+            .collect();
+        let _ = write!(
+            h,
+            "<tr{}><td>{}</td>{cells}<td>{acc}</td><td>{:.2}</td></tr>",
+            if i == cv.chosen {
+                " class=\"chosen\""
+            } else {
+                ""
+            },
+            esc(c.params.kind().name()),
+            c.seconds
+        );
+    }
+    h.push_str("</table>");
     h
 }

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::model_file::SavedHead;
-use crate::pipeline::EvalReport;
-use crate::report_html::{self, Figures, Picture};
-use crate::{report, report_cuts, report_plots, FeatureCache};
+use crate::html::{self, Figures, Picture};
+use crate::{confusion, cuts, plots};
+use tlearn_heads::train::CvFile;
+use tlearn_heads::{EvalReport, Evaluation, FeatureCache, SavedHead};
 
 /// Longest side of a misclassified image's thumbnail in report.html, in pixels.
 pub const THUMBNAIL_SIDE: u32 = 180;
@@ -32,34 +32,29 @@ pub struct EvalOutputs {
     pub notes: Vec<String>,
 }
 
-/// `cv.json` written by `tlearn train` beside the head, if it is there and readable.
-pub fn cv_beside(head_path: &Path) -> Option<serde_json::Value> {
-    let cv_path = head_path.parent().unwrap_or(Path::new(".")).join("cv.json");
-    std::fs::read_to_string(cv_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-}
-
-/// Write report.json, confusion.png and report.html for `rep` (the evaluation of `head`,
-/// loaded from `head_path`, on `cache`) into `out`, creating it.
-pub fn write(
-    head_path: &Path,
-    head: &SavedHead,
-    cache: &FeatureCache,
-    rep: &EvalReport,
-    out: &Path,
-    thumbnail: Thumbnailer,
-) -> Result<EvalOutputs> {
+/// Write report.json, confusion.png and report.html for an evaluation into `out`, creating
+/// it. The `cv.json` beside the head, when there and readable, adds the CV curve, the CV table
+/// and the selection over cuts; when it is unreadable a note says why.
+pub fn write(ev: &Evaluation, out: &Path, thumbnail: Thumbnailer) -> Result<EvalOutputs> {
+    let (head_path, head, cache, rep) = (&ev.head_path, &ev.head, &ev.cache, &ev.report);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut notes = Vec::new();
-    let cv = cv_beside(head_path);
+    let cv_path = CvFile::beside(head_path);
+    let cv = match cv_path.is_file().then(|| CvFile::read(&cv_path)) {
+        None => None,
+        Some(Ok(cv)) => Some(cv),
+        Some(Err(e)) => {
+            notes.push(format!("{e:#}; the report shows no CV results"));
+            None
+        }
+    };
 
     let json = out.join("report.json");
     let mut v = serde_json::to_value(rep)?;
     v["classes"] = serde_json::to_value(head.classes())?;
     v["parts"] = serde_json::to_value(head.parts())?;
-    if let Some(c) = cv.as_ref().and_then(|cv| cv.get("cuts")) {
-        v["cuts"] = c.clone();
+    if let Some(c) = cv.as_ref().and_then(|cv| cv.cuts.as_ref()) {
+        v["cuts"] = serde_json::to_value(c)?;
     }
     tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&v)?.as_bytes())?;
 
@@ -71,7 +66,7 @@ pub fn write(
         rep.metrics.n,
         rep.rows
     );
-    if !report::confusion_png(&rep.metrics.confusion, head.classes(), &title, &confusion)? {
+    if !confusion::confusion_png(&rep.metrics.confusion, head.classes(), &title, &confusion)? {
         notes.push(format!(
             "no TrueType font found (set TLEARN_FONT=/path/to/font.ttf); {} has no labels",
             confusion.display()
@@ -82,7 +77,7 @@ pub fn write(
         head_path, head, cache, rep, out, cv, &confusion, thumbnail, &mut notes,
     )?;
     let html = out.join("report.html");
-    let page = report_html::render(head, rep, &fig);
+    let page = html::render(head, rep, &fig);
     tlearn_cache::write_atomic_bytes(&html, page.as_bytes())?;
     Ok(EvalOutputs {
         json,
@@ -101,28 +96,28 @@ fn figures(
     cache: &FeatureCache,
     rep: &EvalReport,
     out: &Path,
-    cv: Option<serde_json::Value>,
+    cv: Option<CvFile>,
     confusion_png: &Path,
     thumbnail: Thumbnailer,
     notes: &mut Vec<String>,
 ) -> Result<Figures> {
-    let cv_name = head_path.parent().unwrap_or(Path::new(".")).join("cv.json");
+    let cv_name = CvFile::beside(head_path);
     let cv_curve = match &cv {
-        None => Err(format!("{} not found", cv_name.display())),
+        None => Err(format!("{} not found or unreadable", cv_name.display())),
         Some(v) => {
             let png = out.join("cv-curve.png");
-            match report_plots::cv_curve_png(v, &png) {
+            match plots::cv_curve_png(&v.report, &png) {
                 Ok(true) => Ok(Picture::png(std::fs::read(&png)?)),
                 Ok(false) => Err(format!("{} lists no candidates", cv_name.display())),
                 Err(e) => Err(format!("{e:#}")),
             }
         }
     };
-    let cuts = match cv.as_ref().and_then(|v| v.get("cuts")) {
+    let cuts = match cv.as_ref().and_then(|v| v.cuts.as_ref()) {
         None => None,
         Some(c) => {
             let png = out.join("cv-cuts.png");
-            let pic = match report_cuts::png(c, &png) {
+            let pic = match cuts::png(c, &png) {
                 Ok(true) => Ok(Picture::png(std::fs::read(&png)?)),
                 Ok(false) => Err(
                     "one cut only; a cut set (`tlearn extract --layer all`) lets CV compare cuts"
@@ -130,19 +125,19 @@ fn figures(
                 ),
                 Err(e) => Err(format!("{e:#}")),
             };
-            Some((report_cuts::html(c), pic))
+            Some((cuts::html(c), pic))
         }
     };
-    let codes_map = report_plots::codes_pca(head, cache, rep).and_then(|(points, explained)| {
+    let codes_map = plots::codes_pca(head, cache, rep).and_then(|(points, explained)| {
         let png = out.join("codes-map.png");
-        report_plots::codes_map_png(&points, explained, &png)?;
+        plots::codes_map_png(&points, explained, &png)?;
         Ok(Picture::png(std::fs::read(&png)?))
     });
     let legend = cache
         .classes()
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.clone(), report_plots::class_colour(i)))
+        .map(|(i, c)| (c.clone(), plots::class_colour(i)))
         .collect();
     let mut thumbnails = HashMap::new();
     let mut thumbnail_errors = HashMap::new();
@@ -170,7 +165,7 @@ fn figures(
     Ok(Figures {
         confusion: std::fs::read(confusion_png).ok().map(Picture::png),
         cv_curve,
-        cv,
+        cv: cv.map(|c| c.report),
         cuts,
         codes_map: codes_map.map_err(|e| format!("{e:#}")),
         legend,

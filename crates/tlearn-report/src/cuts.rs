@@ -1,14 +1,14 @@
 //! The selection over cuts as the reports show it: a text table (train's output), an HTML
 //! table and a bar chart (PNG, plotters) of CV accuracy by cut. All read `cv.json`'s `cuts`
-//! object ([`crate::cuts::CutSelection`] as JSON), so `train`, `eval` and `report.html` show
-//! the same figures.
+//! ([`CutSelection`]), so `train`, `eval` and `report.html` show the same figures.
 
-use crate::report_html::esc;
+use crate::canvas::{font_available, png_buffer, write_png};
+use crate::html::esc;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
+use tlearn_heads::train::{CutSelection, Score};
 
 /// One row: name, dim, screen (mean, std), full (mean, std), the head the best grid picked,
 /// why it was not screened.
@@ -21,34 +21,27 @@ struct Row {
     note: Option<String>,
 }
 
-fn rows(cuts: &Value) -> Vec<Row> {
-    let score = |s: &Value| -> Option<(f64, f64)> {
-        Some((
-            s.get("mean_accuracy")?.as_f64()?,
-            s.get("std_accuracy")?.as_f64()?,
-        ))
-    };
-    cuts.get("sets")
-        .and_then(|s| s.as_array())
-        .map(|sets| {
-            sets.iter()
-                .map(|s| Row {
-                    name: s["name"].as_str().unwrap_or("?").to_string(),
-                    dim: s["dim"].as_u64().unwrap_or(0),
-                    screen: score(&s["screen"]),
-                    full: score(&s["full"]),
-                    head: s["full"]["head"]
-                        .as_str()
-                        .or(s["screen"]["head"].as_str())
-                        .unwrap_or("")
-                        .to_string(),
-                    note: s["same_codes_as"]
-                        .as_str()
-                        .map(|d| format!("same codes as {d}")),
-                })
-                .collect()
+fn rows(cuts: &CutSelection) -> Vec<Row> {
+    let score = |s: &Option<Score>| s.as_ref().map(|s| (s.mean_accuracy, s.std_accuracy));
+    cuts.sets
+        .iter()
+        .map(|s| Row {
+            name: s.name.clone(),
+            dim: s.dim as u64,
+            screen: score(&s.screen),
+            full: score(&s.full),
+            head: s
+                .full
+                .as_ref()
+                .or(s.screen.as_ref())
+                .map(|s| s.head.clone())
+                .unwrap_or_default(),
+            note: s
+                .same_codes_as
+                .as_ref()
+                .map(|d| format!("same codes as {d}")),
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 fn cell(s: Option<(f64, f64)>) -> String {
@@ -58,9 +51,9 @@ fn cell(s: Option<(f64, f64)>) -> String {
 
 /// The table `train` prints: CV accuracy by feature set (screen and full grid), the chosen one
 /// marked, then the rule and the scenario.
-pub fn text(cuts: &Value) -> String {
+pub fn text(cuts: &CutSelection) -> String {
     let mut s = String::new();
-    let chosen = cuts["chosen"].as_str().unwrap_or("");
+    let chosen = cuts.chosen.as_str();
     let rows = rows(cuts);
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(
@@ -80,27 +73,17 @@ pub fn text(cuts: &Value) -> String {
             r.head
         );
     }
-    let _ = writeln!(
-        s,
-        "chosen cut: {chosen} (selection {:.1} s)",
-        cuts["seconds"].as_f64().unwrap_or(f64::NAN)
-    );
-    if let Some(rule) = cuts["rule"].as_str() {
-        let _ = writeln!(s, "rule: {rule}");
-    }
-    if let Some(t) = cuts["scenario"]["text"].as_str() {
-        let _ = writeln!(s, "scenario: {t}");
-    }
+    let _ = writeln!(s, "chosen cut: {chosen} (selection {:.1} s)", cuts.seconds);
+    let _ = writeln!(s, "rule: {}", cuts.rule);
+    let _ = writeln!(s, "scenario: {}", cuts.scenario.text);
     s
 }
 
 /// The same table as HTML (for `report.html`).
-pub fn html(cuts: &Value) -> String {
+pub fn html(cuts: &CutSelection) -> String {
     let mut h = String::new();
-    let chosen = cuts["chosen"].as_str().unwrap_or("");
-    if let Some(t) = cuts["scenario"]["text"].as_str() {
-        let _ = write!(h, "<p><b>Scenario:</b> {}</p>", esc(t));
-    }
+    let chosen = cuts.chosen.as_str();
+    let _ = write!(h, "<p><b>Scenario:</b> {}</p>", esc(&cuts.scenario.text));
     h.push_str(
         "<table><tr><th>cut</th><th>dim</th><th>screen CV</th><th>full-grid CV</th>\
          <th>best head</th></tr>",
@@ -122,16 +105,14 @@ pub fn html(cuts: &Value) -> String {
         );
     }
     h.push_str("</table>");
-    if let Some(rule) = cuts["rule"].as_str() {
-        let _ = write!(h, "<p class=\"note\">Rule: {}</p>", esc(rule));
-    }
+    let _ = write!(h, "<p class=\"note\">Rule: {}</p>", esc(&cuts.rule));
     h
 }
 
 /// Bar chart of CV accuracy by feature set: the screen score of each (grey), the full-grid
 /// score of the finalists (blue), the chosen set's bar outlined. `Ok(false)` when there is
 /// nothing to compare (fewer than two cross-validated sets).
-pub fn png(cuts: &Value, path: &Path) -> Result<bool> {
+pub fn png(cuts: &CutSelection, path: &Path) -> Result<bool> {
     let rows: Vec<Row> = rows(cuts)
         .into_iter()
         .filter(|r| r.screen.is_some() || r.full.is_some())
@@ -140,7 +121,7 @@ pub fn png(cuts: &Value, path: &Path) -> Result<bool> {
     if rows.len() < 2 {
         return Ok(false);
     }
-    let chosen = cuts["chosen"].as_str().unwrap_or("");
+    let chosen = cuts.chosen.as_str();
     let accs = rows
         .iter()
         .flat_map(|r| [r.screen, r.full])
@@ -148,9 +129,9 @@ pub fn png(cuts: &Value, path: &Path) -> Result<bool> {
         .map(|s| s.0);
     let amin = accs.clone().fold(f64::INFINITY, f64::min);
     let lo = ((amin - 0.05).max(0.0) * 20.0).floor() / 20.0;
-    let fonts = crate::report::font_available();
+    let fonts = font_available();
     let (w, h) = (760u32, 120 + 34 * rows.len() as u32);
-    let mut buf = crate::report::png_buffer(w, h);
+    let mut buf = png_buffer(w, h);
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing {}: {e:?}", path.display());
@@ -220,6 +201,6 @@ pub fn png(cuts: &Value, path: &Path) -> Result<bool> {
         }
         root.present().map_err(e)?;
     }
-    crate::report::write_png(path, w, h, buf)?;
+    write_png(path, w, h, buf)?;
     Ok(true)
 }
