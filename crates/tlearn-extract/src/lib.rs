@@ -2,7 +2,8 @@
 //! images into cached "CNN codes".
 //!
 //! Data flows one way: images → `decode`/`preprocess` → `backbone` → the feature cache
-//! (format and I/O in `tlearn-cache`, re-exported as `cache`).
+//! (format and I/O in `tlearn-cache`, re-exported as `cache`). [`Extractor`] is the face the
+//! command line and the Python package use: images (paths or bytes) in, codes out.
 
 pub use tlearn_cache as cache;
 
@@ -13,6 +14,7 @@ pub mod classify;
 pub mod decode;
 pub mod encoder;
 pub mod extract;
+pub mod extractor;
 pub mod feature_maps;
 pub mod grid;
 pub mod imagenet;
@@ -28,3 +30,6 @@ pub mod spec;
 pub mod summary;
 pub mod thumbnail;
 pub mod views;
+pub mod workers;
+
+pub use extractor::{CacheOptions, Codes, Extractor, ExtractorOptions, ItemError};
