@@ -1,5 +1,6 @@
-//! The command-line options describing a user's own ONNX file, shared by `extract` and
-//! `predict`; the rules (name or path, building the encoder) are `tlearn_extract::open`'s.
+//! The flags describing a user's own ONNX file, shared by `extract` and `show`, checked into the
+//! library's [`OwnModel`]; the rules (name or path, building the encoder) are
+//! `tlearn_extract::open`'s.
 
 use std::ffi::OsString;
 

@@ -1,11 +1,8 @@
-//! `tlearn export`: a saved head and its backbone as one ONNX file (see `tlearn_export`).
+//! `tlearn export`'s flags, as typed.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
 use clap::Args;
-use tlearn_extract::registry;
-use tlearn_heads::SavedHead;
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -30,29 +27,4 @@ pub struct ExportArgs {
     /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
-}
-
-pub fn run(args: ExportArgs) -> Result<()> {
-    let head = SavedHead::load(&args.head)?;
-    let dir = registry::models_dir(args.models_dir.as_deref());
-    let exported = tlearn_export::export(&head, args.model.as_deref(), &dir)
-        .with_context(|| format!("exporting {}", args.head.display()))?;
-    exported.write(&args.out)?;
-    let shape: Vec<String> = exported
-        .input_shape
-        .iter()
-        .map(|d| d.map(|d| d.to_string()).unwrap_or_else(|| "N".into()))
-        .collect();
-    println!(
-        "wrote {} ({:.1} MB): input '{}' float32 [{}] (preprocessed), output '{}' [N, {}]; \
-         tract reproduces tlearn's probabilities to {:.1e}",
-        args.out.display(),
-        exported.bytes.len() as f64 / 1e6,
-        tlearn_export::INPUT,
-        shape.join(","),
-        tlearn_export::OUTPUT,
-        exported.classes.len(),
-        exported.check_max_abs_diff
-    );
-    Ok(())
 }

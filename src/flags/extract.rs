@@ -1,10 +1,10 @@
+//! `tlearn extract`'s flags, as typed.
+
 use std::path::PathBuf;
 
-use anyhow::Result;
 use clap::Args;
 use tlearn_extract::augment::Augment;
 use tlearn_extract::budget::ByteSize;
-use tlearn_extract::extract::{self, Options};
 use tlearn_extract::spec::{DecodeMode, Pooling};
 
 #[derive(Args)]
@@ -69,35 +69,5 @@ pub struct ExtractArgs {
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
-    pub custom: super::encoder::CustomModelArgs,
-}
-
-pub fn run(args: ExtractArgs) -> Result<()> {
-    let encoder = tlearn_extract::open::open_encoder(
-        &args.model,
-        args.models_dir.as_deref(),
-        args.layer.as_deref(),
-        args.pool,
-        &args.custom.own_model()?,
-        tlearn_extract::open::decode_mode_for(&args.out, args.decode),
-    )?;
-    let mut opts = Options::new(&args.dir, &args.out);
-    opts.augment = args.augment;
-    opts.threads = args.threads;
-    opts.decode_memory = args.decode_memory.map(|b| b.as_u64());
-    opts.overwrite = args.overwrite;
-    opts.progress = !args.quiet;
-    if args.keep_views && args.augment == Augment::None {
-        anyhow::bail!("--keep-views keeps the views of --augment flip|crops5|crops10; none asked");
-    }
-    opts.keep_views = args.keep_views;
-    let summary = extract::extract(encoder.as_ref(), &opts)?;
-    eprint!("{}", summary.render());
-    if let Some(p) = &args.report {
-        tlearn_cache::write_atomic_bytes(
-            p,
-            (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
-        )?;
-    }
-    Ok(())
+    pub custom: super::custom_model::CustomModelArgs,
 }

@@ -1,17 +1,10 @@
-//! `tlearn show IMG --model M --layer L`: the layer's feature maps for one image as a PNG grid.
+//! `tlearn show`'s flags, as typed.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
 use clap::Args;
-use tlearn_extract::backbone::Backbone;
-use tlearn_extract::feature_maps::{feature_maps, rank_channels, write_grid_png};
-use tlearn_extract::open::entry_for;
-use tlearn_extract::pixels::Pixels;
-use tlearn_extract::registry;
-use tlearn_extract::spec::Pooling;
 
-use super::encoder::CustomModelArgs;
+use super::custom_model::CustomModelArgs;
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -39,72 +32,4 @@ pub struct ShowArgs {
     pub models_dir: Option<PathBuf>,
     #[command(flatten)]
     pub custom: CustomModelArgs,
-}
-
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-pub fn run(args: ShowArgs) -> Result<()> {
-    if Pixels::parse(&args.model).is_some() {
-        bail!(
-            "{} is the raw-pixel baseline: it has no layers to show",
-            args.model
-        );
-    }
-    let bytes = std::fs::read(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?;
-    let dir = registry::models_dir(args.models_dir.as_deref());
-    let entry = entry_for(
-        &args.model,
-        &dir,
-        Some(&args.layer),
-        &args.custom.own_model()?,
-    )?;
-    let bb = Backbone::load(&entry, &dir, Some(&args.layer), Pooling::Flatten)?;
-    let fm = feature_maps(&bb, &bytes, &args.image.display().to_string())?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .image
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into());
-        PathBuf::from("runs/show").join(format!(
-            "{}--{}--{}.png",
-            slug(&stem),
-            slug(bb.name()),
-            slug(&args.layer)
-        ))
-    });
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    write_grid_png(&fm, args.channels, &out)?;
-    let shape = fm.maps.shape();
-    println!(
-        "{} cut at {} ({}): {} channels of {}x{}; strongest first:",
-        bb.name(),
-        args.layer,
-        bb.node(),
-        shape[0],
-        shape[1],
-        shape[2]
-    );
-    for s in rank_channels(&fm.maps).iter().take(args.channels.min(8)) {
-        println!(
-            "  channel {:>5}  mean {:>9.4}  range [{:.4}, {:.4}]",
-            s.channel, s.mean, s.min, s.max
-        );
-    }
-    println!("wrote {}", out.display());
-    Ok(())
 }
