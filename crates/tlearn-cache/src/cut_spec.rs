@@ -261,7 +261,10 @@ mod tests {
     #[test]
     fn grids_are_split_off_cut_names() {
         let c = CutName::parse("stage6@2x2").unwrap();
-        assert_eq!((c.base(), c.grid(), c.as_str()), ("stage6", Some(2), "stage6@2x2"));
+        assert_eq!(
+            (c.base(), c.grid(), c.as_str()),
+            ("stage6", Some(2), "stage6@2x2")
+        );
         let c = CutName::parse("stage6").unwrap();
         assert_eq!((c.base(), c.grid()), ("stage6", None));
         assert_eq!(CutName::parse("@classifier_input").unwrap().grid(), None);

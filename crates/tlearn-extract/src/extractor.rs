@@ -24,9 +24,9 @@ use crate::augment::Augment;
 use crate::budget::MemoryBudget;
 use crate::encoder::{fingerprint, Cut, Encoder};
 use crate::extract::{self, Options};
-use crate::summary::Summary;
 use crate::open::{self, OwnModel};
 use crate::spec::{DecodeMode, Pooling};
+use crate::summary::Summary;
 use crate::views::encode_bytes_catching;
 
 /// How an [`Extractor`] is opened; [`Default`] is `tlearn extract`'s defaults.
@@ -315,11 +315,7 @@ mod tests {
         let p = ex.encode_paths(&[missing.clone(), pa]);
         assert_eq!(p.codes.row(1), c.codes.row(0));
         assert_eq!(p.errors[0].index, 0);
-        assert!(
-            p.errors[0].error.contains("missing.png"),
-            "{:?}",
-            p.errors
-        );
+        assert!(p.errors[0].error.contains("missing.png"), "{:?}", p.errors);
         assert_eq!(ex.encode_paths::<PathBuf>(&[]).codes.dim(), (0, ex.dim()));
     }
 }

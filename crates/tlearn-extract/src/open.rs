@@ -142,7 +142,9 @@ pub fn open_encoder(
 ) -> Result<Box<dyn Encoder>> {
     if let Some(p) = Pixels::parse(model) {
         if layer.is_several() {
-            bail!("{model}: the raw-pixels baseline has one cut; --layer '{layer}' asks for several");
+            bail!(
+                "{model}: the raw-pixels baseline has one cut; --layer '{layer}' asks for several"
+            );
         }
         return Ok(Box::new(p?));
     }
@@ -181,7 +183,9 @@ pub enum FingerprintOpenError {
     #[error("loading the backbone of {what}: {source:#}")]
     Load { what: String, source: anyhow::Error },
     /// The loaded backbone gives another fingerprint (another file, cut or setting).
-    #[error("the backbone loaded for {what} ({path}) is not the feature extractor it expects: {diff}")]
+    #[error(
+        "the backbone loaded for {what} ({path}) is not the feature extractor it expects: {diff}"
+    )]
     Mismatch {
         what: String,
         path: String,

@@ -283,7 +283,8 @@ fn read_cache(
 )> {
     guarded(|| {
         let c = tlearn_cache::FeatureCache::load(&path).map_err(|e| py_err(e.into()))?;
-        let meta = serde_json::to_string(&c.meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let meta =
+            serde_json::to_string(&c.meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let classes = c.meta.classes.clone();
         let labels = c.y.iter().map(|&i| classes[i].clone()).collect();
         Ok((
