@@ -65,8 +65,10 @@ build:
 	$(if $(CPU),RUSTFLAGS="-C target-cpu=$(CPU)") cargo build --release --locked
 
 # The Python package: maturin builds the extension with cargo in this workspace's target/, release
-# profile, so the compiled tract and the other crates are reused (after `make build` or `make
-# test`'s cargo run, only the bindings compile), then the abi3 wheel goes into the venv.
+# profile, so the compiled tract and the other dependencies are reused: after `make build` only the
+# bindings compile; after `make test`'s cargo run, tlearn's own crates compile once more (without
+# tlearn-cache's test-only feature; about 3.5 CPU-minutes), never tract. Then the abi3 wheel goes
+# into the venv.
 python: venv
 	$(VENV)/bin/maturin build --release --locked --quiet -m crates/tlearn-py/Cargo.toml \
 		--interpreter $(PY) --out target/wheels
