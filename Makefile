@@ -33,7 +33,7 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint wording clean
+.PHONY: help venv build python models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint wording clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + $(MODEL2) + the $(DATASET) photos, extract both, train, evaluate, report"
@@ -41,6 +41,7 @@ help:
 	@echo "make test-fast cargo test (unit + fast integration tests only)"
 	@echo "make lint      wording and links of the tracked files, cargo fmt --check, clippy -D warnings"
 	@echo "make fuzz      proptest on decoder, cache, journal, cut set, head loader (FUZZ_CASES=$(FUZZ_CASES) a property)"
+	@echo "make python    build the Python package (crates/tlearn-py) and install it into $(VENV)"
 	@echo "make models    fetch + convert backbones (MODELS='$(MODELS)')"
 	@echo "make data      materialise data sets under data/ (DATASETS='$(DATASETS)')"
 	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) POOL=$(POOL) -> CACHE"
@@ -63,6 +64,16 @@ venv: $(VENV)/.stamp
 CPU        ?=
 build:
 	$(if $(CPU),RUSTFLAGS="-C target-cpu=$(CPU)") cargo build --release --locked
+
+# The Python package: maturin builds the extension with cargo in this workspace's target/, release
+# profile, so the compiled tract and the other dependencies are reused: after `make build` only the
+# bindings compile; after `make test`'s cargo run, tlearn's own crates compile once more (without
+# tlearn-cache's test-only feature; about 3.5 CPU-minutes), never tract. Then the abi3 wheel goes
+# into the venv.
+python: venv
+	$(VENV)/bin/maturin build --release --locked --quiet -m crates/tlearn-py/Cargo.toml \
+		--interpreter $(PY) --out target/wheels
+	$(PY) -m pip install -q --force-reinstall --no-deps target/wheels/tlearn-*-abi3-*.whl
 
 models: venv
 	$(PY) models/fetch.py $(MODELS)
@@ -107,6 +118,8 @@ test: wording venv
 	$(PY) models/test_convert.py
 	$(PY) -m unittest data/test_prepare.py
 	cargo test --workspace --release --locked -- --include-ignored
+	$(MAKE) python
+	$(PY) -m unittest discover -s crates/tlearn-py/tests -v
 
 # Side by side in one run: extraction vs onnxruntime+PIL (serial and savvy scripts of
 # ../shared/peers, on the Tux Paint PNGs and on generated 12 MP JPEGs, pinned to cores 0,1), heads vs scikit-learn GridSearchCV on

@@ -103,7 +103,7 @@ fn extract_all_cuts(model: &str, data: &Path) {
     let enc = tlearn_extract::open::open_encoder(
         model,
         Some(&models),
-        Some("all"),
+        &tlearn_cache::LayerSpec::All,
         Default::default(),
         &Default::default(),
         Default::default(),

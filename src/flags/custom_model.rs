@@ -1,7 +1,8 @@
-//! The command-line options describing a user's own ONNX file, shared by `extract` and
-//! `predict`; the rules (name or path, building the encoder) are `tlearn_extract::open`'s.
-//! Also the two environment variables the commands that load a backbone or decode images
-//! read: the library takes these settings as arguments and reads no environment.
+//! The flags describing a user's own ONNX file, shared by `extract` and `show`, checked into the
+//! library's [`OwnModel`]; the rules (name or path, building the encoder) are
+//! `tlearn_extract::open`'s. Also the two environment variables the commands that load a
+//! backbone or decode images read: the library takes these settings as arguments and reads no
+//! environment.
 
 use std::ffi::OsString;
 
