@@ -9,7 +9,7 @@ use tlearn_heads::view_rows::TrainViews;
 use tlearn_heads::{Engine, HeadGrids, HeadKind};
 
 /// `--head`: `auto` or one registered head family, each value with its one-line help.
-fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
+pub fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
     let values = std::iter::once(
         PossibleValue::new("auto")
             .help("Cross-validate all heads and keep the best (ties go to the simpler model)"),
@@ -170,6 +170,10 @@ pub struct TrainArgs {
     /// selection over cuts) and cv-cuts.png.
     #[arg(long)]
     pub out: PathBuf,
+    /// Print every CV candidate as it finishes and the whole grid at the end (default: the
+    /// best few and the chosen one; the whole grid is always in cv.json and report.html).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl TrainArgs {
@@ -267,6 +271,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = training.run(|ev| match ev {
         Event::Stage(s) => eprintln!("{s}"),
         Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
+        Event::Cv { .. } if !args.verbose => {}
         Event::Cv { set, result: r } => eprintln!(
             "  cv {set} {} [{}{}]: {} ({:.2} s)",
             r.params,
@@ -287,9 +292,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cv.folds,
         cv.split.test_rows.len()
     );
-    print!("{}", tlearn_report::cv_table(cv));
+    print!("{}", tlearn_report::cv_table(cv, args.verbose));
     if let Some(cuts) = &out.cv.cuts {
-        print!("{}", tlearn_report::cuts::text(cuts));
+        print!("{}", tlearn_report::cuts::text(cuts, args.verbose));
     }
     let written = tlearn_report::train_files::write(&out, &args.out)?;
     match &written.cuts_png {
