@@ -33,10 +33,11 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build python models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint wording clean
+.PHONY: fit help venv build python models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint wording clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + $(MODEL2) + the $(DATASET) photos, extract both, train, evaluate, report"
+	@echo "make fit DATA=DIR RUN=runs/NAME  the whole job on your folder with the demo's defaults (tlearn fit)"
 	@echo "make test      every test, including the end-to-end ones on real models and data"
 	@echo "make test-fast cargo test (unit + fast integration tests only)"
 	@echo "make lint      wording and links of the tracked files, cargo fmt --check, clippy -D warnings"
@@ -90,13 +91,17 @@ train: build
 eval: build
 	$(TLEARN) eval --head $(RUN)/head.json $(CACHES) --out $(RUN)
 
-demo:
+# The whole job on DATA with the demo's defaults (`tlearn fit`): every cut of MODEL, MODEL2's
+# LAYER2, the choice by CV, the held-out report; caches under RUN/cache, files in RUN.
+fit: build
 	$(MAKE) models MODELS="$(MODEL) $(MODEL2)"
+	$(TLEARN) fit $(DATA) --out $(RUN) --model $(MODEL) --layer $(DEMO_LAYER) \
+		--model2 $(or $(MODEL2),none) $(if $(MODEL2),--layer2 $(LAYER2)) \
+		--head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS)
+
+demo:
 	$(MAKE) data DATASETS=$(DATASET)
-	$(MAKE) features LAYER=$(DEMO_LAYER)
-	$(if $(MODEL2),$(MAKE) features MODEL=$(MODEL2) LAYER=$(LAYER2))
-	$(MAKE) train eval LAYER=$(DEMO_LAYER) \
-		CACHES="runs/cache/$(DATASET)--$(MODEL)--$(DEMO_LAYER)--$(POOL)--$(AUGMENT) $(if $(MODEL2),$(CACHE2))"
+	$(MAKE) fit
 
 test-fast:
 	cargo test --workspace --locked
