@@ -120,17 +120,20 @@ pub fn export(
             serde_json::to_string(&fp.augment).unwrap_or_default(),
         ));
     }
-    let (entry, bb) =
-        backbone_for_fingerprint(fp, model, models_dir, "the head", &BackboneOptions::default())
-            .map_err(|e| match e {
-            FingerprintOpenError::Entry {
-                backbone, source, ..
-            } => ExportError::Entry { backbone, source },
-            FingerprintOpenError::Load { source, .. } => ExportError::Backbone(source),
-            FingerprintOpenError::Mismatch { path, diff, .. } => {
-                ExportError::Mismatch { path, diff }
-            }
-        })?;
+    let (entry, bb) = backbone_for_fingerprint(
+        fp,
+        model,
+        models_dir,
+        "the head",
+        &BackboneOptions::default(),
+    )
+    .map_err(|e| match e {
+        FingerprintOpenError::Entry {
+            backbone, source, ..
+        } => ExportError::Entry { backbone, source },
+        FingerprintOpenError::Load { source, .. } => ExportError::Backbone(source),
+        FingerprintOpenError::Mismatch { path, diff, .. } => ExportError::Mismatch { path, diff },
+    })?;
 
     let (mut proto, node) =
         backbone::proto_and_cut(&entry, models_dir, &fp.layer).map_err(ExportError::Backbone)?;
