@@ -117,6 +117,20 @@ pub struct TrainArgs {
     /// part, i.e. about 1/d for standardised codes].
     #[arg(long, value_delimiter = ',')]
     pub gamma_grid: Option<Vec<f64>>,
+    /// Comma-separated hidden widths H for the dense network (`--head mlp`) [default: 64,256].
+    #[arg(long, value_delimiter = ',', value_name = "H")]
+    pub hidden_grid: Option<Vec<usize>>,
+    /// Comma-separated weight decays (L2 penalty, scikit-learn's alpha) for the dense network
+    /// [default: 0.0001,0.01,1].
+    #[arg(long, value_delimiter = ',')]
+    pub weight_decay_grid: Option<Vec<f64>>,
+    /// Fraction of the dense network's hidden units dropped at each training step [default: 0].
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// At most this many epochs of the dense network; early stopping on an inner validation
+    /// split usually ends it sooner [default: 200].
+    #[arg(long, value_name = "N")]
+    pub max_epochs: Option<usize>,
     /// When CV picks a C (or gamma) at an edge of its grid, add the next log-step beyond it and
     /// cross-validate again, up to this many times (0: keep the grid as given).
     #[arg(long, default_value_t = 1, value_name = "STEPS")]
@@ -191,6 +205,18 @@ impl TrainArgs {
         let mut grids = HeadGrids::default();
         grids.rbf_svm.gamma = self.gamma_grid.clone();
         grids.linear_svm.tol = self.linear_tol;
+        if let Some(h) = &self.hidden_grid {
+            grids.mlp.hidden = h.clone();
+        }
+        if let Some(w) = &self.weight_decay_grid {
+            grids.mlp.weight_decay = w.clone();
+        }
+        if let Some(p) = self.dropout {
+            grids.mlp.dropout = p;
+        }
+        if let Some(n) = self.max_epochs {
+            grids.mlp.max_epochs = n;
+        }
         let train = TrainConfig {
             heads: self.head.clone(),
             seed: self.seed,
