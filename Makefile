@@ -21,13 +21,15 @@ LAYER      ?= features
 DEMO_LAYER ?= all
 # ... and adds a second backbone's codes of the same photos (MODEL2, cut LAYER2): train then also
 # weighs MODEL2's codes alone and joined to MODEL's best cut (each block signed-square-rooted and
-# L2-normalised before the join). `make demo MODEL2=` trains on MODEL alone.
+# L2-normalised before the join). `make demo MODEL2=` trains on MODEL alone. Any registry backbone
+# can be MODEL2 (`make demo MODEL2=xception`); LAYER2 empty = MODEL2's default cut (mobilenetv2:
+# features; the classics: their pooled avg_pool).
 MODEL2     ?= mobilenetv2
-LAYER2     ?= features
+LAYER2     ?=
 POOL       ?= avg
 AUGMENT    ?= none
-CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(LAYER)--$(POOL)--$(AUGMENT)
-CACHE2     ?= runs/cache/$(DATASET)--$(MODEL2)--$(LAYER2)--$(POOL)--$(AUGMENT)
+CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(or $(LAYER),default)--$(POOL)--$(AUGMENT)
+CACHE2     ?= runs/cache/$(DATASET)--$(MODEL2)--$(or $(LAYER2),default)--$(POOL)--$(AUGMENT)
 # What train and eval read: CACHE alone, or (make demo) CACHE and CACHE2.
 CACHES     ?= $(CACHE)
 RUN        ?= runs/$(DATASET)--$(MODEL)
@@ -73,7 +75,7 @@ data: venv
 	$(PY) data/prepare.py $(DATASETS)
 
 features: build
-	$(TLEARN) extract --model $(MODEL) --layer $(LAYER) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
+	$(TLEARN) extract --model $(MODEL) $(if $(LAYER),--layer $(LAYER)) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
 
 train: build
 	$(TLEARN) train $(CACHES) --head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS) --out $(RUN)
@@ -160,7 +162,7 @@ bench-accuracy: build
 	$(MAKE) data DATASETS="$(BENCH_SETS)"
 	$(PY) bench/accuracy.py --model $(MODEL) --sets $(BENCH_SETS) --label '$(BENCH_LABEL)' \
 		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)' \
-		--model2 '$(or $(MODEL2),none)' --extract2-args='--layer $(LAYER2)'
+		--model2 '$(or $(MODEL2),none)' --extract2-args='$(if $(LAYER2),--layer $(LAYER2))'
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
