@@ -38,7 +38,7 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint clean
+.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-accuracy bench-classics bench-linfa-rbf lint clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + $(MODEL2) + the $(DATASET) photos, extract both, train, evaluate, report"
@@ -51,6 +51,7 @@ help:
 	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD); a cut set: the cut too) -> RUN/head.json"
 	@echo "make eval      held-out report for RUN/head.json -> RUN/report.{json,png}"
 	@echo "make bench     extraction vs onnxruntime, heads vs scikit-learn"
+	@echo "make bench-classics  inference of the classic backbones ($(CLASSICS)) vs onnxruntime, same ONNX"
 	@echo "make bench-accuracy  held-out accuracy of extract+train+eval over seeded splits per set (BENCH_LABEL, BENCH_EXTRACT_ARGS, BENCH_TRAIN_ARGS, BENCH_SETS) -> bench-out/accuracy.json"
 
 $(VENV)/.stamp: requirements.txt
@@ -163,6 +164,17 @@ bench-accuracy: build
 	$(PY) bench/accuracy.py --model $(MODEL) --sets $(BENCH_SETS) --label '$(BENCH_LABEL)' \
 		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)' \
 		--model2 '$(or $(MODEL2),none)' --extract2-args='$(if $(LAYER2),--layer $(LAYER2))'
+
+# The classic backbones' inference alone against onnxruntime on the same ONNX file at the same
+# input tensors (one core, alternating, bench/infer_bench.py), each at its default cut avg_pool.
+bench-classics: build
+	$(MAKE) models MODELS="$(CLASSICS)"
+	$(MAKE) data DATASETS=tuxpaint
+	cargo build --release --locked -p tlearn-extract --example infer_bench
+	for m in $(CLASSICS); do \
+		$(PY) bench/infer_bench.py --model $$m --tensor avg_pool --n 8 --passes 2 --rounds 3 \
+			--cpu 1 --variants all --out bench-out/infer-$$m.json || exit 1; \
+	done
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
