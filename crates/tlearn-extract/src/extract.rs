@@ -23,13 +23,12 @@
 //!
 //! The pieces live beside it: [`crate::encoder`] (what encodes), [`crate::listing`] (the
 //! folder), [`crate::views`] (one file → one vector), [`crate::budget`] (the memory budget),
-//! [`crate::summary`] (the report).
+//! [`crate::summary`] (the report), [`crate::workers`] (the work loop, shared with
+//! [`crate::extractor::Extractor`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -86,9 +85,6 @@ enum Outcome {
     Resumed(String, Vec<f32>),
     Skipped(String),
 }
-
-/// Results in flight between the workers and the writer, per worker thread.
-const QUEUE_PER_THREAD: usize = 2;
 
 fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
     let visible = enabled && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
@@ -218,15 +214,9 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let journal_existed = opts.out.join(tlearn_cache::JOURNAL_FILE).exists();
     let mut journal = JournalWriter::open(&opts.out, &fp)?;
 
-    let threads = opts
-        .threads
-        .unwrap_or_else(rayon::current_num_threads)
-        .max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting worker threads")?;
-    let budget = MemoryBudget::from_setting(opts.decode_memory)?;
+    let pool = crate::workers::pool(opts.threads)?;
+    let threads = pool.current_num_threads();
+    let budget = MemoryBudget::from_setting(opts.decode_memory);
     let pb = progress_bar(listing.files.len(), opts.progress);
     let abort_at = abort_after();
 
@@ -236,73 +226,43 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let mut results: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
     let mut extracted = 0usize;
     let mut large = Vec::new();
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<(usize, Outcome)>(QUEUE_PER_THREAD * threads);
-    let written: Result<()> = std::thread::scope(|s| {
-        let (next, budget, old, journal_map) = (&next, &budget, &old, &journal_map);
-        let augment = opts.augment;
-        let workers = s.spawn(move || {
-            pool.scope(|ps| {
-                for _ in 0..threads {
-                    let tx = tx.clone();
-                    ps.spawn(move |_| loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((rel, abs)) = files.get(i) else {
-                            break;
-                        };
-                        let o = process_file(
-                            enc,
-                            (augment, keep_views, unit),
-                            rel,
-                            abs,
-                            reuse_rows,
-                            old,
-                            journal_map,
-                            budget,
-                        );
-                        // The writer stopped (an error): stop too.
-                        if tx.send((i, o)).is_err() {
-                            break;
-                        }
-                    });
-                }
-            });
-        });
-        // The writer: journal each new vector as soon as it is done, in completion order.
-        let mut write = || -> Result<()> {
-            for (i, outcome) in &rx {
-                pb.inc(1);
-                if let Outcome::New(sha, e) = &outcome {
-                    let rel = &files[i].0;
-                    journal.append(rel, sha, &e.vector)?;
-                    journal.flush()?;
-                    extracted += 1;
-                    if abort_at.is_some_and(|n| extracted >= n) {
-                        eprintln!("TLEARN_ABORT_AFTER: aborting after {extracted} images");
-                        std::process::abort();
-                    }
-                    if e.reserved >= budget::LARGE {
-                        large.push(LargeRow {
-                            path: rel.clone(),
-                            width: e.declared.0,
-                            height: e.declared.1,
-                            decoded_bytes: e.reserved,
-                        });
-                    }
-                }
-                results[i] = Some(outcome);
+    let work = |i: usize| {
+        let (rel, abs) = &files[i];
+        process_file(
+            enc,
+            (opts.augment, keep_views, unit),
+            rel,
+            abs,
+            reuse_rows,
+            &old,
+            &journal_map,
+            &budget,
+        )
+    };
+    // The writer: journal each new vector as soon as it is done, in completion order.
+    crate::workers::pull_each(&pool, n, &work, &mut |i, outcome| {
+        pb.inc(1);
+        if let Outcome::New(sha, e) = &outcome {
+            let rel = &files[i].0;
+            journal.append(rel, sha, &e.vector)?;
+            journal.flush()?;
+            extracted += 1;
+            if abort_at.is_some_and(|n| extracted >= n) {
+                eprintln!("TLEARN_ABORT_AFTER: aborting after {extracted} images");
+                std::process::abort();
             }
-            Ok(())
-        };
-        let written = write();
-        // On an error, the workers' next send fails and they stop.
-        drop(rx);
-        if let Err(panic) = workers.join() {
-            std::panic::resume_unwind(panic);
+            if e.reserved >= budget::LARGE {
+                large.push(LargeRow {
+                    path: rel.clone(),
+                    width: e.declared.0,
+                    height: e.declared.1,
+                    decoded_bytes: e.reserved,
+                });
+            }
         }
-        written
-    });
-    written?;
+        results[i] = Some(outcome);
+        Ok(())
+    })?;
     pb.finish_and_clear();
     large.sort_by(|a, b| a.path.cmp(&b.path));
 
