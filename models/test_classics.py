@@ -233,6 +233,24 @@ def test_keras_h5_fetch_path_offline_on_tiny_files():
             fetch.MODELS_DIR, fetch.MANIFEST, pkgfetch.cache_dir = saved
 
 
+def test_fetch_says_a_noncommercial_licence_loudly():
+    """`make models MODELS=resnet152` prints the licence terms before anything else; the
+    permissively licensed classics fetch silently."""
+    import contextlib
+
+    reg = fetch.registry()
+    for name, loud in [("resnet152", True), ("xception", False), ("inception-v3", False)]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            fetch.noncommercial_notice(reg[name])
+        text = err.getvalue()
+        if loud:
+            assert "NON-COMMERCIAL LICENCE" in text and "resmem" in text and name in text, text
+        else:
+            assert text == "", (name, text)
+        assert reg[name].get("license"), f"{name}: no licence in the registry"
+
+
 def test_keras_reader_refuses_bad_files():
     good = tiny_vgg((2, 2, 3, 3, 3))
     missing = OrderedDict(good)
