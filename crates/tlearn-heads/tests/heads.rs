@@ -511,7 +511,7 @@ fn both_engines_train_logistic_and_rbf_on_real_digits() {
     let engine_of = |p: &HeadSpec| match p {
         HeadSpec::Logistic(s) => s.engine,
         HeadSpec::RbfSvm(s) => s.engine,
-        HeadSpec::LinearSvm(_) => Engine::Tlearn,
+        HeadSpec::LinearSvm(_) | HeadSpec::Mlp(_) => Engine::Tlearn,
     };
     let tmp = tempdir().unwrap();
     let cache = digits_cache(tmp.path());
