@@ -189,8 +189,8 @@ pub struct TrainArgs {
     /// again by eval and predict.
     #[arg(long, value_enum, default_value = "sqrt-l2")]
     pub block_norm: BlockNormChoice,
-    /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
-    /// <repo>/models).
+    /// Models directory, to know each backbone's bottleneck cut (default: as `tlearn models
+    /// --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Output directory: head.json (the model), cv.json (CV curve, split and folds, the
