@@ -8,8 +8,8 @@
 //! Hand-written on ndarray rather than on candle-nn or burn: the network is two matrix products
 //! each way, the same `dot` the other heads use, and the training loop is about 150 lines. Measured
 //! on Tux Paint codes (121 and 216 × 1,280 rows, H = 256, batch 200, Adam, 100 epochs, one
-//! core), this loop runs about 6.5 times faster than candle-nn 0.11.1's `Linear` + `AdamW` on its
-//! CPU backend (see `bench/RESULTS.md`, "Dense head"), and candle would add a second tensor type,
+//! core), this loop runs 4 to 7 times faster than candle-nn 0.11.1's `Linear` + `AdamW` on its
+//! CPU backend (alternating pairs over two runs) (see `bench/RESULTS.md`, "Dense head"), and candle would add a second tensor type,
 //! its own random-number stream (no bit-for-bit seed control from the fit's seed) and about 150
 //! crates to the build (bench/candle-mlp's lock file).
 
