@@ -54,6 +54,24 @@ fn a_copied_binary_finds_its_models_at_run_time_and_says_where_it_looked() {
         assert!(err.contains(said), "{said:?} not in: {err}");
     }
     assert!(!err.contains(repo().to_str().unwrap()), "{err}");
+    // Away from a checkout `tlearn models fetch` has no converter: it says where it looked and
+    // what to run, and writes nothing.
+    let o = copied_binary(dir)
+        .args(["models", "fetch", "mobilenetv2"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for said in [
+        "no model converter",
+        "make models MODELS=\"mobilenetv2\"",
+        "home/.cache/tlearn/models",
+    ] {
+        assert!(err.contains(said), "{said:?} not in: {err}");
+    }
+    assert!(!dir
+        .join("home/.cache/tlearn/models/mobilenetv2.onnx")
+        .exists());
 
     // TLEARN_MODELS: the full ImageNet model classifies a photo given from another directory.
     let o = run_ok(

@@ -1,13 +1,19 @@
 //! `tlearn models`: the models directory found and how, then every registry backbone with
-//! whether its file is there, its default cut and its licence.
+//! whether its file is there, its default cut and its licence. `tlearn models fetch NAME...`
+//! runs the checkout's converter into that directory (`registry::fetch_models`).
 
 use anyhow::Result;
-use tlearn_extract::registry::Registry;
+use tlearn_extract::registry::{self, Registry};
 
 use crate::flags::hiargs::Models;
 
 pub fn run(a: Models) -> Result<()> {
     let dir = &a.found.dir;
+    if !a.fetch.is_empty() {
+        let cwd = std::env::current_dir()?;
+        println!("fetching {} into {}", a.fetch.join(", "), dir.display());
+        return registry::fetch_models(&a.fetch, dir, &cwd);
+    }
     println!("models directory: {}", dir.display());
     println!("looked for in: {}", a.found.searched.join(", then "));
     let reg = Registry::load(dir)?;
@@ -40,9 +46,9 @@ pub fn run(a: Models) -> Result<()> {
     }
     if !missing.is_empty() {
         println!(
-            "\nto fetch one: `make models MODELS=NAME` in a checkout (the converters are Python, \
-             run in its venv), then use that checkout's models/ or copy the .onnx files (with \
-             manifest.json) into {}",
+            "\nto fetch one: `tlearn models fetch NAME` run in a checkout (the converters are \
+             Python, run in its venv; `make models MODELS=NAME` there does the same), or copy \
+             the .onnx files (with manifest.json) into {}",
             dir.display()
         );
     }

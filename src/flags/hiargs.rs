@@ -36,6 +36,8 @@ pub enum HiArgs {
 /// `tlearn models`: the models directory found (and how), and the registry.
 pub struct Models {
     pub found: registry::ModelsDir,
+    /// Backbones to fetch into it (`tlearn models fetch`), none to list.
+    pub fetch: Vec<String>,
 }
 
 impl HiArgs {
@@ -51,6 +53,10 @@ impl HiArgs {
             Command::Eval(a) => HiArgs::Eval(a),
             Command::Models(a) => HiArgs::Models(Models {
                 found: registry::find_models_dir(a.models_dir.as_deref()),
+                fetch: match a.action {
+                    Some(super::models::ModelsAction::Fetch { names }) => names,
+                    None => Vec::new(),
+                },
             }),
         })
     }

@@ -316,6 +316,63 @@ pub fn models_dir(explicit: Option<&Path>) -> PathBuf {
     find_models_dir(explicit).dir
 }
 
+/// The converter that fetches and converts models: `models/fetch.py` run by the project's
+/// venv (`.venv/bin/python`) of the checkout holding `cwd` or above. The conversions read
+/// PyTorch and Keras weight files with the Python tooling the checkout already keeps (the
+/// `make models` path); an installed binary without a checkout is told what to run instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Converter {
+    pub python: PathBuf,
+    pub script: PathBuf,
+}
+
+/// Find [`Converter`] from `cwd` upwards.
+pub fn find_converter(cwd: &Path) -> Option<Converter> {
+    cwd.ancestors().find_map(|d| {
+        let script = d.join("models").join("fetch.py");
+        let python = d.join(".venv").join("bin").join("python");
+        (script.is_file() && python.is_file()).then_some(Converter { python, script })
+    })
+}
+
+/// Fetch and convert the named registry backbones into `dir` with the checkout's converter
+/// (found from `cwd`). Unknown names fail before anything runs; without a converter the error
+/// says where it was looked for and what to run.
+pub fn fetch_models(names: &[String], dir: &Path, cwd: &Path) -> Result<()> {
+    let reg = Registry::load(dir)?;
+    for n in names {
+        reg.get(n)?;
+    }
+    let Some(c) = find_converter(cwd) else {
+        bail!(
+            "no model converter: looked for models/fetch.py and .venv/bin/python in {} and every \
+             directory above it; in a tlearn checkout run `make venv` then \
+             `TLEARN_MODELS={} make models MODELS=\"{}\"`",
+            cwd.display(),
+            dir.display(),
+            names.join(" ")
+        );
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating models directory {}", dir.display()))?;
+    let status = std::process::Command::new(&c.python)
+        .arg(&c.script)
+        .args(names)
+        .env("TLEARN_MODELS", dir)
+        .status()
+        .with_context(|| format!("running {} {}", c.python.display(), c.script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} {} {} failed ({status}); models directory {}",
+            c.python.display(),
+            c.script.display(),
+            names.join(" "),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +411,40 @@ mod tests {
         // A directory without the registry reads the built-in one.
         let reg = Registry::load(&elsewhere).unwrap();
         assert!(reg.get("efficientnet-lite0").is_ok());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn fetch_finds_the_checkout_converter_or_names_where_it_looked() {
+        let tmp = std::env::temp_dir().join(format!("tlearn-converter-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let checkout = tmp.join("checkout");
+        let deep = checkout.join("data").join("x");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(checkout.join("models")).unwrap();
+        std::fs::write(checkout.join("models/fetch.py"), "").unwrap();
+        // Without the venv there is no converter.
+        assert_eq!(find_converter(&deep), None);
+        std::fs::create_dir_all(checkout.join(".venv/bin")).unwrap();
+        std::fs::write(checkout.join(".venv/bin/python"), "").unwrap();
+        let c = find_converter(&deep).unwrap();
+        assert_eq!(c.script, checkout.join("models/fetch.py"));
+        assert_eq!(c.python, checkout.join(".venv/bin/python"));
+        let elsewhere = tmp.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let into = tmp.join("into");
+        // An unknown name fails first, listing the known ones.
+        let e = fetch_models(&["nope".into()], &into, &elsewhere).unwrap_err();
+        assert!(e.to_string().contains("efficientnet-lite0"), "{e:#}");
+        // No checkout: the error names where it looked and what to run.
+        let e = fetch_models(&["efficientnet-lite0".into()], &into, &elsewhere).unwrap_err();
+        let said = e.to_string();
+        assert!(said.contains(&elsewhere.display().to_string()), "{said}");
+        assert!(
+            said.contains("make models MODELS=\"efficientnet-lite0\""),
+            "{said}"
+        );
+        assert!(!into.exists());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 
