@@ -60,8 +60,18 @@ pub fn run(args: ShowArgs) -> Result<()> {
             args.model
         );
     }
-    let bytes = std::fs::read(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?;
+    if let (base, Some(k)) = tlearn_extract::grid::split_grid(&args.layer)? {
+        bail!(
+            "--layer {}: show draws a layer's own maps; the grid (@{k}x{k}) pools them into \
+             cells, so show the layer itself: --layer {base}",
+            args.layer
+        );
+    }
+    let bytes = tlearn_extract::listing::read_image_file(
+        &args.image,
+        tlearn_extract::listing::MAX_FILE_BYTES,
+    )
+    .with_context(|| format!("cannot read {}", args.image.display()))?;
     let dir = registry::models_dir(args.models_dir.as_deref());
     let entry = entry_for(
         &args.model,

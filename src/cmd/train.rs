@@ -156,6 +156,11 @@ pub struct TrainArgs {
     /// again by eval and predict.
     #[arg(long, value_enum, default_value = "sqrt-l2")]
     pub block_norm: BlockNormChoice,
+    /// Refuse, before it starts, a search whose logistic regression fits are estimated to take
+    /// longer than this on this machine (many classes make each fit slow); a search estimated
+    /// over a minute is announced with its estimate.
+    #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
+    pub max_minutes: f64,
     /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
     /// <repo>/models).
     #[arg(long)]
@@ -165,6 +170,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
 }
+
+/// The files `train` writes into --out (atomically, through temp files).
+const RUN_FILES: [&str; 4] = [
+    "head.json",
+    "cv.json",
+    "cv-cuts.png",
+    tlearn_cache::atomic::PROBE_FILE,
+];
 
 /// The caches PATHs name, loaded, with the names reports use and which cut is a backbone's
 /// bottleneck (its registry default cut).
@@ -219,7 +232,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if !(args.test_size > 0.0 && args.test_size < 1.0) {
         bail!("--test-size must be strictly between 0 and 1");
     }
-    // Fail now, not after the cross-validation, when the results cannot be saved.
+    // Fail now, not after the cross-validation, when the results cannot be saved. One `train`
+    // at a time per --out (two at once mixed their head.json and cv.json); the lock holder also
+    // removes what a killed run left half-written there.
+    let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &RUN_FILES, |holder| {
+        eprintln!(
+            "waiting: {} is being written by {holder}",
+            args.out.display()
+        )
+    })
+    .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     tlearn_cache::check_writable(&args.out)
         .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     let inputs = load_inputs(&args.caches, args.models_dir.as_deref())?;
@@ -265,6 +287,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             BlockNormChoice::L2 => Some(BlockRule::L2),
             BlockNormChoice::None => None,
         },
+        max_minutes: Some(args.max_minutes),
         ..CutConfig::new(train)
     };
     for i in &inputs {

@@ -51,8 +51,11 @@ pub struct Options {
     pub dataset: PathBuf,
     pub out: PathBuf,
     pub augment: Augment,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most [`worker_threads`] allows).
     pub threads: Option<usize>,
+    /// Largest image file read, in bytes (default [`crate::listing::MAX_FILE_BYTES`]): larger
+    /// files are skipped as too large without being read.
+    pub max_file_size: u64,
     /// Bytes of decoded pixels in flight across all threads (default: see [`crate::budget`]).
     pub decode_memory: Option<u64>,
     /// Replace a cache made with another extractor instead of refusing.
@@ -71,6 +74,7 @@ impl Options {
             out: out.into(),
             augment: Augment::None,
             threads: None,
+            max_file_size: crate::listing::MAX_FILE_BYTES,
             decode_memory: None,
             overwrite: false,
             progress: true,
@@ -109,6 +113,28 @@ fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
     pb
 }
 
+/// Worker threads per core at most: the workers overlap decoding with inference, and more than
+/// a few per core only adds threads (each with its own activations) that wait for a core.
+pub const THREADS_PER_CORE: usize = 4;
+
+/// The worker threads of a run over `files` images on `cores` cores: `asked` (default: one per
+/// core), at most one per image and [`THREADS_PER_CORE`] per core; with a note when `asked` was
+/// more than that (`--threads 100000` started 4,100 threads and did not finish in a minute).
+pub fn worker_threads(asked: Option<usize>, files: usize, cores: usize) -> (usize, Option<String>) {
+    let cap = files.min(THREADS_PER_CORE * cores.max(1)).max(1);
+    let want = asked.unwrap_or(cores).max(1);
+    if want <= cap {
+        return (want, None);
+    }
+    let note = asked.map(|n| {
+        format!(
+            "note: --threads {n} is more than this run can use; using {cap} (at most one per \
+             image, {files} to do, and {THREADS_PER_CORE} per core, {cores} cores)"
+        )
+    });
+    (cap, note)
+}
+
 /// `TLEARN_ABORT_AFTER=N`: test hook that aborts the process after N new vectors are journaled.
 fn abort_after() -> Option<usize> {
     std::env::var("TLEARN_ABORT_AFTER").ok()?.parse().ok()
@@ -143,11 +169,17 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     })?;
 
     // The previous cache (a cut set joined): same extractor, or a refusal that says what differs.
+    // What `out` holds was made by this very extractor (its fingerprint says so) but does not
+    // read: nothing is lost by extracting it again, so it is repaired without --overwrite.
+    let same_extractor = || {
+        tlearn_cache::existing_fingerprint(&opts.out)
+            .is_some_and(|f| f.compare(&fp, "cache", "this run").is_none())
+    };
     let previous = match tlearn_cache::set::read_joined(&opts.out) {
         Ok(c) => c,
-        Err(e) if opts.overwrite => {
+        Err(e) if opts.overwrite || same_extractor() => {
             eprintln!(
-                "warning: ignoring unreadable cache {}: {e:#}",
+                "warning: ignoring unreadable cache {} (every image is extracted again): {e:#}",
                 opts.out.display()
             );
             None
@@ -193,8 +225,18 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     } else {
         previous.as_ref().map(|c| c.x.view())
     };
-    // Rows to reuse by (path, sha256); rows that are not finite (codes or kept views) are
-    // extracted again (repair).
+    // Rows to reuse by (path, sha256); rows that are not finite (codes or kept views), and rows
+    // of an index.csv out of order or repeated whose vector is not proven theirs, are extracted
+    // again (repair).
+    if let Some(c) = previous.as_ref().filter(|c| !c.misplaced.is_empty()) {
+        eprintln!(
+            "warning: {}: {} of {} rows are out of path order or repeated, so their vectors \
+             cannot be matched to their images; extracting them again",
+            opts.out.join(tlearn_cache::INDEX_FILE).display(),
+            c.misplaced.len(),
+            c.rows()
+        );
+    }
     let old: HashMap<(&str, &str), usize> = previous
         .as_ref()
         .filter(|_| reuse_rows.is_some())
@@ -202,6 +244,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
             let bad: BTreeSet<usize> = c
                 .non_finite
                 .iter()
+                .chain(&c.misplaced)
                 .chain(previous_views.iter().flat_map(|(_, bad)| bad))
                 .copied()
                 .collect();
@@ -218,10 +261,14 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let journal_existed = opts.out.join(tlearn_cache::JOURNAL_FILE).exists();
     let mut journal = JournalWriter::open(&opts.out, &fp)?;
 
-    let threads = opts
-        .threads
-        .unwrap_or_else(rayon::current_num_threads)
-        .max(1);
+    let (threads, note) = worker_threads(
+        opts.threads,
+        listing.files.len(),
+        rayon::current_num_threads(),
+    );
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -240,7 +287,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let (tx, rx) = mpsc::sync_channel::<(usize, Outcome)>(QUEUE_PER_THREAD * threads);
     let written: Result<()> = std::thread::scope(|s| {
         let (next, budget, old, journal_map) = (&next, &budget, &old, &journal_map);
-        let augment = opts.augment;
+        let (augment, max_file_size) = (opts.augment, opts.max_file_size);
         let workers = s.spawn(move || {
             pool.scope(|ps| {
                 for _ in 0..threads {
@@ -252,7 +299,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
                         };
                         let o = process_file(
                             enc,
-                            (augment, keep_views, unit),
+                            (augment, keep_views, unit, max_file_size),
                             rel,
                             abs,
                             reuse_rows,
@@ -476,8 +523,10 @@ fn write_output(
 ) -> Result<()> {
     let cuts = enc.cuts();
     if cuts.len() == 1 {
-        tlearn_cache::set::retire_set(out)?;
+        // The plain cache first (a reader prefers it to a set), then the set it replaces: a run
+        // killed in between leaves one complete cache or the other.
         tlearn_cache::write_with_views(out, meta, index, features, views, skipped)?;
+        tlearn_cache::set::retire_set(out)?;
         return Ok(());
     }
     let entries = cuts
@@ -498,7 +547,7 @@ fn write_output(
 #[allow(clippy::too_many_arguments)]
 fn process_file(
     enc: &dyn Encoder,
-    (augment, keep_views, unit): (Augment, bool, usize),
+    (augment, keep_views, unit, max_file_size): (Augment, bool, usize, u64),
     rel: &str,
     abs: &Path,
     reuse: Option<ArrayView2<f32>>,
@@ -506,9 +555,9 @@ fn process_file(
     journal: &HashMap<(String, String), Vec<f32>>,
     budget: &MemoryBudget,
 ) -> Outcome {
-    let bytes = match std::fs::read(abs) {
+    let bytes = match crate::listing::read_image_file(abs, max_file_size) {
         Ok(b) => b,
-        Err(e) => return Outcome::Skipped(format!("unreadable file: {e}")),
+        Err(e) => return Outcome::Skipped(e.to_string()),
     };
     let sha = hex::encode(Sha256::digest(&bytes));
     if let (Some(r), Some(&i)) = (reuse, old.get(&(rel, sha.as_str()))) {
@@ -527,5 +576,26 @@ fn process_file(
     match encoded {
         Ok(v) => Outcome::New(sha, v),
         Err(e) => Outcome::Skipped(format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_capped_by_the_images_and_the_cores_with_a_note_when_asked() {
+        assert_eq!(worker_threads(None, 24, 2), (2, None));
+        assert_eq!(worker_threads(None, 1, 16), (1, None));
+        assert_eq!(worker_threads(Some(6), 24, 2), (6, None));
+        let (n, note) = worker_threads(Some(100_000), 24, 2);
+        assert_eq!(n, 8);
+        let note = note.unwrap();
+        assert!(
+            note.contains("--threads 100000") && note.contains("using 8"),
+            "{note}"
+        );
+        assert_eq!(worker_threads(Some(1000), 3, 64).0, 3);
+        assert_eq!(worker_threads(Some(0), 10, 4), (1, None));
     }
 }

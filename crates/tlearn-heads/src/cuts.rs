@@ -108,6 +108,9 @@ pub struct CutConfig {
     /// raw). The same rule at screen, full grid, final fit, and (saved in the head's transform)
     /// at `eval` and `predict`.
     pub block_norm: Option<BlockRule>,
+    /// Refuse a search whose logistic fits are estimated to take longer than this
+    /// ([`crate::search_cost`]); `None`: no limit.
+    pub max_minutes: Option<f64>,
 }
 
 impl CutConfig {
@@ -120,6 +123,7 @@ impl CutConfig {
             finalists: 2,
             fixed: None,
             block_norm: Some(BlockRule::SqrtL2),
+            max_minutes: Some(60.0),
         }
     }
 
@@ -458,7 +462,30 @@ pub fn select(
     cfg: &CutConfig,
     mut progress: impl FnMut(Event),
 ) -> Result<CutsOutcome> {
+    // Options no candidate can use are refused before any CV work, by their own names.
+    cfg.train.check()?;
+    pipeline::check_grid("--screen-c-grid", &cfg.screen_c_grid)?;
+    if let Some(names) = &cfg.fixed {
+        if let Some((i, n)) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+        {
+            anyhow::bail!(
+                "--cut {}: '{n}' is named twice (part {} and part {}); a concatenation joins \
+                 different cuts",
+                names.join("+"),
+                names.iter().position(|m| m == n).unwrap_or(0) + 1,
+                i + 1
+            );
+        }
+    }
     check_same_images(inputs)?;
+    if let Some(est) = crate::search_cost::estimate(inputs, cfg) {
+        if let Some(note) = crate::search_cost::check(&est, cfg.max_minutes)? {
+            progress(Event::Stage(note));
+        }
+    }
     // `--train-views on` needs every cut's views: refused before any CV work.
     if cfg.train.train_views == TrainViews::On {
         if let Some(i) = inputs.iter().find(|i| i.cache.meta.views.is_empty()) {

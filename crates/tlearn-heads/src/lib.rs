@@ -26,6 +26,7 @@ pub mod report;
 pub mod report_cuts;
 pub mod report_html;
 pub mod report_plots;
+pub mod search_cost;
 pub mod select;
 pub mod split;
 pub mod transform;

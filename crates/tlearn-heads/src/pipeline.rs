@@ -70,6 +70,36 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Refuse settings no candidate can use before any CV work, naming the option: the C and
+    /// gamma grids (positive numbers) and the linear SVM's tolerance (positive).
+    pub fn check(&self) -> Result<()> {
+        check_grid("--c-grid", &self.c_grid)?;
+        if let Some(g) = &self.gamma_grid {
+            check_grid("--gamma-grid", g)?;
+        }
+        if !(self.linear_tol.is_finite() && self.linear_tol > 0.0) {
+            bail!(
+                "--linear-tol must be a positive number, got {}",
+                self.linear_tol
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A grid of C or gamma values: not empty, every value a positive finite number; `option`
+/// names it in the error.
+pub fn check_grid(option: &str, grid: &[f64]) -> Result<()> {
+    if let Some(bad) = grid.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+        bail!("{option} must be a non-empty list of positive numbers, got {bad}");
+    }
+    if grid.is_empty() {
+        bail!("{option} must be a non-empty list of positive numbers, got none");
+    }
+    Ok(())
+}
+
 /// The split and fold assignment, exported so other tools (the scikit-learn bench) can use the
 /// very same rows.
 #[derive(Debug, Clone, Serialize)]
@@ -217,9 +247,7 @@ pub fn train_with_views(
     if cfg.heads.is_empty() {
         bail!("no head kinds to try");
     }
-    if cfg.c_grid.is_empty() || cfg.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
-        bail!("--c-grid must be a non-empty list of positive numbers");
-    }
+    cfg.check()?;
     // Ascending and without repeats: the order the C paths are walked (early stopping, edges).
     let mut c_grid = cfg.c_grid.clone();
     c_grid.sort_by(|a, b| a.total_cmp(b));
