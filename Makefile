@@ -33,13 +33,15 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint clean
+.PHONY: help venv build python models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint wording clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + $(MODEL2) + the $(DATASET) photos, extract both, train, evaluate, report"
 	@echo "make test      every test, including the end-to-end ones on real models and data"
 	@echo "make test-fast cargo test (unit + fast integration tests only)"
+	@echo "make lint      wording and links of the tracked files, cargo fmt --check, clippy -D warnings"
 	@echo "make fuzz      proptest on decoder, cache, journal, cut set, head loader (FUZZ_CASES=$(FUZZ_CASES) a property)"
+	@echo "make python    build the Python package (crates/tlearn-py) and install it into $(VENV)"
 	@echo "make models    fetch + convert backbones (MODELS='$(MODELS)')"
 	@echo "make data      materialise data sets under data/ (DATASETS='$(DATASETS)')"
 	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) POOL=$(POOL) -> CACHE"
@@ -62,6 +64,16 @@ venv: $(VENV)/.stamp
 CPU        ?=
 build:
 	$(if $(CPU),RUSTFLAGS="-C target-cpu=$(CPU)") cargo build --release --locked
+
+# The Python package: maturin builds the extension with cargo in this workspace's target/, release
+# profile, so the compiled tract and the other dependencies are reused: after `make build` only the
+# bindings compile; after `make test`'s cargo run, tlearn's own crates compile once more (without
+# tlearn-cache's test-only feature; about 3.5 CPU-minutes), never tract. Then the abi3 wheel goes
+# into the venv.
+python: venv
+	$(VENV)/bin/maturin build --release --locked --quiet -m crates/tlearn-py/Cargo.toml \
+		--interpreter $(PY) --out target/wheels
+	$(PY) -m pip install -q --force-reinstall --no-deps target/wheels/tlearn-*-abi3-*.whl
 
 models: venv
 	$(PY) models/fetch.py $(MODELS)
@@ -97,14 +109,17 @@ fuzz: venv
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release --locked --test fuzz_inputs -- --include-ignored
 
 # Heavy end-to-end tests are #[ignore]d in plain `cargo test`; this target fetches what they
-# need (models, data, Debian's chromium for the report.html browser test) and runs everything.
-test: venv
+# need (models, data, Debian's chromium for the report.html browser test) and runs everything,
+# after the cheap wording and link check.
+test: wording venv
 	command -v chromium >/dev/null || apt-get install -y -qq chromium
 	$(MAKE) models
 	$(MAKE) data
 	$(PY) models/test_convert.py
 	$(PY) -m unittest data/test_prepare.py
 	cargo test --workspace --release --locked -- --include-ignored
+	$(MAKE) python
+	$(PY) -m unittest discover -s crates/tlearn-py/tests -v
 
 # Side by side in one run: extraction vs onnxruntime+PIL (serial and savvy scripts of
 # ../shared/peers, on the Tux Paint PNGs and on generated 12 MP JPEGs, pinned to cores 0,1), heads vs scikit-learn GridSearchCV on
@@ -142,8 +157,8 @@ bench: build
 	taskset -c 0,1 $(PY) bench/heads_bench.py runs/cache/fashion-mnist-6000--efficientnet-lite0--features--avg--none \
 		--auto --test-size 0.3 --folds 5 --repeat 3 --out bench-out/heads-auto-fashion-mnist-6000.json
 
-# Issue 10's accuracy goals, measured through the CLI (extract, then train + eval per seed: Tux
-# Paint seeds 0-9, the others 0-2, test size 0.3). The defaults are make demo's (MODEL's cut set
+# Held-out accuracy through the CLI (extract, then train + eval per seed: Tux Paint seeds 0-9,
+# the others 0-2, test size 0.3; results in bench/RESULTS.md). The defaults are make demo's (MODEL's cut set
 # + MODEL2's LAYER2). Compare configurations by label:
 #   make bench-accuracy BENCH_LABEL=after BENCH_SETS=tuxpaint
 #   make bench-accuracy BENCH_LABEL=one-backbone MODEL2= BENCH_TRAIN_ARGS="--block-norm none"
@@ -163,7 +178,12 @@ bench-linfa-rbf: build
 		--heads rbf-svm --engines linfa --repeat 1 --no-large \
 		--out bench-out/heads-fashion-mnist-linfa-rbf.json
 
-lint:
+# The tracked files speak of the product only (no issue or session numbers, temporary paths or
+# machine load), and every link and anchor in the Markdown documents resolves.
+wording:
+	python3 tools/check_wording.py
+
+lint: wording
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 

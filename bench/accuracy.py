@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Accuracy benchmark: the real CLI, end to end, over seeded splits (issue 10's goals).
+"""Accuracy benchmark: the real CLI, end to end, over seeded splits.
 
     .venv/bin/python bench/accuracy.py                       # every set, the tool's defaults
                                                              # (lite0 `extract --layer all` + mobilenetv2 `features`, train choosing)
@@ -18,7 +18,7 @@ and `tlearn eval --head RUN/head.json CACHE [CACHE2] --out RUN`; the held-out ac
 figure is what a user of these commands gets. The defaults are `make demo`'s: MODEL
 efficientnet-lite0 with `--layer all` (every named cut), MODEL2 mobilenetv2 `--layer features`.
 
-Seeds (issue 10): Tux Paint 0-9, Fashion-MNIST and MNIST 0-2 (`--seeds SET=0-9`, repeatable, to
+Seeds (default): Tux Paint 0-9, Fashion-MNIST and MNIST 0-2 (`--seeds SET=0-9`, repeatable, to
 change). Extra arguments also come from the environment, so a Makefile run can be steered:
 TLEARN_BENCH_MODEL, TLEARN_BENCH_EXTRACT_ARGS, TLEARN_BENCH_MODEL2, TLEARN_BENCH_EXTRACT2_ARGS,
 TLEARN_BENCH_TRAIN_ARGS, TLEARN_BENCH_LABEL,
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", nargs="+", default=env("TLEARN_BENCH_SETS", "tuxpaint fashion-mnist mnist").split())
     p.add_argument("--seeds", action="append", default=[], metavar="SET=SPEC",
-                   help="seeds of one set, e.g. tuxpaint=0-9 or mnist=0,1 (default: issue 10's)")
+                   help="seeds of one set, e.g. tuxpaint=0-9 or mnist=0,1 (default: tuxpaint=0-9, the others 0-2)")
     p.add_argument("--model", default=env("TLEARN_BENCH_MODEL", "efficientnet-lite0"))
     p.add_argument("--extract-args", default=env("TLEARN_BENCH_EXTRACT_ARGS", "--layer all"),
                    help="extra `tlearn extract` arguments, one shell-quoted string (default "

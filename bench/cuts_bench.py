@@ -5,8 +5,8 @@ alone, on the same images, model, threads and cores.
 Each side runs as its own child process, pinned with `taskset -c CPUS` (default 0,1), into a
 fresh output directory (nothing reused), and the sides alternate (features, all, then the next
 round in the other order), so a slow spell of the machine hits both. Reported: each side's
-median wall seconds and images/s, the per-round ratio all/features and its median (the issue's
-goal: at most 1.25). Output: `bench-out/cuts.json` and a table.
+median wall seconds and images/s, the per-round ratio all/features and its median (the
+target: at most 1.25). Output: `bench-out/cuts.json` and a table.
 
 Usage: .venv/bin/python bench/cuts_bench.py [--data data/tuxpaint] [--repeat 5] [--cpus 0,1]
        [--threads 2] [--model efficientnet-lite0] [--tlearn target/release/tlearn]

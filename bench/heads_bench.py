@@ -280,7 +280,7 @@ def bench_auto(cache: Path, folds, seed, test_size, work: Path, repeat, modes=("
                partial: Path | None = None):
     """Alternate tlearn and scikit-learn (each `modes` entry: which grid points) `repeat` times;
     medians and per-round ratios tlearn / scikit-learn. After each round the figures so far are
-    written to `partial` (a long run on a loaded machine keeps what it measured)."""
+    written to `partial` (a long run that is stopped keeps what it measured)."""
     x, y = load_cache(cache)
     out = work / "auto"
     cmd = [str(TLEARN), "train", str(cache), "--head", "auto", "--seed", str(seed),

@@ -1,4 +1,4 @@
-//! Selection over cuts (issue 10 item 2) on the real model and the real Tux Paint photos: a cut
+//! Selection over cuts on the real model and the real Tux Paint photos: a cut
 //! set, `train` choosing the cut by CV, `eval` finding the head's cut(s) in the set, a forced
 //! concatenation end to end (eval, predict, export refused), a second backbone's codes, and the
 //! refusals (another image set, a cache without the head's cut, an unknown --cut).

@@ -210,7 +210,7 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
         // PCA whitening divides each component by its standard deviation, so the last
         // components magnify the backbones' float differences (onnxruntime's and tract's
         // convolutions sum in other orders: codes differ by up to 7e-6) before the RBF kernel:
-        // measured 1.04e-4 (onnxruntime) and 9.3e-5 (tract) with the solver of issue 10 item 7,
+        // measured 1.04e-4 (onnxruntime) and 9.3e-5 (tract) with the warm-started solvers,
         // against 6.8e-5 for the RBF head on standardised codes.
         let bound = if kind == "rbf-svm-pca-whiten" {
             2e-4

@@ -1,4 +1,4 @@
-//! CV scores the rule that predicts (issue 9, item 7): on MNIST digits through
+//! CV scores the rule that predicts: on MNIST digits through
 //! EfficientNet-Lite0, a one-vs-rest linear SVM used to score 0.95 in CV and 0.87 held out,
 //! because `eval` ranked classes by per-class Platt probabilities (three of them flat) while CV
 //! ranked them by decision values. Needs `make models data` (run by `make test`).

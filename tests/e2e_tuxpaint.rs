@@ -23,7 +23,7 @@ fn tuxpaint_lite0_heads_learn_and_predict_held_out_photos() {
     assert_eq!(summary["dim"].as_u64(), Some(1280));
 
     // 216 photos: one split's accuracy has a standard error of about 4-5 points (one photo of a
-    // 65-image held-out part is 1.5). Judge each head as the README and issue 10 do: the mean
+    // 65-image held-out part is 1.5). Judge each head as bench/RESULTS.md does: the mean
     // over ten seeded splits (seeds 0-9) holding out 30%, with the default transform search and
     // grid. (Five 20% splits left the 0.85 bar one photo from chance: 0.843-0.848 for every
     // transform on seeds 1-5, while seeds 0-9 at 30% give 0.878 for both heads.)

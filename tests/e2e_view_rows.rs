@@ -1,4 +1,4 @@
-//! Augmented training codes (issue 10, item 4): `extract --keep-views` keeps every view's codes
+//! Augmented training codes: `extract --keep-views` keeps every view's codes
 //! (`views.npy`, `[N, V, D]`, their mean is the `features.npy` row) for plain caches and cut
 //! sets, through the journal (resume) and the repair of damaged rows; `train --train-views`
 //! trains on each training image's views while validation and held-out images are scored on
@@ -218,8 +218,8 @@ fn kept_views_average_to_features_for_a_cache_and_a_cut_set_and_survive_resume_a
 #[test]
 #[ignore = "needs make models/data (EfficientNet-Lite0, smoke photos); run by make test"]
 fn view_rows_never_cross_the_split_and_train_auto_compares_both_on_the_same_folds() {
-    use tlearn_heads::select::fold_rows;
     use tlearn_heads::split::{stratified_folds, train_test_split};
+    use tlearn_heads::train::cross_validation::fold_rows;
     use tlearn_heads::view_rows::{expand, training_rows};
 
     common::require_model("efficientnet-lite0");

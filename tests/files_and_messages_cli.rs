@@ -1,4 +1,4 @@
-//! Files and messages (issue 12, item 5), through the real `tlearn` binary with the raw-pixels
+//! Files and messages, through the real `tlearn` binary with the raw-pixels
 //! backbone on generated photos (and the tiny real CNN of tlearn-extract's tests for
 //! `--mean`/`--std`): what an input error leaves behind, stale temp files, a full disk, an
 //! unwritable `--out`, file names that are not UTF-8, hidden files, one file in two classes, two
@@ -330,7 +330,7 @@ fn a_full_disk_names_the_file_once_and_loses_nothing() {
     assert!(!out.join("journal.bin").exists());
 }
 
-/// Two `tlearn extract` processes on one `--out` (issue 12, item 1, across processes): the
+/// Two `tlearn extract` processes on one `--out` (across processes): the
 /// second says who holds the cache and waits, then finds every image already there; both exit
 /// 0 and the cache holds each image once.
 #[test]

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use tlearn_heads::{cuts, eval_report, report, SavedHead};
+use tlearn_heads::Evaluation;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -37,24 +37,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     // Not while a `train` (or another `eval`) writes --out: its head.json and cv.json would be
     // from two runs.
     let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &REPORT_FILES, |holder| {
-        eprintln!(
-            "waiting: {} is being written by {holder}",
-            args.out.display()
-        )
+        eprintln!("waiting: {} is being written by {holder}", args.out.display())
     })?;
-    let head = SavedHead::load(&args.head)?;
-    let mut named = Vec::new();
-    for p in &args.caches {
-        named.extend(tlearn_cache::resolve(p)?);
-    }
-    let cache = cuts::assemble_for_head(&head, &named)?;
-    let rep = tlearn_heads::evaluate(&head, &cache, args.all)?;
-    print!("{}", report::eval_text(&rep, head.classes()));
-    let written = eval_report::write(
-        &args.head,
-        &head,
-        &cache,
-        &rep,
+    let ev = Evaluation::run(&args.head, &args.caches, args.all)?;
+    print!(
+        "{}",
+        tlearn_report::eval_text(&ev.report, ev.head.classes())
+    );
+    let written = tlearn_report::eval_files::write(
+        &ev,
         &args.out,
         &tlearn_extract::thumbnail::thumbnail_jpeg,
     )?;

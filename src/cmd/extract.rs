@@ -1,12 +1,9 @@
-use std::path::PathBuf;
+//! `tlearn extract`: a folder of images into a feature cache, by the library's `Extractor`.
 
 use anyhow::Result;
-use clap::Args;
-use tlearn_extract::augment::Augment;
-use tlearn_extract::budget::ByteSize;
-use tlearn_extract::extract::{self, Options};
-use tlearn_extract::spec::{DecodeMode, Pooling};
+use tlearn_extract::Extractor;
 
+<<<<<<< HEAD
 #[derive(Args)]
 pub struct ExtractArgs {
     /// Dataset folder laid out as DIR/<class>/<image>.
@@ -98,8 +95,15 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     }
     opts.keep_views = args.keep_views;
     let summary = extract::extract(encoder.as_ref(), &opts)?;
+=======
+use crate::flags::hiargs::Extract;
+
+pub fn run(a: Extract) -> Result<()> {
+    let extractor = Extractor::open(&a.model, &a.layer, &a.options)?;
+    let summary = extractor.extract_dir(&a.dataset, &a.out, &a.cache)?;
+>>>>>>> main
     eprint!("{}", summary.render());
-    if let Some(p) = &args.report {
+    if let Some(p) = &a.report {
         tlearn_cache::write_atomic_bytes(
             p,
             (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),

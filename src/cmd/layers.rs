@@ -1,46 +1,15 @@
 //! `tlearn layers MODEL`: every node of a backbone with its op and output shape, registry cut
 //! points marked, so users can pick `--layer`.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
-use clap::Args;
 use tlearn_extract::backbone::list_layers;
-use tlearn_extract::open::{entry_for, OwnModel};
-use tlearn_extract::registry;
-use tlearn_extract::spec::Layout;
+use tlearn_extract::open::entry_for;
 
-#[derive(Args)]
-pub struct LayersArgs {
-    /// Registry model name, or a path to any .onnx file (bring your own; see --crop/--nhwc).
-    pub model: String,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
-    #[arg(long)]
-    pub models_dir: Option<PathBuf>,
-    /// Input side for a bring-your-own .onnx file.
-    #[arg(long, default_value_t = 224)]
-    pub crop: u32,
-    /// The bring-your-own .onnx file takes NHWC input.
-    #[arg(long)]
-    pub nhwc: bool,
-    /// Only the registry cut points.
-    #[arg(long)]
-    pub cuts: bool,
-}
+use crate::flags::hiargs::Layers;
 
-pub fn run(args: LayersArgs) -> Result<()> {
-    let dir = registry::models_dir(args.models_dir.as_deref());
-    let own = OwnModel {
-        crop: args.crop,
-        layout: if args.nhwc {
-            Layout::Nhwc
-        } else {
-            Layout::Nchw
-        },
-        ..OwnModel::default()
-    };
-    let entry = entry_for(&args.model, &dir, None, &own)?;
-    let rows = list_layers(&entry, &dir)?;
+pub fn run(args: Layers) -> Result<()> {
+    let entry = entry_for(&args.model, &args.models_dir, None, &args.own)?;
+    let rows = list_layers(&entry, &args.models_dir)?;
     let shape = |s: &Option<Vec<usize>>| match s {
         Some(s) => format!("{s:?}"),
         None => "?".into(),
@@ -66,7 +35,7 @@ pub fn run(args: LayersArgs) -> Result<()> {
     );
     let mut shown = 0;
     for r in &rows {
-        if args.cuts && r.cuts.is_empty() {
+        if args.cuts_only && r.cuts.is_empty() {
             continue;
         }
         let mark = if r.cuts.is_empty() {

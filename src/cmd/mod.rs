@@ -1,4 +1,6 @@
-pub mod encoder;
+//! What each command does with its checked arguments (`crate::flags::hiargs`): open the
+//! library's objects, run them, print.
+
 pub mod eval;
 pub mod export;
 pub mod extract;

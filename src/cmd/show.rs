@@ -3,43 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
-use tlearn_extract::backbone::Backbone;
 use tlearn_extract::feature_maps::{feature_maps, rank_channels, write_grid_png};
-use tlearn_extract::open::entry_for;
+use tlearn_extract::open::open_backbone;
 use tlearn_extract::pixels::Pixels;
-use tlearn_extract::registry;
 use tlearn_extract::spec::Pooling;
 
-use super::encoder::CustomModelArgs;
-
-#[derive(Args)]
-#[command(after_help = "\
-The picture shows the network's input view (after resize and centre crop) on the left, then the
-strongest channels of the layer (highest mean activation first), each scaled to its own range
-(viridis: dark = the channel's minimum, yellow = its maximum). The layer must be a spatial map
-[1,C,H,W]; `tlearn layers MODEL` lists every node's shape.")]
-pub struct ShowArgs {
-    /// The image.
-    pub image: PathBuf,
-    /// Backbone: registry name or a path to an ONNX file.
-    #[arg(long, default_value = "efficientnet-lite0")]
-    pub model: String,
-    /// Layer: a registry cut name or any ONNX node/tensor name with a spatial output.
-    #[arg(long)]
-    pub layer: String,
-    /// How many channels to draw.
-    #[arg(long, default_value_t = 64)]
-    pub channels: usize,
-    /// Output PNG (default: runs/show/<image>--<model>--<layer>.png).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
-    #[arg(long)]
-    pub models_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub custom: CustomModelArgs,
-}
+use crate::flags::hiargs::Show;
 
 fn slug(s: &str) -> String {
     s.chars()
@@ -53,7 +22,7 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
-pub fn run(args: ShowArgs) -> Result<()> {
+pub fn run(args: Show) -> Result<()> {
     if Pixels::parse(&args.model).is_some() {
         bail!(
             "{} is the raw-pixel baseline: it has no layers to show",
@@ -72,14 +41,15 @@ pub fn run(args: ShowArgs) -> Result<()> {
         tlearn_extract::listing::MAX_FILE_BYTES,
     )
     .with_context(|| format!("cannot read {}", args.image.display()))?;
-    let dir = registry::models_dir(args.models_dir.as_deref());
-    let entry = entry_for(
+    let bb = open_backbone(
         &args.model,
-        &dir,
-        Some(&args.layer),
-        &args.custom.own_model()?,
+        &args.models_dir,
+        &args.layer,
+        Pooling::Flatten,
+        &args.own,
+        None,
+        &args.backbone,
     )?;
-    let bb = Backbone::load(&entry, &dir, Some(&args.layer), Pooling::Flatten)?;
     let fm = feature_maps(&bb, &bytes, &args.image.display().to_string())?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
@@ -91,7 +61,7 @@ pub fn run(args: ShowArgs) -> Result<()> {
             "{}--{}--{}.png",
             slug(&stem),
             slug(bb.name()),
-            slug(&args.layer)
+            slug(&args.layer.to_string())
         ))
     });
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -1,27 +1,33 @@
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tlearn_extract::registry::{self, Registry};
-use tlearn_heads::cuts::{self, CutConfig, CutInput, CvFile, Event};
+use tlearn_heads::train::{CutConfig, Event, HeadChoice, TrainConfig, Training};
 use tlearn_heads::transform::{BlockRule, TransformKind};
 use tlearn_heads::view_rows::TrainViews;
-use tlearn_heads::{report, report_cuts, Engine, FeatureCache, HeadKind, TrainConfig};
+use tlearn_heads::{Engine, HeadGrids, HeadKind};
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum HeadChoice {
-    /// Cross-validate all heads and keep the best (ties go to the simpler model).
-    Auto,
-    /// Multinomial logistic regression (L-BFGS); softmax probabilities.
-    Logistic,
-    /// One-vs-rest linear SVM (dual coordinate descent, squared hinge); calibrated probabilities.
-    LinearSvm,
-    /// One-vs-rest RBF-kernel SVM (SMO on a dense kernel); for small sets (<= 12,000 rows).
-    RbfSvm,
+/// `--head`: `auto` or one registered head family, each value with its one-line help.
+fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
+    let values = std::iter::once(
+        PossibleValue::new("auto")
+            .help("Cross-validate all heads and keep the best (ties go to the simpler model)"),
+    )
+    .chain(
+        HeadKind::ALL
+            .iter()
+            .map(|k| PossibleValue::new(k.name()).help(k.about())),
+    );
+    PossibleValuesParser::new(values).map(|s| match s.parse::<HeadKind>() {
+        Ok(k) => HeadChoice::Only(vec![k]),
+        Err(_) => HeadChoice::Auto,
+    })
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum EngineChoice {
-    /// tlearn's own solvers (L-BFGS, SMO on a shared kernel matrix): faster, see the README.
+    /// tlearn's own solvers (L-BFGS, SMO on a shared kernel matrix): faster, see bench/RESULTS.md.
     Tlearn,
     /// linfa-logistic (multinomial) and linfa-svm (one-vs-rest) for logistic regression and the
     /// RBF SVM; the linear SVM always uses tlearn's dual coordinate descent.
@@ -85,7 +91,7 @@ pub struct TrainArgs {
     #[arg(required = true, num_args = 1..=2, value_name = "PATH")]
     pub caches: Vec<PathBuf>,
     /// Head to train.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = head_parser())]
     pub head: HeadChoice,
     /// Solvers of logistic regression and the RBF SVM.
     #[arg(long, value_enum, default_value = "tlearn")]
@@ -156,11 +162,6 @@ pub struct TrainArgs {
     /// again by eval and predict.
     #[arg(long, value_enum, default_value = "sqrt-l2")]
     pub block_norm: BlockNormChoice,
-    /// Refuse, before it starts, a search whose logistic regression fits are estimated to take
-    /// longer than this on this machine (many classes make each fit slow); a search estimated
-    /// over a minute is announced with its estimate.
-    #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
-    pub max_minutes: f64,
     /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
     /// <repo>/models).
     #[arg(long)]
@@ -171,6 +172,60 @@ pub struct TrainArgs {
     pub out: PathBuf,
 }
 
+impl TrainArgs {
+    /// The library's configuration from the flags.
+    fn config(&self) -> CutConfig {
+        let transforms = match self.transform {
+            TransformChoice::Auto => TransformKind::AUTO.to_vec(),
+            TransformChoice::Standard => vec![TransformKind::Standard],
+            TransformChoice::SqrtStandard => vec![TransformKind::SqrtStandard],
+            TransformChoice::StandardL2 => vec![TransformKind::StandardL2],
+            TransformChoice::PcaWhiten => vec![TransformKind::PcaWhiten],
+            TransformChoice::L2 => vec![TransformKind::L2],
+            TransformChoice::None => vec![TransformKind::None],
+        };
+        let mut grids = HeadGrids::default();
+        grids.rbf_svm.gamma = self.gamma_grid.clone();
+        grids.linear_svm.tol = self.linear_tol;
+        let train = TrainConfig {
+            heads: self.head.clone(),
+            seed: self.seed,
+            test_size: self.test_size,
+            folds: self.folds,
+            c_grid: self.c_grid.clone(),
+            engine: match self.engine {
+                EngineChoice::Tlearn => Engine::Tlearn,
+                EngineChoice::Linfa => Engine::Linfa,
+            },
+            grids,
+            transforms,
+            pca: self.pca,
+            grid_extension: self.grid_extension,
+            c_patience: self.c_patience,
+            train_views: match self.train_views {
+                TrainViewsChoice::Auto => TrainViews::Auto,
+                TrainViewsChoice::On => TrainViews::On,
+                TrainViewsChoice::Off => TrainViews::Off,
+            },
+        };
+        CutConfig {
+            screen_c_grid: self.screen_c_grid.clone(),
+            pair_top: self.pair_top,
+            finalists: self.finalists,
+            fixed: self
+                .cut
+                .as_ref()
+                .map(|c| c.split('+').map(str::to_string).collect()),
+            block_norm: match self.block_norm {
+                BlockNormChoice::SqrtL2 => Some(BlockRule::SqrtL2),
+                BlockNormChoice::L2 => Some(BlockRule::L2),
+                BlockNormChoice::None => None,
+            },
+            ..CutConfig::new(train)
+        }
+    }
+}
+
 /// The files `train` writes into --out (atomically, through temp files).
 const RUN_FILES: [&str; 4] = [
     "head.json",
@@ -179,118 +234,29 @@ const RUN_FILES: [&str; 4] = [
     tlearn_cache::atomic::PROBE_FILE,
 ];
 
-/// The caches PATHs name, loaded, with the names reports use and which cut is a backbone's
-/// bottleneck (its registry default cut).
-fn load_inputs(paths: &[PathBuf], models_dir: Option<&Path>) -> Result<Vec<CutInput>> {
-    let reg = Registry::load(&registry::models_dir(models_dir)).ok();
-    let mut inputs = Vec::new();
-    for (b, path) in paths.iter().enumerate() {
-        let is_set = !path.join(tlearn_cache::META_FILE).is_file();
-        for named in tlearn_cache::resolve(path)? {
-            let cache = FeatureCache::load(&named.dir)?;
-            let fp = &cache.meta.extractor;
-            let cut = if is_set {
-                named.name.clone()
-            } else {
-                fp.layer.clone()
-            };
-            let bottleneck = reg
-                .as_ref()
-                .and_then(|r| r.get(&fp.backbone).ok())
-                .is_some_and(|m| m.default_cut == fp.layer);
-            inputs.push(CutInput {
-                name: if b == 0 {
-                    cut
-                } else {
-                    format!("{}/{cut}", fp.backbone)
-                },
-                backbone: b,
-                bottleneck,
-                cache,
-            });
-        }
-    }
-    Ok(inputs)
-}
-
 pub fn run(args: TrainArgs) -> Result<()> {
-    let heads = match args.head {
-        HeadChoice::Auto => HeadKind::ALL.to_vec(),
-        HeadChoice::Logistic => vec![HeadKind::Logistic],
-        HeadChoice::LinearSvm => vec![HeadKind::LinearSvm],
-        HeadChoice::RbfSvm => vec![HeadKind::RbfSvm],
-    };
-    let transforms = match args.transform {
-        TransformChoice::Auto => TransformKind::AUTO.to_vec(),
-        TransformChoice::Standard => vec![TransformKind::Standard],
-        TransformChoice::SqrtStandard => vec![TransformKind::SqrtStandard],
-        TransformChoice::StandardL2 => vec![TransformKind::StandardL2],
-        TransformChoice::PcaWhiten => vec![TransformKind::PcaWhiten],
-        TransformChoice::L2 => vec![TransformKind::L2],
-        TransformChoice::None => vec![TransformKind::None],
-    };
-    if !(args.test_size > 0.0 && args.test_size < 1.0) {
-        bail!("--test-size must be strictly between 0 and 1");
-    }
     // Fail now, not after the cross-validation, when the results cannot be saved. One `train`
     // at a time per --out (two at once mixed their head.json and cv.json); the lock holder also
     // removes what a killed run left half-written there.
     let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &RUN_FILES, |holder| {
-        eprintln!(
-            "waiting: {} is being written by {holder}",
-            args.out.display()
-        )
+        eprintln!("waiting: {} is being written by {holder}", args.out.display())
     })
     .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     tlearn_cache::check_writable(&args.out)
         .with_context(|| format!("--out {} is not writable", args.out.display()))?;
-    let inputs = load_inputs(&args.caches, args.models_dir.as_deref())?;
-    let first = &inputs[0].cache;
-    let mut heads = heads;
-    if matches!(args.head, HeadChoice::Auto) {
-        let n_train = ((1.0 - args.test_size) * first.rows() as f64) as usize;
-        let (auto, note) = tlearn_heads::select::auto_heads(n_train);
-        heads = auto;
-        if let Some(note) = note {
-            eprintln!("note: {note}");
-        }
+    // Each backbone's bottleneck (its registry default cut), for the CS231n scenario.
+    let reg = Registry::load(&registry::models_dir(args.models_dir.as_deref())).ok();
+    let bottleneck = |backbone: &str| {
+        reg.as_ref()
+            .and_then(|r| r.get(backbone).ok())
+            .map(|m| m.default_cut.clone())
+    };
+    let training = Training::open(&args.caches, &bottleneck, args.config())?;
+    for note in training.notes() {
+        eprintln!("note: {note}");
     }
-    let train = TrainConfig {
-        heads,
-        seed: args.seed,
-        test_size: args.test_size,
-        folds: args.folds,
-        c_grid: args.c_grid,
-        gamma_grid: args.gamma_grid,
-        transforms,
-        pca: args.pca,
-        grid_extension: args.grid_extension,
-        c_patience: args.c_patience,
-        linear_tol: args.linear_tol,
-        engine: match args.engine {
-            EngineChoice::Tlearn => Engine::Tlearn,
-            EngineChoice::Linfa => Engine::Linfa,
-        },
-        train_views: match args.train_views {
-            TrainViewsChoice::Auto => TrainViews::Auto,
-            TrainViewsChoice::On => TrainViews::On,
-            TrainViewsChoice::Off => TrainViews::Off,
-        },
-    };
-    let cfg = CutConfig {
-        screen_c_grid: args.screen_c_grid,
-        pair_top: args.pair_top,
-        finalists: args.finalists,
-        fixed: args.cut.map(|c| c.split('+').map(str::to_string).collect()),
-        block_norm: match args.block_norm {
-            BlockNormChoice::SqrtL2 => Some(BlockRule::SqrtL2),
-            BlockNormChoice::L2 => Some(BlockRule::L2),
-            BlockNormChoice::None => None,
-        },
-        max_minutes: Some(args.max_minutes),
-        ..CutConfig::new(train)
-    };
-    for i in &inputs {
+    let inputs = training.inputs();
+    for i in inputs {
         println!(
             "cache {}: {} rows, dim {}, {} classes{}{}",
             i.cache.dir.display(),
@@ -309,10 +275,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
         );
     }
-    if inputs.len() > 1 && cfg.fixed.is_none() {
-        println!("selection over cuts: {}", cfg.rule());
+    if let Some(rule) = training.selection_rule() {
+        println!("selection over cuts: {rule}");
     }
-    let out = cuts::select(&inputs, &cfg, |ev| match ev {
+    let out = training.run(|ev| match ev {
         Event::Stage(s) => eprintln!("{s}"),
         Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
         Event::Cv { set, result: r } => eprintln!(
@@ -328,35 +294,30 @@ pub fn run(args: TrainArgs) -> Result<()> {
             r.seconds
         ),
     })?;
+    let cv = &out.cv.report;
     println!(
         "split: {} training rows ({} folds), {} held out",
-        out.cv.split.train_rows.len(),
-        args.folds,
-        out.cv.split.test_rows.len()
+        cv.split.train_rows.len(),
+        cv.folds,
+        cv.split.test_rows.len()
     );
-    print!("{}", report::cv_table(&out.cv));
-    let cuts_json = serde_json::to_value(&out.cuts)?;
-    print!("{}", report_cuts::text(&cuts_json));
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let head_path = args.out.join("head.json");
-    out.saved.save(&head_path)?;
-    let cv_path = args.out.join("cv.json");
-    let file = CvFile {
-        cv: &out.cv,
-        cuts: &out.cuts,
-    };
-    tlearn_cache::write_atomic_bytes(&cv_path, serde_json::to_string_pretty(&file)?.as_bytes())?;
-    let png = args.out.join("cv-cuts.png");
-    if report_cuts::png(&cuts_json, &png)? {
-        println!(
+    print!("{}", tlearn_report::cv_table(cv));
+    if let Some(cuts) = &out.cv.cuts {
+        print!("{}", tlearn_report::cuts::text(cuts));
+    }
+    let written = tlearn_report::train_files::write(&out, &args.out)?;
+    match &written.cuts_png {
+        Some(png) => println!(
             "wrote {}, {} and {}",
-            head_path.display(),
-            cv_path.display(),
+            written.files.head.display(),
+            written.files.cv.display(),
             png.display()
-        );
-    } else {
-        println!("wrote {} and {}", head_path.display(), cv_path.display());
+        ),
+        None => println!(
+            "wrote {} and {}",
+            written.files.head.display(),
+            written.files.cv.display()
+        ),
     }
     Ok(())
 }

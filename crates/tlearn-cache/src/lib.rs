@@ -19,6 +19,7 @@
 //! depend on this crate, never on each other.
 
 pub mod atomic;
+pub mod cut_spec;
 pub mod error;
 pub mod fingerprint;
 pub mod journal;
@@ -34,6 +35,7 @@ pub mod testing;
 pub mod write;
 
 pub use atomic::{check_writable, write_atomic, write_atomic_bytes};
+pub use cut_spec::{CutCombo, CutName, CutSpecError, LayerSpec};
 pub use error::CacheError;
 pub use fingerprint::{
     Augment, ChannelOrder, DecodeMode, FieldDiff, Fingerprint, FingerprintDiff, Layout, Pooling,

@@ -26,8 +26,9 @@ use crate::meta::{IndexRow, Meta, SkipRow};
 use crate::read::{FeatureCache, Views};
 use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE, VIEWS_FILE};
 
-/// Separates the cut names in a set's joined `layer` (`features,stage6,stage5`).
-pub const CUT_SEPARATOR: char = ',';
+/// Separates the cut names in a set's joined `layer` (`features,stage6,stage5`); defined with
+/// the rest of the cut spelling in [`crate::cut_spec`].
+pub use crate::cut_spec::CUT_SEPARATOR;
 
 /// The set's manifest file inside the set directory.
 pub const SET_FILE: &str = "cuts.json";
@@ -166,10 +167,7 @@ pub fn read_set(dir: &Path) -> Result<CutSet, CacheError> {
 
 /// The `layer` of a whole multi-cut extraction: the cut names joined by [`CUT_SEPARATOR`].
 pub fn set_layer<S: AsRef<str>>(cuts: &[S]) -> String {
-    cuts.iter()
-        .map(AsRef::as_ref)
-        .collect::<Vec<_>>()
-        .join(&CUT_SEPARATOR.to_string())
+    crate::cut_spec::join_cuts(cuts)
 }
 
 /// The fingerprint of cut `cut`'s cache in a set extracted under `set_fp`: the same, with

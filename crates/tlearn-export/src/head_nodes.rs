@@ -1,18 +1,19 @@
 //! The saved head as ONNX nodes: feature transform (signed power → L2 → standardise → L2 →
-//! PCA, whitened or not), decision values, probabilities. [`head_to_nodes`] is the only place that reads the head's internal
-//! representation (`Transform`, `Head` variants, the calibration slope); each node mirrors one
-//! step of `SavedHead::predict_proba`, and the exporter checks the two agree on a real input.
+//! PCA, whitened or not), decision values, probabilities. [`head_to_nodes`] is the only place
+//! that reads the transform and the calibration slope; the decision values come from the
+//! head's own description of itself as layers (`tlearn_heads::head::Layer`, one family's
+//! `HeadFamily::layers`), each turned into nodes here, so a new head family needs no change
+//! here unless it brings a new kind of layer. Each node mirrors one step of
+//! `SavedHead::predict_proba`, and the exporter checks the two agree on a real input.
 //!
-//! Heads fitted by either engine (tlearn's solvers or linfa's, `HeadSpec::engine`) are saved
-//! in the same form (`LogisticModel`, `LinearSvmModel`, `RbfOvr`), so both export alike.
+//! Heads fitted by either engine (tlearn's solvers or linfa's) are saved in the same form, so
+//! both export alike.
 //!
 //! Only opset-stable operators are used (no Reduce* ops, whose `axes` moved from attribute to
 //! input in opset 13/18): row sums are a MatMul with a column of ones.
 
 use ndarray::ArrayView2;
-use tlearn_heads::head::Head;
-use tlearn_heads::linear_svm::LinearSvmModel;
-use tlearn_heads::logistic::LogisticModel;
+use tlearn_heads::head::Layer;
 use tlearn_heads::transform::Scaling;
 use tlearn_heads::SavedHead;
 
@@ -88,23 +89,48 @@ pub fn head_to_nodes(
         let c = b.node("Sub", &[&z, &mean], vec![]);
         z = times_transpose(b, &c, p.components.view(), "pca_components");
     }
-    let dim = t.output_dim();
-    // Decision values [N, classes].
-    let scores = match &saved.head {
-        Head::Logistic(LogisticModel { weights, bias, .. })
-        | Head::LinearSvm(LinearSvmModel { weights, bias, .. }) => {
-            let s = times_transpose(b, &z, weights.view(), "weights");
-            let bias = b.constant("bias", &[bias.len()], bias.to_vec());
-            b.node("Add", &[&s, &bias], vec![])
+    // Decision values [N, classes], layer by layer.
+    let mut dim = t.output_dim();
+    for layer in saved.head.layers() {
+        (z, dim) = layer_nodes(b, &layer, &z, dim);
+    }
+    let scores = z;
+    // head::probabilities: softmax of the decision values for a calibrated family (logistic
+    // regression) and for heads without a calibration, else softmax(slope · decision values)
+    // with the head's one shared calibration slope (calibrate::Temperature), so the argmax is
+    // the decision-value argmax.
+    let logits = match saved.calibration.as_ref() {
+        Some(t) if !saved.head.kind().calibrated() => {
+            let slope = b.constant("calibration_slope", &[1], vec![t.slope as f32]);
+            b.node("Mul", &[&scores, &slope], vec![])
         }
-        Head::RbfSvm(m) => {
-            // score_c = Σ_s coef[c,s]·exp(−γ·max(|z|² + |sv_s|² − 2 z·sv_s, 0)) − rho_c,
-            // the same expansion as kernel_svm::rbf_kernel, in float64 as tlearn computes it:
-            // with a small C the decision values are small differences of large sums, and the
-            // calibration slope (thousands for C = 0.001) magnifies float32 rounding in them
-            // beyond the export's tolerance (measured 1.4e-4 on Tux Paint, C = 0.001).
-            let sv = m.support_vectors.view();
-            let z64 = b.cast(&z, true);
+        _ => scores,
+    };
+    b.node_named("Softmax", &[&logits], vec![attr_int("axis", 1)], output);
+    Ok(())
+}
+
+/// The nodes of one layer reading `z` `[N, dim]`; returns the output and its width.
+fn layer_nodes(b: &mut Builder, layer: &Layer, z: &str, dim: usize) -> (String, usize) {
+    match layer {
+        Layer::Affine { weights, bias } => {
+            let s = times_transpose(b, z, *weights, "weights");
+            let bias = b.constant("bias", &[bias.len()], bias.to_vec());
+            (b.node("Add", &[&s, &bias], vec![]), weights.nrows())
+        }
+        Layer::Relu => (b.node("Relu", &[z], vec![]), dim),
+        Layer::RbfExpansion {
+            gamma,
+            support_vectors: sv,
+            coef,
+            rho,
+        } => {
+            // out_c = Σ_s coef[c,s]·exp(−γ·max(|z|² + |sv_s|² − 2 z·sv_s, 0)) − rho_c, the same
+            // expansion as the RBF SVM's kernel, in float64 as tlearn computes it: with a small
+            // C the decision values are small differences of large sums, and the calibration
+            // slope (thousands for C = 0.001) magnifies float32 rounding in them beyond the
+            // export's tolerance (measured 1.4e-4 on Tux Paint, C = 0.001).
+            let z64 = b.cast(z, true);
             let zz = {
                 let sq = b.node("Mul", &[&z64, &z64], vec![]);
                 let ones = b.constant_f64("ones", &[dim, 1], vec![1.0; dim]);
@@ -124,27 +150,15 @@ pub fn head_to_nodes(
             let sum = b.node("Add", &[&zz, &svv], vec![]);
             let d2 = b.node("Add", &[&sum, &cross2], vec![]);
             let d2 = b.node("Relu", &[&d2], vec![]);
-            let g = b.constant_f64("minus_gamma", &[1], vec![-m.gamma]);
+            let g = b.constant_f64("minus_gamma", &[1], vec![-gamma]);
             let e = b.node("Mul", &[&d2, &g], vec![]);
             let k = b.node("Exp", &[&e], vec![]);
-            let coef_t: Vec<f64> = m.coef.t().iter().copied().collect();
-            let coef = b.constant_f64("dual_coef", &[m.coef.ncols(), m.coef.nrows()], coef_t);
-            let s = b.node("MatMul", &[&k, &coef], vec![]);
-            let rho = b.constant_f64("rho", &[m.rho.len()], m.rho.to_vec());
-            let s = b.node("Sub", &[&s, &rho], vec![]);
-            b.cast(&s, false)
+            let coef_t: Vec<f64> = coef.t().iter().copied().collect();
+            let coef_c = b.constant_f64("dual_coef", &[coef.ncols(), coef.nrows()], coef_t);
+            let s = b.node("MatMul", &[&k, &coef_c], vec![]);
+            let rho_c = b.constant_f64("rho", &[rho.len()], rho.to_vec());
+            let s = b.node("Sub", &[&s, &rho_c], vec![]);
+            (b.cast(&s, false), coef.nrows())
         }
-    };
-    // head::probabilities: softmax of the decision values for logistic regression (and SVMs
-    // without a calibration), else softmax(slope · decision values) with the head's one shared
-    // calibration slope (calibrate::Temperature), so the argmax is the decision-value argmax.
-    let logits = match (&saved.head, saved.calibration.as_ref()) {
-        (Head::Logistic(_), _) | (_, None) => scores,
-        (_, Some(t)) => {
-            let slope = b.constant("calibration_slope", &[1], vec![t.slope as f32]);
-            b.node("Mul", &[&scores, &slope], vec![])
-        }
-    };
-    b.node_named("Softmax", &[&logits], vec![attr_int("axis", 1)], output);
-    Ok(())
+    }
 }

@@ -26,9 +26,8 @@ use image::{Rgb, RgbImage};
 use prost::Message;
 use tlearn_cache::{Fingerprint, FingerprintDiff};
 use tlearn_extract::augment::Augment;
-use tlearn_extract::backbone::{self, Backbone};
-use tlearn_extract::encoder::fingerprint;
-use tlearn_extract::open::{entry_for, OwnModel};
+use tlearn_extract::backbone::{self, Backbone, BackboneOptions};
+use tlearn_extract::open::{backbone_for_fingerprint, FingerprintOpenError};
 use tlearn_extract::pixels::Pixels;
 use tlearn_extract::preprocess;
 use tlearn_extract::spec::Layout;
@@ -121,26 +120,20 @@ pub fn export(
             serde_json::to_string(&fp.augment).unwrap_or_default(),
         ));
     }
-    let mut entry = entry_for(
-        model.unwrap_or(&fp.backbone),
+    let (entry, bb) = backbone_for_fingerprint(
+        fp,
+        model,
         models_dir,
-        Some(&fp.layer),
-        &OwnModel::default(),
+        "the head",
+        &BackboneOptions::default(),
     )
-    .map_err(|source| ExportError::Entry {
-        backbone: fp.backbone.clone(),
-        source,
+    .map_err(|e| match e {
+        FingerprintOpenError::Entry {
+            backbone, source, ..
+        } => ExportError::Entry { backbone, source },
+        FingerprintOpenError::Load { source, .. } => ExportError::Backbone(source),
+        FingerprintOpenError::Mismatch { path, diff, .. } => ExportError::Mismatch { path, diff },
     })?;
-    entry.preprocess = fp.preprocess.clone();
-    let bb = Backbone::load(&entry, models_dir, Some(&fp.layer), fp.pool)
-        .map_err(ExportError::Backbone)?;
-    let actual = fingerprint(&bb, fp.augment);
-    if let Some(diff) = fp.compare(&actual, "head", "backbone on disk") {
-        return Err(ExportError::Mismatch {
-            path: entry.path(models_dir).display().to_string(),
-            diff,
-        });
-    }
 
     let (mut proto, node) =
         backbone::proto_and_cut(&entry, models_dir, &fp.layer).map_err(ExportError::Backbone)?;

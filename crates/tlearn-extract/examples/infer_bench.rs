@@ -1,5 +1,6 @@
 //! Inference alone, per image, on real photos: the backbone as `tlearn extract` loads it
-//! (`Backbone::load`, so `TLEARN_OPS` picks the operators), on the first N images of a data set
+//! (`TLEARN_OPS=all|gemm|depthwise|tract` picks the operators, as for the CLI), on the first N
+//! images of a data set
 //! folder (decoded and preprocessed once, before timing), one thread. `bench/infer_bench.py`
 //! runs it alternately with onnxruntime on the same tensors.
 //!
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use tlearn_extract::augment::{Anchor, View};
-use tlearn_extract::backbone::Backbone;
+use tlearn_extract::backbone::{Backbone, BackboneOptions, Ops};
 use tlearn_extract::registry::{models_dir, Registry};
 use tlearn_extract::spec::Pooling;
 use tlearn_extract::{decode, listing, preprocess};
@@ -31,7 +32,11 @@ fn main() -> Result<()> {
     let mdir = models_dir(None);
     let reg = Registry::load(&mdir)?;
     let entry = reg.get(&model)?;
-    let backbone = Backbone::load(entry, &mdir, None, Pooling::Avg)?;
+    let ops: Ops = match std::env::var("TLEARN_OPS") {
+        Ok(v) => v.parse().with_context(|| format!("TLEARN_OPS={v:?}"))?,
+        Err(_) => Ops::default(),
+    };
+    let backbone = Backbone::load_with(entry, &mdir, None, Pooling::Avg, &BackboneOptions { ops })?;
     let p = backbone.preprocess().clone();
 
     // The files `tlearn extract` would read, in its order.
@@ -87,8 +92,7 @@ fn main() -> Result<()> {
     let mut sorted = ms.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "{{\"side\":\"tlearn\",\"ops\":\"{}\",\"n\":{n},\"ms\":{:?},\"median_ms\":{:.4},\"load_s\":{:.3}}}",
-        std::env::var("TLEARN_OPS").unwrap_or_else(|_| "all".into()),
+        "{{\"side\":\"tlearn\",\"ops\":\"{ops}\",\"n\":{n},\"ms\":{:?},\"median_ms\":{:.4},\"load_s\":{:.3}}}",
         ms,
         sorted[sorted.len() / 2],
         backbone.load_time().as_secs_f64()

@@ -33,8 +33,13 @@ fn main() -> anyhow::Result<()> {
             typed.transform(&*t)?;
         }
     }
-    let ops = tlearn_extract::ops::Ops::from_env()?;
-    let n = tlearn_extract::ops::apply(&mut typed, ops)?;
+    let ops: tlearn_ops::Ops = match std::env::var("TLEARN_OPS") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("TLEARN_OPS={v:?}: {e}"))?,
+        Err(_) => Default::default(),
+    };
+    let n = tlearn_ops::apply(&mut typed, ops)?;
     println!("tlearn operators ({ops:?}): {n:?}");
     if std::env::var("DUMP_DECL").is_ok() {
         for node in &typed.nodes {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::augment::Augment;
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, BackboneOptions};
 use crate::budget::MemoryBudget;
 use crate::encoder::Encoder;
 use crate::imagenet::{self, ImagenetLabels};
@@ -108,18 +108,21 @@ pub fn encode_images(
     (ok, failed)
 }
 
-/// The full (uncut) `model`'s ImageNet top-`k` classes for each image.
+/// The full (uncut) `model`'s ImageNet top-`k` classes for each image, the model loaded with
+/// `options` and the images decoded within `budget`.
 pub fn imagenet_top_k(
     model: &str,
     models_dir: Option<&Path>,
     images: &[PathBuf],
     k: usize,
+    options: &BackboneOptions,
+    budget: &MemoryBudget,
 ) -> Result<(Vec<Prediction>, Vec<Failure>)> {
     let dir = registry::models_dir(models_dir);
     let reg = Registry::load(&dir)?;
     let entry = reg.get(model)?;
     let labels = ImagenetLabels::load(&dir)?;
-    let backbone = Backbone::load_logits(entry, &dir)?;
+    let backbone = Backbone::load_logits(entry, &dir, options)?;
     if backbone.dim() != labels.len() {
         bail!(
             "{model}: the full model gives {} scores, not the {} ImageNet classes",
@@ -127,8 +130,7 @@ pub fn imagenet_top_k(
             labels.len()
         );
     }
-    let budget = MemoryBudget::from_setting(None)?;
-    let (ok, failures) = encode_images(&backbone, images, Augment::None, &budget);
+    let (ok, failures) = encode_images(&backbone, images, Augment::None, budget);
     let names = |i: usize| labels.name(i).to_string();
     let preds = ok
         .into_iter()

@@ -23,13 +23,12 @@
 //!
 //! The pieces live beside it: [`crate::encoder`] (what encodes), [`crate::listing`] (the
 //! folder), [`crate::views`] (one file → one vector), [`crate::budget`] (the memory budget),
-//! [`crate::summary`] (the report).
+//! [`crate::summary`] (the report), [`crate::workers`] (the work loop, shared with
+//! [`crate::extractor::Extractor`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -51,7 +50,7 @@ pub struct Options {
     pub dataset: PathBuf,
     pub out: PathBuf,
     pub augment: Augment,
-    /// Worker threads (default: all cores; at most [`worker_threads`] allows).
+    /// Worker threads (default: all cores; at most [`crate::workers::worker_threads`] allows).
     pub threads: Option<usize>,
     /// Largest image file read, in bytes (default [`crate::listing::MAX_FILE_BYTES`]): larger
     /// files are skipped as too large without being read.
@@ -91,9 +90,6 @@ enum Outcome {
     Skipped(String),
 }
 
-/// Results in flight between the workers and the writer, per worker thread.
-const QUEUE_PER_THREAD: usize = 2;
-
 fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
     let visible = enabled && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let pb = ProgressBar::with_draw_target(
@@ -111,28 +107,6 @@ fn progress_bar(len: usize, enabled: bool) -> ProgressBar {
         .expect("valid template"),
     );
     pb
-}
-
-/// Worker threads per core at most: the workers overlap decoding with inference, and more than
-/// a few per core only adds threads (each with its own activations) that wait for a core.
-pub const THREADS_PER_CORE: usize = 4;
-
-/// The worker threads of a run over `files` images on `cores` cores: `asked` (default: one per
-/// core), at most one per image and [`THREADS_PER_CORE`] per core; with a note when `asked` was
-/// more than that (`--threads 100000` started 4,100 threads and did not finish in a minute).
-pub fn worker_threads(asked: Option<usize>, files: usize, cores: usize) -> (usize, Option<String>) {
-    let cap = files.min(THREADS_PER_CORE * cores.max(1)).max(1);
-    let want = asked.unwrap_or(cores).max(1);
-    if want <= cap {
-        return (want, None);
-    }
-    let note = asked.map(|n| {
-        format!(
-            "note: --threads {n} is more than this run can use; using {cap} (at most one per \
-             image, {files} to do, and {THREADS_PER_CORE} per core, {cores} cores)"
-        )
-    });
-    (cap, note)
 }
 
 /// `TLEARN_ABORT_AFTER=N`: test hook that aborts the process after N new vectors are journaled.
@@ -261,19 +235,14 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let journal_existed = opts.out.join(tlearn_cache::JOURNAL_FILE).exists();
     let mut journal = JournalWriter::open(&opts.out, &fp)?;
 
-    let (threads, note) = worker_threads(
+    // No more threads than images (the CLI has already capped and noted an excessive count).
+    let (threads, _) = crate::workers::worker_threads(
         opts.threads,
         listing.files.len(),
-        rayon::current_num_threads(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting worker threads")?;
-    let budget = MemoryBudget::from_setting(opts.decode_memory)?;
+    let pool = crate::workers::pool(Some(threads))?;
+    let budget = MemoryBudget::from_setting(opts.decode_memory);
     let pb = progress_bar(listing.files.len(), opts.progress);
     let abort_at = abort_after();
 
@@ -283,73 +252,43 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let mut results: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
     let mut extracted = 0usize;
     let mut large = Vec::new();
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<(usize, Outcome)>(QUEUE_PER_THREAD * threads);
-    let written: Result<()> = std::thread::scope(|s| {
-        let (next, budget, old, journal_map) = (&next, &budget, &old, &journal_map);
-        let (augment, max_file_size) = (opts.augment, opts.max_file_size);
-        let workers = s.spawn(move || {
-            pool.scope(|ps| {
-                for _ in 0..threads {
-                    let tx = tx.clone();
-                    ps.spawn(move |_| loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((rel, abs)) = files.get(i) else {
-                            break;
-                        };
-                        let o = process_file(
-                            enc,
-                            (augment, keep_views, unit, max_file_size),
-                            rel,
-                            abs,
-                            reuse_rows,
-                            old,
-                            journal_map,
-                            budget,
-                        );
-                        // The writer stopped (an error): stop too.
-                        if tx.send((i, o)).is_err() {
-                            break;
-                        }
-                    });
-                }
-            });
-        });
-        // The writer: journal each new vector as soon as it is done, in completion order.
-        let mut write = || -> Result<()> {
-            for (i, outcome) in &rx {
-                pb.inc(1);
-                if let Outcome::New(sha, e) = &outcome {
-                    let rel = &files[i].0;
-                    journal.append(rel, sha, &e.vector)?;
-                    journal.flush()?;
-                    extracted += 1;
-                    if abort_at.is_some_and(|n| extracted >= n) {
-                        eprintln!("TLEARN_ABORT_AFTER: aborting after {extracted} images");
-                        std::process::abort();
-                    }
-                    if e.reserved >= budget::LARGE {
-                        large.push(LargeRow {
-                            path: rel.clone(),
-                            width: e.declared.0,
-                            height: e.declared.1,
-                            decoded_bytes: e.reserved,
-                        });
-                    }
-                }
-                results[i] = Some(outcome);
+    let work = |i: usize| {
+        let (rel, abs) = &files[i];
+        process_file(
+            enc,
+            (opts.augment, keep_views, unit, opts.max_file_size),
+            rel,
+            abs,
+            reuse_rows,
+            &old,
+            &journal_map,
+            &budget,
+        )
+    };
+    // The writer: journal each new vector as soon as it is done, in completion order.
+    crate::workers::pull_each(&pool, n, &work, &mut |i, outcome| {
+        pb.inc(1);
+        if let Outcome::New(sha, e) = &outcome {
+            let rel = &files[i].0;
+            journal.append(rel, sha, &e.vector)?;
+            journal.flush()?;
+            extracted += 1;
+            if abort_at.is_some_and(|n| extracted >= n) {
+                eprintln!("TLEARN_ABORT_AFTER: aborting after {extracted} images");
+                std::process::abort();
             }
-            Ok(())
-        };
-        let written = write();
-        // On an error, the workers' next send fails and they stop.
-        drop(rx);
-        if let Err(panic) = workers.join() {
-            std::panic::resume_unwind(panic);
+            if e.reserved >= budget::LARGE {
+                large.push(LargeRow {
+                    path: rel.clone(),
+                    width: e.declared.0,
+                    height: e.declared.1,
+                    decoded_bytes: e.reserved,
+                });
+            }
         }
-        written
-    });
-    written?;
+        results[i] = Some(outcome);
+        Ok(())
+    })?;
     pb.finish_and_clear();
     large.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -576,26 +515,5 @@ fn process_file(
     match encoded {
         Ok(v) => Outcome::New(sha, v),
         Err(e) => Outcome::Skipped(format!("{e:#}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn threads_are_capped_by_the_images_and_the_cores_with_a_note_when_asked() {
-        assert_eq!(worker_threads(None, 24, 2), (2, None));
-        assert_eq!(worker_threads(None, 1, 16), (1, None));
-        assert_eq!(worker_threads(Some(6), 24, 2), (6, None));
-        let (n, note) = worker_threads(Some(100_000), 24, 2);
-        assert_eq!(n, 8);
-        let note = note.unwrap();
-        assert!(
-            note.contains("--threads 100000") && note.contains("using 8"),
-            "{note}"
-        );
-        assert_eq!(worker_threads(Some(1000), 3, 64).0, 3);
-        assert_eq!(worker_threads(Some(0), 10, 4), (1, None));
     }
 }

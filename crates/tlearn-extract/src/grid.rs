@@ -15,33 +15,13 @@ use tract_onnx::prelude::tract_ndarray::{ArrayViewD, Axis};
 
 use crate::spec::{Layout, Pooling};
 
-/// Separates a cut name from its grid (`stage6@2x2`).
-pub const GRID_MARK: char = '@';
-/// Largest grid side accepted (a 7×7 map has no more than 7 distinct cells per axis anyway).
-pub const MAX_GRID: usize = 8;
+pub use tlearn_cache::cut_spec::{GRID_MARK, MAX_GRID};
 
-/// `NAME@KxK` → (`NAME`, `Some(K)`); any other name → (name, `None`). A name that ends in
-/// `@…x…` but is not a valid square grid (`@2x3`, `@0x0`, `@9x9`) is refused, so a typo is
-/// not taken for an ONNX node name. A leading `@` (structural forms such as
-/// `@classifier_input`) is never a grid mark.
+/// `NAME@KxK` → (`NAME`, `Some(K)`); any other name → (name, `None`); a malformed grid is
+/// refused ([`tlearn_cache::CutName::parse`] holds the rule).
 pub fn split_grid(layer: &str) -> Result<(&str, Option<usize>)> {
-    let Some(at) = layer.rfind(GRID_MARK).filter(|&i| i > 0) else {
-        return Ok((layer, None));
-    };
-    let (base, spec) = (&layer[..at], &layer[at + 1..]);
-    let Some((a, b)) = spec.split_once('x') else {
-        return Ok((layer, None));
-    };
-    let (Ok(k), Ok(k2)) = (a.parse::<usize>(), b.parse::<usize>()) else {
-        return Ok((layer, None));
-    };
-    if k != k2 || k == 0 || k > MAX_GRID {
-        bail!(
-            "cut '{layer}': a grid is written {GRID_MARK}KxK with the same K on both sides, \
-             1 <= K <= {MAX_GRID} (e.g. {base}{GRID_MARK}2x2)"
-        );
-    }
-    Ok((base, Some(k)))
+    let cut = tlearn_cache::CutName::parse(layer)?;
+    Ok((&layer[..cut.base().len()], cut.grid()))
 }
 
 /// The `k` adaptive cells `[start, end)` along an axis of length `len`.

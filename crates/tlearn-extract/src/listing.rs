@@ -59,7 +59,7 @@ pub enum FileError {
 }
 
 fn human(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).display().iec().to_string()
+    crate::budget::ByteSize(bytes).display().iec().to_string()
 }
 
 /// What kind of non-regular file `t` is, in words.

@@ -1,13 +1,15 @@
-//! From what a user names to an [`Encoder`]: a registry model, the raw-pixels baseline, or the
-//! user's own ONNX file; and the encoder a saved fingerprint describes (`predict --head`).
+//! From what a user names to a backbone or an [`Encoder`]: a registry model, the raw-pixels
+//! baseline, or the user's own ONNX file ([`open_backbone`], [`open_encoder`]); and the one way
+//! to open the backbone a saved fingerprint describes ([`backbone_for_fingerprint`]: `predict`,
+//! `export`, the library's `Model`).
 //!
 //! One rule says whether `--model X` is a path ([`is_model_path`]); `layers`, `extract` and
-//! `predict` all use it.
+//! `predict` all use it. The cuts are a typed [`LayerSpec`] (parsed once, in `tlearn-cache`).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use tlearn_cache::Fingerprint;
+use anyhow::{bail, Result};
+use tlearn_cache::{Fingerprint, LayerSpec};
 
 use crate::backbone::{Backbone, BackboneOptions};
 use crate::encoder::{fingerprint, Encoder};
@@ -73,70 +75,85 @@ pub fn entry_for(
     Ok(Registry::load(models_dir)?.get(model)?.clone())
 }
 
-/// `--layer` spelling for every named cut of a registry model.
-pub const ALL_CUTS: &str = "all";
+pub use tlearn_cache::cut_spec::ALL_CUTS;
 
-/// The cuts `layer` asks for: one name, several separated by `tlearn_cache::set::CUT_SEPARATOR`
-/// (`features,stage6,stage5`), or [`ALL_CUTS`] for every named cut of `entry` in registry
-/// order. `None` when not given (the entry's default cut).
-pub fn requested_cuts(layer: Option<&str>, entry: &ModelEntry) -> Result<Option<Vec<String>>> {
-    let Some(layer) = layer else {
-        return Ok(None);
-    };
-    if layer.trim() == ALL_CUTS {
-        if entry.cuts.is_empty() {
-            bail!(
-                "--layer {ALL_CUTS}: {} has no named cuts (name the layers, see `tlearn layers`)",
-                entry.name
-            );
+/// The cut names `spec` asks of `entry`: its default cut, every named cut in registry order
+/// (`all`), or the cuts listed.
+pub fn resolve_cuts(spec: &LayerSpec, entry: &ModelEntry) -> Result<Vec<String>> {
+    Ok(match spec {
+        LayerSpec::Default => vec![entry.default_cut.clone()],
+        LayerSpec::All => {
+            if entry.cuts.is_empty() {
+                bail!(
+                    "--layer {ALL_CUTS}: {} has no named cuts (name the layers, see `tlearn layers`)",
+                    entry.name
+                );
+            }
+            entry.cuts.iter().map(|c| c.name.clone()).collect()
         }
-        return Ok(Some(entry.cuts.iter().map(|c| c.name.clone()).collect()));
+        LayerSpec::Cuts(c) => c.iter().map(|c| c.as_str().to_owned()).collect(),
+    })
+}
+
+/// Open the backbone `model` names (registry name or an own ONNX path, which needs cuts named
+/// in `layer`), cut as `layer` says (several cuts come from one forward pass), reduced by
+/// `pool`; `decode` replaces the entry's JPEG decoding when given.
+pub fn open_backbone(
+    model: &str,
+    models_dir: &Path,
+    layer: &LayerSpec,
+    pool: Pooling,
+    own: &OwnModel,
+    decode: Option<DecodeMode>,
+    options: &BackboneOptions,
+) -> Result<Backbone> {
+    if is_model_path(model) && layer.cuts().is_empty() {
+        bail!("{model}: an own ONNX model needs --layer NODE (see `tlearn layers {model}`)");
     }
-    let cuts: Vec<String> = layer
-        .split(tlearn_cache::set::CUT_SEPARATOR)
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if cuts.is_empty() {
-        bail!("--layer '{layer}' names no cut");
+    let layer_text = layer.to_string();
+    let mut entry = entry_for(
+        model,
+        models_dir,
+        Some(layer_text.as_str()).filter(|l| !l.is_empty()),
+        own,
+    )?;
+    if let Some(d) = decode {
+        entry.preprocess.decode = d;
     }
-    Ok(Some(cuts))
+    let cuts = resolve_cuts(layer, &entry)?;
+    Backbone::load_cuts(&entry, models_dir, &cuts, pool, options)
 }
 
 /// Build the encoder named by `model` (registry name, `pixels*`, or an ONNX path, which needs
-/// `layer`); `layer` may name several cuts ([`requested_cuts`]: one forward pass gives them
-/// all); `decode` is how a backbone decodes JPEGs (the raw-pixel baseline always decodes
-/// fully).
+/// `layer`); `layer` may name several cuts (one forward pass gives them all); `decode` is how a
+/// backbone decodes JPEGs (the raw-pixel baseline always decodes fully); `options` how a
+/// backbone is loaded.
 pub fn open_encoder(
     model: &str,
     models_dir: Option<&Path>,
-    layer: Option<&str>,
+    layer: &LayerSpec,
     pool: Pooling,
     own: &OwnModel,
     decode: DecodeMode,
+    options: &BackboneOptions,
 ) -> Result<Box<dyn Encoder>> {
     if let Some(p) = Pixels::parse(model) {
-        if let Some(l) =
-            layer.filter(|l| l.contains(tlearn_cache::set::CUT_SEPARATOR) || l.trim() == ALL_CUTS)
-        {
-            bail!("{model}: the raw-pixels baseline has one cut; --layer '{l}' asks for several");
+        if layer.is_several() {
+            bail!(
+                "{model}: the raw-pixels baseline has one cut; --layer '{layer}' asks for several"
+            );
         }
         return Ok(Box::new(p?));
     }
-    if is_model_path(model) && layer.is_none() {
-        bail!("{model}: an own ONNX model needs --layer NODE (see `tlearn layers {model}`)");
-    }
     let dir = registry::models_dir(models_dir);
-    let mut entry = entry_for(model, &dir, layer, own)?;
-    entry.preprocess.decode = decode;
-    let cuts = requested_cuts(layer, &entry)?.unwrap_or_else(|| vec![entry.default_cut.clone()]);
-    Ok(Box::new(Backbone::load_cuts(
-        &entry,
+    Ok(Box::new(open_backbone(
+        model,
         &dir,
-        &cuts,
+        layer,
         pool,
-        &BackboneOptions::from_env()?,
+        own,
+        Some(decode),
+        options,
     )?))
 }
 
@@ -150,42 +167,96 @@ pub fn decode_mode_for(out: &Path, asked: Option<DecodeMode>) -> DecodeMode {
     })
 }
 
-/// The encoder `fp` describes (a saved head's extractor), found by its backbone name or at
-/// `model` (a path, for a head trained on an own ONNX file), checked to give exactly `fp`:
-/// a different file or setting is refused naming the field. `what` names `fp`'s owner.
+/// Why the backbone a fingerprint describes could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum FingerprintOpenError {
+    /// Neither the registry nor the path given knows the backbone.
+    #[error("finding the backbone '{backbone}' {what} was trained on: {source:#}")]
+    Entry {
+        backbone: String,
+        what: String,
+        source: anyhow::Error,
+    },
+    /// The file is there but does not load (or the cut does not resolve).
+    #[error("loading the backbone of {what}: {source:#}")]
+    Load { what: String, source: anyhow::Error },
+    /// The loaded backbone gives another fingerprint (another file, cut or setting).
+    #[error(
+        "the backbone loaded for {what} ({path}) is not the feature extractor it expects: {diff}"
+    )]
+    Mismatch {
+        what: String,
+        path: String,
+        diff: tlearn_cache::FingerprintDiff,
+    },
+}
+
+/// The one way to open the backbone a fingerprint `fp` describes (a saved head's extractor,
+/// a cache's): found by its backbone name in `models_dir`, or at `model` (a path, for a head
+/// trained on an own ONNX file); cut at `fp.layer` (one or several cuts), pooled and
+/// preprocessed as `fp` records; checked to give exactly `fp` (file sha256, cut, pooling,
+/// preprocessing): a different file or setting is refused naming the field. `what` names
+/// `fp`'s owner in messages; the backbone is loaded with `options`. Returns the entry it was opened from too (export copies its graph).
+pub fn backbone_for_fingerprint(
+    fp: &Fingerprint,
+    model: Option<&str>,
+    models_dir: &Path,
+    what: &str,
+    options: &BackboneOptions,
+) -> Result<(ModelEntry, Backbone), FingerprintOpenError> {
+    let mut entry = entry_for(
+        model.unwrap_or(&fp.backbone),
+        models_dir,
+        Some(&fp.layer),
+        &OwnModel::default(),
+    )
+    .map_err(|source| FingerprintOpenError::Entry {
+        backbone: fp.backbone.clone(),
+        what: what.to_owned(),
+        source,
+    })?;
+    entry.preprocess = fp.preprocess.clone();
+    let load = || -> Result<Backbone> {
+        let spec = LayerSpec::parse(Some(&fp.layer))?;
+        let cuts = resolve_cuts(&spec, &entry)?;
+        Backbone::load_cuts(&entry, models_dir, &cuts, fp.pool, options)
+    };
+    let bb = load().map_err(|source| FingerprintOpenError::Load {
+        what: what.to_owned(),
+        source,
+    })?;
+    let actual = fingerprint(&bb, fp.augment);
+    if let Some(diff) = fp.compare(&actual, what, "the backbone on disk") {
+        return Err(FingerprintOpenError::Mismatch {
+            what: what.to_owned(),
+            path: entry.path(models_dir).display().to_string(),
+            diff,
+        });
+    }
+    Ok((entry, bb))
+}
+
+/// The encoder `fp` describes: the raw-pixel baseline it names, or
+/// [`backbone_for_fingerprint`]'s backbone.
 pub fn encoder_for_fingerprint(
     fp: &Fingerprint,
     model: Option<&str>,
     models_dir: Option<&Path>,
     what: &str,
+    options: &BackboneOptions,
 ) -> Result<Box<dyn Encoder>> {
-    let encoder: Box<dyn Encoder> = if let Some(p) = Pixels::parse(&fp.backbone) {
-        Box::new(p?)
-    } else {
-        let dir = registry::models_dir(models_dir);
-        let model = model.unwrap_or(&fp.backbone);
-        let mut entry = entry_for(model, &dir, Some(&fp.layer), &OwnModel::default())
-            .with_context(|| {
-                format!(
-                    "finding the backbone '{}' that {what} was trained on",
-                    fp.backbone
-                )
-            })?;
-        entry.preprocess = fp.preprocess.clone();
-        let cuts = requested_cuts(Some(&fp.layer), &entry)?.unwrap_or_default();
-        Box::new(Backbone::load_cuts(
-            &entry,
-            &dir,
-            &cuts,
-            fp.pool,
-            &BackboneOptions::from_env()?,
-        )?)
-    };
-    let actual = fingerprint(encoder.as_ref(), fp.augment);
-    if let Some(diff) = fp.compare(&actual, "head", "loaded backbone") {
-        bail!("the backbone loaded for {what} is not the feature extractor it expects: {diff}");
+    if let Some(p) = Pixels::parse(&fp.backbone) {
+        let p = p?;
+        let actual = fingerprint(&p, fp.augment);
+        if let Some(diff) = fp.compare(&actual, what, "this build's baseline") {
+            bail!("the raw-pixel baseline is not the feature extractor {what} expects: {diff}");
+        }
+        return Ok(Box::new(p));
     }
-    Ok(encoder)
+    let dir = registry::models_dir(models_dir);
+    Ok(Box::new(
+        backbone_for_fingerprint(fp, model, &dir, what, options)?.1,
+    ))
 }
 
 #[cfg(test)]
@@ -218,10 +289,11 @@ mod tests {
         let e = open_encoder(
             "./net",
             Some(dir.path()),
-            None,
+            &LayerSpec::Default,
             Pooling::Avg,
             &OwnModel::default(),
             DecodeMode::Reduced,
+            &BackboneOptions::default(),
         )
         .err()
         .unwrap()

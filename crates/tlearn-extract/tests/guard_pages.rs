@@ -103,10 +103,11 @@ fn extract_all_cuts(model: &str, data: &Path) {
     let enc = tlearn_extract::open::open_encoder(
         model,
         Some(&models),
-        Some("all"),
+        &tlearn_cache::LayerSpec::All,
         Default::default(),
         &Default::default(),
         Default::default(),
+        &Default::default(),
     )
     .unwrap_or_else(|e| panic!("{model}: {e:#} (run `make models`; make test does)"));
     let mut opts = tlearn_extract::extract::Options::new(data, tmp.path().join("cache"));

@@ -46,7 +46,7 @@ fn check(n: u32, max_tol: f32, mean_tol: f32) {
     let p = &entry.preprocess;
     let want: Array4<f32> = read_npy(fixtures.join(format!("lite{n}_input.npy"))).unwrap();
     let want_logits: Array2<f32> = read_npy(fixtures.join(format!("lite{n}_logits.npy"))).unwrap();
-    let net = Backbone::load_logits(entry, &dir).unwrap();
+    let net = Backbone::load_logits(entry, &dir, &Default::default()).unwrap();
     let view = augment::views(Augment::None)[0];
     for (i, photo) in PHOTOS.iter().enumerate() {
         let bytes = std::fs::read(smoke.join(photo)).unwrap();

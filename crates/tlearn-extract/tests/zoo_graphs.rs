@@ -119,7 +119,7 @@ fn zoo_graphs_cut_at_registry_points() {
 #[test]
 #[ignore = "needs make venv; run by make test"]
 fn tlearn_operators_match_tract_on_zoo_graphs() {
-    use tlearn_extract::ops::{apply, Ops};
+    use tlearn_ops::{apply, Ops};
     use tract_onnx::prelude::*;
     let dir = light_dir().expect("no onnx/backend/test/data/light in .venv (make venv)");
     let mut lights: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -30,7 +30,7 @@
 //! `head.weights`, `transform.inv_std` against `dim`, `head.coef` against
 //! `head.support_vectors`, ...) and refuses a mismatch naming the field.
 //! - `parts` (only for a head on a concatenation of cuts, or of two backbones' codes; see
-//!   `cuts`): the cuts its input columns come from, in order: `{name, cache, extractor, dim,
+//!   `train::cut_selection`): the cuts its input columns come from, in order: `{name, cache, extractor, dim,
 //!   offset}` each; `extractor` is then the first part's, and `dim` their sum. Absent = one
 //!   part, `extractor` itself.
 //! - `cv`: the chosen candidate's CV accuracy (mean, std, per fold) and `grid_edge?`, notes when
@@ -164,6 +164,9 @@ impl SavedHead {
                 e.inner()
             )
         })?;
+        h.head
+            .read_files(path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("{}: reading the head's weights", path.display()))?;
         h.validate()
             .with_context(|| format!("{}: inconsistent tlearn head", path.display()))?;
         if let (Some(p), None) = (&h.platt, &h.calibration) {
@@ -174,8 +177,10 @@ impl SavedHead {
         Ok(h)
     }
 
-    /// Write atomically (`.tmp`, fsync, rename).
+    /// Write atomically (`.tmp`, fsync, rename), after the files the head keeps beside it.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.head
+            .write_files(path.parent().unwrap_or(Path::new(".")))?;
         let text = serde_json::to_string(self)?;
         tlearn_cache::write_atomic_bytes(path, text.as_bytes())?;
         Ok(())

@@ -90,7 +90,7 @@ impl TransformKind {
     /// 1,349 s on 2,100 × 1,280 Fashion-MNIST codes) and CV picked it on 2 of 10 Tux Paint
     /// splits without a held-out gain; plain L2 normalisation is, because it was the single
     /// trick worth most on Tux Paint (+1.7 points over standardisation, 10 splits,
-    /// bench/recipe-findings.md). `--transform pca-whiten` still fits it alone.
+    /// bench/RESULTS.md). `--transform pca-whiten` still fits it alone.
     pub const AUTO: [TransformKind; 4] = [
         TransformKind::Standard,
         TransformKind::SqrtStandard,
@@ -185,7 +185,7 @@ impl std::fmt::Display for TransformSpec {
 #[serde(rename_all = "kebab-case")]
 pub enum BlockRule {
     /// Signed square root of every value, then divide the block by its L2 norm. Measured on Tux
-    /// Paint (lite0 all cuts + mobilenetv2 `features`, seeds 0-9): see the README.
+    /// Paint (lite0 all cuts + mobilenetv2 `features`, seeds 0-9): see bench/RESULTS.md.
     SqrtL2,
     /// Divide the block by its L2 norm.
     L2,

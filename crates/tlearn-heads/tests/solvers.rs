@@ -10,9 +10,9 @@ mod common;
 use common::*;
 use linfa::prelude::*;
 use ndarray::{Array1, Array2, Axis};
-use tlearn_heads::kernel_svm::RbfSvmParams;
-use tlearn_heads::linear_svm::LinearSvmParams;
-use tlearn_heads::logistic::LogisticParams;
+use tlearn_heads::families::linear_svm::LinearSvmParams;
+use tlearn_heads::families::logistic::LogisticParams;
+use tlearn_heads::families::rbf_svm::RbfSvmParams;
 use tlearn_heads::transform::{Scaling, Transform};
 
 fn standardised_digits() -> (Array2<f32>, Vec<usize>) {
@@ -78,7 +78,7 @@ fn linear_svm_dual_cd_reaches_the_primal_optimum() {
             .seed(1)
             .check()
             .unwrap();
-        let m = tlearn_heads::linear_svm::train_binary(x, d, &yb, &p);
+        let m = tlearn_heads::families::linear_svm::train_binary(x, d, &yb, &p);
         check_primal_optimum(&format!("class {class}"), x, d, &yb, c, &m);
     }
 }
@@ -87,7 +87,7 @@ fn linear_svm_dual_cd_reaches_the_primal_optimum() {
 /// reaches the same primal optimum as a fit from zero, in fewer passes over the path.
 #[test]
 fn linear_svm_warm_start_along_c_reaches_the_primal_optimum() {
-    use tlearn_heads::linear_svm::train_binary_from;
+    use tlearn_heads::families::linear_svm::train_binary_from;
     let (z, y) = standardised_digits();
     let d = z.ncols();
     let data = z.as_standard_layout().to_owned();
@@ -121,7 +121,7 @@ fn check_primal_optimum(
     d: usize,
     yb: &[bool],
     c: f64,
-    m: &tlearn_heads::linear_svm::BinaryLinear,
+    m: &tlearn_heads::families::linear_svm::BinaryLinear,
 ) {
     let n = yb.len();
     assert!(
@@ -176,7 +176,7 @@ fn rbf_smo_satisfies_the_dual_kkt_conditions() {
 fn linfa_svm_engine_satisfies_the_dual_kkt_conditions() {
     let (z, y) = standardised_digits();
     let (c, gamma) = (1.0, 1.0 / 64.0);
-    let m = tlearn_heads::linfa_engine::fit_rbf(z.view(), &y, 10, c, gamma).unwrap();
+    let m = tlearn_heads::families::rbf_svm::linfa_svm::fit(z.view(), &y, 10, c, gamma).unwrap();
     assert!(m.convergence.converged, "{:?}", m.convergence);
     check_kkt("linfa-svm", &z, &y, &m, c);
 }
@@ -185,7 +185,7 @@ fn check_kkt(
     what: &str,
     z: &Array2<f32>,
     y: &[usize],
-    m: &tlearn_heads::kernel_svm::RbfOvr,
+    m: &tlearn_heads::families::rbf_svm::RbfOvr,
     c: f64,
 ) {
     let f = m.decision(z.view()); // [n, classes]
@@ -233,7 +233,7 @@ fn check_kkt(
 /// most a near-tie in a thousand rows can flip).
 #[test]
 fn rbf_smo_shrinking_and_warm_start_reach_the_plain_optimum() {
-    use tlearn_heads::kernel_svm::{fit_on_kernel, rbf_kernel};
+    use tlearn_heads::families::rbf_svm::{fit_on_kernel, rbf_kernel};
     let (z, y) = standardised_digits();
     let gamma = 1.0 / 64.0;
     let x = z.mapv(|v| v as f64);

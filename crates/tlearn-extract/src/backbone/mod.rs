@@ -28,9 +28,10 @@ use cut::{check_declared_input, graph_of, resolve_layer};
 pub use cut::{proto_and_cut, resolve_node};
 use verify::read_verified;
 
-pub use crate::ops::Ops;
 use crate::registry::ModelEntry;
 use crate::spec::{Layout, Pooling, Preprocess};
+pub use tlearn_ops::Ops;
+use tlearn_ops::TlearnOps;
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -67,26 +68,12 @@ pub struct CutOutput {
     pub grid: Option<usize>,
 }
 
-/// How a backbone is loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a backbone is loaded (the defaults: every tlearn operator).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BackboneOptions {
-    /// Which of tlearn's operators replace tract's ([`crate::ops`]).
+    /// Which of tlearn's operators replace tract's (the `tlearn_ops` transform of
+    /// `tlearn-ops`, [`TlearnOps`]).
     pub ops: Ops,
-}
-
-impl Default for BackboneOptions {
-    fn default() -> Self {
-        BackboneOptions { ops: Ops::All }
-    }
-}
-
-impl BackboneOptions {
-    /// The defaults, with `TLEARN_OPS=all|gemm|depthwise|tract` overriding `ops` (for benchmarks).
-    pub fn from_env() -> Result<BackboneOptions> {
-        Ok(BackboneOptions {
-            ops: Ops::from_env()?,
-        })
-    }
 }
 
 /// One row of `tlearn layers`.
@@ -111,20 +98,15 @@ const _: () = {
 
 impl Backbone {
     /// Load `entry` from `models_dir`, cut at `layer` (a registry cut name or any raw ONNX
-    /// node/tensor name; `None` = the entry's default cut), with [`BackboneOptions::from_env`].
+    /// node/tensor name; `None` = the entry's default cut), with the default
+    /// [`BackboneOptions`].
     pub fn load(
         entry: &ModelEntry,
         models_dir: &Path,
         layer: Option<&str>,
         pool: Pooling,
     ) -> Result<Backbone> {
-        Backbone::load_with(
-            entry,
-            models_dir,
-            layer,
-            pool,
-            &BackboneOptions::from_env()?,
-        )
+        Backbone::load_with(entry, models_dir, layer, pool, &BackboneOptions::default())
     }
 
     /// [`Backbone::load`] with explicit options.
@@ -247,7 +229,11 @@ impl Backbone {
     }
 
     /// The full model's class scores: the entry's `logits` tensor, else the graph's first output.
-    pub fn load_logits(entry: &ModelEntry, models_dir: &Path) -> Result<Backbone> {
+    pub fn load_logits(
+        entry: &ModelEntry,
+        models_dir: &Path,
+        options: &BackboneOptions,
+    ) -> Result<Backbone> {
         let layer = match &entry.logits {
             Some(l) => l.clone(),
             None => {
@@ -259,7 +245,7 @@ impl Backbone {
                     .ok_or_else(|| anyhow!("{}: graph has no output", entry.name))?
             }
         };
-        Backbone::load(entry, models_dir, Some(&layer), Pooling::Flatten)
+        Backbone::load_with(entry, models_dir, Some(&layer), Pooling::Flatten, options)
     }
 
     pub fn name(&self) -> &str {
@@ -446,8 +432,8 @@ pub fn pool_output(
         .collect()
 }
 
-/// tract's declutter and optimisation, with the graph transform of [`crate::ops`] (tlearn's
-/// convolution operators, as `ops` chooses) in between.
+/// tract's declutter and optimisation, with the `tlearn_ops` model transform ([`TlearnOps`]:
+/// tlearn's convolution operators, as `ops` chooses) in between.
 ///
 /// The declutter before the transform leaves out tract's `ChangeAxes` pass: on the full graph
 /// it deep-copies constant weight tensors as it tries each axis change (perf: 15% of a
@@ -463,7 +449,7 @@ fn optimize(model: InferenceModel, ops: Ops) -> Result<TypedModel> {
         .passes
         .retain(|pass| !format!("{pass:?}").starts_with("ChangeAxes"));
     declutter.optimize(&mut typed)?;
-    crate::ops::apply(&mut typed, ops)?;
+    typed.transform(&TlearnOps(ops))?;
     typed.into_optimized()
 }
 

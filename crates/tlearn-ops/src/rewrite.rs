@@ -1,0 +1,254 @@
+//! What tlearn changes in a backbone's graph before tract optimises it: its own operators for
+//! the two convolutions EfficientNet-style networks spend their time in.
+//!
+//! - [`super::depthwise_op`]: depthwise convolutions (+ ReLU6), bit-identical to tract's.
+//! - [`super::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) with
+//!   tlearn's AVX-512 kernel (every plane) or one `gemm` call each (planes from 10×10 up),
+//!   equal to tract's up to float rounding.
+//! - [`super::stem_op`]: the stem (a full convolution over the colour planes), direct instead
+//!   of tract's im2col + matrix multiply, equal to tract's up to float rounding.
+//!
+//! Everything else (pooling, classifier, batched runs of the 1×1 convolutions) stays tract's.
+//! The rewrite is a tract [`ModelTransform`] named `tlearn_ops` ([`TlearnOps`]), as tract's own
+//! graph rewrites are (`conv_nhwc`, `batchify`, ...): `model.transform(&TlearnOps(ops))` on the
+//! decluttered model, before `into_optimized`. [`Ops`] picks what it replaces: `all` (default),
+//! `gemm` (the 1×1 convolutions on `gemm` even with AVX-512, the stem tract's: the path before
+//! those two kernels), `depthwise` (only the depthwise operator) or `tract` (none: tract's plan
+//! as it comes) — to measure, or to rule tlearn's operators out when chasing a numerical
+//! difference. The choice is the caller's (the backbone loader's options); nothing here reads
+//! the environment.
+
+use std::fmt;
+use std::str::FromStr;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::math::{Max, Min};
+use tract_onnx::tract_core::transform::ModelTransform;
+
+use super::depthwise_op;
+use super::graph::{const_f32, fused_clamp};
+use super::pointwise_kernel;
+use super::pointwise_op;
+use super::stem_op;
+
+/// Which of tlearn's operators replace tract's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ops {
+    /// Every tlearn operator this CPU runs (the default).
+    #[default]
+    All,
+    /// As `All`, but the 1×1 convolutions run `gemm` (planes from 10×10 up) even where the
+    /// AVX-512 kernel could, and the stem stays tract's: the previous path, kept to measure the
+    /// kernels against.
+    Gemm,
+    /// Only the depthwise operator.
+    Depthwise,
+    /// None: tract's own plan.
+    Tract,
+}
+
+impl Ops {
+    /// Every choice, in the spelling [`FromStr`] reads and [`fmt::Display`] writes.
+    pub const ALL: [Ops; 4] = [Ops::All, Ops::Gemm, Ops::Depthwise, Ops::Tract];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ops::All => "all",
+            Ops::Gemm => "gemm",
+            Ops::Depthwise => "depthwise",
+            Ops::Tract => "tract",
+        }
+    }
+}
+
+impl fmt::Display for Ops {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`Ops::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOps(pub String);
+
+impl fmt::Display for UnknownOps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown operator set '{}': expected ", self.0)?;
+        let names: Vec<&str> = Ops::ALL.iter().map(|o| o.name()).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownOps {}
+
+impl FromStr for Ops {
+    type Err = UnknownOps;
+
+    /// `all`, `gemm`, `depthwise` or `tract` (an unknown name is an error, not a silent
+    /// default).
+    fn from_str(s: &str) -> Result<Ops, UnknownOps> {
+        Ops::ALL
+            .into_iter()
+            .find(|o| o.name() == s.trim())
+            .ok_or_else(|| UnknownOps(s.to_string()))
+    }
+}
+
+/// tlearn's operators as a tract model transform (named `tlearn_ops`): [`apply`] with the
+/// chosen [`Ops`], on a decluttered model, before `into_optimized`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlearnOps(pub Ops);
+
+impl ModelTransform for TlearnOps {
+    fn name(&self) -> tract_onnx::tract_core::internal::StaticName {
+        "tlearn_ops".into()
+    }
+
+    fn transform(&self, model: &mut TypedModel) -> TractResult<()> {
+        apply(model, self.0).map(|_| ())
+    }
+}
+
+/// Operators replaced by [`apply`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replaced {
+    pub depthwise: usize,
+    pub pointwise: usize,
+    pub stem: usize,
+}
+
+/// Rewrite a decluttered model in place; run `into_optimized` after it.
+pub fn apply(model: &mut TypedModel, ops: Ops) -> TractResult<Replaced> {
+    let mut n = Replaced::default();
+    if ops != Ops::Tract {
+        n.depthwise = rewrite_depthwise(model)?;
+    }
+    if matches!(ops, Ops::All | Ops::Gemm) {
+        let kernel = ops == Ops::All && pointwise_kernel::available();
+        n.pointwise = rewrite_pointwise(model, kernel)?;
+    }
+    if ops == Ops::All {
+        n.stem = rewrite_stem(model)?;
+    }
+    Ok(n)
+}
+
+/// Replace every depthwise `Conv` tract would lower to `DepthWiseConv` by tlearn's operator
+/// (with a following ReLU / ReLU6 folded in); returns how many were replaced.
+pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(op) = depthwise_op::depthwise_of(model, id)? else {
+            continue;
+        };
+        let (clamp, last) = fused_clamp(model, id)?;
+        let node = model.node(id);
+        // A clamp (ReLU6) whose only reader is this convolution moves into its input copy: one
+        // pass less over the layer before's output, the largest activations of the network.
+        let (input, input_clamp) = match clamp_feeding(model, node.inputs[0])? {
+            Some((x, c)) => (x, Some(c)),
+            None => (node.inputs[0], None),
+        };
+        let op = op.with_clamp(clamp).with_input_clamp(input_clamp);
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, input)?;
+        let name = format!("{}.tlearn", node.name);
+        let y = patch.wire_node(name, op, &[x])?[0];
+        patch.shunt_outside(model, OutletId::new(last, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// Replace every convolution over at most [`stem_op::MAX_PLANES`] input planes (the stem) by
+/// tlearn's operator; returns how many were replaced.
+pub fn rewrite_stem(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(op) = stem_op::stem_of(model, id)? else {
+            continue;
+        };
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let name = format!("{}.tlearn", node.name);
+        let y = patch.wire_node(name, op, &[x])?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// Replace every batch-1 1×1 convolution (`EinSum IHW,OI->OHW` with constant weights, plane of
+/// at least [`pointwise_op::min_plane`] points; `kernel`: with tlearn's AVX-512 kernel, which the
+/// caller checked this CPU runs, else `gemm`) and the
+/// bias add, clamp or residual add after it by tlearn's operator; returns how many.
+pub fn rewrite_pointwise(model: &mut TypedModel, kernel: bool) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(fused) = pointwise_op::pointwise_of(model, id, kernel)? else {
+            continue;
+        };
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let mut inputs = tvec!(patch.tap_model(model, node.inputs[0])?);
+        if let Some(r) = fused.residual {
+            inputs.push(patch.tap_model(model, r)?);
+        }
+        let name = format!("{}.tlearn", node.name);
+        let y = patch.wire_node(name, fused.op, &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    model.compact()?;
+    Ok(replaced)
+}
+
+/// `outlet` as `Min(Max(x, lo), hi)` with constant scalars, both read only by the next op and
+/// neither a model output: `x` and the clamp.
+fn clamp_feeding(
+    model: &TypedModel,
+    outlet: OutletId,
+) -> TractResult<Option<(OutletId, (f32, f32))>> {
+    let single_reader = |o: OutletId| -> TractResult<bool> {
+        Ok(model.outlet_successors(o).len() == 1 && !model.output_outlets()?.contains(&o))
+    };
+    // One side of a binary `B` node: the constant scalar, and the other input.
+    let split =
+        |id: usize, is_b: fn(&TypedBinOp) -> bool| -> TractResult<Option<(f32, OutletId)>> {
+            let node = model.node(id);
+            let Some(bin) = node.op_as::<TypedBinOp>() else {
+                return Ok(None);
+            };
+            if !is_b(bin) || bin.1.is_some() || node.inputs.len() != 2 {
+                return Ok(None);
+            }
+            for (c, x) in [(1, 0), (0, 1)] {
+                if let Some(v) = const_f32(model, node.inputs[c])?.filter(|v| v.len() == 1) {
+                    let same = model.outlet_fact(node.inputs[x])?.shape
+                        == model.outlet_fact(OutletId::new(id, 0))?.shape;
+                    return Ok(same.then_some((v[0], node.inputs[x])));
+                }
+            }
+            Ok(None)
+        };
+    if !single_reader(outlet)? {
+        return Ok(None);
+    }
+    let Some((hi, inner)) = split(outlet.node, |b| b.0.is::<Min>())? else {
+        return Ok(None);
+    };
+    if !single_reader(inner)? {
+        return Ok(None);
+    }
+    let Some((lo, x)) = split(inner.node, |b| b.0.is::<Max>())? else {
+        return Ok(None);
+    };
+    Ok((lo <= hi).then_some((x, (lo, hi))))
+}

@@ -1,0 +1,218 @@
+//! High-level arguments: each command's flags checked together and turned into the library's
+//! types, before anything is opened or read. What a flag alone cannot say (`--keep-views`
+//! needs `--augment`; `--layer a,b,a` repeats a cut; `--mean` needs three numbers) is refused
+//! here, with the flag named.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use tlearn_cache::LayerSpec;
+use tlearn_extract::augment::Augment;
+use tlearn_extract::backbone::BackboneOptions;
+use tlearn_extract::open::{decode_mode_for, OwnModel};
+use tlearn_extract::registry;
+use tlearn_extract::spec::Layout;
+use tlearn_extract::{CacheOptions, ExtractorOptions};
+use tlearn_model::ModelOptions;
+
+use super::custom_model::{backbone_options, decode_memory};
+use super::{export, extract, layers, predict, show, Command};
+
+/// One command, checked.
+pub enum HiArgs {
+    Layers(Layers),
+    Extract(Extract),
+    Predict(Predict),
+    Export(Export),
+    Show(Show),
+    Train(crate::cmd::train::TrainArgs),
+    Eval(crate::cmd::eval::EvalArgs),
+}
+
+impl HiArgs {
+    pub fn from_low_args(low: Command) -> Result<HiArgs> {
+        Ok(match low {
+            Command::Layers(a) => HiArgs::Layers(Layers::from_low_args(a)),
+            Command::Extract(a) => HiArgs::Extract(Extract::from_low_args(a)?),
+            Command::Predict(a) => HiArgs::Predict(Predict::from_low_args(a)?),
+            Command::Export(a) => HiArgs::Export(Export::from_low_args(a)),
+            Command::Show(a) => HiArgs::Show(Show::from_low_args(a)?),
+            Command::Train(a) => HiArgs::Train(a),
+            Command::Eval(a) => HiArgs::Eval(a),
+        })
+    }
+}
+
+/// `tlearn extract`: which extractor, and where its cache goes.
+pub struct Extract {
+    pub dataset: PathBuf,
+    pub out: PathBuf,
+    pub model: String,
+    pub layer: LayerSpec,
+    pub options: ExtractorOptions,
+    pub cache: CacheOptions,
+    pub report: Option<PathBuf>,
+}
+
+impl Extract {
+    fn from_low_args(a: extract::ExtractArgs) -> Result<Extract> {
+        if a.keep_views && a.augment == Augment::None {
+            bail!("--keep-views keeps the views of --augment flip|crops5|crops10; none asked");
+        }
+        Ok(Extract {
+            layer: LayerSpec::parse(a.layer.as_deref())?,
+            options: ExtractorOptions {
+                models_dir: a.models_dir,
+                pool: a.pool,
+                augment: a.augment,
+                // Updating or resuming a cache keeps its decoding without a flag.
+                decode: decode_mode_for(&a.out, a.decode),
+                threads: a.threads.map(threads_note),
+                decode_memory: decode_memory(a.decode_memory)?,
+                max_file_size: a.max_file_size.as_u64(),
+                own: a.custom.own_model()?,
+                backbone: backbone_options()?,
+            },
+            cache: CacheOptions {
+                overwrite: a.overwrite,
+                progress: !a.quiet,
+                keep_views: a.keep_views,
+            },
+            dataset: a.dir,
+            out: a.out,
+            model: a.model,
+            report: a.report,
+        })
+    }
+}
+
+/// `--threads N`, capped at what the machine can use ([`tlearn_extract::workers::worker_threads`]),
+/// with a note when it is.
+fn threads_note(asked: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (n, note) = tlearn_extract::workers::worker_threads(Some(asked), usize::MAX, cores);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    n
+}
+
+/// `tlearn predict`: a saved head, or the full ImageNet model.
+pub struct Predict {
+    pub images: Vec<PathBuf>,
+    pub with: Classifier,
+    pub top: usize,
+    pub json: bool,
+}
+
+/// What classifies the images.
+pub enum Classifier {
+    Head {
+        path: PathBuf,
+        options: ModelOptions,
+    },
+    Imagenet {
+        model: String,
+        models_dir: Option<PathBuf>,
+        backbone: BackboneOptions,
+        decode_memory: Option<u64>,
+    },
+}
+
+impl Predict {
+    fn from_low_args(a: predict::PredictArgs) -> Result<Predict> {
+        let with = match a.head {
+            Some(path) => Classifier::Head {
+                path,
+                options: ModelOptions {
+                    models_dir: a.models_dir,
+                    model: a.model,
+                    decode_memory: decode_memory(None)?,
+                    backbone: backbone_options()?,
+                    ..ModelOptions::default()
+                },
+            },
+            None => Classifier::Imagenet {
+                model: a.model.unwrap_or_else(|| "efficientnet-lite0".into()),
+                models_dir: a.models_dir,
+                backbone: backbone_options()?,
+                decode_memory: decode_memory(None)?,
+            },
+        };
+        Ok(Predict {
+            images: a.images,
+            with,
+            top: a.top,
+            json: a.json,
+        })
+    }
+}
+
+/// `tlearn export`.
+pub struct Export {
+    pub head: PathBuf,
+    pub out: PathBuf,
+    pub model: Option<String>,
+    pub models_dir: PathBuf,
+}
+
+impl Export {
+    fn from_low_args(a: export::ExportArgs) -> Export {
+        Export {
+            models_dir: registry::models_dir(a.models_dir.as_deref()),
+            head: a.head,
+            out: a.out,
+            model: a.model,
+        }
+    }
+}
+
+/// `tlearn show`: one image, one cut.
+pub struct Show {
+    pub image: PathBuf,
+    pub model: String,
+    pub layer: LayerSpec,
+    pub channels: usize,
+    pub out: Option<PathBuf>,
+    pub models_dir: PathBuf,
+    pub own: OwnModel,
+    pub backbone: BackboneOptions,
+}
+
+impl Show {
+    fn from_low_args(a: show::ShowArgs) -> Result<Show> {
+        Ok(Show {
+            layer: LayerSpec::one(&a.layer)?,
+            own: a.custom.own_model()?,
+            backbone: backbone_options()?,
+            models_dir: registry::models_dir(a.models_dir.as_deref()),
+            image: a.image,
+            model: a.model,
+            channels: a.channels,
+            out: a.out,
+        })
+    }
+}
+
+/// `tlearn layers`.
+pub struct Layers {
+    pub model: String,
+    pub models_dir: PathBuf,
+    pub own: OwnModel,
+    pub cuts_only: bool,
+}
+
+impl Layers {
+    fn from_low_args(a: layers::LayersArgs) -> Layers {
+        Layers {
+            own: OwnModel {
+                crop: a.crop,
+                layout: if a.nhwc { Layout::Nhwc } else { Layout::Nchw },
+                ..OwnModel::default()
+            },
+            models_dir: registry::models_dir(a.models_dir.as_deref()),
+            model: a.model,
+            cuts_only: a.cuts,
+        }
+    }
+}
