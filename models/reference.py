@@ -1,6 +1,7 @@
-"""Numpy reference outputs of the offline backbones that have one (squeezenet1.1, mobilenetv2),
-computed straight from the packaged weights (pickle / legacy .pt, via the pip cache), not from
-the converted ONNX. Used by models/test_convert.py (against onnxruntime) and by
+"""Numpy reference outputs of the offline backbones (squeezenet1.1, mobilenetv2, xception,
+inception-v3, resnet152), computed in float64 straight from the packaged weights (pickle, legacy
+.pt, Keras archive, TorchScript archive, zip .pt; via the pip cache), not from the converted ONNX.
+Xception's follows the Keras archive's own config.json graph. Used by models/test_convert.py (against onnxruntime) and by
 crates/tlearn-extract/tests/reference_backbones.rs (against tract).
 
     python models/reference.py MODEL OUT_DIR PHOTO...
@@ -56,6 +57,21 @@ def reference(name: str, x: np.ndarray) -> dict[str, np.ndarray]:
         import convert_mobilenetv2 as conv
 
         return conv.reference(conv.load_legacy_pth(weights), x)
+    if converter == "inception-v3":
+        import convert_inception_v3 as conv
+
+        return conv.reference(conv.load(weights), x)
+    if converter == "resnet":
+        import convert_resnet as conv
+
+        return conv.reference(conv.load_weights(weights), entry["source"].get("prefix", ""), x)
+    if converter == "keras":
+        import convert_keras as conv
+
+        w = conv.load(weights, entry["source"]["architecture"])
+        if w.config is not None:
+            return conv.reference_from_config(w, x)
+        return conv.reference(entry["source"]["architecture"], w, x)
     raise SystemExit(f"{name}: no numpy reference (converter {converter!r})")
 
 

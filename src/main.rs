@@ -34,6 +34,7 @@ fn main() {
     let result = HiArgs::from_low_args(cli.command).and_then(|hi| match hi {
         HiArgs::Layers(a) => cmd::layers::run(a),
         HiArgs::Extract(a) => cmd::extract::run(a),
+        HiArgs::Fit(a) => cmd::fit::run(a),
         HiArgs::Train(a) => cmd::train::run(a),
         HiArgs::Eval(a) => cmd::eval::run(a),
         HiArgs::Predict(a) => cmd::predict::run(a),

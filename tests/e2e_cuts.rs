@@ -110,19 +110,28 @@ fn train_chooses_the_cut_by_cv_and_eval_finds_it_in_the_set() {
         None => vec![head["extractor"]["layer"].as_str().unwrap().to_string()],
     };
     assert_eq!(part_names.join("+"), chosen);
-    // Tux Paint photos are small and similar to ImageNet data... as far as this split says:
-    // the scenario is named in words that agree with where the chosen cut sits.
+    // Tux Paint photos are small and similar to ImageNet data: the scenario is never named
+    // "different"; "similar" only when the chosen cut holds the bottleneck and the paired folds
+    // separate it from the best cut without it, else the cuts are within noise.
     let sc = &cuts["scenario"];
     assert_eq!(sc["size"], "small");
     let holds_features = part_names.iter().any(|p| p == "features");
-    assert_eq!(
-        sc["similarity"],
+    let ev = &sc["evidence"];
+    let (d, se) = (
+        ev["difference"].as_f64().unwrap(),
+        ev["standard_error"].as_f64().unwrap(),
+    );
+    let expected = if d > 2.0 * se && d > 0.0 {
         if holds_features {
             "similar"
         } else {
             "different"
         }
-    );
+    } else {
+        "within noise"
+    };
+    assert_eq!(sc["similarity"], expected, "{sc}");
+    assert_ne!(sc["similarity"], "different", "{sc}");
     assert!(stdout.contains("scenario: small data set"), "{stdout}");
     assert!(
         stdout.contains(&format!("chosen cut: {chosen}")),

@@ -106,7 +106,7 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
 
     // (name, --head, extra train flags): every head kind, the linfa engine's heads, whose
     // saved form is the same as tlearn's, and every transform a head.json can hold.
-    let heads: [(&str, &str, &[&str]); 8] = [
+    let heads: [(&str, &str, &[&str]); 9] = [
         ("logistic", "logistic", &["--transform", "standard"]),
         (
             "linear-svm",
@@ -114,6 +114,11 @@ fn exported_onnx_gives_predicts_probabilities_in_onnxruntime_and_tract() {
             &["--transform", "l2", "--pca", "24"],
         ),
         ("rbf-svm", "rbf-svm", &["--transform", "standard"]),
+        (
+            "mlp",
+            "mlp",
+            &["--transform", "standard", "--hidden-grid", "64"],
+        ),
         ("logistic-linfa", "logistic", &["--engine", "linfa"]),
         (
             "rbf-svm-linfa",

@@ -42,7 +42,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let ev = Evaluation::run(&args.head, &args.caches, args.all)?;
     print!(
         "{}",
-        tlearn_report::eval_text(&ev.report, ev.head.classes())
+        tlearn_report::eval_text(&ev.report, ev.head.classes(), true)
     );
     let written = tlearn_report::eval_files::write(
         &ev,

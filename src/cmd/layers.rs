@@ -1,5 +1,6 @@
 //! `tlearn layers MODEL`: every node of a backbone with its op and output shape, registry cut
-//! points marked, so users can pick `--layer`.
+//! points marked, so users can pick `--layer`; the weights' licence first (loudly when it forbids
+//! commercial use).
 
 use anyhow::Result;
 use tlearn_extract::backbone::list_layers;
@@ -29,6 +30,13 @@ pub fn run(args: Layers) -> Result<()> {
         entry.preprocess.crop,
         entry.preprocess.crop
     );
+    if !entry.license.is_empty() {
+        println!("licence: {}", entry.license);
+    }
+    if let Some(warning) = entry.licence_warning() {
+        let bar = "!".repeat(warning.len().min(100));
+        println!("{bar}\n{warning}\n{bar}");
+    }
     println!(
         "{:<w_name$}  {:<w_op$}  {:<20}  cut",
         "node", "op", "output shape"

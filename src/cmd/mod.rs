@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod fit;
 pub mod layers;
 pub mod predict;
 pub mod show;

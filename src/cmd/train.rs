@@ -9,7 +9,7 @@ use tlearn_heads::view_rows::TrainViews;
 use tlearn_heads::{Engine, HeadGrids, HeadKind};
 
 /// `--head`: `auto` or one registered head family, each value with its one-line help.
-fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
+pub fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
     let values = std::iter::once(
         PossibleValue::new("auto")
             .help("Cross-validate all heads and keep the best (ties go to the simpler model)"),
@@ -117,6 +117,20 @@ pub struct TrainArgs {
     /// part, i.e. about 1/d for standardised codes].
     #[arg(long, value_delimiter = ',')]
     pub gamma_grid: Option<Vec<f64>>,
+    /// Comma-separated hidden widths H for the dense network (`--head mlp`) [default: 64,256].
+    #[arg(long, value_delimiter = ',', value_name = "H")]
+    pub hidden_grid: Option<Vec<usize>>,
+    /// Comma-separated weight decays (L2 penalty, scikit-learn's alpha) for the dense network
+    /// [default: 0.0001,0.01,1].
+    #[arg(long, value_delimiter = ',')]
+    pub weight_decay_grid: Option<Vec<f64>>,
+    /// Fraction of the dense network's hidden units dropped at each training step [default: 0].
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// At most this many epochs of the dense network; early stopping on an inner validation
+    /// split usually ends it sooner [default: 200].
+    #[arg(long, value_name = "N")]
+    pub max_epochs: Option<usize>,
     /// When CV picks a C (or gamma) at an edge of its grid, add the next log-step beyond it and
     /// cross-validate again, up to this many times (0: keep the grid as given).
     #[arg(long, default_value_t = 1, value_name = "STEPS")]
@@ -170,6 +184,10 @@ pub struct TrainArgs {
     /// selection over cuts) and cv-cuts.png.
     #[arg(long)]
     pub out: PathBuf,
+    /// Print every CV candidate as it finishes and the whole grid at the end (default: the
+    /// best few and the chosen one; the whole grid is always in cv.json and report.html).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl TrainArgs {
@@ -187,6 +205,18 @@ impl TrainArgs {
         let mut grids = HeadGrids::default();
         grids.rbf_svm.gamma = self.gamma_grid.clone();
         grids.linear_svm.tol = self.linear_tol;
+        if let Some(h) = &self.hidden_grid {
+            grids.mlp.hidden = h.clone();
+        }
+        if let Some(w) = &self.weight_decay_grid {
+            grids.mlp.weight_decay = w.clone();
+        }
+        if let Some(p) = self.dropout {
+            grids.mlp.dropout = p;
+        }
+        if let Some(n) = self.max_epochs {
+            grids.mlp.max_epochs = n;
+        }
         let train = TrainConfig {
             heads: self.head.clone(),
             seed: self.seed,
@@ -329,6 +359,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = training.run(|ev| match ev {
         Event::Stage(s) => eprintln!("{s}"),
         Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
+        Event::Cv { .. } if !args.verbose => {}
         Event::Cv { set, result: r } => eprintln!(
             "  cv {set} {} [{}{}]: {} ({:.2} s)",
             r.params,
@@ -349,9 +380,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cv.folds,
         cv.split.test_rows.len()
     );
-    print!("{}", tlearn_report::cv_table(cv));
+    print!("{}", tlearn_report::cv_table(cv, args.verbose));
     if let Some(cuts) = &out.cv.cuts {
-        print!("{}", tlearn_report::cuts::text(cuts));
+        print!("{}", tlearn_report::cuts::text(cuts, args.verbose));
     }
     let written = tlearn_report::train_files::write(&out, &args.out)?;
     match &written.cuts_png {

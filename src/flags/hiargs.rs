@@ -13,15 +13,18 @@ use tlearn_extract::open::{decode_mode_for, OwnModel};
 use tlearn_extract::registry;
 use tlearn_extract::spec::Layout;
 use tlearn_extract::{CacheOptions, ExtractorOptions};
+use tlearn_heads::train::{CutConfig, TrainConfig};
+use tlearn_model::fit::{FitBackbone, FitOptions};
 use tlearn_model::ModelOptions;
 
 use super::custom_model::{backbone_options, decode_memory};
-use super::{export, extract, layers, predict, show, Command};
+use super::{export, extract, fit, layers, predict, show, Command};
 
 /// One command, checked.
 pub enum HiArgs {
     Layers(Layers),
     Extract(Extract),
+    Fit(Fit),
     Predict(Predict),
     Export(Export),
     Show(Show),
@@ -34,6 +37,7 @@ impl HiArgs {
         Ok(match low {
             Command::Layers(a) => HiArgs::Layers(Layers::from_low_args(a)),
             Command::Extract(a) => HiArgs::Extract(Extract::from_low_args(a)?),
+            Command::Fit(a) => HiArgs::Fit(Fit::from_low_args(a)?),
             Command::Predict(a) => HiArgs::Predict(Predict::from_low_args(a)?),
             Command::Export(a) => HiArgs::Export(Export::from_low_args(a)),
             Command::Show(a) => HiArgs::Show(Show::from_low_args(a)?),
@@ -95,6 +99,64 @@ fn threads_note(asked: usize) -> usize {
         eprintln!("{note}");
     }
     n
+}
+
+/// `tlearn fit`: the folder, the run directory and the pipeline's options.
+pub struct Fit {
+    pub dataset: PathBuf,
+    pub out: PathBuf,
+    pub options: FitOptions,
+    pub verbose: bool,
+}
+
+impl Fit {
+    fn from_low_args(a: fit::FitArgs) -> Result<Fit> {
+        if !(a.test_size > 0.0 && a.test_size < 1.0) {
+            bail!("--test-size must lie between 0 and 1, not {}", a.test_size);
+        }
+        if a.folds < 2 {
+            bail!("--folds must be at least 2, not {}", a.folds);
+        }
+        let mut backbones = vec![FitBackbone {
+            model: a.model,
+            layer: LayerSpec::parse(Some(&a.layer))?,
+        }];
+        if a.model2 != "none" {
+            backbones.push(FitBackbone {
+                model: a.model2,
+                layer: LayerSpec::parse(a.layer2.as_deref())?,
+            });
+        } else if a.layer2.is_some() {
+            bail!("--layer2 names a cut of --model2, which is `none`");
+        }
+        let train = TrainConfig {
+            heads: a.head,
+            seed: a.seed,
+            test_size: a.test_size,
+            folds: a.folds,
+            ..TrainConfig::default()
+        };
+        Ok(Fit {
+            options: FitOptions {
+                backbones,
+                extractor: ExtractorOptions {
+                    models_dir: a.models_dir,
+                    threads: a.threads.map(threads_note),
+                    decode_memory: decode_memory(None)?,
+                    backbone: backbone_options()?,
+                    ..ExtractorOptions::default()
+                },
+                cache: CacheOptions {
+                    progress: !a.quiet,
+                    ..CacheOptions::default()
+                },
+                train: CutConfig::new(train),
+            },
+            dataset: a.dir,
+            out: a.out,
+            verbose: a.verbose,
+        })
+    }
 }
 
 /// `tlearn predict`: a saved head, or the full ImageNet model.

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 pub mod custom_model;
 pub mod export;
 pub mod extract;
+pub mod fit;
 pub mod hiargs;
 pub mod layers;
 pub mod predict;
@@ -30,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// List a backbone's nodes and output shapes (candidate cut points).
     Layers(layers::LayersArgs),
+    /// The whole job on a folder DIR/<class>/<image>: extract, train, eval, report.
+    Fit(fit::FitArgs),
     /// Extract CNN codes for a folder DIR/<class>/<image> into a feature cache.
     Extract(extract::ExtractArgs),
     /// Split a feature cache, select a head (and, given a cut set, the cut) by cross-validation, fit it and save it.

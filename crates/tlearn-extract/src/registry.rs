@@ -49,6 +49,9 @@ pub struct ModelEntry {
     pub description: String,
     #[serde(default)]
     pub license: String,
+    /// The weights' licence forbids commercial use (`tlearn layers` and `models/fetch.py` say so).
+    #[serde(default)]
+    pub noncommercial: bool,
     /// ONNX file name relative to the models directory (or an absolute path).
     pub file: String,
     /// Pinned sha256 of the ONNX file; empty = not pinned (see `models/manifest.json`).
@@ -95,6 +98,7 @@ impl ModelEntry {
             name,
             description: format!("user-supplied ONNX {}", path.display()),
             license: String::new(),
+            noncommercial: false,
             file: path.to_string_lossy().into_owned(),
             sha256: String::new(),
             input: None,
@@ -122,6 +126,16 @@ impl ModelEntry {
             },
             cuts: vec![],
         }
+    }
+
+    /// The warning to show wherever the weights are about to be used, for a non-commercial licence.
+    pub fn licence_warning(&self) -> Option<String> {
+        self.noncommercial.then(|| {
+            format!(
+                "NON-COMMERCIAL LICENCE: {}'s weights may be used for non-commercial purposes only ({})",
+                self.name, self.license
+            )
+        })
     }
 
     /// The registry cut named `name`, if any.
@@ -227,12 +241,29 @@ mod tests {
         for name in [
             "vgg16",
             "vgg19",
+            "resnet50",
+            "vgg16-zoo",
             "resnet50-v1",
             "resnet50-v2",
             "mobilenetv2",
+            "xception",
+            "inception-v3",
+            "resnet152",
         ] {
             assert!(reg.get(name).is_ok(), "{name} missing");
         }
+        for m in &reg.models {
+            assert!(
+                !m.license.is_empty(),
+                "{}: no licence in the registry",
+                m.name
+            );
+        }
+        let resmem = reg.get("resnet152").unwrap();
+        assert!(resmem.noncommercial && resmem.license.contains("Non-commercial"));
+        let warning = resmem.licence_warning().unwrap();
+        assert!(warning.contains("NON-COMMERCIAL") && warning.contains("resnet152"));
+        assert_eq!(reg.get("xception").unwrap().licence_warning(), None);
         let err = reg.get("alexnet-9000").unwrap_err().to_string();
         assert!(
             err.contains("alexnet-9000") && err.contains("efficientnet-lite2"),

@@ -1,6 +1,7 @@
-//! The converted SqueezeNet 1.1 and MobileNetV2 ONNX files, run in tract, compute the same
-//! function as an independent numpy forward pass of the packaged weights (`models/reference.py`,
-//! straight from the pickle / legacy .pt, not from the ONNX) on real photos, at every registry cut.
+//! The converted offline backbones (SqueezeNet 1.1, MobileNetV2, and the classics Xception,
+//! Inception-v3, ResNet-152), run in tract, compute the same function as an independent float64
+//! numpy forward pass of the packaged weights (`models/reference.py`, straight from the pickle,
+//! .pt or Keras archive, not from the ONNX) on real photos, at every registry cut.
 //! Needs `make models data` and the venv (run by `make test`).
 
 use std::path::{Path, PathBuf};
@@ -81,10 +82,11 @@ fn check(model: &str, photos: &[&str]) -> f64 {
             .flat_map(|(g, r)| g.iter().zip(r).map(|(a, b)| (*a as f64 - b).abs()))
             .fold(0f64, f64::max);
         println!(
-            "{model} {:9} {:?} dim {:4}: max|tract - numpy| {diff:.2e} (max|ref| {scale:.3})",
+            "{model} {:20} {:?} dim {:4}: max|tract - numpy| {diff:.2e} (max|ref| {scale:.3}, relative {:.1e})",
             cut.name,
             bb.output_shape(),
-            cut.dim
+            cut.dim,
+            diff / scale
         );
         assert!(scale > 0.0, "{model} {}: reference is all zeros", cut.name);
         assert!(
@@ -123,4 +125,42 @@ fn mobilenetv2_tract_matches_numpy_reference_at_every_cut() {
         ],
     );
     println!("mobilenetv2: worst max|diff| over the cuts {worst:.3e}");
+}
+
+#[test]
+#[ignore = "needs make models/data and the venv; run by make test"]
+fn xception_tract_matches_the_keras_config_graph_at_every_cut() {
+    let worst = check(
+        "xception",
+        &["darknet/dog.jpg", "skimage/coffee.png", "darknet/eagle.jpg"],
+    );
+    println!("xception: worst max|diff| over the cuts {worst:.3e}");
+}
+
+#[test]
+#[ignore = "needs make models/data and the venv; run by make test"]
+fn inception_v3_tract_matches_numpy_reference_at_every_cut() {
+    let worst = check(
+        "inception-v3",
+        &[
+            "darknet/dog.jpg",
+            "skimage/chelsea.png",
+            "darknet/eagle.jpg",
+        ],
+    );
+    println!("inception-v3: worst max|diff| over the cuts {worst:.3e}");
+}
+
+#[test]
+#[ignore = "needs make models/data and the venv; run by make test"]
+fn resnet152_tract_matches_numpy_reference_at_every_cut() {
+    let worst = check(
+        "resnet152",
+        &[
+            "darknet/dog.jpg",
+            "skimage/coffee.png",
+            "skimage/rocket.jpg",
+        ],
+    );
+    println!("resnet152: worst max|diff| over the cuts {worst:.3e}");
 }

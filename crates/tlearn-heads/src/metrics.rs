@@ -15,7 +15,14 @@ pub struct ClassMetrics {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metrics {
     pub n: usize,
+    /// Rows predicted right (`accuracy` = `correct / n`).
+    #[serde(default)]
+    pub correct: usize,
     pub accuracy: f64,
+    /// 95% Wilson score interval of the accuracy over these `n` rows: how far the held-out
+    /// figure may be from the accuracy on images like them, from the number of images alone.
+    #[serde(default)]
+    pub accuracy_interval: (f64, f64),
     /// Mean recall over the classes that have support.
     pub balanced_accuracy: f64,
     pub macro_f1: f64,
@@ -24,6 +31,23 @@ pub struct Metrics {
     pub per_class: Vec<ClassMetrics>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
+}
+
+/// The 95% Wilson score interval of a proportion `k / n` (`(0, 1)` when `n` is 0). Unlike the
+/// normal approximation it stays inside [0, 1] and keeps a sensible width at 0 or `n` successes,
+/// which small held-out sets hit often.
+pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let denom = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denom;
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// Index of the largest value (first on ties).
@@ -106,7 +130,9 @@ pub fn compute(classes: &[String], y: &[usize], proba: ArrayView2<f32>) -> Metri
         .collect();
     Metrics {
         n,
+        correct,
         accuracy: correct as f64 / n.max(1) as f64,
+        accuracy_interval: wilson_interval(correct, n),
         balanced_accuracy: mean(&recalls),
         macro_f1: mean(&f1s),
         top_k_accuracy,
@@ -118,6 +144,24 @@ pub fn compute(classes: &[String], y: &[usize], proba: ArrayView2<f32>) -> Metri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_interval_matches_published_values() {
+        // Newcombe (1998), Statistics in Medicine 17, table I: 81/263 -> 0.2553-0.3662,
+        // 15/148 -> 0.0624-0.1605, 0/10 -> 0-0.2775, 1/29 -> 0.0061-0.1718.
+        for (k, n, lo, hi) in [
+            (81, 263, 0.2553, 0.3662),
+            (15, 148, 0.0624, 0.1605),
+            (0, 10, 0.0, 0.2775),
+            (1, 29, 0.0061, 0.1718),
+        ] {
+            let (a, b) = wilson_interval(k, n);
+            assert!((a - lo).abs() < 6e-5 && (b - hi).abs() < 6e-5, "{k}/{n}: {a} {b}");
+        }
+        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+        let (a, b) = wilson_interval(10, 10);
+        assert!(b == 1.0 && (a - 0.7225).abs() < 6e-5, "10/10: {a}");
+    }
     use ndarray::array;
 
     #[test]

@@ -9,6 +9,8 @@
 //! order, and an image any part cannot encode is an error for that image. The extractors are
 //! opened on first use: a model used on codes alone never loads a backbone.
 
+pub mod fit;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -51,10 +51,27 @@ fn cell(s: Option<(f64, f64)>) -> String {
 
 /// The table `train` prints: CV accuracy by feature set (screen and full grid), the chosen one
 /// marked, then the rule and the scenario.
-pub fn text(cuts: &CutSelection) -> String {
+/// All sets in the selection's order (`full`), or the [`crate::text::SHORT_TABLE_ROWS`] best
+/// by their best CV score (full grid, else screen) and the chosen one, best first.
+pub fn text(cuts: &CutSelection, full: bool) -> String {
     let mut s = String::new();
     let chosen = cuts.chosen.as_str();
-    let rows = rows(cuts);
+    let all = rows(cuts);
+    let total = all.len();
+    let rows: Vec<Row> = if full {
+        all
+    } else {
+        let best = |r: &Row| r.full.or(r.screen).map_or(f64::NEG_INFINITY, |x| x.0);
+        let mut ranked: Vec<Row> = all;
+        ranked.sort_by(|a, b| best(b).total_cmp(&best(a)));
+        let mut kept: Vec<Row> = Vec::new();
+        for r in ranked {
+            if kept.len() < crate::text::SHORT_TABLE_ROWS || r.name == chosen {
+                kept.push(r);
+            }
+        }
+        kept
+    };
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(
         s,
@@ -71,6 +88,13 @@ pub fn text(cuts: &CutSelection) -> String {
             r.note.clone().unwrap_or_else(|| cell(r.screen)),
             cell(r.full),
             r.head
+        );
+    }
+    if rows.len() < total {
+        let _ = writeln!(
+            s,
+            "  ({} best of {total} feature sets; all of them: -v, cv.json, report.html)",
+            rows.len().min(crate::text::SHORT_TABLE_ROWS)
         );
     }
     let _ = writeln!(s, "chosen cut: {chosen} (selection {:.1} s)", cuts.seconds);

@@ -130,9 +130,14 @@ pub fn render(head: &SavedHead, rep: &EvalReport, fig: &Figures) -> String {
     );
     let _ = write!(
         h,
-        "<div class=\"kpi\"><div>accuracy<b>{}</b></div><div>balanced accuracy<b>{}</b></div>\
+        "<div class=\"kpi\"><div>accuracy<b>{}</b><small>{}/{}, 95% interval {}-{}</small></div>\
+         <div>balanced accuracy<b>{}</b></div>\
          <div>macro F1<b>{}</b></div><div>CV accuracy<b>{} ± {}</b></div>",
         pct(m.accuracy),
+        m.correct,
+        m.n,
+        pct(m.accuracy_interval.0),
+        pct(m.accuracy_interval.1),
         pct(m.balanced_accuracy),
         pct(m.macro_f1),
         pct(rep.cv.mean_accuracy),
@@ -282,9 +287,16 @@ fn cv_table(cv: &CvReport) -> String {
     }
     h.push_str("<th>CV accuracy</th><th>time (s)</th></tr>");
     for (i, c) in cv.candidates.iter().enumerate() {
-        let acc = match &c.error {
-            Some(e) => format!("failed: {}", esc(e)),
-            None => format!("{:.4} ± {:.4}", c.mean_accuracy, c.std_accuracy),
+        let (acc, seconds) = match &c.error {
+            Some(e) => (format!("failed: {}", esc(e)), format!("{:.2}", c.seconds)),
+            None if c.skipped => (
+                "skipped (no gain at smaller C)".to_string(),
+                "-".to_string(),
+            ),
+            None => (
+                format!("{:.4} ± {:.4}", c.mean_accuracy, c.std_accuracy),
+                format!("{:.2}", c.seconds),
+            ),
         };
         let params = c.params.hyper_params();
         let cells: String = columns
@@ -299,14 +311,13 @@ fn cv_table(cv: &CvReport) -> String {
             .collect();
         let _ = write!(
             h,
-            "<tr{}><td>{}</td>{cells}<td>{acc}</td><td>{:.2}</td></tr>",
+            "<tr{}><td>{}</td>{cells}<td>{acc}</td><td>{seconds}</td></tr>",
             if i == cv.chosen {
                 " class=\"chosen\""
             } else {
                 ""
             },
             esc(c.params.kind().name()),
-            c.seconds
         );
     }
     h.push_str("</table>");

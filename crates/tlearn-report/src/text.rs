@@ -42,8 +42,36 @@ pub fn training_rows_words(cv: &CvReport) -> String {
     }
 }
 
-pub fn cv_table(cv: &CvReport) -> String {
+/// How many of the best candidates the short CV table shows (the chosen one is always shown).
+pub const SHORT_TABLE_ROWS: usize = 5;
+
+/// The rows of the CV table, in the order shown: every candidate in grid order (`full`), or the
+/// [`SHORT_TABLE_ROWS`] best scored ones by CV accuracy, then the chosen one if it is not among
+/// them.
+fn shown_rows(cv: &CvReport, full: bool) -> Vec<usize> {
+    if full {
+        return (0..cv.candidates.len()).collect();
+    }
+    let mut scored: Vec<usize> = (0..cv.candidates.len())
+        .filter(|&i| cv.candidates[i].scored())
+        .collect();
+    scored.sort_by(|&a, &b| {
+        cv.candidates[b]
+            .mean_accuracy
+            .total_cmp(&cv.candidates[a].mean_accuracy)
+    });
+    scored.truncate(SHORT_TABLE_ROWS);
+    if !scored.contains(&cv.chosen) {
+        scored.push(cv.chosen);
+    }
+    scored
+}
+
+/// The CV candidates as a table with the chosen row marked: all of them (`full`, the grid in
+/// order), or the best few and the chosen one, with a line saying where the rest are.
+pub fn cv_table(cv: &CvReport, full: bool) -> String {
     let mut s = String::new();
+    let shown = shown_rows(cv, full);
     // A "rows" column only when some candidate trained on view rows.
     let with_rows = cv.candidates.iter().any(|r| r.view_rows);
     let rows_cell = |v: Option<bool>| match (with_rows, v) {
@@ -74,7 +102,8 @@ pub fn cv_table(cv: &CvReport) -> String {
         "CV accuracy",
         "time (s)"
     );
-    for (i, r) in cv.candidates.iter().enumerate() {
+    for &i in &shown {
+        let r = &cv.candidates[i];
         let params = r.params.hyper_params();
         let cells: String = columns
             .iter()
@@ -91,20 +120,39 @@ pub fn cv_table(cv: &CvReport) -> String {
             None => format!("{:.4} ± {:.4}", r.mean_accuracy, r.std_accuracy),
             Some(_) => "failed".into(),
         };
+        let seconds = if r.skipped {
+            "-".to_string()
+        } else {
+            format!("{:.2}", r.seconds)
+        };
         let _ = writeln!(
             s,
-            "{} {:<14}{} {:<11}{cells} {:>17} {:>9.2}  {}",
+            "{} {:<14}{} {:<11}{cells} {:>17} {:>9}  {}",
             if i == cv.chosen { "*" } else { " " },
             r.transform.to_string(),
             rows_cell(Some(r.view_rows)),
             r.params.kind().name(),
             acc,
-            r.seconds,
+            seconds,
             conv_cell(r.convergence)
         );
         if let Some(e) = &r.error {
             let _ = writeln!(s, "      error: {e}");
         }
+    }
+    if shown.len() < cv.candidates.len() {
+        let failed = cv.candidates.iter().filter(|r| r.error.is_some()).count();
+        let _ = writeln!(
+            s,
+            "  ({} best of {} candidates{}; all of them: -v, cv.json, report.html)",
+            shown.len().min(SHORT_TABLE_ROWS),
+            cv.candidates.len(),
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        );
     }
     let c = &cv.candidates[cv.chosen];
     let skipped = cv.candidates.iter().filter(|r| r.skipped).count();
@@ -174,8 +222,9 @@ pub fn calibration_line(t: &Temperature) -> String {
     s
 }
 
-/// The evaluation report as text.
-pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
+/// The evaluation report as text; `per_class`: with the table of precision, recall and F1 of
+/// every class.
+pub fn eval_text(r: &EvalReport, classes: &[String], per_class: bool) -> String {
     let m = &r.metrics;
     let mut s = String::new();
     let _ = writeln!(
@@ -197,11 +246,24 @@ pub fn eval_text(r: &EvalReport, classes: &[String]) -> String {
         let _ = writeln!(s, "{}", calibration_line(t));
     }
     let _ = writeln!(s, "evaluated on {} {} rows of {}", m.n, r.rows, r.cache);
-    let _ = writeln!(s, "accuracy           {:.4}", m.accuracy);
+    let _ = writeln!(
+        s,
+        "accuracy           {:.4} ({}/{}, 95% interval {:.3}-{:.3}); CV estimate {:.4} ± {:.4}",
+        m.accuracy,
+        m.correct,
+        m.n,
+        m.accuracy_interval.0,
+        m.accuracy_interval.1,
+        r.cv.mean_accuracy,
+        r.cv.std_accuracy
+    );
     let _ = writeln!(s, "balanced accuracy  {:.4}", m.balanced_accuracy);
     let _ = writeln!(s, "macro F1           {:.4}", m.macro_f1);
     for (k, a) in &m.top_k_accuracy {
         let _ = writeln!(s, "top-{k} accuracy     {a:.4}");
+    }
+    if !per_class {
+        return s;
     }
     let w = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
     let _ = writeln!(

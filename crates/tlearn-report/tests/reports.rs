@@ -62,7 +62,7 @@ fn a_training_run_reports_its_grid_and_writes_its_files() {
         .unwrap()
         .run(|_| {})
         .unwrap();
-    let table = tlearn_report::cv_table(&out.cv.report);
+    let table = tlearn_report::cv_table(&out.cv.report, true);
     // One column per hyper-parameter of the families tried: C for all, gamma for the RBF SVM.
     let header = table.lines().next().unwrap();
     assert!(
@@ -82,7 +82,18 @@ fn a_training_run_reports_its_grid_and_writes_its_files() {
         table.contains("note: C at top of grid") || table.contains("note: C at bottom of grid"),
         "{table}"
     );
-    let cuts = tlearn_report::cuts::text(out.cv.cuts.as_ref().unwrap());
+    // The short table: the best few and the chosen one, marked, and where the rest are.
+    let short = tlearn_report::cv_table(&out.cv.report, false);
+    let rows = short.lines().filter(|l| l.contains("-svm ") || l.contains("logistic ")).count();
+    assert!(
+        rows <= tlearn_report::text::SHORT_TABLE_ROWS + 1 && rows < out.cv.report.candidates.len(),
+        "{short}"
+    );
+    assert!(
+        short.lines().any(|l| l.starts_with('*')) && short.contains("all of them: -v"),
+        "{short}"
+    );
+    let cuts = tlearn_report::cuts::text(out.cv.cuts.as_ref().unwrap(), false);
     assert!(
         cuts.contains("chosen cut:") && cuts.contains("scenario:"),
         "{cuts}"

@@ -7,6 +7,7 @@ crate::head::registry::register_heads! {
     LinearSvm(linear_svm) = "linear-svm": LinearSvm,
     Logistic(logistic) = "logistic": Logistic,
     RbfSvm(rbf_svm) = "rbf-svm": RbfSvm,
+    Mlp(mlp) = "mlp": Mlp,
 }
 
 use crate::error::check_finite;

@@ -39,7 +39,7 @@ use crate::train::inputs::{
     block_norm_of, check_same_images, concat, concat_views, parts_of, same_codes, CutInput,
     CutsError,
 };
-use crate::train::scenario::scenario;
+use crate::train::scenario::{paired, scenario};
 use crate::train::training::TrainOutcome;
 use crate::view_rows::TrainViews;
 use anyhow::Result;
@@ -341,11 +341,25 @@ pub fn select(
     let any_bottleneck = inputs.iter().any(|i| i.bottleneck);
     let chosen = &sets[chosen_set];
     let holds_bottleneck = chosen.members.iter().any(|&m| inputs[m].bottleneck);
+    // The best screened set on the other side of the bottleneck question, paired fold by fold
+    // with the chosen set on the screen's grid (the same folds for every set).
+    let holds = |set: &FeatureSet| set.members.iter().any(|&m| inputs[m].bottleneck);
+    let evidence = chosen.screen.as_ref().and_then(|mine| {
+        let all: Vec<usize> = (0..sets.len()).collect();
+        ranked(&sets, &all)
+            .into_iter()
+            .find(|&i| holds(&sets[i]) != holds_bottleneck)
+            .and_then(|i| {
+                let rival = sets[i].screen.as_ref()?;
+                paired(&mine.fold_accuracy, &rival.fold_accuracy, &sets[i].name)
+            })
+    });
     let scen = scenario(
         winner.cv.split.train_rows.len(),
         classes,
         any_bottleneck.then_some((chosen.name.as_str(), holds_bottleneck)),
         singles < 2 || cfg.fixed.is_some(),
+        evidence,
     );
     let cuts = CutSelection {
         rule: if cfg.fixed.is_some() {

@@ -179,6 +179,10 @@ pub struct Score {
     pub std_accuracy: f64,
     /// The best head and hyper-parameters of that grid.
     pub head: String,
+    /// That best candidate's accuracy on each validation fold (the folds are the same for
+    /// every feature set, so two sets' scores pair fold by fold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fold_accuracy: Vec<f64>,
     /// Wall time of the grid's CV.
     pub seconds: f64,
 }
@@ -195,6 +199,7 @@ impl Score {
             } else {
                 r.params.to_string()
             },
+            fold_accuracy: r.fold_accuracy.clone(),
             seconds: cv.cv_seconds,
         }
     }
@@ -225,13 +230,31 @@ pub struct Scenario {
     /// "small" (under `scenario::LARGE_PER_CLASS` training images per class on average) or
     /// "large".
     pub size: String,
-    /// "similar" (the chosen set holds a backbone's bottleneck cut), "different" (only earlier
-    /// cuts), or "not inferred" (one cut only, or no bottleneck known).
+    /// "similar" (the chosen set holds a backbone's bottleneck cut and beats the best set
+    /// without it beyond noise), "different" (only earlier cuts, beating the best set with the
+    /// bottleneck beyond noise), "within noise" (the two are not separated by the paired folds),
+    /// or "not inferred" (one cut only, or no bottleneck known).
     pub similarity: String,
     pub training_images: usize,
     pub classes: usize,
+    /// The paired comparison behind `similarity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     /// The scenario in plain words.
     pub text: String,
+}
+
+/// The chosen set against the best set on the other side of the bottleneck question (with
+/// the bottleneck if the chosen one has none, without it otherwise), fold by fold on the
+/// screen's grid, which every candidate set ran on the same folds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The best screened set on the other side.
+    pub rival: String,
+    /// Mean over folds of (chosen - rival) validation accuracy.
+    pub difference: f64,
+    /// Standard error of that mean (sample standard deviation of the differences / sqrt(folds)).
+    pub standard_error: f64,
 }
 
 /// What `cv.json` says about the selection over cuts.

@@ -228,6 +228,7 @@ mod tests {
             HeadKind::LinearSvm => HeadSpec::LinearSvm(LinearSvmSpec { c, tol: 0.01 }),
             HeadKind::Logistic => HeadSpec::Logistic(LogisticSpec { c, engine }),
             HeadKind::RbfSvm => HeadSpec::RbfSvm(RbfSvmSpec { c, gamma, engine }),
+            HeadKind::Mlp => panic!("these grid tests use the C families only"),
         }
     }
 
