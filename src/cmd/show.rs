@@ -29,13 +29,6 @@ pub fn run(args: Show) -> Result<()> {
             args.model
         );
     }
-    if let (base, Some(k)) = tlearn_extract::grid::split_grid(&args.layer)? {
-        bail!(
-            "--layer {}: show draws a layer's own maps; the grid (@{k}x{k}) pools them into \
-             cells, so show the layer itself: --layer {base}",
-            args.layer
-        );
-    }
     let bytes = tlearn_extract::listing::read_image_file(
         &args.image,
         tlearn_extract::listing::MAX_FILE_BYTES,

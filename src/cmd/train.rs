@@ -1,4 +1,4 @@
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -176,6 +176,11 @@ pub struct TrainArgs {
     /// again by eval and predict.
     #[arg(long, value_enum, default_value = "sqrt-l2")]
     pub block_norm: BlockNormChoice,
+    /// Refuse, before it starts, a search whose logistic regression fits are estimated to take
+    /// longer than this on this machine (many classes make each fit slow); a search estimated
+    /// over a minute is announced with its estimate.
+    #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
+    pub max_minutes: f64,
     /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
     /// <repo>/models).
     #[arg(long)]
@@ -251,6 +256,7 @@ impl TrainArgs {
                 BlockNormChoice::L2 => Some(BlockRule::L2),
                 BlockNormChoice::None => None,
             },
+            max_minutes: Some(self.max_minutes),
             ..CutConfig::new(train)
         }
     }
@@ -264,55 +270,7 @@ const RUN_FILES: [&str; 4] = [
     tlearn_cache::atomic::PROBE_FILE,
 ];
 
-impl TrainArgs {
-    /// Refuse values no candidate can use before anything is read or cross-validated, naming
-    /// the flag: the C and gamma grids (positive numbers), the linear SVM's tolerance
-    /// (positive), a `--cut` concatenation naming a cut twice.
-    fn check(&self) -> Result<()> {
-        check_grid("--c-grid", &self.c_grid)?;
-        check_grid("--screen-c-grid", &self.screen_c_grid)?;
-        if let Some(g) = &self.gamma_grid {
-            check_grid("--gamma-grid", g)?;
-        }
-        if !(self.linear_tol.is_finite() && self.linear_tol > 0.0) {
-            bail!(
-                "--linear-tol must be a positive number, got {}",
-                self.linear_tol
-            );
-        }
-        if let Some(cut) = &self.cut {
-            let names: Vec<&str> = cut.split('+').collect();
-            if let Some((i, n)) = names
-                .iter()
-                .enumerate()
-                .find(|(i, n)| names[..*i].contains(n))
-            {
-                let first = names.iter().position(|m| m == n).unwrap_or(0);
-                bail!(
-                    "--cut {cut}: '{n}' is named twice (part {} and part {}); a concatenation \
-                     joins different cuts",
-                    first + 1,
-                    i + 1
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A grid of C or gamma values: not empty, every value a positive finite number.
-fn check_grid(flag: &str, grid: &[f64]) -> Result<()> {
-    if let Some(bad) = grid.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
-        bail!("{flag} must be a non-empty list of positive numbers, got {bad}");
-    }
-    if grid.is_empty() {
-        bail!("{flag} must be a non-empty list of positive numbers, got none");
-    }
-    Ok(())
-}
-
 pub fn run(args: TrainArgs) -> Result<()> {
-    args.check()?;
     // Fail now, not after the cross-validation, when the results cannot be saved. One `train`
     // at a time per --out (two at once mixed their head.json and cv.json); the lock holder also
     // removes what a killed run left half-written there.

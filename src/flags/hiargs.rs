@@ -243,6 +243,15 @@ pub struct Show {
 
 impl Show {
     fn from_low_args(a: show::ShowArgs) -> Result<Show> {
+        let cut = tlearn_cache::cut_spec::CutName::parse(&a.layer)?;
+        if let Some(k) = cut.grid() {
+            bail!(
+                "--layer {}: show draws a layer's own maps; the grid (@{k}x{k}) pools them into \
+                 cells, so show the layer itself: --layer {}",
+                a.layer,
+                cut.base()
+            );
+        }
         Ok(Show {
             layer: LayerSpec::one(&a.layer)?,
             own: a.custom.own_model()?,
