@@ -161,6 +161,82 @@ fn train_chooses_the_cut_by_cv_and_eval_finds_it_in_the_set() {
 
 #[test]
 #[ignore = "needs make models/data; run by make test"]
+fn the_one_se_rule_picks_the_simplest_finalist_within_a_standard_error_of_the_best() {
+    let set = tuxpaint_set();
+    let out = workdir("cuts").join("run-one-se");
+    let (cv, _, stdout) = train(
+        &[
+            set.to_str().unwrap(),
+            "--select",
+            "one-se",
+            "--head",
+            "logistic",
+            "--finalists",
+            "3",
+        ],
+        &out,
+    );
+    let cuts = &cv["cuts"];
+    assert!(
+        cuts["rule"]
+            .as_str()
+            .unwrap()
+            .contains("within one standard error"),
+        "{}",
+        cuts["rule"]
+    );
+    let finalists: Vec<&serde_json::Value> = cuts["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["full"].is_null())
+        .collect();
+    assert_eq!(finalists.len(), 3);
+    let mean = |s: &serde_json::Value| s["full"]["mean_accuracy"].as_f64().unwrap();
+    let folds = |s: &serde_json::Value| -> Vec<f64> {
+        s["full"]["fold_accuracy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let best = finalists
+        .iter()
+        .copied()
+        .max_by(|a, b| mean(a).total_cmp(&mean(b)))
+        .unwrap();
+    // Within one standard error of the best: the paired per-fold differences.
+    let within = |s: &serde_json::Value| {
+        let (a, b) = (folds(best), folds(s));
+        assert_eq!(a.len(), 5);
+        let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+        let m = d.iter().sum::<f64>() / 5.0;
+        let var = d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 4.0;
+        m <= (var / 5.0).sqrt() + 1e-12
+    };
+    // Simplest: one cut before a concatenation, holding the bottleneck, fewer dimensions
+    // (every head here is linear), then the better mean.
+    let key = |s: &serde_json::Value| {
+        let name = s["name"].as_str().unwrap();
+        (
+            name.split('+').count(),
+            !name.split('+').any(|p| p == "features"),
+            s["dim"].as_u64().unwrap(),
+        )
+    };
+    let expected = finalists
+        .iter()
+        .copied()
+        .filter(|s| within(s))
+        .min_by(|a, b| key(a).cmp(&key(b)).then(mean(b).total_cmp(&mean(a))))
+        .unwrap();
+    assert_eq!(cuts["chosen"], expected["name"], "{finalists:?}");
+    assert!(stdout.contains("chosen cut: "), "{stdout}");
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
 fn a_concatenated_head_evaluates_and_predicts_and_export_refuses_it() {
     let set = tuxpaint_set();
     let set_s = set.to_str().unwrap();

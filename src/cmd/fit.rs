@@ -9,13 +9,24 @@ use crate::flags::hiargs::Fit;
 
 pub fn run(a: Fit) -> Result<()> {
     let verbose = a.verbose;
+    // The second backbone's summary leaves out the classes when they are the first's.
+    let mut classes_said = None;
     let out = fit(&a.dataset, &a.out, &a.options, |ev| match ev {
         FitEvent::Extracting { model, cache } => {
             eprintln!("extracting {model} into {}", cache.display())
         }
-        FitEvent::Extracted(summary) => eprint!("{}", summary.render()),
+        FitEvent::Extracted(summary) => {
+            if classes_said.as_ref() == Some(&summary.classes) {
+                let mut brief = summary.clone();
+                brief.classes.clear();
+                eprint!("{}", brief.render());
+            } else {
+                classes_said = Some(summary.classes.clone());
+                eprint!("{}", summary.render());
+            }
+        }
         FitEvent::Note(n) => eprintln!("note: {n}"),
-        FitEvent::Train(Event::Stage(s)) => eprintln!("{s}"),
+        FitEvent::Train(Event::Stage(s)) if verbose => eprintln!("{s}"),
         FitEvent::Train(Event::Skipped { set, why }) if verbose => {
             eprintln!("  {set}: not screened ({why})")
         }
@@ -37,10 +48,14 @@ pub fn run(a: Fit) -> Result<()> {
         print!("{}", tlearn_report::cuts::text(cuts, verbose));
     }
     let ev = &out.evaluation;
-    print!(
-        "{}",
-        tlearn_report::eval_text(&ev.report, ev.head.classes(), verbose)
-    );
+    if verbose {
+        print!(
+            "{}",
+            tlearn_report::eval_text(&ev.report, ev.head.classes(), true)
+        );
+    } else {
+        print!("{}", tlearn_report::held_out_text(&ev.report));
+    }
     for n in &out.eval_files.notes {
         eprintln!("note: {n}");
     }

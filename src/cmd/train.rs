@@ -3,7 +3,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tlearn_extract::registry::{self, Registry};
-use tlearn_heads::train::{CutConfig, Event, HeadChoice, TrainConfig, Training};
+use tlearn_heads::train::{CutConfig, Event, HeadChoice, SelectRule, TrainConfig, Training};
 use tlearn_heads::transform::{BlockRule, TransformKind};
 use tlearn_heads::view_rows::TrainViews;
 use tlearn_heads::{Engine, HeadGrids, HeadKind};
@@ -51,6 +51,14 @@ pub enum TransformChoice {
     L2,
     /// Leave vectors as they are.
     None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SelectChoice {
+    /// The best mean CV accuracy.
+    Best,
+    /// The simplest finalist within one standard error of the best (paired folds).
+    OneSe,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -170,6 +178,11 @@ pub struct TrainArgs {
     /// Selection over cuts: how many best screened cuts (or pairs) get the full head grid.
     #[arg(long, default_value_t = 2)]
     pub finalists: usize,
+    /// Selection over cuts: how the winner among the finalists is picked: `best` (the best mean
+    /// CV accuracy) or `one-se` (the simplest finalist within one standard error of the best,
+    /// paired over the folds: a single cut, the bottleneck, fewer dimensions, a linear head).
+    #[arg(long, value_enum, default_value = "best")]
+    pub select: SelectChoice,
     /// How each block of a concatenation (two cuts, or two backbones' codes) is normalised
     /// before the blocks are joined: `sqrt-l2` (signed square root, then divide by the block's
     /// L2 norm), `l2` (the L2 division alone) or `none` (joined raw). Saved in the head, applied
@@ -257,6 +270,10 @@ impl TrainArgs {
                 BlockNormChoice::None => None,
             },
             max_minutes: Some(self.max_minutes),
+            select: match self.select {
+                SelectChoice::Best => SelectRule::Best,
+                SelectChoice::OneSe => SelectRule::OneSe,
+            },
             ..CutConfig::new(train)
         }
     }

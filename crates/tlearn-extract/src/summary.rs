@@ -106,14 +106,16 @@ impl Summary {
             self.images_per_s,
             self.threads
         );
-        s += &format!(
-            "classes: {}\n",
-            self.classes
-                .iter()
-                .map(|(k, v)| format!("{k} ({v})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        if !self.classes.is_empty() {
+            s += &format!(
+                "classes: {}\n",
+                self.classes
+                    .iter()
+                    .map(|(k, v)| format!("{k} ({v})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         if self.cuts.len() > 1 {
             s += &format!(
                 "cut set of {} caches (one per cut, each in {}/<cut>/): {}\n",

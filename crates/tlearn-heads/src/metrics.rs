@@ -156,11 +156,17 @@ mod tests {
             (1, 29, 0.0061, 0.1718),
         ] {
             let (a, b) = wilson_interval(k, n);
-            assert!((a - lo).abs() < 6e-5 && (b - hi).abs() < 6e-5, "{k}/{n}: {a} {b}");
+            assert!(
+                (a - lo).abs() < 6e-5 && (b - hi).abs() < 6e-5,
+                "{k}/{n}: {a} {b}"
+            );
         }
         assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
         let (a, b) = wilson_interval(10, 10);
-        assert!(b == 1.0 && (a - 0.7225).abs() < 6e-5, "10/10: {a}");
+        assert!(
+            (b - 1.0).abs() < 1e-12 && (a - 0.7225).abs() < 6e-5,
+            "10/10: {a} {b}"
+        );
     }
     use ndarray::array;
 

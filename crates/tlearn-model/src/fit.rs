@@ -115,7 +115,8 @@ pub fn fit(
         opts.backbones.len()
     );
     // Fail now, not after the extraction and the cross-validation.
-    tlearn_cache::check_writable(out).with_context(|| format!("{} is not writable", out.display()))?;
+    tlearn_cache::check_writable(out)
+        .with_context(|| format!("{} is not writable", out.display()))?;
     let mut caches = Vec::new();
     let mut extracted = Vec::new();
     for b in &opts.backbones {

@@ -134,7 +134,8 @@ pub fn html(cuts: &CutSelection) -> String {
 }
 
 /// Bar chart of CV accuracy by feature set: the screen score of each (grey), the full-grid
-/// score of the finalists (blue), the chosen set's bar outlined. `Ok(false)` when there is
+/// score of the finalists (blue), each with a whisker of ± one standard deviation over the folds
+/// (so a reader sees which differences are within noise), the chosen set's bar outlined. `Ok(false)` when there is
 /// nothing to compare (fewer than two cross-validated sets).
 pub fn png(cuts: &CutSelection, path: &Path) -> Result<bool> {
     let rows: Vec<Row> = rows(cuts)
@@ -150,7 +151,7 @@ pub fn png(cuts: &CutSelection, path: &Path) -> Result<bool> {
         .iter()
         .flat_map(|r| [r.screen, r.full])
         .flatten()
-        .map(|s| s.0);
+        .map(|s| s.0 - s.1);
     let amin = accs.clone().fold(f64::INFINITY, f64::min);
     let lo = ((amin - 0.05).max(0.0) * 20.0).floor() / 20.0;
     let fonts = font_available();
@@ -165,7 +166,7 @@ pub fn png(cuts: &CutSelection, path: &Path) -> Result<bool> {
             .margin(12)
             .caption(
                 if fonts {
-                    "cross-validation accuracy by cut (grey: screen, blue: full grid)"
+                    "CV accuracy by cut (grey: screen, blue: full grid; whiskers: ± 1 SD over folds)"
                 } else {
                     ""
                 },
@@ -195,23 +196,36 @@ pub fn png(cuts: &CutSelection, path: &Path) -> Result<bool> {
         }
         let grey = RGBColor(170, 170, 170);
         let blue = RGBColor(40, 100, 200);
+        // A whisker from mean - sd to mean + sd (inside the axis) at height y, with end ticks.
+        let whisker = |(m, sd): (f64, f64), y: f64| {
+            let (a, b) = ((m - sd).max(lo), (m + sd).min(1.0));
+            [
+                vec![(a, y), (b, y)],
+                vec![(a, y - 0.1), (a, y + 0.1)],
+                vec![(b, y - 0.1), (b, y + 0.1)],
+            ]
+            .into_iter()
+            .map(|p| PathElement::new(p, BLACK.stroke_width(1)))
+        };
         for (i, r) in rows.iter().enumerate() {
             let top = (n - i) as f64 - 0.1;
-            if let Some((m, _)) = r.screen {
+            if let Some((m, sd)) = r.screen {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(lo, top - 0.4), (m, top)],
                         grey.filled(),
                     )))
                     .map_err(e)?;
+                chart.draw_series(whisker((m, sd), top - 0.2)).map_err(e)?;
             }
-            if let Some((m, _)) = r.full {
+            if let Some((m, sd)) = r.full {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(lo, top - 0.8), (m, top - 0.4)],
                         blue.filled(),
                     )))
                     .map_err(e)?;
+                chart.draw_series(whisker((m, sd), top - 0.6)).map_err(e)?;
             }
             if r.name == chosen {
                 let m = r.full.or(r.screen).map(|s| s.0).unwrap_or(lo);

@@ -13,4 +13,4 @@ pub mod text;
 pub mod train_files;
 
 pub use confusion::confusion_png;
-pub use text::{cv_table, eval_text};
+pub use text::{cv_table, eval_text, held_out_text};

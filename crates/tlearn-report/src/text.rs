@@ -185,7 +185,8 @@ pub fn cv_table(cv: &CvReport, full: bool) -> String {
     for n in &cv.grid_edge {
         let _ = writeln!(
             s,
-            "note: {n} (the best value may lie beyond; widen --c-grid / --gamma-grid)"
+            "note: {n} (the best value may lie beyond; widen {})",
+            grid_flag(n)
         );
     }
     let _ = writeln!(s, "training rows: {}", training_rows_words(cv));
@@ -222,6 +223,44 @@ pub fn calibration_line(t: &Temperature) -> String {
     s
 }
 
+/// The flag that widens the grid a grid-edge note names ("C at top of grid (1000)").
+fn grid_flag(note: &str) -> &'static str {
+    match note.split_whitespace().next() {
+        Some("C") => "--c-grid",
+        Some("gamma") => "--gamma-grid",
+        Some("hidden") => "--hidden-grid",
+        Some("weight_decay") => "--weight-decay-grid",
+        _ => "the grid",
+    }
+}
+
+/// The held-out figures alone (`fit` prints the head's description once, in the training part).
+pub fn held_out_text(r: &EvalReport) -> String {
+    let m = &r.metrics;
+    let mut s = String::new();
+    let _ = writeln!(s, "evaluated on {} {} rows of {}", m.n, r.rows, r.cache);
+    let _ = writeln!(
+        s,
+        "accuracy           {:.4} ({}/{}, 95% interval {:.3}-{:.3}); CV estimate {:.4} ± {:.4}",
+        m.accuracy,
+        m.correct,
+        m.n,
+        m.accuracy_interval.0,
+        m.accuracy_interval.1,
+        r.cv.mean_accuracy,
+        r.cv.std_accuracy
+    );
+    let _ = writeln!(s, "balanced accuracy  {:.4}", m.balanced_accuracy);
+    let _ = writeln!(s, "macro F1           {:.4}", m.macro_f1);
+    for (k, a) in &m.top_k_accuracy {
+        // Top-1 is the accuracy above.
+        if *k != 1 {
+            let _ = writeln!(s, "top-{k} accuracy     {a:.4}");
+        }
+    }
+    s
+}
+
 /// The evaluation report as text; `per_class`: with the table of precision, recall and F1 of
 /// every class.
 pub fn eval_text(r: &EvalReport, classes: &[String], per_class: bool) -> String {
@@ -245,23 +284,7 @@ pub fn eval_text(r: &EvalReport, classes: &[String], per_class: bool) -> String 
     if let Some(t) = &r.calibration {
         let _ = writeln!(s, "{}", calibration_line(t));
     }
-    let _ = writeln!(s, "evaluated on {} {} rows of {}", m.n, r.rows, r.cache);
-    let _ = writeln!(
-        s,
-        "accuracy           {:.4} ({}/{}, 95% interval {:.3}-{:.3}); CV estimate {:.4} ± {:.4}",
-        m.accuracy,
-        m.correct,
-        m.n,
-        m.accuracy_interval.0,
-        m.accuracy_interval.1,
-        r.cv.mean_accuracy,
-        r.cv.std_accuracy
-    );
-    let _ = writeln!(s, "balanced accuracy  {:.4}", m.balanced_accuracy);
-    let _ = writeln!(s, "macro F1           {:.4}", m.macro_f1);
-    for (k, a) in &m.top_k_accuracy {
-        let _ = writeln!(s, "top-{k} accuracy     {a:.4}");
-    }
+    s.push_str(&held_out_text(r));
     if !per_class {
         return s;
     }

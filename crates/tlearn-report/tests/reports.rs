@@ -84,7 +84,10 @@ fn a_training_run_reports_its_grid_and_writes_its_files() {
     );
     // The short table: the best few and the chosen one, marked, and where the rest are.
     let short = tlearn_report::cv_table(&out.cv.report, false);
-    let rows = short.lines().filter(|l| l.contains("-svm ") || l.contains("logistic ")).count();
+    let rows = short
+        .lines()
+        .filter(|l| l.contains("-svm ") || l.contains("logistic "))
+        .count();
     assert!(
         rows <= tlearn_report::text::SHORT_TABLE_ROWS + 1 && rows < out.cv.report.candidates.len(),
         "{short}"

@@ -80,6 +80,19 @@ impl Default for TrainConfig {
     }
 }
 
+/// How the winner is picked among the finalists after their full grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SelectRule {
+    /// The best mean CV accuracy (ties: fewer dimensions, then screen rank).
+    #[default]
+    Best,
+    /// The simplest finalist whose CV accuracy is within one standard error of the best one's
+    /// (the paired per-fold differences; the same folds for every set): a single cut before a
+    /// concatenation, a set holding the bottleneck before one that does not, fewer dimensions,
+    /// a linear head before a kernel or dense one.
+    OneSe,
+}
+
 /// The selection over feature sets (see `cut_selection`), around the full grid of
 /// [`TrainConfig`].
 #[derive(Debug, Clone)]
@@ -103,6 +116,8 @@ pub struct CutConfig {
     /// longer than this many minutes on this machine ([`super::search_cost`]); `None`: no
     /// limit (a long search is still announced).
     pub max_minutes: Option<f64>,
+    /// How the finalists' winner is picked.
+    pub select: SelectRule,
 }
 
 impl Default for CutConfig {
@@ -122,6 +137,7 @@ impl CutConfig {
             fixed: None,
             block_norm: Some(BlockRule::SqrtL2),
             max_minutes: Some(60.0),
+            select: SelectRule::default(),
         }
     }
 
@@ -132,7 +148,7 @@ impl CutConfig {
         format!(
             "screen every cut with {} at C in {{{}}} (5-fold CV on the training part, same \
              split and folds for every cut); {}; the {} best screened sets get the full head \
-             grid; best full-grid CV accuracy wins (ties: fewer dimensions, then screen rank)",
+             grid; {}",
             heads.join(" + "),
             cs.join(", "),
             if self.pair_top >= 2 {
@@ -151,7 +167,17 @@ impl CutConfig {
             } else {
                 "no concatenations".into()
             },
-            self.finalists.max(1)
+            self.finalists.max(1),
+            match self.select {
+                SelectRule::Best => {
+                    "best full-grid CV accuracy wins (ties: fewer dimensions, then screen rank)"
+                }
+                SelectRule::OneSe => {
+                    "the simplest finalist within one standard error (paired folds) of the best \
+                     full-grid CV accuracy wins (single cut, bottleneck, fewer dimensions, linear \
+                     head)"
+                }
+            }
         )
     }
 }

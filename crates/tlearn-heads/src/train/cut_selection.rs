@@ -32,7 +32,8 @@
 //! finds them again among the caches a user names for `eval`.
 
 use crate::cache::FeatureCache;
-use crate::train::config::{CutConfig, HeadChoice, TrainConfig};
+use crate::head::HeadKind;
+use crate::train::config::{CutConfig, HeadChoice, SelectRule, TrainConfig};
 use crate::train::cv_file::{CutSelection, CvFile, CvResult, FeatureSet, Score};
 use crate::train::feature_set::{train_with_views, FeatureSetOutcome};
 use crate::train::inputs::{
@@ -263,23 +264,57 @@ fn screen_and_tune(
         .take(cfg.finalists.max(1))
         .collect();
     progress(Event::Stage("full head grid on the best screened sets"));
-    let mut best: Option<(usize, FeatureSetOutcome)> = None;
+    let mut done: Vec<(usize, FeatureSetOutcome)> = Vec::new();
     for &i in &finalists {
         let out = runner.run(&sets[i], &cfg.train, progress)?;
-        let score = Score::of(&out.cv);
-        let better = match &best {
-            None => true,
-            Some((j, b)) => {
-                let d = score.mean_accuracy - b.cv.chosen().mean_accuracy;
-                d > 1e-9 || (d.abs() <= 1e-9 && sets[i].dim < sets[*j].dim)
-            }
-        };
-        sets[i].full = Some(score);
-        if better {
-            best = Some((i, out));
+        sets[i].full = Some(Score::of(&out.cv));
+        done.push((i, out));
+    }
+    let best = pick(runner.inputs, sets, &done, cfg.select);
+    Ok(done.swap_remove(best))
+}
+
+/// The winner among the finalists (`done`: set index and its full-grid outcome), by `rule`;
+/// returns its position in `done`.
+fn pick(
+    inputs: &[CutInput],
+    sets: &[FeatureSet],
+    done: &[(usize, FeatureSetOutcome)],
+    rule: SelectRule,
+) -> usize {
+    let mean = |k: usize| done[k].1.cv.chosen().mean_accuracy;
+    // The best mean; ties within 1e-9 go to fewer dimensions, then to the earlier (better
+    // screened) finalist.
+    let mut best = 0;
+    for k in 1..done.len() {
+        let d = mean(k) - mean(best);
+        if d > 1e-9 || (d.abs() <= 1e-9 && sets[done[k].0].dim < sets[done[best].0].dim) {
+            best = k;
         }
     }
-    Ok(best.expect("at least one finalist"))
+    if rule == SelectRule::Best {
+        return best;
+    }
+    let folds = |k: usize| &done[k].1.cv.chosen().fold_accuracy;
+    // Simplest first: one cut before a concatenation, holding the bottleneck, fewer
+    // dimensions, a linear head; then the better mean.
+    let key = |k: usize| {
+        let set = &sets[done[k].0];
+        let bottleneck = set.members.iter().any(|&m| inputs[m].bottleneck);
+        let linear = matches!(
+            done[k].1.saved.params.kind(),
+            HeadKind::Logistic | HeadKind::LinearSvm
+        );
+        (set.members.len(), !bottleneck, set.dim, !linear)
+    };
+    (0..done.len())
+        .filter(|&k| {
+            k == best
+                || paired(folds(best), folds(k), "")
+                    .is_some_and(|e| e.difference <= e.standard_error)
+        })
+        .min_by(|&a, &b| key(a).cmp(&key(b)).then(mean(b).total_cmp(&mean(a))))
+        .unwrap_or(best)
 }
 
 /// Choose the feature set and its head by CV (the rule in the module doc) and fit the winner

@@ -26,7 +26,7 @@ pub mod scenario;
 pub mod search_cost;
 pub mod training;
 
-pub use config::{CutConfig, HeadChoice, TrainConfig, DEFAULT_C_GRID};
+pub use config::{CutConfig, HeadChoice, SelectRule, TrainConfig, DEFAULT_C_GRID};
 pub use cross_validation::argmax;
 pub use cut_selection::Event;
 pub use cv_file::{

@@ -148,15 +148,27 @@ mod tests {
     #[test]
     fn similarity_is_named_only_beyond_noise() {
         // Five folds where the earlier cut wins by a point on some, loses on others: noise.
-        let near = paired(&[0.80, 0.85, 0.82, 0.90, 0.84], &[0.81, 0.83, 0.82, 0.88, 0.85], "features")
-            .unwrap();
+        let near = paired(
+            &[0.80, 0.85, 0.82, 0.90, 0.84],
+            &[0.81, 0.83, 0.82, 0.88, 0.85],
+            "features",
+        )
+        .unwrap();
         assert!(!near.separates());
         let s = scenario(150, 10, Some(("stage6", false)), false, Some(near));
         assert_eq!(s.similarity, "within noise");
-        assert!(s.text.contains("within noise") && s.text.contains("features"), "{}", s.text);
+        assert!(
+            s.text.contains("within noise") && s.text.contains("features"),
+            "{}",
+            s.text
+        );
         // A clear, consistent gain on every fold separates.
-        let far = paired(&[0.90, 0.92, 0.91, 0.93, 0.90], &[0.80, 0.83, 0.81, 0.82, 0.80], "features")
-            .unwrap();
+        let far = paired(
+            &[0.90, 0.92, 0.91, 0.93, 0.90],
+            &[0.80, 0.83, 0.81, 0.82, 0.80],
+            "features",
+        )
+        .unwrap();
         assert!(far.separates());
         let s = scenario(150, 10, Some(("stage6", false)), false, Some(far));
         assert_eq!(s.similarity, "different");
