@@ -370,7 +370,7 @@ mod tests {
         let e = read_image_file(&big, MAX_FILE_BYTES)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("300 MiB") && e.contains("256 MiB"), "{e}");
+        assert!(e.contains("300.0 MiB") && e.contains("256.0 MiB"), "{e}");
     }
 
     #[test]
