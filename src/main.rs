@@ -40,6 +40,7 @@ fn main() {
         HiArgs::Predict(a) => cmd::predict::run(a),
         HiArgs::Export(a) => cmd::export::run(a),
         HiArgs::Show(a) => cmd::show::run(a),
+        HiArgs::Models(a) => cmd::models::run(a),
     });
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -6,6 +6,7 @@ pub mod export;
 pub mod extract;
 pub mod fit;
 pub mod layers;
+pub mod models;
 pub mod predict;
 pub mod show;
 pub mod train;

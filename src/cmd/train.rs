@@ -194,8 +194,8 @@ pub struct TrainArgs {
     /// over a minute is announced with its estimate.
     #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
     pub max_minutes: f64,
-    /// Models directory, to know each backbone's bottleneck cut (default: $TLEARN_MODELS, else
-    /// <repo>/models).
+    /// Models directory, to know each backbone's bottleneck cut (default: as `tlearn models
+    /// --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Output directory: head.json (the model), cv.json (CV curve, split and folds, the

@@ -24,7 +24,7 @@ pub struct ExportArgs {
     /// registry entry the head records.
     #[arg(long)]
     pub model: Option<String>,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    /// Models directory (default: as `tlearn models --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
 }

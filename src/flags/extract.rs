@@ -48,7 +48,7 @@ pub struct ExtractArgs {
     /// capped with a note).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    /// Models directory (default: as `tlearn models --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Memory for decoded pixels in flight across all threads (e.g. 2GiB, 512MiB): a thread

@@ -46,7 +46,7 @@ pub struct FitArgs {
     /// Worker threads of the extraction (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    /// Models directory (default: as `tlearn models --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// No progress bars.

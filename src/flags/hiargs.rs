@@ -30,6 +30,12 @@ pub enum HiArgs {
     Show(Show),
     Train(crate::cmd::train::TrainArgs),
     Eval(crate::cmd::eval::EvalArgs),
+    Models(Models),
+}
+
+/// `tlearn models`: the models directory found (and how), and the registry.
+pub struct Models {
+    pub found: registry::ModelsDir,
 }
 
 impl HiArgs {
@@ -43,6 +49,9 @@ impl HiArgs {
             Command::Show(a) => HiArgs::Show(Show::from_low_args(a)?),
             Command::Train(a) => HiArgs::Train(a),
             Command::Eval(a) => HiArgs::Eval(a),
+            Command::Models(a) => HiArgs::Models(Models {
+                found: registry::find_models_dir(a.models_dir.as_deref()),
+            }),
         })
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 pub struct LayersArgs {
     /// Registry model name, or a path to any .onnx file (bring your own; see --crop/--nhwc).
     pub model: String,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    /// Models directory (default: as `tlearn models --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Input side for a bring-your-own .onnx file.

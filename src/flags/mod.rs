@@ -17,6 +17,7 @@ pub mod extract;
 pub mod fit;
 pub mod hiargs;
 pub mod layers;
+pub mod models;
 pub mod predict;
 pub mod show;
 
@@ -46,6 +47,9 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Draw a layer's feature maps for one image as a PNG grid.
     Show(show::ShowArgs),
+    /// Where the models are looked for and found, and every backbone of the registry: installed
+    /// or not, its licence, its default cut.
+    Models(models::ModelsArgs),
 }
 
 /// Parse `args` (the program name first), `--mean R G B` / `--std R G B` joined first

@@ -23,7 +23,7 @@ pub struct PredictArgs {
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    /// Models directory (default: as `tlearn models --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Print JSON instead of a table.

@@ -27,7 +27,7 @@ pub struct ShowArgs {
     /// Output PNG (default: runs/show/<image>--<model>--<layer>.png).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Models directory (default: $TLEARN_MODELS, else <repo>/models).
+    /// Models directory (default: as `tlearn models --help` says).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     #[command(flatten)]

@@ -33,7 +33,7 @@ use crate::views::encode_bytes_catching;
 /// How an [`Extractor`] is opened; [`Default`] is `tlearn extract`'s defaults.
 #[derive(Debug, Clone)]
 pub struct ExtractorOptions {
-    /// Models directory (default: `$TLEARN_MODELS`, else the repository's `models/`).
+    /// Models directory (default: [`crate::registry::find_models_dir`]).
     pub models_dir: Option<PathBuf>,
     /// How a spatial cut becomes a vector.
     pub pool: Pooling,

@@ -189,9 +189,13 @@ impl Registry {
         })
     }
 
-    /// Load `<models_dir>/registry.toml`.
+    /// Load `<models_dir>/registry.toml`, or the built-in registry ([`BUILT_IN_REGISTRY`]) when
+    /// the directory has none.
     pub fn load(models_dir: &Path) -> Result<Registry> {
         let path = models_dir.join("registry.toml");
+        if !path.exists() {
+            return Registry::parse(BUILT_IN_REGISTRY, "built into tlearn");
+        }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading model registry {}", path.display()))?;
         Registry::parse(&text, &path.display().to_string())
@@ -212,23 +216,146 @@ impl Registry {
     }
 }
 
-/// The models directory: an explicit path, else `$TLEARN_MODELS`, else `<repo>/models`.
-pub fn models_dir(explicit: Option<&Path>) -> PathBuf {
+/// The registry this build was made with, compiled in: a binary copied or installed away from
+/// its checkout still knows every backbone it can use and fetch. A `registry.toml` in the
+/// models directory takes its place (a user's own entries).
+pub const BUILT_IN_REGISTRY: &str = include_str!("../../../models/registry.toml");
+
+/// Where the models directory was found, and every place that was looked at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelsDir {
+    pub dir: PathBuf,
+    /// Each place looked at, in order, with the reason it was chosen or passed over.
+    pub searched: Vec<String>,
+}
+
+/// A directory holds models when it has the registry, the fetch manifest or an ONNX file.
+fn holds_models(dir: &Path) -> bool {
+    dir.join("registry.toml").is_file()
+        || dir.join("manifest.json").is_file()
+        || std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "onnx"))
+        })
+}
+
+/// The lookup, with its inputs as arguments (so it is tested without touching the process's
+/// environment): `explicit` (`--models-dir`), else `env` (`$TLEARN_MODELS`), else `models/` in
+/// `cwd` or the nearest directory above it that has one holding models (a checkout, as `make
+/// models` fills it), else `cache_home/tlearn/models` (`$XDG_CACHE_HOME`, else `~/.cache`). When
+/// none holds models the cache directory is returned: it is where models belong for an installed
+/// binary, and the error on opening a model then names every place searched.
+pub fn resolve_models_dir(
+    explicit: Option<&Path>,
+    env: Option<&std::ffi::OsStr>,
+    cwd: &Path,
+    cache_home: Option<&Path>,
+) -> ModelsDir {
+    let mut searched = Vec::new();
     if let Some(p) = explicit {
-        return p.to_path_buf();
+        return ModelsDir {
+            dir: p.to_path_buf(),
+            searched: vec![format!("{} (--models-dir)", p.display())],
+        };
     }
-    if let Some(p) = std::env::var_os("TLEARN_MODELS") {
-        if !p.is_empty() {
-            return PathBuf::from(p);
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        return ModelsDir {
+            dir: PathBuf::from(p),
+            searched: vec![format!("{} ($TLEARN_MODELS)", Path::new(p).display())],
+        };
+    }
+    searched.push("$TLEARN_MODELS (not set)".to_string());
+    for dir in cwd.ancestors() {
+        let m = dir.join("models");
+        if holds_models(&m) {
+            searched.push(format!(
+                "{} (models/ of the working directory or above)",
+                m.display()
+            ));
+            return ModelsDir { dir: m, searched };
         }
     }
-    let repo_models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    repo_models.canonicalize().unwrap_or(repo_models)
+    searched.push(format!(
+        "models/ in {} and every directory above it (none holds models)",
+        cwd.display()
+    ));
+    let cache = cache_home
+        .map(|c| c.join("tlearn").join("models"))
+        .unwrap_or_else(|| PathBuf::from("models"));
+    searched.push(format!("{} (the user cache directory)", cache.display()));
+    ModelsDir {
+        dir: cache,
+        searched,
+    }
+}
+
+/// The user cache directory: `$XDG_CACHE_HOME`, else `$HOME/.cache`.
+pub fn cache_home() -> Option<PathBuf> {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))
+}
+
+/// [`resolve_models_dir`] for this process: its `--models-dir`, environment and working
+/// directory.
+pub fn find_models_dir(explicit: Option<&Path>) -> ModelsDir {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    resolve_models_dir(
+        explicit,
+        std::env::var_os("TLEARN_MODELS").as_deref(),
+        &cwd,
+        cache_home().as_deref(),
+    )
+}
+
+/// The models directory (see [`resolve_models_dir`]).
+pub fn models_dir(explicit: Option<&Path>) -> PathBuf {
+    find_models_dir(explicit).dir
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn models_are_looked_for_in_order_and_every_place_is_named() {
+        let tmp = std::env::temp_dir().join(format!("tlearn-models-lookup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let checkout = tmp.join("checkout");
+        let deep = checkout.join("crates").join("a");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(checkout.join("models")).unwrap();
+        std::fs::write(checkout.join("models/registry.toml"), "").unwrap();
+        let cache = tmp.join("cache");
+        let elsewhere = tmp.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let given = Path::new("/given");
+        // --models-dir, then $TLEARN_MODELS, win over everything.
+        let r = resolve_models_dir(Some(given), Some("/env".as_ref()), &deep, Some(&cache));
+        assert_eq!(r.dir, given);
+        let r = resolve_models_dir(None, Some("/env".as_ref()), &deep, Some(&cache));
+        assert_eq!(r.dir, Path::new("/env"));
+        // An empty $TLEARN_MODELS is unset; models/ is found from a directory below it.
+        let r = resolve_models_dir(None, Some("".as_ref()), &deep, Some(&cache));
+        assert_eq!(r.dir, checkout.join("models"));
+        // Away from a checkout: the user cache directory, every place searched named.
+        let r = resolve_models_dir(None, None, &elsewhere, Some(&cache));
+        assert_eq!(r.dir, cache.join("tlearn/models"));
+        let said = r.searched.join("; ");
+        assert!(said.contains("$TLEARN_MODELS (not set)"), "{said}");
+        assert!(said.contains(&elsewhere.display().to_string()), "{said}");
+        assert!(
+            said.contains("tlearn/models (the user cache directory)"),
+            "{said}"
+        );
+        // A directory without the registry reads the built-in one.
+        let reg = Registry::load(&elsewhere).unwrap();
+        assert!(reg.get("efficientnet-lite0").is_ok());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 
     #[test]
     fn repo_registry_parses_and_lists_names_on_unknown() {

@@ -105,8 +105,9 @@ fn auto_on_iris_saves_and_reloads_identically() {
         ..TrainConfig::default()
     };
     let out = train(&cache, &c, |_| {}).unwrap();
-    // 4 transforms × (3 + 3 + 3*4) candidates, all cross-validated.
-    assert_eq!(out.cv.candidates.len(), 4 * 18);
+    // 4 transforms × (3 linear SVM + 3 logistic + 3*4 RBF SVM + 2*3 dense) candidates, all
+    // cross-validated.
+    assert_eq!(out.cv.candidates.len(), 4 * 24);
     for k in TransformKind::AUTO {
         assert_eq!(
             out.cv
@@ -114,7 +115,7 @@ fn auto_on_iris_saves_and_reloads_identically() {
                 .iter()
                 .filter(|r| r.transform.kind == k)
                 .count(),
-            18,
+            24,
             "{k}"
         );
     }

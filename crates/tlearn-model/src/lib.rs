@@ -23,7 +23,7 @@ use tlearn_heads::SavedHead;
 /// How a [`Model`] finds and runs its backbone(s).
 #[derive(Debug, Clone, Default)]
 pub struct ModelOptions {
-    /// Models directory (default: `$TLEARN_MODELS`, else the repository's `models/`).
+    /// Models directory (default: `tlearn_extract::registry::find_models_dir`).
     pub models_dir: Option<PathBuf>,
     /// Where the head's backbone is, when it is an own ONNX file (a path).
     pub model: Option<String>,

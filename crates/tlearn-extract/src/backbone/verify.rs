@@ -36,9 +36,19 @@ fn read_model(entry: &ModelEntry, models_dir: &Path) -> Result<Vec<u8>> {
             format!("cannot read model file {}", path.display())
         } else {
             format!(
-                "cannot read model file {} for {} (run `make models MODELS={}`?)",
+                "cannot read model file {} for {} (models are looked for in: {}; fetch it with \
+                 `make models MODELS={}` in a checkout, or set TLEARN_MODELS to a directory \
+                 that holds it)",
                 path.display(),
                 entry.name,
+                {
+                    let found = crate::registry::find_models_dir(None);
+                    if found.dir == models_dir {
+                        found.searched.join(", then ")
+                    } else {
+                        format!("{} as given", models_dir.display())
+                    }
+                },
                 entry.name
             )
         }
