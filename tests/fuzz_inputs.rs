@@ -437,7 +437,10 @@ enum RowEdit {
 
 fn row_edit(n: usize) -> impl Strategy<Value = RowEdit> {
     prop_oneof![
-        (Just((0..n).collect::<Vec<usize>>()).prop_shuffle(), any::<bool>())
+        (
+            Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+            any::<bool>()
+        )
             .prop_map(|(perm, both)| RowEdit::Permute { perm, both }),
         (0..n, 0..n).prop_map(|(from, to)| RowEdit::Duplicate { from, to }),
     ]

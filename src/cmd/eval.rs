@@ -37,7 +37,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
     // Not while a `train` (or another `eval`) writes --out: its head.json and cv.json would be
     // from two runs.
     let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &REPORT_FILES, |holder| {
-        eprintln!("waiting: {} is being written by {holder}", args.out.display())
+        eprintln!(
+            "waiting: {} is being written by {holder}",
+            args.out.display()
+        )
     })?;
     let ev = Evaluation::run(&args.head, &args.caches, args.all)?;
     print!(

@@ -292,7 +292,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // at a time per --out (two at once mixed their head.json and cv.json); the lock holder also
     // removes what a killed run left half-written there.
     let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &RUN_FILES, |holder| {
-        eprintln!("waiting: {} is being written by {holder}", args.out.display())
+        eprintln!(
+            "waiting: {} is being written by {holder}",
+            args.out.display()
+        )
     })
     .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     tlearn_cache::check_writable(&args.out)

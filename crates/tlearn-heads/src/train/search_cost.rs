@@ -85,11 +85,7 @@ fn fits(inputs: &[CutInput], cfg: &CutConfig) -> Vec<(usize, usize, usize)> {
         }
     }
     if logistic_full {
-        let sets = if selecting {
-            cfg.finalists.max(1)
-        } else {
-            1
-        };
+        let sets = if selecting { cfg.finalists.max(1) } else { 1 };
         out.push((final_dim, fold_rows, sets * full_grid));
         out.push((final_dim, n_train, 1));
     }
@@ -177,6 +173,10 @@ pub fn check(est: &Estimate, max_minutes: Option<f64>) -> anyhow::Result<Option<
             minutes(est.seconds)
         );
     }
-    Ok((est.seconds > 60.0)
-        .then(|| format!("note: about {} of solver work: {what}", minutes(est.seconds))))
+    Ok((est.seconds > 60.0).then(|| {
+        format!(
+            "note: about {} of solver work: {what}",
+            minutes(est.seconds)
+        )
+    }))
 }
