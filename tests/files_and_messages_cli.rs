@@ -158,7 +158,7 @@ fn train_refuses_an_unwritable_out_before_cross_validation() {
         .output()
         .unwrap();
     ok(o);
-    assert_eq!(names(&run), ["cv.json", "head.json"]);
+    assert_eq!(names(&run), [".lock", "cv.json", "head.json"]);
 }
 
 #[test]

@@ -412,6 +412,106 @@ proptest! {
     }
 }
 
+/// The seed cache and the data set it was extracted from, made once per test binary.
+fn cache_seed_whole() -> &'static CacheSeedWithData {
+    static SEED: std::sync::OnceLock<CacheSeedWithData> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| {
+        let seed = cache_seed();
+        let data = seed._tmp.path().join("data");
+        CacheSeedWithData { data, seed }
+    })
+}
+
+struct CacheSeedWithData {
+    seed: CacheSeed,
+    data: PathBuf,
+}
+
+/// A rows mutation of a real cache: `index.csv`'s rows permuted (`features.npy`'s alike when
+/// `both`), or row `to` overwritten by a copy of row `from`.
+#[derive(Debug, Clone)]
+enum RowEdit {
+    Permute { perm: Vec<usize>, both: bool },
+    Duplicate { from: usize, to: usize },
+}
+
+fn row_edit(n: usize) -> impl Strategy<Value = RowEdit> {
+    prop_oneof![
+        (
+            Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+            any::<bool>()
+        )
+            .prop_map(|(perm, both)| RowEdit::Permute { perm, both }),
+        (0..n, 0..n).prop_map(|(from, to)| RowEdit::Duplicate { from, to }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
+    /// A real cache whose rows were permuted or duplicated: `load` refuses it (naming
+    /// `index.csv` and a line) unless the rows are as written; every row `read` does not list
+    /// as misplaced holds its own image's vector; and `extract` over it ends with the cache as
+    /// it was, byte for byte.
+    #[test]
+    fn a_cache_with_rows_permuted_or_duplicated_is_refused_and_repaired(edit in row_edit(6)) {
+        let whole = cache_seed_whole();
+        let files = &whole.seed.files;
+        let file = |name: &str| &files.iter().find(|(n, _)| *n == name).unwrap().1;
+        let original = FeatureCache::load(&whole.seed._tmp.path().join("cache")).unwrap();
+        let index = String::from_utf8(file(tlearn_cache::INDEX_FILE).clone()).unwrap();
+        let lines: Vec<&str> = index.lines().collect();
+        let (header, rows) = (lines[0], &lines[1..]);
+        prop_assert_eq!(rows.len(), 6);
+        let (new_rows, x_order): (Vec<&str>, Vec<usize>) = match &edit {
+            RowEdit::Permute { perm, both } => (
+                perm.iter().map(|&i| rows[i]).collect(),
+                if *both { perm.clone() } else { (0..6).collect() },
+            ),
+            RowEdit::Duplicate { from, to } => {
+                let mut r = rows.to_vec();
+                r[*to] = rows[*from];
+                (r, (0..6).collect())
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let mut text = header.to_string() + "\n";
+        for r in &new_rows {
+            text += r;
+            text += "\n";
+        }
+        std::fs::write(dir.path().join(tlearn_cache::INDEX_FILE), text).unwrap();
+        let x = original.x.select(ndarray::Axis(0), &x_order);
+        let mut npy = Vec::new();
+        ndarray_npy::WriteNpyExt::write_npy(&x, &mut npy).unwrap();
+        std::fs::write(dir.path().join(tlearn_cache::FEATURES_FILE), npy).unwrap();
+
+        let unchanged = new_rows == rows;
+        let loaded = FeatureCache::load(dir.path());
+        prop_assert_eq!(loaded.is_ok(), unchanged, "{:?}", loaded.as_ref().err());
+        if let Err(e) = loaded {
+            let e = e.to_string();
+            prop_assert!(e.contains("index.csv: line ") && e.contains("path order"), "{}", e);
+        }
+        let read = FeatureCache::read(dir.path()).unwrap().unwrap();
+        prop_assert_eq!(read.misplaced.is_empty(), unchanged);
+        for i in (0..6).filter(|i| !read.misplaced.contains(i)) {
+            let j = original.paths.iter().position(|p| *p == read.paths[i]).unwrap();
+            prop_assert_eq!(read.row(i), original.row(j), "row {} ({})", i, &read.paths[i]);
+        }
+
+        let mut opts = tlearn_extract::extract::Options::new(&whole.data, dir.path());
+        opts.progress = false;
+        tlearn_extract::extract::extract(&Pixels::new(4, false), &opts).unwrap();
+        for name in [tlearn_cache::INDEX_FILE, tlearn_cache::FEATURES_FILE] {
+            let got = std::fs::read(dir.path().join(name)).unwrap();
+            prop_assert!(&got == file(name), "{} differs after the repair", name);
+        }
+    }
+}
+
 /// The seed cache's files, made once per test binary.
 fn cache_seed_cached() -> &'static [(&'static str, Vec<u8>)] {
     static SEED: std::sync::OnceLock<Vec<(&'static str, Vec<u8>)>> = std::sync::OnceLock::new();

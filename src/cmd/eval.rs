@@ -23,7 +23,25 @@ pub struct EvalArgs {
     pub out: PathBuf,
 }
 
+/// The files `eval` writes into --out (atomically, through temp files).
+const REPORT_FILES: [&str; 6] = [
+    "report.json",
+    "confusion.png",
+    "report.html",
+    "cv-curve.png",
+    "cv-cuts.png",
+    "codes-map.png",
+];
+
 pub fn run(args: EvalArgs) -> Result<()> {
+    // Not while a `train` (or another `eval`) writes --out: its head.json and cv.json would be
+    // from two runs.
+    let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &REPORT_FILES, |holder| {
+        eprintln!(
+            "waiting: {} is being written by {holder}",
+            args.out.display()
+        )
+    })?;
     let ev = Evaluation::run(&args.head, &args.caches, args.all)?;
     print!(
         "{}",

@@ -29,8 +29,11 @@ pub fn run(args: Show) -> Result<()> {
             args.model
         );
     }
-    let bytes = std::fs::read(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let bytes = tlearn_extract::listing::read_image_file(
+        &args.image,
+        tlearn_extract::listing::MAX_FILE_BYTES,
+    )
+    .with_context(|| format!("cannot read {}", args.image.display()))?;
     let bb = open_backbone(
         &args.model,
         &args.models_dir,

@@ -189,6 +189,11 @@ pub struct TrainArgs {
     /// again by eval and predict.
     #[arg(long, value_enum, default_value = "sqrt-l2")]
     pub block_norm: BlockNormChoice,
+    /// Refuse, before it starts, a search whose logistic regression fits are estimated to take
+    /// longer than this on this machine (many classes make each fit slow); a search estimated
+    /// over a minute is announced with its estimate.
+    #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
+    pub max_minutes: f64,
     /// Models directory, to know each backbone's bottleneck cut (default: as `tlearn models
     /// --help` says).
     #[arg(long)]
@@ -264,6 +269,7 @@ impl TrainArgs {
                 BlockNormChoice::L2 => Some(BlockRule::L2),
                 BlockNormChoice::None => None,
             },
+            max_minutes: Some(self.max_minutes),
             select: match self.select {
                 SelectChoice::Best => SelectRule::Best,
                 SelectChoice::OneSe => SelectRule::OneSe,
@@ -273,8 +279,25 @@ impl TrainArgs {
     }
 }
 
+/// The files `train` writes into --out (atomically, through temp files).
+const RUN_FILES: [&str; 4] = [
+    "head.json",
+    "cv.json",
+    "cv-cuts.png",
+    tlearn_cache::atomic::PROBE_FILE,
+];
+
 pub fn run(args: TrainArgs) -> Result<()> {
-    // Fail now, not after the cross-validation, when the results cannot be saved.
+    // Fail now, not after the cross-validation, when the results cannot be saved. One `train`
+    // at a time per --out (two at once mixed their head.json and cv.json); the lock holder also
+    // removes what a killed run left half-written there.
+    let _lock = tlearn_cache::CacheLock::acquire_for(&args.out, &RUN_FILES, |holder| {
+        eprintln!(
+            "waiting: {} is being written by {holder}",
+            args.out.display()
+        )
+    })
+    .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     tlearn_cache::check_writable(&args.out)
         .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     // Each backbone's bottleneck (its registry default cut), for the CS231n scenario.

@@ -44,7 +44,8 @@ pub struct ExtractArgs {
     /// is one, else reduced. The raw-pixel baseline (`--model pixels*`) always decodes fully.
     #[arg(long)]
     pub decode: Option<DecodeMode>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core and one per image, more is
+    /// capped with a note).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Models directory (default: as `tlearn models --help` says).
@@ -55,6 +56,10 @@ pub struct ExtractArgs {
     /// is decoded alone. Default: $TLEARN_DECODE_MEMORY, else a quarter of the machine's memory.
     #[arg(long, value_name = "SIZE")]
     pub decode_memory: Option<ByteSize>,
+    /// Largest image file read (e.g. 256MiB, 1GiB): larger files are skipped as too large,
+    /// from their size, without being read.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    pub max_file_size: ByteSize,
     /// Ignored; kept so that older command lines still run (extraction is a pipeline without
     /// chunks now, and every finished image is journaled at once).
     #[arg(long, hide = true)]

@@ -86,8 +86,9 @@ impl Extract {
                 augment: a.augment,
                 // Updating or resuming a cache keeps its decoding without a flag.
                 decode: decode_mode_for(&a.out, a.decode),
-                threads: a.threads.map(|t| t.max(1)),
+                threads: a.threads.map(threads_note),
                 decode_memory: decode_memory(a.decode_memory)?,
+                max_file_size: a.max_file_size.as_u64(),
                 own: a.custom.own_model()?,
                 backbone: backbone_options()?,
             },
@@ -102,6 +103,17 @@ impl Extract {
             report: a.report,
         })
     }
+}
+
+/// `--threads N`, capped at what the machine can use ([`tlearn_extract::workers::worker_threads`]),
+/// with a note when it is.
+fn threads_note(asked: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (n, note) = tlearn_extract::workers::worker_threads(Some(asked), usize::MAX, cores);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    n
 }
 
 /// `tlearn fit`: the folder, the run directory and the pipeline's options.
@@ -144,7 +156,7 @@ impl Fit {
                 backbones,
                 extractor: ExtractorOptions {
                     models_dir: a.models_dir,
-                    threads: a.threads.map(|t| t.max(1)),
+                    threads: a.threads.map(threads_note),
                     decode_memory: decode_memory(None)?,
                     backbone: backbone_options()?,
                     ..ExtractorOptions::default()
@@ -246,6 +258,15 @@ pub struct Show {
 
 impl Show {
     fn from_low_args(a: show::ShowArgs) -> Result<Show> {
+        let cut = tlearn_cache::cut_spec::CutName::parse(&a.layer)?;
+        if let Some(k) = cut.grid() {
+            bail!(
+                "--layer {}: show draws a layer's own maps; the grid (@{k}x{k}) pools them into \
+                 cells, so show the layer itself: --layer {}",
+                a.layer,
+                cut.base()
+            );
+        }
         Ok(Show {
             layer: LayerSpec::one(&a.layer)?,
             own: a.custom.own_model()?,

@@ -17,6 +17,9 @@ use tempfile::NamedTempFile;
 
 use crate::error::CacheError;
 
+/// The name [`check_writable`] probes a directory with (its temp files: `.write-probe.XXXXXX.tmp`).
+pub const PROBE_FILE: &str = "write-probe";
+
 /// Length of the random part of a temp file's name.
 const RAND_CHARS: usize = 6;
 
@@ -82,6 +85,18 @@ impl Staged {
             .persist(&path)
             .map_err(|e| CacheError::io("renaming a temporary file onto", &path, e.error))?;
         Ok(())
+    }
+}
+
+impl Staged {
+    /// Keep the temp file (it is no longer removed on drop): its path and the path it is for,
+    /// for a writer that records the renames it is about to make ([`crate::set`]).
+    pub(crate) fn keep(self) -> Result<(PathBuf, PathBuf), CacheError> {
+        let (_, tmp) = self
+            .tmp
+            .keep()
+            .map_err(|e| CacheError::io("keeping the temporary file for", &self.path, e.error))?;
+        Ok((tmp, self.path))
     }
 }
 
@@ -157,7 +172,7 @@ pub fn write_atomic(
 /// rather than after it.
 pub fn check_writable(dir: &Path) -> Result<(), CacheError> {
     std::fs::create_dir_all(dir).map_err(|e| CacheError::io("creating", dir, e))?;
-    let probe = dir.join("write-probe");
+    let probe = dir.join(PROBE_FILE);
     stage(&probe, |w| Ok(w.write_all(b"tlearn write probe\n")?)).map_err(|e| match e {
         CacheError::Io { err, .. } => CacheError::Io {
             action: "cannot write a file into",

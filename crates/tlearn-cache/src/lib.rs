@@ -2,7 +2,7 @@
 //!
 //! A cache directory holds `meta.json` ([`Meta`], with the extractor [`Fingerprint`]),
 //! `features.npy` (float32 `[N, D]`, C order), `index.csv` (`path,label,sha256`, row i ↔
-//! features row i, sorted by path) and `skipped.csv` (`path,reason`). While an extraction runs,
+//! features row i, sorted by path, each path once, the label its class folder) and `skipped.csv` (`path,reason`). While an extraction runs,
 //! new vectors are appended to `journal.bin` ([`journal`]) so that a killed run resumes. A cache
 //! extracted with augmentation views kept also holds `views.npy` (float32 `[N, V, D]`, every
 //! view's codes; `features.npy` is their mean over V), its views named in `meta.json`.
@@ -13,7 +13,7 @@
 //! shapes, labels and finiteness and names the file and row of every problem.
 //!
 //! Several cuts of one backbone extracted together form a cut set ([`set`]): one ordinary cache
-//! per cut under a directory holding `cuts.json`.
+//! per cut under a directory holding `cuts.json`, replaced as one step ([`set_update`]).
 //!
 //! No tract, no linfa: extraction (`tlearn-extract`) and the heads (`tlearn-heads`) both
 //! depend on this crate, never on each other.
@@ -23,11 +23,13 @@ pub mod cut_spec;
 pub mod error;
 pub mod fingerprint;
 pub mod journal;
+pub mod json;
 pub mod lock;
 pub mod meta;
 mod npy;
 pub mod read;
 pub mod set;
+pub mod set_update;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod write;

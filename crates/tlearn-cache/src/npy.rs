@@ -73,6 +73,22 @@ fn check_declared_size(path: &Path, file: &mut File, len: u64) -> Result<(), Cac
     let py_literal::Value::Dict(entries) = dict else {
         return Err(bad("the .npy header is not a dict".into()));
     };
+    let descr = entries
+        .iter()
+        .find(|(k, _)| matches!(k, py_literal::Value::String(s) if s == "descr"))
+        .map(|(_, v)| v);
+    match descr {
+        Some(py_literal::Value::String(d)) if d == "<f4" => {}
+        Some(py_literal::Value::String(d)) => {
+            return Err(bad(format!(
+                "the array's dtype is {} ('{d}'), but a feature cache holds float32 ('<f4'); \
+                 convert it (numpy: a.astype('<f4')) or extract again",
+                dtype_name(d)
+            )))
+        }
+        Some(other) => return Err(bad(format!("the .npy 'descr' is {other}, not a dtype"))),
+        None => return Err(bad("the .npy header has no 'descr'".into())),
+    }
     let shape = entries
         .iter()
         .find(|(k, _)| matches!(k, py_literal::Value::String(s) if s == "shape"))
@@ -101,6 +117,28 @@ fn check_declared_size(path: &Path, file: &mut File, len: u64) -> Result<(), Cac
         )));
     }
     Ok(())
+}
+
+/// A numpy dtype string in words: `<f2` is little-endian float16.
+fn dtype_name(descr: &str) -> String {
+    let (order, code) = match descr.as_bytes().first() {
+        Some(b'<') => ("little-endian ", &descr[1..]),
+        Some(b'>') => ("big-endian ", &descr[1..]),
+        Some(b'|' | b'=') => ("", &descr[1..]),
+        _ => ("", descr),
+    };
+    let kind = match code.as_bytes().first() {
+        Some(b'f') => "float",
+        Some(b'i') => "int",
+        Some(b'u') => "uint",
+        Some(b'b') => "bool",
+        Some(b'c') => "complex",
+        _ => return format!("'{descr}'"),
+    };
+    match code[1..].parse::<u32>() {
+        Ok(bytes) if kind != "bool" => format!("{order}{kind}{}", bytes * 8),
+        _ => format!("{order}{kind}"),
+    }
 }
 
 /// Read `path` as a float32 `[N, D]` array, refusing a header that declares more data than the
@@ -179,7 +217,7 @@ mod tests {
         let err = read(&npy(huge, &data)).unwrap_err();
         assert!(err.contains("declares shape (1000000, 1000000)"), "{err}");
         let overflow =
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4), }";
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }";
         assert!(read(&npy(overflow, &data))
             .unwrap_err()
             .contains("declares"));
@@ -197,9 +235,22 @@ mod tests {
         assert!(read(&npy(&nested, &data))
             .unwrap_err()
             .contains("not a 2-D array's header"));
-        // A right-sized header of another dtype keeps ndarray-npy's own message.
+        // Another dtype is named as such, not as a truncated float32 array.
         let f8 = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 4), }";
         let err = read(&npy(f8, &data)).unwrap_err();
-        assert!(err.contains("not a float32"), "{err}");
+        assert!(
+            err.contains("dtype is little-endian float64 ('<f8')"),
+            "{err}"
+        );
+        let f2 = "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }";
+        let err = read(&npy(f2, &data[..12])).unwrap_err();
+        assert!(
+            err.contains("little-endian float16 ('<f2')") && !err.contains("truncated"),
+            "{err}"
+        );
+        let be = "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 4), }";
+        assert!(read(&npy(be, &data))
+            .unwrap_err()
+            .contains("big-endian float32"));
     }
 }

@@ -2,6 +2,14 @@
 //! of `features.npy` against `meta.json`, the number of `index.csv` rows, every label among
 //! the classes) and finds rows that are not finite; every problem is an error naming the file
 //! (and the line or row).
+//!
+//! Row i of `index.csv` names the image whose vector is row i of `features.npy`; nothing in the
+//! two files ties them together but their order, so the reader checks the order the writer
+//! promises: rows sorted by path, each path once, each label the class folder of its path. An
+//! index whose rows were reordered or duplicated (by hand, a script, a merge) would otherwise
+//! train on vectors under the wrong labels. [`FeatureCache::read`] lists the rows whose vector
+//! can no longer be proven to be theirs ([`FeatureCache::misplaced`], for `extract` to extract
+//! again); [`FeatureCache::load`] refuses them, naming the file and the first bad line.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +50,9 @@ pub struct FeatureCache {
     pub skipped: Vec<SkipRow>,
     /// Rows holding NaN or infinite values (refused by [`FeatureCache::load`]).
     pub non_finite: Vec<usize>,
+    /// Rows of an `index.csv` out of path order or naming a path twice whose vector cannot be
+    /// proven to be theirs ([`misplaced_rows`]; refused by [`FeatureCache::load`]).
+    pub misplaced: Vec<usize>,
 }
 
 /// A cache's kept augmentation views (`views.npy`).
@@ -75,6 +86,7 @@ impl FeatureCache {
                  until it is run again)",
             ));
         };
+        cache.check_rows()?;
         cache.check_finite()?;
         Ok(cache)
     }
@@ -106,6 +118,8 @@ impl FeatureCache {
     fn read_files(dir: &Path, meta_path: &Path, text: &str) -> Result<FeatureCache, CacheError> {
         let format: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| CacheError::invalid(meta_path, format!("not valid JSON: {e}")))?;
+        crate::json::check_unique_keys(text.as_bytes())
+            .map_err(|e| CacheError::invalid(meta_path, format!("malformed meta.json: {e}")))?;
         if format.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(CacheError::invalid(
                 meta_path,
@@ -192,7 +206,9 @@ impl FeatureCache {
             .filter(|(_, r)| r.iter().any(|v| !v.is_finite()))
             .map(|(i, _)| i)
             .collect();
-        let (paths, sha256) = index.into_iter().map(|r| (r.path, r.sha256)).unzip();
+        let (paths, sha256): (Vec<String>, Vec<String>) =
+            index.into_iter().map(|r| (r.path, r.sha256)).unzip();
+        let misplaced = misplaced_rows(&paths);
         Ok(FeatureCache {
             dir: dir.to_path_buf(),
             meta,
@@ -202,7 +218,61 @@ impl FeatureCache {
             sha256,
             skipped,
             non_finite,
+            misplaced,
         })
+    }
+
+    /// Refuse an `index.csv` that breaks the promises that tie its rows to `features.npy`
+    /// (rows in path order, each path once) or to their class (the label is the path's class
+    /// folder), naming the first bad line and the command that repairs the cache.
+    pub fn check_rows(&self) -> Result<(), CacheError> {
+        let path = self.dir.join(INDEX_FILE);
+        let repair = format!(
+            "run `tlearn extract {} --out {}` with the same --model/--layer/--pool/--augment to \
+             repair the cache (rows that cannot be matched to their vectors are extracted again)",
+            if self.meta.dataset.is_empty() {
+                "DATASET"
+            } else {
+                &self.meta.dataset
+            },
+            self.dir.display()
+        );
+        if let Some(i) = (1..self.paths.len()).find(|&i| self.paths[i] <= self.paths[i - 1]) {
+            let what = if self.paths[i] == self.paths[i - 1] {
+                "names the same image as line"
+            } else {
+                "comes before line"
+            };
+            return Err(CacheError::invalid(
+                path,
+                format!(
+                    "line {} ({}) {what} {} ({}): rows must be in path order, each image once, \
+                     so they no longer match the rows of {FEATURES_FILE} ({} of {} rows cannot \
+                     be matched); {repair}",
+                    i + 2,
+                    self.paths[i],
+                    i + 1,
+                    self.paths[i - 1],
+                    self.misplaced.len(),
+                    self.paths.len()
+                ),
+            ));
+        }
+        if let Some(i) = (0..self.paths.len()).find(|&i| {
+            self.paths[i].split('/').next() != Some(self.meta.classes[self.y[i]].as_str())
+        }) {
+            return Err(CacheError::invalid(
+                path,
+                format!(
+                    "line {} ({}) has label {:?}, but its class folder is {:?}; {repair}",
+                    i + 2,
+                    self.paths[i],
+                    self.meta.classes[self.y[i]],
+                    self.paths[i].split('/').next().unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuse rows that are not finite, naming the first few and the command that repairs them.
@@ -353,6 +423,25 @@ impl FeatureCache {
         }
         Ok(())
     }
+}
+
+/// The rows of an index whose vector cannot be proven to be theirs. The writer puts rows in
+/// path order, each path once, so the vectors of `features.npy` are in that order: row i's
+/// vector belongs to the i-th path in sorted order. After `index.csv` alone was reordered that
+/// is the sorted index's row i; after both files were reordered alike, it is row i itself. A
+/// row is kept only where the two agree (its path is the i-th in sorted order) and its path is
+/// named once; every other row is listed. Empty for an index in path order.
+pub fn misplaced_rows(paths: &[String]) -> Vec<usize> {
+    if paths.windows(2).all(|w| w[0] < w[1]) {
+        return Vec::new();
+    }
+    let mut sorted: Vec<&str> = paths.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let repeated =
+        |i: usize| (i > 0 && sorted[i - 1] == sorted[i]) || sorted.get(i + 1) == Some(&sorted[i]);
+    (0..paths.len())
+        .filter(|&i| paths[i] != sorted[i] || repeated(i))
+        .collect()
 }
 
 /// What identifies one version of a file: inode (unix), length, modification time.

@@ -118,7 +118,7 @@ pub fn write_set(dir: &Path, set: &CutSet) -> Result<(), CacheError> {
 pub fn read_set(dir: &Path) -> Result<CutSet, CacheError> {
     let path = dir.join(SET_FILE);
     let bytes = std::fs::read(&path).map_err(|e| CacheError::io("reading", &path, e))?;
-    let set: CutSet = serde_json::from_slice(&bytes)
+    let set: CutSet = crate::json::from_slice(&bytes)
         .map_err(|e| CacheError::invalid(&path, format!("not a cut-set manifest: {e}")))?;
     if set.format != SET_FORMAT {
         return Err(CacheError::invalid(
@@ -138,7 +138,18 @@ pub fn read_set(dir: &Path) -> Result<CutSet, CacheError> {
     if set.cuts.is_empty() {
         return Err(CacheError::invalid(&path, "lists no cuts"));
     }
-    for c in &set.cuts {
+    for (i, c) in set.cuts.iter().enumerate() {
+        if let Some(j) = set.cuts[..i].iter().position(|o| o.name == c.name) {
+            return Err(CacheError::invalid(
+                &path,
+                format!(
+                    "lists cut '{}' twice (entries {} and {}); each cut once",
+                    c.name,
+                    j + 1,
+                    i + 1
+                ),
+            ));
+        }
         if c.dir != cut_dir_name(&c.name) {
             return Err(CacheError::invalid(
                 &path,
@@ -172,10 +183,10 @@ pub fn cut_fingerprint(set_fp: &Fingerprint, cut: &str) -> Fingerprint {
 /// whole extraction (`dim` = the cuts' dims summed, `extractor.layer` = [`set_layer`] of the
 /// cuts) and row i of `features` (row-major `[meta.rows, meta.dim]`) holds the cuts' vectors
 /// side by side in `set.cuts` order; so does each view of `views` (`[meta.rows,
-/// meta.views.len(), meta.dim]`, see [`crate::write_with_views`]), when given. `cuts.json` is retired first and written last, so a reader
-/// never takes a half-replaced set for a complete one. A plain cache in `dir` (replaced with
-/// `--overwrite`) is retired, and so are the caches of cuts the previous set had and this one
-/// has not.
+/// meta.views.len(), meta.dim]`, see [`crate::write_with_views`]), when given. The old set (or
+/// plain cache, replaced with `--overwrite`) stays whole until every file of the new one is
+/// written, then is replaced in one recorded step list ([`crate::set_update`]); the caches of
+/// cuts the previous set had and this one has not are retired.
 pub fn write_split(
     dir: &Path,
     set: &CutSet,
@@ -216,19 +227,24 @@ pub fn write_split(
         Ok(old) => old.cuts.into_iter().map(|c| c.dir).collect(),
         Err(_) => vec![],
     };
-    remove_if_present(&dir.join(SET_FILE))?;
-    // A plain cache being replaced: meta.json first, so it never reads as a cache again.
-    for f in [
-        META_FILE,
-        FEATURES_FILE,
-        INDEX_FILE,
-        SKIPPED_FILE,
-        VIEWS_FILE,
-    ] {
-        remove_if_present(&dir.join(f))?;
-    }
-    let mut offset = 0;
-    for cut in &set.cuts {
+    let retire: Vec<String> = old_cuts
+        .into_iter()
+        .filter(|o| !set.cuts.iter().any(|c| c.dir == *o))
+        .collect();
+    let json = serde_json::to_string_pretty(set)
+        .map_err(|e| CacheError::invalid(dir.join(SET_FILE), format!("cannot serialise: {e}")))?;
+    let cut_dirs: Vec<String> = set.cuts.iter().map(|c| c.dir.clone()).collect();
+    let offsets: Vec<usize> = set
+        .cuts
+        .iter()
+        .scan(0, |o, c| {
+            let at = *o;
+            *o += c.dim;
+            Some(at)
+        })
+        .collect();
+    let stage = |i: usize| {
+        let (cut, offset) = (&set.cuts[i], offsets[i]);
         let mut cut_features = Vec::with_capacity(meta.rows * cut.dim);
         for row in features.chunks_exact(meta.dim) {
             cut_features.extend_from_slice(&row[offset..offset + cut.dim]);
@@ -240,28 +256,21 @@ pub fn write_split(
             }
             out
         });
-        offset += cut.dim;
         let cut_meta = Meta {
             dim: cut.dim,
             extractor: cut_fingerprint(&meta.extractor, &cut.name),
             ..meta.clone()
         };
-        crate::write_with_views(
+        crate::write::stage_cache(
             &dir.join(&cut.dir),
             &cut_meta,
             index,
             &cut_features,
             cut_views.as_deref(),
             skipped,
-        )?;
-    }
-    for old in old_cuts
-        .iter()
-        .filter(|o| !set.cuts.iter().any(|c| c.dir == **o))
-    {
-        retire_cache_dir(&dir.join(old))?;
-    }
-    write_set(dir, set)
+        )
+    };
+    crate::set_update::commit(dir, &cut_dirs, stage, json.as_bytes(), &retire)
 }
 
 /// Make `dir` hold no cut set any more (before a plain cache is written there with
@@ -279,7 +288,7 @@ pub fn retire_set(dir: &Path) -> Result<(), CacheError> {
 
 /// Remove a cut's cache directory: only the files a cache holds, then the directory if that
 /// left it empty (anything else a user put there stays).
-fn retire_cache_dir(dir: &Path) -> Result<(), CacheError> {
+pub(crate) fn retire_cache_dir(dir: &Path) -> Result<(), CacheError> {
     for f in [
         META_FILE,
         FEATURES_FILE,
@@ -306,8 +315,11 @@ fn remove_if_present(path: &Path) -> Result<(), CacheError> {
 /// joined (the cuts' columns side by side in `cuts.json` order, `meta.dim` their sum,
 /// `extractor` the whole extraction's fingerprint, `non_finite` every row not finite in some
 /// cut). `Ok(None)` when it holds neither. The caches of a set must hold the same rows and
-/// fingerprints that differ only in `layer`; anything else is an error naming the cache.
+/// fingerprints that differ only in `layer`; anything else is an error naming the cache. Rows
+/// on which the caches of a set disagree are listed in `misplaced` with those of each cache
+/// (for `extract` to extract again).
 pub fn read_joined(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
+    crate::set_update::finish_interrupted(dir)?;
     if dir.join(META_FILE).is_file() || !dir.join(SET_FILE).is_file() {
         return FeatureCache::read(dir);
     }
@@ -349,16 +361,29 @@ pub fn read_joined(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
                 format!("not extracted with the rest of the set: {diff}"),
             ));
         }
-        if cache.paths != first.paths || cache.sha256 != first.sha256 || cache.y != first.y {
+        if cache.paths.len() != first.paths.len() {
             return Err(CacheError::invalid(
                 path,
                 format!(
-                    "its rows are not those of {} (the caches of a set hold the same images)",
-                    first.dir.display()
+                    "its rows are not those of {} (the caches of a set hold the same images): \
+                     {} rows against {}",
+                    first.dir.display(),
+                    cache.paths.len(),
+                    first.paths.len()
                 ),
             ));
         }
     }
+    // Rows on which the cuts disagree (an index edited in one cut) cannot be trusted in any.
+    let disagree: Vec<usize> = (0..caches[0].paths.len())
+        .filter(|&i| {
+            caches.iter().any(|c| {
+                c.paths[i] != caches[0].paths[i]
+                    || c.sha256[i] != caches[0].sha256[i]
+                    || c.y[i] != caches[0].y[i]
+            })
+        })
+        .collect();
     let views: Vec<_> = caches.iter().map(|c| c.x.view()).collect();
     let x = concatenate(Axis(1), &views)
         .expect("same row counts")
@@ -367,12 +392,20 @@ pub fn read_joined(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
     let mut non_finite: Vec<usize> = caches.iter().flat_map(|c| c.non_finite.clone()).collect();
     non_finite.sort_unstable();
     non_finite.dedup();
+    let mut misplaced: Vec<usize> = caches
+        .iter()
+        .flat_map(|c| c.misplaced.clone())
+        .chain(disagree)
+        .collect();
+    misplaced.sort_unstable();
+    misplaced.dedup();
     let mut joined = caches.swap_remove(0);
     joined.meta.dim = x.ncols();
     joined.meta.extractor = fp;
     joined.dir = dir.to_path_buf();
     joined.x = x;
     joined.non_finite = non_finite;
+    joined.misplaced = misplaced;
     Ok(Some(joined))
 }
 
@@ -380,6 +413,7 @@ pub fn read_joined(dir: &Path) -> Result<Option<FeatureCache>, CacheError> {
 /// within each view): `[rows, views, dim]`, with the rows that are not finite in any cut listed;
 /// `Ok(None)` when it keeps no views.
 pub fn read_joined_views(dir: &Path) -> Result<Option<Views>, CacheError> {
+    crate::set_update::finish_interrupted(dir)?;
     if dir.join(META_FILE).is_file() || !dir.join(SET_FILE).is_file() {
         return match FeatureCache::read(dir)? {
             Some(c) => c.load_views(),
@@ -421,6 +455,24 @@ pub fn read_joined_views(dir: &Path) -> Result<Option<Views>, CacheError> {
     }))
 }
 
+/// The cut directories of the set in `dir` that a writer may have left temp files in: those of
+/// `cuts.json`, and those of an unfinished multi-cut run's journal (a first run killed while it
+/// wrote its set has no `cuts.json` yet).
+pub(crate) fn cut_dirs_written(dir: &Path) -> Vec<String> {
+    let mut dirs: Vec<String> = read_set(dir)
+        .map(|s| s.cuts.into_iter().map(|c| c.dir).collect())
+        .unwrap_or_default();
+    if let Some(fp) = crate::journal::journal_fingerprint(dir) {
+        let cuts: Vec<&str> = fp.layer.split(CUT_SEPARATOR).collect();
+        if cuts.len() > 1 {
+            dirs.extend(cuts.into_iter().map(cut_dir_name));
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// The fingerprint of the whole extraction that wrote the set in `dir` (its first cut's, with
 /// `layer` = all the cuts), `None` when there is no readable set.
 pub(crate) fn set_fingerprint(dir: &Path) -> Option<Fingerprint> {
@@ -445,8 +497,12 @@ pub struct NamedCache {
 
 /// The caches `path` names: `path` itself when it holds `meta.json` (a plain cache, or a cut of
 /// a set given directly), every cut in `cuts.json` order when it holds a cut set. Neither is an
-/// error naming the path. The caches themselves are not read here.
+/// error naming the path. An update of the set cut short is finished first
+/// ([`crate::set_update`]); each cut's fingerprint (its `meta.json`) must be the set's: its
+/// `layer` the cut's name, its `backbone` the set's model, the rest the same in every cut. The
+/// caches' data are not read here.
 pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
+    crate::set_update::finish_interrupted(path)?;
     if path.join(META_FILE).is_file() {
         let name = path
             .file_name()
@@ -459,6 +515,7 @@ pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
     }
     if path.join(SET_FILE).is_file() {
         let set = read_set(path)?;
+        check_cut_fingerprints(path, &set)?;
         return Ok(set
             .cuts
             .iter()
@@ -481,6 +538,60 @@ pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
              `tlearn extract`"
         ),
     ))
+}
+
+/// Each cut's `meta.json` against `cuts.json` and the set's first cut: `layer` = the cut's name,
+/// `backbone` = the set's model, every other field of the fingerprint the same in all cuts. A cut
+/// without `meta.json` is left to the reader (being written, or not a cache).
+fn check_cut_fingerprints(dir: &Path, set: &CutSet) -> Result<(), CacheError> {
+    let mut first: Option<(Fingerprint, &CutEntry)> = None;
+    for c in &set.cuts {
+        let path = dir.join(&c.dir).join(META_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(CacheError::io("reading", path, e)),
+        };
+        // A meta.json that does not parse is named by the cache's own reader.
+        let Ok(meta) = serde_json::from_slice::<Meta>(&bytes) else {
+            continue;
+        };
+        let fp = meta.extractor;
+        let wrong = |field: &str, has: &str, want: &str| {
+            Err(CacheError::invalid(
+                &path,
+                format!(
+                    "extractor.{field} is '{has}', but {} lists this cache as cut '{}' of {} \
+                     ({field} '{want}'); re-extract the set with `tlearn extract`",
+                    dir.join(SET_FILE).display(),
+                    c.name,
+                    set.model
+                ),
+            ))
+        };
+        if fp.layer != c.name {
+            return wrong("layer", &fp.layer, &c.name);
+        }
+        if fp.backbone != set.model {
+            return wrong("backbone", &fp.backbone, &set.model);
+        }
+        match &first {
+            None => first = Some((fp, c)),
+            Some((f, fc)) => {
+                if let Some(diff) = cut_fingerprint(f, &c.name).compare(
+                    &fp,
+                    &format!("cut '{}'", fc.name),
+                    "this cut",
+                ) {
+                    return Err(CacheError::invalid(
+                        path,
+                        format!("not extracted with the rest of the set: {diff}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -568,7 +679,8 @@ mod tests {
         assert_eq!(crate::existing_fingerprint(dir.path()), Some(fp("a,b/x")));
         assert_eq!(resolve(dir.path()).unwrap().len(), 2);
 
-        // A cut whose rows differ from the others' is an error naming its cache.
+        // A row on which a cut differs from the others is listed as misplaced (extract
+        // extracts it again); a cut with other rows altogether is an error naming its cache.
         let mut other = index.clone();
         other[1].sha256 = "changed".into();
         let a_meta = Meta {
@@ -581,6 +693,18 @@ mod tests {
             &a_meta,
             &other,
             &[1.0, 2.0, 4.0, 5.0],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(read_joined(dir.path()).unwrap().unwrap().misplaced, vec![1]);
+        crate::write(
+            &dir.path().join("a"),
+            &Meta {
+                rows: 1,
+                ..a_meta.clone()
+            },
+            &other[..1],
+            &[1.0, 2.0],
             &[],
         )
         .unwrap();

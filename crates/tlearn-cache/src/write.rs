@@ -1,6 +1,7 @@
-//! Writing a whole cache: every file is staged in full (unique temp names, fsynced), then the
-//! old `meta.json` is retired, the data files renamed, `meta.json` renamed last and the
-//! directory fsynced. A kill before the renames leaves the previous cache untouched; a kill
+//! Writing a whole cache: its index is checked against the rules the reader enforces (rows in
+//! path order, each path once, labels their class folders), every file is staged in full
+//! (unique temp names, fsynced), then the old `meta.json` is retired, the data files renamed,
+//! `meta.json` renamed last and the directory fsynced. A kill before the renames leaves the previous cache untouched; a kill
 //! between them leaves a directory without `meta.json`, which reads as "no cache" (the journal
 //! still holds the run's vectors) rather than an old `meta.json` over new data.
 
@@ -10,7 +11,7 @@ use std::path::Path;
 use ndarray::{ArrayView2, ArrayView3};
 use ndarray_npy::WriteNpyExt;
 
-use crate::atomic::{stage, sync_dir};
+use crate::atomic::{stage, sync_dir, Staged};
 use crate::error::CacheError;
 use crate::meta::{IndexRow, Meta, SkipRow};
 use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE, VIEWS_FILE};
@@ -38,6 +39,29 @@ pub fn write_with_views(
     views: Option<&[f32]>,
     skipped: &[SkipRow],
 ) -> Result<(), CacheError> {
+    stage_cache(dir, meta, index, features, views, skipped)?.commit()
+}
+
+/// A whole cache written under temporary names (every file fsynced), not yet in place.
+pub(crate) struct StagedCache {
+    pub(crate) dir: std::path::PathBuf,
+    /// `features.npy`, `index.csv`, `skipped.csv` and (when kept) `views.npy`.
+    pub(crate) data: Vec<Staged>,
+    pub(crate) meta: Staged,
+    /// No views kept: a `views.npy` left by an earlier cache is to be removed.
+    pub(crate) drop_views: bool,
+}
+
+/// Check and stage the files of a cache in `dir` (created if missing); nothing in `dir` that a
+/// reader sees changes.
+pub(crate) fn stage_cache(
+    dir: &Path,
+    meta: &Meta,
+    index: &[IndexRow],
+    features: &[f32],
+    views: Option<&[f32]>,
+    skipped: &[SkipRow],
+) -> Result<StagedCache, CacheError> {
     let n_views = meta.views.len();
     let views_ok = match views {
         None => n_views == 0,
@@ -68,6 +92,7 @@ pub fn write_with_views(
             ),
         ));
     }
+    check_index(dir, meta, index)?;
     fs::create_dir_all(dir).map_err(|e| CacheError::io("creating cache dir", dir, e))?;
     let arr =
         ArrayView2::from_shape((meta.rows, meta.dim), features).expect("length checked above");
@@ -103,23 +128,69 @@ pub fn write_with_views(
         w.write_all(b"\n")?;
         Ok(())
     })?;
-    let meta_path = dir.join(META_FILE);
-    match fs::remove_file(&meta_path) {
-        Ok(()) => sync_dir(dir)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(CacheError::io("retiring", meta_path, e)),
-    }
-    staged_features.commit()?;
-    staged_index.commit()?;
-    staged_skipped.commit()?;
-    match staged_views {
-        Some(v) => v.commit()?,
-        None => match fs::remove_file(dir.join(VIEWS_FILE)) {
-            Ok(()) => {}
+    let mut data = vec![staged_features, staged_index, staged_skipped];
+    data.extend(staged_views);
+    Ok(StagedCache {
+        dir: dir.to_path_buf(),
+        data,
+        meta: staged_meta,
+        drop_views: views.is_none(),
+    })
+}
+
+impl StagedCache {
+    /// Put the staged files in place: the old `meta.json` retired first, the data files
+    /// renamed, `meta.json` renamed last, the directory fsynced.
+    pub(crate) fn commit(self) -> Result<(), CacheError> {
+        let dir = self.dir.as_path();
+        let meta_path = dir.join(META_FILE);
+        match fs::remove_file(&meta_path) {
+            Ok(()) => sync_dir(dir)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(CacheError::io("removing", dir.join(VIEWS_FILE), e)),
-        },
+            Err(e) => return Err(CacheError::io("retiring", meta_path, e)),
+        }
+        for f in self.data {
+            f.commit()?;
+        }
+        if self.drop_views {
+            match fs::remove_file(dir.join(VIEWS_FILE)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CacheError::io("removing", dir.join(VIEWS_FILE), e)),
+            }
+        }
+        self.meta.commit()?;
+        sync_dir(dir)
     }
-    staged_meta.commit()?;
-    sync_dir(dir)
+}
+
+/// Refuse to write an index that breaks what the reader checks: rows in path order, each path
+/// once, each label the class folder of its path and among `meta.classes`.
+fn check_index(dir: &Path, meta: &Meta, index: &[IndexRow]) -> Result<(), CacheError> {
+    let bad = |i: usize, why: &str| {
+        Err(CacheError::invalid(
+            dir,
+            format!(
+                "refusing to write an inconsistent cache: index row {i} ({}) {why}",
+                index[i].path
+            ),
+        ))
+    };
+    let classes: std::collections::HashSet<&str> =
+        meta.classes.iter().map(String::as_str).collect();
+    for (i, r) in index.iter().enumerate() {
+        if i > 0 && r.path <= index[i - 1].path {
+            return bad(
+                i,
+                "is not after the row before it (rows in path order, each once)",
+            );
+        }
+        if r.path.split('/').next() != Some(r.label.as_str()) {
+            return bad(i, "has a label other than its class folder");
+        }
+        if !classes.contains(r.label.as_str()) {
+            return bad(i, "has a label that is not among the classes");
+        }
+    }
+    Ok(())
 }

@@ -149,6 +149,13 @@ pub fn decode_rgb_within<'a>(
         Some(ImageFormat::WebP) => w as u64 * h as u64 * 4,
         _ => 0,
     };
+    // `Limits::max_alloc` is checked by `ImageReader::decode`, not by the decoder this path
+    // takes (`into_decoder` + `from_decoder`): check the output buffer here.
+    if native > MAX_ALLOC {
+        return Err(DecodeError::TooLarge(format!(
+            "a {w}×{h} image decodes to {native} bytes, over the {MAX_ALLOC}-byte limit"
+        )));
+    }
     if scratch > MAX_ALLOC {
         return Err(DecodeError::TooLarge(format!(
             "a {w}×{h} WebP is decoded through a {scratch}-byte RGBA buffer, over the \

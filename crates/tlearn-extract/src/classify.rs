@@ -87,7 +87,8 @@ pub fn encode_images(
     let results: Vec<Result<Vec<f32>>> = images
         .par_iter()
         .map(|p| {
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes = crate::listing::read_image_file(p, crate::listing::MAX_FILE_BYTES)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             encode_bytes_catching(enc, &bytes, augment, budget)
                 .map(|e| e.vector)
                 .with_context(|| format!("{}", p.display()))

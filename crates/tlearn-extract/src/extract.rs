@@ -50,8 +50,11 @@ pub struct Options {
     pub dataset: PathBuf,
     pub out: PathBuf,
     pub augment: Augment,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most [`crate::workers::worker_threads`] allows).
     pub threads: Option<usize>,
+    /// Largest image file read, in bytes (default [`crate::listing::MAX_FILE_BYTES`]): larger
+    /// files are skipped as too large without being read.
+    pub max_file_size: u64,
     /// Bytes of decoded pixels in flight across all threads (default: see [`crate::budget`]).
     pub decode_memory: Option<u64>,
     /// Replace a cache made with another extractor instead of refusing.
@@ -70,6 +73,7 @@ impl Options {
             out: out.into(),
             augment: Augment::None,
             threads: None,
+            max_file_size: crate::listing::MAX_FILE_BYTES,
             decode_memory: None,
             overwrite: false,
             progress: true,
@@ -139,11 +143,17 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     })?;
 
     // The previous cache (a cut set joined): same extractor, or a refusal that says what differs.
+    // What `out` holds was made by this very extractor (its fingerprint says so) but does not
+    // read: nothing is lost by extracting it again, so it is repaired without --overwrite.
+    let same_extractor = || {
+        tlearn_cache::existing_fingerprint(&opts.out)
+            .is_some_and(|f| f.compare(&fp, "cache", "this run").is_none())
+    };
     let previous = match tlearn_cache::set::read_joined(&opts.out) {
         Ok(c) => c,
-        Err(e) if opts.overwrite => {
+        Err(e) if opts.overwrite || same_extractor() => {
             eprintln!(
-                "warning: ignoring unreadable cache {}: {e:#}",
+                "warning: ignoring unreadable cache {} (every image is extracted again): {e:#}",
                 opts.out.display()
             );
             None
@@ -189,8 +199,18 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     } else {
         previous.as_ref().map(|c| c.x.view())
     };
-    // Rows to reuse by (path, sha256); rows that are not finite (codes or kept views) are
-    // extracted again (repair).
+    // Rows to reuse by (path, sha256); rows that are not finite (codes or kept views), and rows
+    // of an index.csv out of order or repeated whose vector is not proven theirs, are extracted
+    // again (repair).
+    if let Some(c) = previous.as_ref().filter(|c| !c.misplaced.is_empty()) {
+        eprintln!(
+            "warning: {}: {} of {} rows are out of path order or repeated, so their vectors \
+             cannot be matched to their images; extracting them again",
+            opts.out.join(tlearn_cache::INDEX_FILE).display(),
+            c.misplaced.len(),
+            c.rows()
+        );
+    }
     let old: HashMap<(&str, &str), usize> = previous
         .as_ref()
         .filter(|_| reuse_rows.is_some())
@@ -198,6 +218,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
             let bad: BTreeSet<usize> = c
                 .non_finite
                 .iter()
+                .chain(&c.misplaced)
                 .chain(previous_views.iter().flat_map(|(_, bad)| bad))
                 .copied()
                 .collect();
@@ -214,8 +235,13 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
     let journal_existed = opts.out.join(tlearn_cache::JOURNAL_FILE).exists();
     let mut journal = JournalWriter::open(&opts.out, &fp)?;
 
-    let pool = crate::workers::pool(opts.threads)?;
-    let threads = pool.current_num_threads();
+    // No more threads than images (the CLI has already capped and noted an excessive count).
+    let (threads, _) = crate::workers::worker_threads(
+        opts.threads,
+        listing.files.len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let pool = crate::workers::pool(Some(threads))?;
     let budget = MemoryBudget::from_setting(opts.decode_memory);
     let pb = progress_bar(listing.files.len(), opts.progress);
     let abort_at = abort_after();
@@ -230,7 +256,7 @@ pub fn extract(enc: &dyn Encoder, opts: &Options) -> Result<Summary> {
         let (rel, abs) = &files[i];
         process_file(
             enc,
-            (opts.augment, keep_views, unit),
+            (opts.augment, keep_views, unit, opts.max_file_size),
             rel,
             abs,
             reuse_rows,
@@ -436,8 +462,10 @@ fn write_output(
 ) -> Result<()> {
     let cuts = enc.cuts();
     if cuts.len() == 1 {
-        tlearn_cache::set::retire_set(out)?;
+        // The plain cache first (a reader prefers it to a set), then the set it replaces: a run
+        // killed in between leaves one complete cache or the other.
         tlearn_cache::write_with_views(out, meta, index, features, views, skipped)?;
+        tlearn_cache::set::retire_set(out)?;
         return Ok(());
     }
     let entries = cuts
@@ -458,7 +486,7 @@ fn write_output(
 #[allow(clippy::too_many_arguments)]
 fn process_file(
     enc: &dyn Encoder,
-    (augment, keep_views, unit): (Augment, bool, usize),
+    (augment, keep_views, unit, max_file_size): (Augment, bool, usize, u64),
     rel: &str,
     abs: &Path,
     reuse: Option<ArrayView2<f32>>,
@@ -466,9 +494,9 @@ fn process_file(
     journal: &HashMap<(String, String), Vec<f32>>,
     budget: &MemoryBudget,
 ) -> Outcome {
-    let bytes = match std::fs::read(abs) {
+    let bytes = match crate::listing::read_image_file(abs, max_file_size) {
         Ok(b) => b,
-        Err(e) => return Outcome::Skipped(format!("unreadable file: {e}")),
+        Err(e) => return Outcome::Skipped(e.to_string()),
     };
     let sha = hex::encode(Sha256::digest(&bytes));
     if let (Some(r), Some(&i)) = (reuse, old.get(&(rel, sha.as_str()))) {

@@ -46,6 +46,9 @@ pub struct ExtractorOptions {
     /// Bytes of decoded pixels in flight across all threads (default: a quarter of the
     /// machine's memory; see [`crate::budget`]).
     pub decode_memory: Option<u64>,
+    /// Largest image file read, in bytes: larger files are errors (skipped rows) from their
+    /// size, without being read (default [`crate::listing::MAX_FILE_BYTES`]).
+    pub max_file_size: u64,
     /// How to read an own ONNX file (ignored for registry models).
     pub own: OwnModel,
     /// How the backbone is loaded (which of tlearn's operators replace tract's).
@@ -61,6 +64,7 @@ impl Default for ExtractorOptions {
             decode: DecodeMode::Reduced,
             threads: None,
             decode_memory: None,
+            max_file_size: crate::listing::MAX_FILE_BYTES,
             own: OwnModel::default(),
             backbone: BackboneOptions::default(),
         }
@@ -119,6 +123,7 @@ pub struct Extractor {
     fingerprint: Fingerprint,
     pool: rayon::ThreadPool,
     budget: MemoryBudget,
+    max_file_size: u64,
 }
 
 impl std::fmt::Debug for Extractor {
@@ -144,7 +149,10 @@ impl Extractor {
             opts.decode,
             &opts.backbone,
         )?;
-        Extractor::from_encoder(encoder, opts.augment, opts.threads, opts.decode_memory)
+        Ok(
+            Extractor::from_encoder(encoder, opts.augment, opts.threads, opts.decode_memory)?
+                .with_max_file_size(opts.max_file_size),
+        )
     }
 
     /// Open the extractor a fingerprint describes (a cache's `meta.json`, a saved head's
@@ -181,7 +189,14 @@ impl Extractor {
             fingerprint,
             pool: crate::workers::pool(threads)?,
             budget: MemoryBudget::from_setting(decode_memory),
+            max_file_size: crate::listing::MAX_FILE_BYTES,
         })
+    }
+
+    /// Image files over `bytes` are refused from their size, without being read.
+    pub fn with_max_file_size(mut self, bytes: u64) -> Extractor {
+        self.max_file_size = bytes;
+        self
     }
 
     /// What a cache of these codes records (`meta.json`'s `extractor`): backbone, sha256,
@@ -220,7 +235,8 @@ impl Extractor {
     pub fn encode_paths<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Codes {
         self.encode_each(paths.len(), &|i| {
             let p = paths[i].as_ref();
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes = crate::listing::read_image_file(p, self.max_file_size)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             self.encode_one(&bytes)
                 .with_context(|| p.display().to_string())
         })
@@ -248,6 +264,7 @@ impl Extractor {
         opts.augment = self.augment;
         opts.threads = Some(self.threads());
         opts.decode_memory = Some(self.budget.limit());
+        opts.max_file_size = self.max_file_size;
         opts.overwrite = cache.overwrite;
         opts.progress = cache.progress;
         opts.keep_views = cache.keep_views;

@@ -1,9 +1,15 @@
 //! Listing a data set folder `DIR/<class>/<image>`: the image files, sorted, and the entries
 //! that are skipped (outside a class folder, hidden, unreadable, symlink loops, names that are
-//! not UTF-8) with a reason. Only the data set's own notes at its top level (README, LICENSE,
-//! MANIFEST.json, *.txt, ...) are left out without one.
+//! not UTF-8, anything that is not a regular file) with a reason. Only the data set's own notes
+//! at its top level (README, LICENSE, MANIFEST.json, *.txt, ...) are left out without one.
+//!
+//! And reading one image file ([`read_image_file`], for `extract`, `predict` and `show`): only a
+//! regular file is read (a FIFO would block the reader forever, `/dev/zero` would fill memory),
+//! and only up to a size cap checked from its metadata first and bounding the read itself, so a
+//! 2 GB file named `.jpg` is reported as too large without being read.
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -29,6 +35,96 @@ pub struct Listing {
     pub skipped: Vec<SkipRow>,
     /// Class folders with no files in them.
     pub empty_classes: Vec<String>,
+}
+
+/// The default cap on the size of one image file: 256 MiB (a 100-megapixel PNG is about 300 MB
+/// decoded but far less on disk; `extract --max-file-size` raises it).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Why an image file was not read. The message is what lands in `skipped.csv`.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// A FIFO, socket or device (or a link to one).
+    #[error("not a regular file ({0}); not read")]
+    NotRegular(&'static str),
+    #[error(
+        "file too large: {} (over the {} limit for an image file; `extract --max-file-size` \
+         raises it)",
+        human(*.size),
+        human(*.max)
+    )]
+    TooLarge { size: u64, max: u64 },
+    #[error("unreadable file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn human(bytes: u64) -> String {
+    crate::budget::ByteSize(bytes).display().iec().to_string()
+}
+
+/// What kind of non-regular file `t` is, in words.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+    }
+    if t.is_dir() {
+        "a folder"
+    } else {
+        "not a file"
+    }
+}
+
+/// The bytes of the image file `path` (links followed): refused unless it is a regular file of
+/// at most `max_bytes`, checked from its metadata before it is opened; the read itself stops
+/// after `max_bytes` (a file that grew since is refused too). Opened without blocking, so a file
+/// replaced by a FIFO after the check is refused, not waited on.
+pub fn read_image_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
+    let check = |m: &std::fs::Metadata| -> Result<(), FileError> {
+        if !m.is_file() {
+            return Err(FileError::NotRegular(kind_of(m.file_type())));
+        }
+        if m.len() > max_bytes {
+            return Err(FileError::TooLarge {
+                size: m.len(),
+                max: max_bytes,
+            });
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path)?)?;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = o.open(path)?;
+    let meta = file.metadata()?;
+    check(&meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(FileError::TooLarge {
+            size: bytes.len() as u64,
+            max: max_bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -88,12 +184,12 @@ pub fn list_dataset(root: &Path) -> Result<Listing> {
                     None => "?".into(),
                 };
                 let reason = if let Some(anc) = err.loop_ancestor() {
-                    format!(
-                        "symlink loop (points back to {})",
-                        match rel_path(root, anc) {
-                            Ok(p) | Err(p) => p,
+                    match rel_path(root, anc) {
+                        Ok(p) | Err(p) if p.is_empty() => {
+                            "symlink loop (points back to the data set folder)".to_string()
                         }
-                    )
+                        Ok(p) | Err(p) => format!("symlink loop (points back to {p})"),
+                    }
                 } else if let Some(io) = err.io_error() {
                     match io.kind() {
                         std::io::ErrorKind::NotFound => "broken symlink".to_string(),
@@ -152,7 +248,16 @@ pub fn list_dataset(root: &Path) -> Result<Listing> {
         } else if !is_dir {
             let class = rel.split('/').next().unwrap_or_default().to_owned();
             seen_classes.insert(class);
-            out.files.push((rel, entry.into_path()));
+            // Links are followed: this is the type of what a link points to.
+            let t = entry.file_type();
+            if t.is_file() {
+                out.files.push((rel, entry.into_path()));
+            } else {
+                out.skipped.push(SkipRow {
+                    path: rel,
+                    reason: FileError::NotRegular(kind_of(t)).to_string(),
+                });
+            }
         }
     }
     out.empty_classes = class_dirs.difference(&seen_classes).cloned().collect();
@@ -198,6 +303,74 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn only_regular_files_within_the_cap_are_listed_and_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("birds")).unwrap();
+        std::fs::write(root.join("birds/a.png"), b"12345").unwrap();
+        let fifo = root.join("birds/pipe.png");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        std::os::unix::fs::symlink("/dev/zero", root.join("birds/z.png")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("birds/loop")).unwrap();
+        let l = list_dataset(root).unwrap();
+        let files: Vec<&str> = l.files.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(files, ["birds/a.png"]);
+        let skipped: Vec<(&str, &str)> = l
+            .skipped
+            .iter()
+            .map(|r| (r.path.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (
+                    "birds/loop",
+                    "symlink loop (points back to the data set folder)"
+                ),
+                (
+                    "birds/pipe.png",
+                    "not a regular file (a named pipe (FIFO)); not read"
+                ),
+                (
+                    "birds/z.png",
+                    "not a regular file (a character device); not read"
+                ),
+            ]
+        );
+        // Read directly (predict, show): refused without reading, at once.
+        for p in [fifo, root.join("birds/z.png")] {
+            let e = read_image_file(&p, MAX_FILE_BYTES).unwrap_err().to_string();
+            assert!(e.starts_with("not a regular file"), "{e}");
+        }
+        assert_eq!(
+            read_image_file(&root.join("birds/a.png"), 5).unwrap(),
+            b"12345"
+        );
+        let e = read_image_file(&root.join("birds/a.png"), 4)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "file too large: 5 B (over the 4 B limit for an image file; `extract \
+             --max-file-size` raises it)"
+        );
+        // A sparse 300 MiB file: refused from its size, nothing read.
+        let big = root.join("birds/big.jpg");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(300 << 20)
+            .unwrap();
+        let e = read_image_file(&big, MAX_FILE_BYTES)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("300.0 MiB") && e.contains("256.0 MiB"), "{e}");
     }
 
     #[test]

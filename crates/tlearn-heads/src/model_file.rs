@@ -134,6 +134,9 @@ impl SavedHead {
                 path.display()
             )
         })?;
+        // serde_json keeps the last of two equal keys without a word.
+        tlearn_cache::json::check_unique_keys(text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}: malformed tlearn head: {e}", path.display()))?;
         match v.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT) => {}
             other => bail!(
@@ -191,6 +194,17 @@ impl SavedHead {
             return Err(HeadError::malformed(
                 "classes",
                 format!("{c} classes recorded; need at least 2"),
+            ));
+        }
+        if let Some((i, name)) = self
+            .classes
+            .iter()
+            .enumerate()
+            .find(|(i, n)| self.classes[..*i].contains(n))
+        {
+            return Err(HeadError::malformed(
+                "classes",
+                format!("class {name:?} is listed twice (entry {})", i + 1),
             ));
         }
         if self.transform.input_dim != self.dim {

@@ -545,3 +545,64 @@ fn both_engines_train_logistic_and_rbf_on_real_digits() {
         );
     }
 }
+
+/// 2,000 classes of 3 images, a search that cannot end soon (each logistic fit is a
+/// 2,000-class softmax): refused before any fit, within seconds, naming the sizes; the estimate
+/// is a note only when no limit is set. Pixel-like codes of 64 values, as `pixels8` gives.
+#[test]
+fn a_search_of_many_classes_out_of_reach_is_refused_before_it_starts() {
+    use tlearn_heads::train::cut_selection::{select, Event};
+    use tlearn_heads::train::{search_cost, CutInput, DEFAULT_C_GRID};
+    use tlearn_heads::CutConfig;
+    let tmp = tempdir().unwrap();
+    let (n_classes, per) = (2000, 3);
+    let x = Array2::from_shape_fn((n_classes * per, 64), |(i, j)| {
+        ((i / per * 7 + j * 13 + i % per) % 256) as f32 / 255.0
+    });
+    let labels: Vec<String> = (0..n_classes * per)
+        .map(|i| format!("c{:04}", i / per))
+        .collect();
+    write_cache(tmp.path(), &x, &labels, None, extractor("pixels8"));
+    let input = CutInput {
+        name: "grey".into(),
+        backbone: 0,
+        bottleneck: false,
+        cache: FeatureCache::load(tmp.path()).unwrap(),
+    };
+    let mut train_cfg = cfg(&[HeadKind::Logistic], &DEFAULT_C_GRID);
+    train_cfg.transforms = TransformKind::AUTO.to_vec();
+    train_cfg.folds = 2;
+    train_cfg.grid_extension = 1;
+    let cut_cfg = CutConfig {
+        max_minutes: Some(0.05),
+        ..CutConfig::new(train_cfg)
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let run = {
+        let (input, cut_cfg) = (input.clone(), cut_cfg.clone());
+        std::thread::spawn(move || {
+            let mut fits = 0;
+            let r = select(&[input], &cut_cfg, |e| {
+                if matches!(e, Event::Cv { .. }) {
+                    fits += 1;
+                }
+            });
+            let _ = tx.send((r.err().map(|e| e.to_string()), fits));
+        })
+    };
+    let (err, fits) = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the search was not refused within 2 minutes");
+    run.join().unwrap();
+    let err = err.expect("the search was not refused");
+    assert_eq!(fits, 0, "fits ran before the refusal");
+    assert!(
+        err.contains("over --max-minutes 0.05") && err.contains("2000 classes × 64 features"),
+        "{err}"
+    );
+    // Without a limit the estimate is announced (over a minute of solver work on any machine).
+    let est = search_cost::estimate(&[input], &cut_cfg).unwrap();
+    assert_eq!(est.fits, 4 * (7 + 1) * 2 + 1);
+    let note = search_cost::check(&est, None).unwrap();
+    assert!(est.seconds < 60.0 || note.is_some_and(|n| n.starts_with("note: about")));
+}

@@ -22,12 +22,14 @@ fn write_blobs(dir: &std::path::Path) {
         }
     });
     let labels: Vec<String> = (0..n).map(|i| format!("class{}", i % 3)).collect();
-    let index: Vec<IndexRow> = labels
+    // Rows in path order, as the format wants: the classes' blocks one after the other.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (i % 3, i));
+    let index: Vec<IndexRow> = order
         .iter()
-        .enumerate()
-        .map(|(i, l)| IndexRow {
-            path: format!("{l}/{i:05}.png"),
-            label: l.clone(),
+        .map(|&i| IndexRow {
+            path: format!("{}/{i:05}.png", labels[i]),
+            label: labels[i].clone(),
             sha256: format!("{i:064x}"),
         })
         .collect();
@@ -39,7 +41,7 @@ fn write_blobs(dir: &std::path::Path) {
         tlearn_cache::testing::fingerprint("blobs", "abc123"),
         "2026-01-01T00:00:00Z",
     );
-    let features: Vec<f32> = x.iter().copied().collect();
+    let features: Vec<f32> = order.iter().flat_map(|&i| x.row(i).to_vec()).collect();
     tlearn_cache::write(dir, &meta, &index, &features, &[]).unwrap();
 }
 

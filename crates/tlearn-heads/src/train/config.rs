@@ -112,6 +112,10 @@ pub struct CutConfig {
     /// raw). The same rule at screen, full grid, final fit, and (saved in the head's transform)
     /// at `eval` and `predict`.
     pub block_norm: Option<BlockRule>,
+    /// Refuse, before any fit, a search whose logistic regression fits are estimated to take
+    /// longer than this many minutes on this machine ([`super::search_cost`]); `None`: no
+    /// limit (a long search is still announced).
+    pub max_minutes: Option<f64>,
     /// How the finalists' winner is picked.
     pub select: SelectRule,
 }
@@ -132,6 +136,7 @@ impl CutConfig {
             finalists: 2,
             fixed: None,
             block_norm: Some(BlockRule::SqrtL2),
+            max_minutes: Some(60.0),
             select: SelectRule::default(),
         }
     }

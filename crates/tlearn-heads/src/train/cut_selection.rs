@@ -325,6 +325,13 @@ pub fn select(
     mut progress: impl FnMut(Event),
 ) -> Result<TrainOutcome> {
     check(inputs, cfg)?;
+    // A search out of reach (many classes make each logistic fit slow) is refused before any
+    // fit; a long one is announced.
+    if let Some(est) = super::search_cost::estimate(inputs, cfg) {
+        if let Some(note) = super::search_cost::check(&est, cfg.max_minutes)? {
+            progress(Event::Stage(&note));
+        }
+    }
     let t0 = Instant::now();
     let mut sets: Vec<FeatureSet> = match &cfg.fixed {
         Some(names) => vec![fixed_set(inputs, names)?],

@@ -23,6 +23,7 @@ pub mod grid;
 pub mod inputs;
 pub mod row_modes;
 pub mod scenario;
+pub mod search_cost;
 pub mod training;
 
 pub use config::{CutConfig, HeadChoice, SelectRule, TrainConfig, DEFAULT_C_GRID};

@@ -99,10 +99,55 @@ impl Training {
 }
 
 /// Refuse a configuration that cannot work, before any cache is read.
+/// Refuse settings no candidate can use before anything is read or cross-validated, naming
+/// the option: the test size, the C and gamma grids (positive numbers), the linear SVM's
+/// tolerance (positive), a `--cut` concatenation naming a cut twice.
 fn check(config: &CutConfig) -> Result<()> {
-    let test_size = config.train.test_size;
-    if !(test_size > 0.0 && test_size < 1.0) {
+    let t = &config.train;
+    if !(t.test_size > 0.0 && t.test_size < 1.0) {
         bail!("--test-size must be strictly between 0 and 1");
+    }
+    check_grid("--c-grid", &t.c_grid)?;
+    check_grid("--screen-c-grid", &config.screen_c_grid)?;
+    if let Some(g) = &t.grids.rbf_svm.gamma {
+        check_grid("--gamma-grid", g)?;
+    }
+    let tol = t.grids.linear_svm.tol;
+    if !(tol.is_finite() && tol > 0.0) {
+        bail!("--linear-tol must be a positive number, got {tol}");
+    }
+    if let Some(max) = config.max_minutes {
+        if !(max.is_finite() && max > 0.0) {
+            bail!("--max-minutes must be a positive number, got {max}");
+        }
+    }
+    if let Some(names) = &config.fixed {
+        if let Some((i, n)) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+        {
+            let first = names.iter().position(|m| m == n).unwrap_or(0);
+            bail!(
+                "--cut {}: '{n}' is named twice (part {} and part {}); a concatenation joins \
+                 different cuts",
+                names.join("+"),
+                first + 1,
+                i + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A grid of C or gamma values: not empty, every value a positive finite number; `option`
+/// names it in the error.
+pub fn check_grid(option: &str, grid: &[f64]) -> Result<()> {
+    if let Some(bad) = grid.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+        bail!("{option} must be a non-empty list of positive numbers, got {bad}");
+    }
+    if grid.is_empty() {
+        bail!("{option} must be a non-empty list of positive numbers, got none");
     }
     Ok(())
 }

@@ -16,7 +16,9 @@ pub fn extractor(name: &str) -> Fingerprint {
     tlearn_cache::testing::fingerprint(name, "abc123")
 }
 
-/// Write a cache with `tlearn-cache`'s writer; `sha` defaults to a distinct hash per row.
+/// Write a cache with `tlearn-cache`'s writer; `sha` defaults to a distinct hash per row. Row
+/// i is the image `{label}/{i:05}.png`; the rows are written in path order, as the format
+/// wants (a no-op for rows grouped by class in name order).
 pub fn write_cache(
     dir: &Path,
     x: &Array2<f32>,
@@ -27,17 +29,21 @@ pub fn write_cache(
     let mut classes: Vec<String> = labels.to_vec();
     classes.sort();
     classes.dedup();
-    let index: Vec<IndexRow> = labels
+    let mut rows: Vec<(IndexRow, usize)> = labels
         .iter()
         .enumerate()
-        .map(|(i, l)| IndexRow {
-            path: format!("{l}/{i:05}.png"),
-            label: l.clone(),
-            sha256: sha
-                .map(|s| s[i].clone())
-                .unwrap_or_else(|| format!("{i:064x}")),
+        .map(|(i, l)| {
+            let row = IndexRow {
+                path: format!("{l}/{i:05}.png"),
+                label: l.clone(),
+                sha256: sha
+                    .map(|s| s[i].clone())
+                    .unwrap_or_else(|| format!("{i:064x}")),
+            };
+            (row, i)
         })
         .collect();
+    rows.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     let meta = Meta::new(
         "/nowhere",
         x.ncols(),
@@ -46,7 +52,8 @@ pub fn write_cache(
         extractor,
         "2026-01-01T00:00:00Z",
     );
-    let features: Vec<f32> = x.iter().copied().collect();
+    let features: Vec<f32> = rows.iter().flat_map(|&(_, i)| x.row(i).to_vec()).collect();
+    let index: Vec<IndexRow> = rows.into_iter().map(|(r, _)| r).collect();
     tlearn_cache::write(dir, &meta, &index, &features, &[]).unwrap();
 }
 
