@@ -7,8 +7,7 @@
 //! 2,000 rows took about 75 ms of CPU, fits took 2 to 112 steps (38 at C = 0.1, 112 at C = 1,
 //! 60 at C = 10) and the final fit 178; five values of C took 75 s of CPU, and the default search
 //! (4 transforms × 7 values of C × 2 folds, plus an extension and the final fit) about four times
-//! that, so several minutes on two cores and far more on a loaded machine (it did not finish in
-//! 300 s); with 1,280 features (the backbones' bottleneck) each step costs 20 times more and the
+//! that, so several minutes of two cores' time (a run did not finish in 300 s); with 1,280 features (the backbones' bottleneck) each step costs 20 times more and the
 //! search takes hours. The same data set with 5 folds is refused at once (2 training images per
 //! class are fewer than the folds).
 //!
