@@ -219,7 +219,7 @@ fn write_set_rows(
     let x: Vec<f32> = (0..index.len())
         .flat_map(|i| vec![i as f32 + shift; dim])
         .collect();
-    write_split(dir, &set, &meta, &index, &x, None, &[])
+    write_split(dir, &set, &meta, index, &x, None, &[])
 }
 
 fn rows(n: usize) -> Vec<IndexRow> {
