@@ -32,7 +32,7 @@ pub struct FitArgs {
     #[arg(long)]
     pub layer2: Option<String>,
     /// Head to train.
-    #[arg(long, default_value = "auto", value_parser = crate::cmd::train::head_parser())]
+    #[arg(long, default_value = "auto", value_parser = crate::flags::train::head_parser())]
     pub head: HeadChoice,
     /// Seed for the split, the folds and the solvers.
     #[arg(long, default_value_t = 42)]

@@ -28,8 +28,8 @@ pub enum HiArgs {
     Predict(Predict),
     Export(Export),
     Show(Show),
-    Train(crate::cmd::train::TrainArgs),
-    Eval(crate::cmd::eval::EvalArgs),
+    Train(crate::flags::train::TrainArgs),
+    Eval(crate::flags::eval::EvalArgs),
     Models(Models),
 }
 

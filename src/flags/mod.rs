@@ -6,12 +6,11 @@
 //! 2. high-level arguments ([`hiargs`]): the flags checked together and turned into the
 //!    library's types (a `LayerSpec`, `ExtractorOptions`, `ModelOptions`, ...);
 //! 3. `crate::cmd`: hands those to the library's objects (`Extractor`, `Model`, ...) and prints.
-//!
-//! `train` and `eval` still take their clap structs straight (`crate::cmd::{train, eval}`).
 
 use clap::{Parser, Subcommand};
 
 pub mod custom_model;
+pub mod eval;
 pub mod export;
 pub mod extract;
 pub mod fit;
@@ -20,6 +19,7 @@ pub mod layers;
 pub mod models;
 pub mod predict;
 pub mod show;
+pub mod train;
 
 #[derive(Parser)]
 #[command(name = "tlearn", version, about, long_about = None)]
@@ -37,9 +37,9 @@ pub enum Command {
     /// Extract CNN codes for a folder DIR/<class>/<image> into a feature cache.
     Extract(extract::ExtractArgs),
     /// Split a feature cache, select a head (and, given a cut set, the cut) by cross-validation, fit it and save it.
-    Train(crate::cmd::train::TrainArgs),
+    Train(train::TrainArgs),
     /// Evaluate a saved head on its held-out images and write the report.
-    Eval(crate::cmd::eval::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Classify images with a saved head, or with the full ImageNet model (--imagenet).
     Predict(predict::PredictArgs),
     /// Write a saved head and its backbone as one ONNX file (preprocessed image in,
