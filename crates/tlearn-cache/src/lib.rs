@@ -63,3 +63,12 @@ pub const SUMMARY_FILE: &str = "summary.json";
 /// Every augmentation view's codes, float32 `[N, V, D]` (only in a cache extracted with
 /// `--keep-views`; `meta.json`'s `views` names them).
 pub const VIEWS_FILE: &str = "views.npy";
+/// A plain cache's data files, `meta.json` first: removed in this order, a half-removed cache
+/// never reads as one.
+pub const DATA_FILES: [&str; 5] = [
+    META_FILE,
+    FEATURES_FILE,
+    INDEX_FILE,
+    SKIPPED_FILE,
+    VIEWS_FILE,
+];

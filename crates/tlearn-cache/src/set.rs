@@ -24,7 +24,7 @@ use crate::error::CacheError;
 use crate::fingerprint::Fingerprint;
 use crate::meta::{IndexRow, Meta, SkipRow};
 use crate::read::{FeatureCache, Views};
-use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE, VIEWS_FILE};
+use crate::META_FILE;
 
 /// Separates the cut names in a set's joined `layer` (`features,stage6,stage5`); defined with
 /// the rest of the cut spelling in [`crate::cut_spec`].
@@ -289,14 +289,10 @@ pub fn retire_set(dir: &Path) -> Result<(), CacheError> {
 /// Remove a cut's cache directory: only the files a cache holds, then the directory if that
 /// left it empty (anything else a user put there stays).
 pub(crate) fn retire_cache_dir(dir: &Path) -> Result<(), CacheError> {
-    for f in [
-        META_FILE,
-        FEATURES_FILE,
-        INDEX_FILE,
-        SKIPPED_FILE,
-        VIEWS_FILE,
-        crate::lock::LOCK_FILE,
-    ] {
+    for f in crate::DATA_FILES
+        .into_iter()
+        .chain([crate::lock::LOCK_FILE])
+    {
         remove_if_present(&dir.join(f))?;
     }
     let _ = std::fs::remove_dir(dir);
@@ -597,6 +593,7 @@ fn check_cut_fingerprints(dir: &Path, set: &CutSet) -> Result<(), CacheError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{FEATURES_FILE, VIEWS_FILE};
 
     #[test]
     fn plain_names_are_kept_and_others_are_made_safe_and_distinct() {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::{sync_dir, Staged};
 use crate::error::CacheError;
 use crate::write::StagedCache;
-use crate::{FEATURES_FILE, INDEX_FILE, META_FILE, SKIPPED_FILE, VIEWS_FILE};
+use crate::VIEWS_FILE;
 
 /// The list of steps of an update in progress, in the set directory.
 pub const UPDATE_FILE: &str = ".cuts-update.json";
@@ -188,13 +188,7 @@ fn keep_all(
     }
     // A plain cache in `dir` being replaced: `meta.json` first, so it never reads as a cache
     // beside the set (a reader prefers it).
-    for f in [
-        META_FILE,
-        FEATURES_FILE,
-        INDEX_FILE,
-        SKIPPED_FILE,
-        VIEWS_FILE,
-    ] {
+    for f in crate::DATA_FILES {
         steps.push(Step::Remove {
             path: f.into(),
             while_present: None,
