@@ -1,6 +1,7 @@
 //! `tlearn`: transfer learning for image classification, the CS231n "small data set" way.
-//! A pretrained CNN cut before its classifier turns images into CNN codes; a classical head
-//! (linear SVM, RBF SVM, logistic regression) is trained on them and judged on held-out images.
+//! A pretrained CNN cut before its classifier turns images into CNN codes; a head (linear SVM,
+//! RBF SVM, logistic regression, a small dense network) is trained on them and judged on
+//! held-out images.
 
 mod cmd;
 mod flags;
