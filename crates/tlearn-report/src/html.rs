@@ -288,14 +288,14 @@ fn cv_table(cv: &CvReport) -> String {
     h.push_str("<th>CV accuracy</th><th>time (s)</th></tr>");
     for (i, c) in cv.candidates.iter().enumerate() {
         let (acc, seconds) = match &c.error {
-            Some(e) => (format!("failed: {}", esc(e)), format!("{:.2}", c.seconds)),
+            Some(e) => (format!("failed: {}", esc(e)), crate::fmt_seconds(c.seconds)),
             None if c.skipped => (
                 "skipped (no gain at smaller C)".to_string(),
                 "-".to_string(),
             ),
             None => (
                 format!("{:.4} ± {:.4}", c.mean_accuracy, c.std_accuracy),
-                format!("{:.2}", c.seconds),
+                crate::fmt_seconds(c.seconds),
             ),
         };
         let params = c.params.hyper_params();

@@ -123,7 +123,7 @@ pub fn cv_table(cv: &CvReport, full: bool) -> String {
         let seconds = if r.skipped {
             "-".to_string()
         } else {
-            format!("{:.2}", r.seconds)
+            crate::fmt_seconds(r.seconds)
         };
         let _ = writeln!(
             s,

@@ -12,6 +12,17 @@ use tlearn_cache::NamedCache;
 /// found by its fingerprint, compared by value; a part in none of them is refused, naming it
 /// and what was searched. A head with one part given one cache gets that cache as it is (the
 /// fingerprint check, with its field-by-field reason, is then `evaluate`'s).
+/// The cache among `named` that holds `part` (its fingerprint, compared by value).
+pub(crate) fn find_part<'a>(
+    part: &crate::model_file::FeaturePart,
+    named: &'a [NamedCache],
+) -> Option<&'a NamedCache> {
+    named.iter().find(|n| {
+        tlearn_cache::existing_fingerprint(&n.dir)
+            .is_some_and(|f| f.compare(&part.extractor, "", "").is_none())
+    })
+}
+
 pub fn assemble_for_head(head: &SavedHead, named: &[NamedCache]) -> Result<FeatureCache> {
     let parts = head.parts();
     if named.is_empty() {
@@ -22,11 +33,7 @@ pub fn assemble_for_head(head: &SavedHead, named: &[NamedCache]) -> Result<Featu
     }
     let mut caches = Vec::with_capacity(parts.len());
     for p in &parts {
-        let found = named.iter().find(|n| {
-            tlearn_cache::existing_fingerprint(&n.dir)
-                .is_some_and(|f| f.compare(&p.extractor, "", "").is_none())
-        });
-        match found {
+        match find_part(p, named) {
             Some(n) => caches.push(FeatureCache::load(&n.dir)?),
             None => {
                 let searched: Vec<String> = named

@@ -32,6 +32,7 @@ pub struct Misclassified {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The cache folder scored on; a concatenation's part folders joined by " + ".
     pub cache: String,
     /// "held-out" (the rows recorded in the head) or "all".
     pub rows: String,
@@ -168,7 +169,17 @@ impl Evaluation {
             named.extend(tlearn_cache::resolve(p)?);
         }
         let cache = assemble_for_head(&head, &named)?;
-        let report = evaluate(&head, &cache, all)?;
+        let mut report = evaluate(&head, &cache, all)?;
+        // A concatenation's joined cache has no folder of its own: name every part's.
+        if head.parts().len() > 1 {
+            report.cache = head
+                .parts()
+                .iter()
+                .filter_map(|p| assemble::find_part(p, &named))
+                .map(|n| n.dir.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ");
+        }
         Ok(Evaluation {
             head_path: head_path.to_path_buf(),
             head,

@@ -79,8 +79,9 @@ pub fn scenario(
                 if large {
                     "with this much data CS231n would fine-tune the network"
                 } else {
-                    "a linear classifier on the bottleneck's codes is the simplest choice of \
-                     equal accuracy (CS231n: small data)"
+                    "CS231n's advice for small data is a linear classifier on the bottleneck's \
+                     codes (`train --select one-se` prefers the simplest candidate within one \
+                     standard error of the best)"
                 }
             )
         }
@@ -94,8 +95,8 @@ pub fn scenario(
             }
         ),
         (false, "similar", Some((c, _))) => format!(
-            "{size_words}, similar to ImageNet: codes holding the bottleneck ({c}) are best, so \
-             a linear classifier on them (CS231n: small data, similar data)"
+            "{size_words}, similar to ImageNet: codes holding the bottleneck ({c}) are best \
+             (CS231n: small data, similar data: a linear classifier on the bottleneck's codes)"
         ),
         (false, _, Some((c, _))) => format!(
             "{size_words}, different from ImageNet: codes from earlier in the network ({c}) beat \
