@@ -15,23 +15,23 @@ CLASSICS   ?= xception inception-v3 resnet152
 DATASET    ?= tuxpaint
 DATASETS   ?= tuxpaint fashion-mnist mnist smoke
 DATA       ?= data/$(DATASET)
-LAYER      ?= features
-# make demo extracts every named cut of the backbone into one cut set (`--layer all`) and lets
-# `tlearn train` choose the cut by cross-validation.
-DEMO_LAYER ?= all
-# ... and adds a second backbone's codes of the same photos (MODEL2, cut LAYER2): train then also
-# weighs MODEL2's codes alone and joined to MODEL's best cut (each block signed-square-rooted and
-# L2-normalised before the join). `make demo MODEL2=` trains on MODEL alone. Any registry backbone
-# can be MODEL2 (`make demo MODEL2=xception`); LAYER2 empty = MODEL2's default cut (mobilenetv2:
-# features; the classics: their pooled avg_pool).
+# Every named cut of MODEL in one cut set (`--layer all`): `tlearn train` chooses the cut by
+# cross-validation. LAYER=features (or any cut) extracts that cut alone.
+LAYER      ?= all
+# A second backbone's codes of the same photos, extracted in the same pass (MODEL2, cut LAYER2):
+# train then also weighs MODEL2's codes alone and joined to MODEL's best cut (each block
+# signed-square-rooted and L2-normalised before the join). MODEL2= trains on MODEL alone. Any
+# registry backbone can be MODEL2 (`make demo MODEL2=xception`); LAYER2 empty = MODEL2's default
+# cut (mobilenetv2: features; the classics: their pooled avg_pool). These are `tlearn fit`'s
+# defaults: `make features train eval` and `make fit` do the same job.
 MODEL2     ?= mobilenetv2
 LAYER2     ?=
 POOL       ?= avg
 AUGMENT    ?= none
 CACHE      ?= runs/cache/$(DATASET)--$(MODEL)--$(or $(LAYER),default)--$(POOL)--$(AUGMENT)
 CACHE2     ?= runs/cache/$(DATASET)--$(MODEL2)--$(or $(LAYER2),default)--$(POOL)--$(AUGMENT)
-# What train and eval read: CACHE alone, or (make demo) CACHE and CACHE2.
-CACHES     ?= $(CACHE)
+# What train and eval read: CACHE, and CACHE2 when there is a MODEL2.
+CACHES     ?= $(CACHE) $(if $(MODEL2),$(CACHE2))
 RUN        ?= runs/$(DATASET)--$(MODEL)
 HEAD       ?= auto
 SEED       ?= 42
@@ -50,8 +50,8 @@ help:
 	@echo "make python    build the Python package (crates/tlearn-py) and install it into $(VENV)"
 	@echo "make models    fetch + convert backbones (MODELS='$(MODELS)')"
 	@echo "make data      materialise data sets under data/ (DATASETS='$(DATASETS)')"
-	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) POOL=$(POOL) -> CACHE"
-	@echo "make train     select + fit a head on CACHE (HEAD=$(HEAD); a cut set: the cut too) -> RUN/head.json"
+	@echo "make features  extract CNN codes: DATA=$(DATA) MODEL=$(MODEL) LAYER=$(LAYER) (+ MODEL2=$(MODEL2) in the same pass) -> CACHE (CACHE2)"
+	@echo "make train     select the cut, backbones and head on CACHES by CV and fit it (HEAD=$(HEAD)) -> RUN/head.json"
 	@echo "make eval      held-out report for RUN/head.json -> RUN/report.{json,png}"
 	@echo "make bench     extraction vs onnxruntime, heads vs scikit-learn"
 	@echo "make bench-classics  inference of the classic backbones ($(CLASSICS)) vs onnxruntime, same ONNX"
@@ -89,7 +89,9 @@ data: venv
 	$(PY) data/prepare.py $(DATASETS)
 
 features: build
-	$(TLEARN) extract --model $(MODEL) $(if $(LAYER),--layer $(LAYER)) --pool $(POOL) --augment $(AUGMENT) $(DATA) --out $(CACHE)
+	$(TLEARN) extract --model $(MODEL) $(if $(LAYER),--layer $(LAYER)) --pool $(POOL) --augment $(AUGMENT) \
+		$(if $(MODEL2),--model2 $(MODEL2) $(if $(LAYER2),--layer2 $(LAYER2)) --out2 $(CACHE2)) \
+		$(DATA) --out $(CACHE)
 
 train: build
 	$(TLEARN) train $(CACHES) --head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS) --out $(RUN)
@@ -101,7 +103,7 @@ eval: build
 # LAYER2, the choice by CV, the held-out report; caches under RUN/cache, files in RUN.
 fit: build
 	$(MAKE) models MODELS="$(MODEL) $(MODEL2)"
-	$(TLEARN) fit $(DATA) --out $(RUN) --model $(MODEL) --layer $(DEMO_LAYER) \
+	$(TLEARN) fit $(DATA) --out $(RUN) --model $(MODEL) --layer $(LAYER) \
 		--model2 $(or $(MODEL2),none) $(if $(LAYER2),--layer2 $(LAYER2)) \
 		--head $(HEAD) --seed $(SEED) --test-size $(TEST_SIZE) --folds $(FOLDS)
 
@@ -143,16 +145,18 @@ test: wording venv
 bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
-	$(MAKE) features MODEL=efficientnet-lite0 DATASET=tuxpaint
+	$(MAKE) features MODEL=efficientnet-lite0 LAYER=features MODEL2= DATASET=tuxpaint
 	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 9
 	cargo build --release -p tlearn-extract --example infer_bench
 	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all gemm tract
 	cargo build --release -p tlearn-extract --example decode_bench
 	$(PY) bench/decode_bench.py --count 80 --n 40 --rounds 5
 	$(PY) bench/cuts_bench.py --data data/tuxpaint --repeat 5
+	$(MAKE) models MODELS=mobilenetv2
+	$(PY) bench/backbones_bench.py --sets tuxpaint jpeg12 --repeat 9
 	$(PY) bench/heads_bench.py runs/cache/tuxpaint--efficientnet-lite0--features--avg--none
 	$(MAKE) data DATASETS=fashion-mnist
-	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist
+	$(MAKE) features MODEL=efficientnet-lite0 LAYER=features MODEL2= DATASET=fashion-mnist
 	$(PY) bench/heads_bench.py runs/cache/fashion-mnist--efficientnet-lite0--features--avg--none \
 		--heads logistic,rbf-svm --engines tlearn --repeat 1 --no-large \
 		--out bench-out/heads-fashion-mnist.json
@@ -165,7 +169,7 @@ bench: build
 # grid) on 4,200 x 1,280 Fashion-MNIST codes against scikit-learn GridSearchCV over the same grid
 # points, both pinned to cores 0,1, alternating.
 	$(MAKE) data DATASETS=fashion-mnist-6000
-	$(MAKE) features MODEL=efficientnet-lite0 DATASET=fashion-mnist-6000
+	$(MAKE) features MODEL=efficientnet-lite0 LAYER=features MODEL2= DATASET=fashion-mnist-6000
 	taskset -c 0,1 $(PY) bench/heads_bench.py runs/cache/fashion-mnist-6000--efficientnet-lite0--features--avg--none \
 		--auto --test-size 0.3 --folds 5 --repeat 3 --out bench-out/heads-auto-fashion-mnist-6000.json
 
@@ -176,7 +180,7 @@ bench: build
 #   make bench-accuracy BENCH_LABEL=one-backbone MODEL2= BENCH_TRAIN_ARGS="--block-norm none"
 BENCH_SETS         ?= tuxpaint fashion-mnist mnist
 BENCH_LABEL        ?= default
-BENCH_EXTRACT_ARGS ?= --layer $(DEMO_LAYER)
+BENCH_EXTRACT_ARGS ?= --layer $(LAYER)
 BENCH_TRAIN_ARGS   ?=
 bench-accuracy: build
 	$(MAKE) models MODELS="$(MODEL) $(MODEL2)"

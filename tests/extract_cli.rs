@@ -1406,3 +1406,132 @@ fn grid_cuts_pool_the_full_map_cell_by_cell_are_their_own_extractor_and_resume()
         );
     }
 }
+
+/// `extract --model2`: each cache of a one-pass run equals that backbone's own run, file for
+/// file; a killed pass resumes both caches; a cache already complete is reused while the other
+/// is extracted; one folder for both is refused.
+fn two_in_one_pass(
+    data: &Path,
+    tmp: &Path,
+    (m1, a1): (&str, &[&str]),
+    (m2, l2): (&str, Option<&str>),
+) {
+    let (one, two) = (tmp.join("one"), tmp.join("two"));
+    let pass = |one: &Path, two: &Path, env: Option<&str>| {
+        let mut c = tlearn();
+        c.args(["extract", "--quiet", "--model", m1])
+            .args(a1)
+            .args(["--model2", m2])
+            .args(l2.map(|l| ["--layer2", l]).iter().flatten())
+            .arg("--out2")
+            .arg(two)
+            .arg(data)
+            .arg("--out")
+            .arg(one)
+            .env("CI", "1");
+        if let Some(n) = env {
+            c.env("TLEARN_ABORT_AFTER", n);
+        }
+        c.output().unwrap()
+    };
+    ok(pass(&one, &two, None));
+    let (alone1, alone2) = (tmp.join("alone1"), tmp.join("alone2"));
+    ok(extract(data, &alone1, m1, a1));
+    let a2: Vec<&str> = l2.map(|l| vec!["--layer", l]).unwrap_or_default();
+    ok(extract(data, &alone2, m2, &a2));
+    let same = |a: &Path, b: &Path| {
+        let files = |d: &Path| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = walk(d)
+                .into_iter()
+                .filter(|p| {
+                    let n = p.file_name().unwrap().to_str().unwrap();
+                    n.ends_with(".npy") || n.ends_with(".csv")
+                })
+                .map(|p| p.strip_prefix(d).unwrap().to_path_buf())
+                .collect();
+            v.sort();
+            v
+        };
+        let fa = files(a);
+        assert!(!fa.is_empty() && fa == files(b), "{fa:?}");
+        for f in &fa {
+            assert_eq!(
+                fs::read(a.join(f)).unwrap(),
+                fs::read(b.join(f)).unwrap(),
+                "{} differs from the backbone's own run",
+                a.join(f).display()
+            );
+        }
+    };
+    same(&one, &alone1);
+    same(&two, &alone2);
+
+    // Killed after 3 images: both caches keep a journal, and the next pass resumes both.
+    let (k1, k2) = (tmp.join("k1"), tmp.join("k2"));
+    assert!(!pass(&k1, &k2, Some("3")).status.success());
+    assert!(k1.join("journal.bin").exists() && k2.join("journal.bin").exists());
+    ok(pass(&k1, &k2, None));
+    for k in [&k1, &k2] {
+        let s = read_json(&k.join("summary.json"));
+        assert_eq!(s["resumed"], 3, "{s}");
+    }
+    same(&k1, &alone1);
+    same(&k2, &alone2);
+
+    // The second cache complete, the first gone: only the first is extracted.
+    fs::remove_dir_all(&k1).unwrap();
+    ok(pass(&k1, &k2, None));
+    let (s1, s2) = (
+        read_json(&k1.join("summary.json")),
+        read_json(&k2.join("summary.json")),
+    );
+    assert_eq!(s2["extracted"], 0, "{s2}");
+    assert_eq!(s1["extracted"], s2["reused"], "{s1} {s2}");
+    same(&k1, &alone1);
+
+    let o = pass(&one, &one, None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("two extractions into one cache"),
+        "{err}"
+    );
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn two_backbones_in_one_pass_write_what_each_writes_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    photo_set(&data, 12);
+    fs::write(data.join("cat/broken.png"), b"\x89PNG\r\n\x1a\n broken").unwrap();
+    // Two encoders that see the same views (decoded and resized once for both).
+    two_in_one_pass(&data, tmp.path(), ("pixels8", &[]), ("pixels-rgb8", None));
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn lite0_and_mobilenetv2_in_one_pass_write_what_each_writes_alone() {
+    common::require_model("efficientnet-lite0");
+    common::require_model("mobilenetv2");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    smoke_with_a_bad_file(&data);
+    two_in_one_pass(
+        &data,
+        tmp.path(),
+        ("efficientnet-lite0", &["--layer", "features,stage6"]),
+        ("mobilenetv2", Some("features")),
+    );
+}

@@ -26,6 +26,17 @@ pub struct ExtractArgs {
     /// and one ordinary cache per cut in OUT/<cut>/. Default: the model's default cut.
     #[arg(long)]
     pub layer: Option<String>,
+    /// A second backbone fed the same images in the same pass (each image is read and decoded
+    /// once for both), its codes into --out2: what `tlearn fit` and `make features` do with
+    /// MobileNetV2 beside EfficientNet-Lite0. The other flags apply to both.
+    #[arg(long, requires = "out2")]
+    pub model2: Option<String>,
+    /// Cut(s) of --model2, as --layer takes them [default: its default cut].
+    #[arg(long, requires = "model2")]
+    pub layer2: Option<String>,
+    /// Output cache folder of --model2's codes.
+    #[arg(long, requires = "model2")]
+    pub out2: Option<PathBuf>,
     /// How a spatial cut (or each cell of a grid cut) becomes a vector: avg, max or flatten
     /// (not with a grid).
     #[arg(long, default_value = "avg")]
@@ -67,7 +78,8 @@ pub struct ExtractArgs {
     /// Replace an existing cache made with a different extractor instead of refusing.
     #[arg(long)]
     pub overwrite: bool,
-    /// Also write the run summary (JSON) here; it is always written to OUT/summary.json.
+    /// Also write the run summary (JSON) here; it is always written to OUT/summary.json. With
+    /// --model2: a list of both summaries.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// No progress bar.

@@ -71,6 +71,17 @@ pub struct Extract {
     pub options: ExtractorOptions,
     pub cache: CacheOptions,
     pub report: Option<PathBuf>,
+    /// `--model2`: a second backbone in the same pass.
+    pub second: Option<SecondBackbone>,
+}
+
+/// `extract --model2 M --layer2 L --out2 DIR`.
+pub struct SecondBackbone {
+    pub model: String,
+    pub layer: LayerSpec,
+    pub out: PathBuf,
+    /// Its JPEG decoding (the mode of the cache in DIR when it has one, as for --out).
+    pub decode: tlearn_extract::spec::DecodeMode,
 }
 
 impl Extract {
@@ -78,7 +89,17 @@ impl Extract {
         if a.keep_views && a.augment == Augment::None {
             bail!("--keep-views keeps the views of --augment flip|crops5|crops10; none asked");
         }
+        let second = match (a.model2, a.out2) {
+            (Some(model), Some(out)) => Some(SecondBackbone {
+                model,
+                layer: LayerSpec::parse(a.layer2.as_deref())?,
+                decode: decode_mode_for(&out, a.decode),
+                out,
+            }),
+            _ => None,
+        };
         Ok(Extract {
+            second,
             layer: LayerSpec::parse(a.layer.as_deref())?,
             options: ExtractorOptions {
                 models_dir: a.models_dir,

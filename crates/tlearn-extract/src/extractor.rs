@@ -255,20 +255,53 @@ impl Extractor {
     /// `tlearn extract` does (an existing cache of the same extractor is updated
     /// incrementally, a killed run resumes), with this extractor's threads and memory budget.
     pub fn extract_dir(&self, dataset: &Path, out: &Path, cache: &CacheOptions) -> Result<Summary> {
-        if cache.keep_views && self.augment == Augment::None {
+        let mut summaries = Extractor::extract_dir_together(&[(self, out)], dataset, cache)?;
+        Ok(summaries.remove(0))
+    }
+
+    /// Extract the folder `dataset` into one cache per extractor in one pass
+    /// ([`extract::extract_together`]): every image is read, hashed and decoded once for all of
+    /// them, and each cache ends as [`Extractor::extract_dir`] would write it alone. The pass
+    /// runs on the first extractor's worker threads, memory budget and file size limit; the
+    /// extractors must agree on the augmentation. One summary per extractor, in order.
+    pub fn extract_dir_together(
+        parts: &[(&Extractor, &Path)],
+        dataset: &Path,
+        cache: &CacheOptions,
+    ) -> Result<Vec<Summary>> {
+        let Some((first, _)) = parts.first() else {
+            anyhow::bail!("no extractor to extract with");
+        };
+        if let Some((other, _)) = parts.iter().find(|(e, _)| e.augment != first.augment) {
+            anyhow::bail!(
+                "extractors in one pass must share the augmentation: {} has {}, {} has {}",
+                first.fingerprint.backbone,
+                first.augment,
+                other.fingerprint.backbone,
+                other.augment
+            );
+        }
+        if cache.keep_views && first.augment == Augment::None {
             anyhow::bail!(
                 "keeping views needs an augmentation (flip, crops5 or crops10); none was asked"
             );
         }
-        let mut opts = Options::new(dataset, out);
-        opts.augment = self.augment;
-        opts.threads = Some(self.threads());
-        opts.decode_memory = Some(self.budget.limit());
-        opts.max_file_size = self.max_file_size;
+        let mut opts = Options::new(dataset, parts[0].1);
+        opts.augment = first.augment;
+        opts.threads = Some(first.threads());
+        opts.decode_memory = Some(first.budget.limit());
+        opts.max_file_size = first.max_file_size;
         opts.overwrite = cache.overwrite;
         opts.progress = cache.progress;
         opts.keep_views = cache.keep_views;
-        extract::extract(self.encoder.as_ref(), &opts)
+        let parts: Vec<extract::Part> = parts
+            .iter()
+            .map(|(e, out)| extract::Part {
+                encoder: e.encoder.as_ref(),
+                out,
+            })
+            .collect();
+        extract::extract_together(&parts, &opts)
     }
 
     fn encode_one(&self, bytes: &[u8]) -> Result<Vec<f32>> {

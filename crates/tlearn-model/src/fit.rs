@@ -4,7 +4,8 @@
 //! It runs the steps the separate commands run, with the same defaults (`tlearn fit` and `make
 //! demo` call it; `tlearn extract`, `train` and `eval` remain for control): every named cut of
 //! EfficientNet-Lite0 (`--layer all`) and MobileNetV2's `features`, each into its own cache under
-//! `OUT/cache/` (resumed when the run is repeated or was interrupted), the selection over cuts and
+//! `OUT/cache/` (resumed when the run is repeated or was interrupted; one pass over the images
+//! feeds each decoded image to both networks), the selection over cuts and
 //! heads of `tlearn train` on both, then `tlearn eval` on the held-out images. Every file lands
 //! in `OUT`: `head.json`, `cv.json`, `cv-cuts.png`, `report.json`, `confusion.png`,
 //! `report.html`.
@@ -117,19 +118,33 @@ pub fn fit(
     // Fail now, not after the extraction and the cross-validation.
     tlearn_cache::check_writable(out)
         .with_context(|| format!("{} is not writable", out.display()))?;
-    let mut caches = Vec::new();
-    let mut extracted = Vec::new();
-    for b in &opts.backbones {
-        let cache = b.cache_dir(out);
+    let caches: Vec<PathBuf> = opts.backbones.iter().map(|b| b.cache_dir(out)).collect();
+    for (b, cache) in opts.backbones.iter().zip(&caches) {
         events(FitEvent::Extracting {
             model: &b.model,
-            cache: &cache,
+            cache,
         });
-        let extractor = Extractor::open(&b.model, &b.layer, &opts.extractor)?;
-        let summary = extractor.extract_dir(dataset, &cache, &opts.cache)?;
-        events(FitEvent::Extracted(&summary));
-        extracted.push(summary);
-        caches.push(cache);
+    }
+    // The backbones load side by side, then one pass feeds every decoded image to all of them.
+    let extractors = std::thread::scope(|s| {
+        let opening: Vec<_> = opts
+            .backbones
+            .iter()
+            .map(|b| s.spawn(|| Extractor::open(&b.model, &b.layer, &opts.extractor)))
+            .collect();
+        opening
+            .into_iter()
+            .map(|h| h.join().expect("opening a backbone does not panic"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let parts: Vec<(&Extractor, &Path)> = extractors
+        .iter()
+        .zip(&caches)
+        .map(|(e, c)| (e, c.as_path()))
+        .collect();
+    let extracted = Extractor::extract_dir_together(&parts, dataset, &opts.cache)?;
+    for summary in &extracted {
+        events(FitEvent::Extracted(summary));
     }
     // Each backbone's bottleneck (its registry default cut), for the CS231n scenario.
     let reg = Registry::load(&registry::models_dir(opts.extractor.models_dir.as_deref())).ok();
