@@ -4,6 +4,7 @@ same cached codes, the same train/held-out split, the same CV folds (read from t
 and the same grid; and against tlearn's other heads on the same splits.
 
     taskset -c 0,1 .venv/bin/python bench/mlp_bench.py CACHE --seeds 0-19 [--out FILE]
+        [--others logistic,linear-svm,rbf-svm] [--tlearn target/release/tlearn]
 
 For each seed:
 - tlearn: `train CACHE --head mlp --transform standard --seed S --test-size 0.3 --folds 5
@@ -15,7 +16,8 @@ For each seed:
   PredefinedSplit on tlearn's folds, n_jobs=-1, refit on the training part; held-out accuracy on
   tlearn's held-out rows; wall time of `fit`.
 - tlearn's other heads (`--head logistic|linear-svm|rbf-svm --transform standard`, their default
-  grids) on the same seed (the same split, checked).
+  grids; `--others` picks which, at least one: the first gives the split) on the same seed (the
+  same split, checked).
 The two timed sides alternate within each seed. Prints per-seed rows, the paired differences
 (tlearn mlp minus each other, mean ± standard error over seeds) and median times; writes JSON.
 """
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from heads_bench import TLEARN, load_cache, median, run  # noqa: E402
 
 warnings.filterwarnings("ignore")
+BIN = TLEARN
 HIDDEN = [64, 256]
 DECAY = [1e-4, 1e-2, 1.0]
 OTHERS = ["logistic", "linear-svm", "rbf-svm"]
@@ -47,12 +50,12 @@ def seeds(spec):
 
 
 def tlearn(cache, head, seed, out, extra=()):
-    cmd = [str(TLEARN), "train", str(cache), "--head", head, "--transform", "standard",
+    cmd = [str(BIN), "train", str(cache), "--head", head, "--transform", "standard",
            "--seed", str(seed), "--test-size", "0.3", "--folds", "5", "--out", str(out), *extra]
     t0 = time.perf_counter()
     run(cmd)
     secs = time.perf_counter() - t0
-    run([str(TLEARN), "eval", "--head", str(out / "head.json"), str(cache), "--out", str(out)])
+    run([str(BIN), "eval", "--head", str(out / "head.json"), str(cache), "--out", str(out)])
     cv = json.loads((out / "cv.json").read_text())
     rep = json.loads((out / "report.json").read_text())
     return rep["metrics"]["accuracy"], secs, cv
@@ -91,7 +94,14 @@ def main():
     ap.add_argument("--seeds", default="0-19")
     ap.add_argument("--work", type=Path, default=Path("bench-out/mlp"))
     ap.add_argument("--out", type=Path, default=Path("bench-out/mlp.json"))
+    ap.add_argument("--others", default=",".join(OTHERS))
+    ap.add_argument("--tlearn", type=Path, default=TLEARN)
     a = ap.parse_args()
+    global BIN, OTHERS
+    BIN = a.tlearn
+    OTHERS = [h for h in a.others.split(",") if h]
+    if not OTHERS:
+        sys.exit("--others needs at least one head (the first gives the split)")
     x, y = load_cache(a.cache)
     grid = ["--hidden-grid", ",".join(map(str, HIDDEN)),
             "--weight-decay-grid", ",".join(map(repr, DECAY)),

@@ -143,3 +143,28 @@ fn malformed_mlp_heads_are_refused_naming_the_field() {
     let e = format!("{:#}", SavedHead::load(&p).unwrap_err());
     assert!(e.contains("bad-head.json") && e.contains("head"), "{e}");
 }
+
+/// The grid points of the dense head (no warm start) are fitted side by side, every (point,
+/// fold) pair in parallel: each scores exactly as it does when it is the only point.
+#[test]
+fn points_fitted_side_by_side_score_as_when_fitted_alone() {
+    let tmp = tempdir().unwrap();
+    let cache = digits_cache(tmp.path());
+    let mut together_cfg = mlp_cfg(3);
+    together_cfg.grids.mlp.weight_decay = vec![1e-4, 1e-2];
+    let together = train(&cache, &together_cfg, |_| {}).unwrap();
+    assert_eq!(together.cv.candidates.len(), 4);
+    for r in &together.cv.candidates {
+        let mut alone_cfg = mlp_cfg(3);
+        let hp = r.params.hyper_params();
+        let get = |n: &str| hp.iter().find(|p| p.name == n).unwrap().value;
+        alone_cfg.grids.mlp.hidden = vec![get("hidden") as usize];
+        alone_cfg.grids.mlp.weight_decay = vec![get("weight_decay")];
+        let alone = train(&cache, &alone_cfg, |_| {}).unwrap();
+        assert_eq!(alone.cv.candidates.len(), 1);
+        let a = &alone.cv.candidates[0];
+        assert_eq!(a.params, r.params);
+        assert_eq!(a.fold_accuracy, r.fold_accuracy, "{}", r.params);
+        assert_eq!(a.mean_accuracy, r.mean_accuracy, "{}", r.params);
+    }
+}

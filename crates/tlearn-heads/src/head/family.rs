@@ -129,6 +129,11 @@ pub trait HeadFamily: 'static {
     const CALIBRATED: bool;
     /// Above this many training rows the family cannot be fitted.
     const ROW_LIMIT: Option<RowLimit> = None;
+    /// Whether a fold's fit at one grid point starts from what the previous point left in
+    /// [`HeadFamily::FoldState`]. A family whose points are independent (`false`) has the
+    /// points that early stopping cannot skip fitted side by side, every (point, fold) pair in
+    /// parallel, instead of one point's folds at a time.
+    const WARM_STARTS: bool = true;
 
     /// The grid points, in the order the grid search walks them: along each path of the first
     /// hyper-parameter ([`HeadFamily::hyper_params`]) in ascending order.

@@ -56,6 +56,13 @@ macro_rules! register_heads {
                     $(HeadKind::$variant => <$field::$family as HeadFamily>::CALIBRATED,)+
                 }
             }
+            /// Whether its grid points are fitted one after another, each from the previous
+            /// point's state ([`HeadFamily::WARM_STARTS`]).
+            pub fn warm_starts(&self) -> bool {
+                match self {
+                    $(HeadKind::$variant => <$field::$family as HeadFamily>::WARM_STARTS,)+
+                }
+            }
             pub fn row_limit(&self) -> Option<RowLimit> {
                 match self {
                     $(HeadKind::$variant => <$field::$family as HeadFamily>::ROW_LIMIT,)+

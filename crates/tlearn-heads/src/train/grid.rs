@@ -48,6 +48,18 @@ fn same_path(a: &HeadSpec, b: &HeadSpec) -> bool {
     }
 }
 
+/// Whether early stopping can never skip `cand`, whatever the earlier candidates score: with
+/// `patience` > 0 a path stops only after a best value and `patience` declines, so its first
+/// `patience + 1` points are always fitted (and every point with `patience` 0).
+pub fn always_fitted(earlier: &[Candidate], cand: &Candidate, patience: usize) -> bool {
+    patience == 0
+        || earlier
+            .iter()
+            .filter(|c| c.transform == cand.transform && same_path(&c.params, &cand.params))
+            .count()
+            <= patience
+}
+
 /// Whether `cand`'s path (the earlier results with the same transform and the same
 /// hyper-parameters but the first) has seen `patience` consecutive fitted values decline below
 /// its best, or has been stopped.

@@ -58,7 +58,7 @@ pub struct CutInput {
 }
 
 /// Load the caches `paths` name (each a feature cache, or a cut set whose every cut becomes an
-/// input), named as reports name them: the cut name (a single cache: its layer), prefixed by
+/// input), named as reports name them: the cut name (a single cache or Parquet codes directory: its layer), prefixed by
 /// the backbone for the second path's (`mobilenetv2/features`). `bottleneck(backbone)` is the
 /// backbone's bottleneck cut (its registry default) when known: an input cut there is marked.
 pub fn load_inputs(
@@ -67,7 +67,7 @@ pub fn load_inputs(
 ) -> Result<Vec<CutInput>> {
     let mut inputs = Vec::new();
     for (b, path) in paths.iter().enumerate() {
-        let is_set = !path.join(tlearn_cache::META_FILE).is_file();
+        let is_set = path.join(tlearn_cache::set::SET_FILE).is_file();
         for named in tlearn_cache::resolve(path)? {
             let cache = FeatureCache::load(&named.dir)?;
             let fp = &cache.meta.extractor;

@@ -103,6 +103,7 @@ impl HeadFamily for Mlp {
     const ABOUT: &'static str =
         "Dense network: Dense(H, ReLU), dropout, Dense(classes), softmax (Adam, early stopping)";
     const CALIBRATED: bool = true;
+    const WARM_STARTS: bool = false;
 
     /// Width by width, each along its weight-decay path in ascending order.
     fn grid(own: &MlpGrid, _: SharedGrid, _: &GridData) -> anyhow::Result<Vec<MlpSpec>> {
