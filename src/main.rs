@@ -42,6 +42,8 @@ fn main() {
         HiArgs::Export(a) => cmd::export::run(a),
         HiArgs::Show(a) => cmd::show::run(a),
         HiArgs::Models(a) => cmd::models::run(a),
+        HiArgs::ExportCodes(a) => cmd::codes::export(a),
+        HiArgs::ImportCodes(a) => cmd::codes::import(a),
     });
     if let Err(e) = result {
         eprintln!("error: {e:#}");

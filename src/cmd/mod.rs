@@ -1,6 +1,7 @@
 //! What each command does with its checked arguments (`crate::flags::hiargs`): open the
 //! library's objects, run them, print.
 
+pub mod codes;
 pub mod eval;
 pub mod export;
 pub mod extract;

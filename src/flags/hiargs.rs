@@ -29,6 +29,8 @@ pub enum HiArgs {
     Export(Export),
     Show(Show),
     Train(crate::flags::train::TrainArgs),
+    ExportCodes(crate::flags::codes::ExportCodesArgs),
+    ImportCodes(crate::flags::codes::ImportCodesArgs),
     Eval(crate::flags::eval::EvalArgs),
     Models(Models),
 }
@@ -50,6 +52,8 @@ impl HiArgs {
             Command::Export(a) => HiArgs::Export(Export::from_low_args(a)),
             Command::Show(a) => HiArgs::Show(Show::from_low_args(a)?),
             Command::Train(a) => HiArgs::Train(a),
+            Command::ExportCodes(a) => HiArgs::ExportCodes(a),
+            Command::ImportCodes(a) => HiArgs::ImportCodes(a),
             Command::Eval(a) => HiArgs::Eval(a),
             Command::Models(a) => HiArgs::Models(Models {
                 found: registry::find_models_dir(a.models_dir.as_deref()),

@@ -9,6 +9,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod codes;
 pub mod custom_model;
 pub mod eval;
 pub mod export;
@@ -47,6 +48,11 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Draw a layer's feature maps for one image as a PNG grid.
     Show(show::ShowArgs),
+    /// Write a feature cache (or each cut of a set) as Parquet codes, the format Spark, Ray,
+    /// pyarrow and DuckDB read.
+    ExportCodes(codes::ExportCodesArgs),
+    /// Write a directory of Parquet codes (tlearn's, Spark's or Ray's) as a feature cache.
+    ImportCodes(codes::ImportCodesArgs),
     /// Where the models are looked for and found, and every backbone of the registry: installed
     /// or not, its licence, its default cut.
     Models(models::ModelsArgs),

@@ -12,6 +12,9 @@
 //! by every writer in the workspace. Reader: [`FeatureCache`], the only one, which checks
 //! shapes, labels and finiteness and names the file and row of every problem.
 //!
+//! The same codes as Parquet, the format the cluster engines share: [`parquet_codes`] (a codes
+//! directory reads as a cache wherever one is read, [`FeatureCache::load`], [`resolve`]).
+//!
 //! Several cuts of one backbone extracted together form a cut set ([`set`]): one ordinary cache
 //! per cut under a directory holding `cuts.json`, replaced as one step ([`set_update`]).
 //!
@@ -27,6 +30,7 @@ pub mod json;
 pub mod lock;
 pub mod meta;
 mod npy;
+pub mod parquet_codes;
 pub mod read;
 pub mod set;
 pub mod set_update;

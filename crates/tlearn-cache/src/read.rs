@@ -31,6 +31,11 @@ pub fn existing_fingerprint(dir: &Path) -> Option<Fingerprint> {
         .map(|m| m.extractor)
         .or_else(|| crate::set::set_fingerprint(dir))
         .or_else(|| crate::journal::journal_fingerprint(dir))
+        .or_else(|| {
+            crate::parquet_codes::read_sidecar(dir)
+                .ok()
+                .map(|s| s.extractor)
+        })
 }
 
 /// A loaded, validated feature cache.
@@ -66,7 +71,11 @@ pub struct Views {
 
 impl FeatureCache {
     /// Load a cache for training or evaluation: it must exist and every row must be finite.
+    /// A codes directory (Parquet, [`crate::parquet_codes`]) is read as the same cache.
     pub fn load(dir: &Path) -> Result<FeatureCache, CacheError> {
+        if crate::parquet_codes::is_codes_dir(dir) && !dir.join(META_FILE).exists() {
+            return crate::parquet_codes::read_codes(dir);
+        }
         if !dir.is_dir() {
             return Err(CacheError::invalid(
                 dir,
@@ -98,6 +107,16 @@ impl FeatureCache {
         let stamp_before = stamp(&meta_path);
         let text = match std::fs::read_to_string(&meta_path) {
             Ok(t) => t,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && crate::parquet_codes::is_codes_dir(dir) =>
+            {
+                return Err(CacheError::invalid(
+                    dir,
+                    "is a directory of Parquet codes, not an npy feature cache (read it with \
+                     `train`/`eval`, or turn it into one with `tlearn import-codes`)",
+                ))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CacheError::io("reading", meta_path, e)),
         };

@@ -509,6 +509,16 @@ pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
             dir: path.to_path_buf(),
         }]);
     }
+    if crate::parquet_codes::is_codes_dir(path) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        return Ok(vec![NamedCache {
+            name,
+            dir: path.to_path_buf(),
+        }]);
+    }
     if path.join(SET_FILE).is_file() {
         let set = read_set(path)?;
         check_cut_fingerprints(path, &set)?;
@@ -530,8 +540,9 @@ pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
     Err(CacheError::invalid(
         path,
         format!(
-            "neither a feature cache ({META_FILE}) nor a cut set ({SET_FILE}); make one with \
-             `tlearn extract`"
+            "neither a feature cache ({META_FILE}), a cut set ({SET_FILE}) nor Parquet codes \
+             ({}); make one with `tlearn extract`",
+            crate::parquet_codes::SIDECAR_FILE
         ),
     ))
 }
