@@ -89,6 +89,7 @@ def mean_se(d):
 
 
 def main():
+    global BIN, OTHERS
     ap = argparse.ArgumentParser()
     ap.add_argument("cache", type=Path)
     ap.add_argument("--seeds", default="0-19")
@@ -97,7 +98,6 @@ def main():
     ap.add_argument("--others", default=",".join(OTHERS))
     ap.add_argument("--tlearn", type=Path, default=TLEARN)
     a = ap.parse_args()
-    global BIN, OTHERS
     BIN = a.tlearn
     OTHERS = [h for h in a.others.split(",") if h]
     if not OTHERS:
