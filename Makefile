@@ -122,10 +122,11 @@ fuzz: venv
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release --locked --test fuzz_inputs -- --include-ignored
 
 # Heavy end-to-end tests are #[ignore]d in plain `cargo test`; this target fetches what they
-# need (models, data, Debian's chromium for the report.html browser test) and runs everything,
+# need (models, data, Debian's chromium for the report.html browser test, Java for Spark) and runs everything,
 # after the cheap wording and link check.
 test: wording venv
 	command -v chromium >/dev/null || apt-get install -y -qq chromium
+	command -v java >/dev/null || apt-get install -y -qq openjdk-17-jre-headless
 	$(MAKE) models MODELS="$(MODELS) $(CLASSICS)"
 	$(MAKE) data
 	$(PY) models/test_convert.py

@@ -19,7 +19,8 @@ use numpy::{PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tlearn_cache::{Augment, DecodeMode, LayerSpec, Pooling};
+use sha2::{Digest, Sha256};
+use tlearn_cache::{parquet_codes, Augment, DecodeMode, LayerSpec, Pooling};
 use tlearn_extract::{CacheOptions, Codes, Extractor, ExtractorOptions};
 use tlearn_model::{Model, ModelOptions};
 
@@ -163,6 +164,73 @@ impl PyExtractor {
         })
     }
 
+    /// Codes of encoded images as the bytes of one Parquet file in the `tlearn-codes` schema
+    /// (`tlearn_cache::parquet_codes`): row `i` is `paths[i]`, `labels[i]`, the sha256 of
+    /// `items[i]`, its code or its error. `fixed`: features as a fixed-size list (tlearn's,
+    /// Ray's) or a plain list (Spark's `array<float>`). The GIL is released meanwhile.
+    #[pyo3(signature = (items, paths, labels, fixed=true))]
+    fn encode_parquet<'py>(
+        &self,
+        py: Python<'py>,
+        items: Vec<Bound<'py, PyBytes>>,
+        paths: Vec<String>,
+        labels: Vec<Option<String>>,
+        fixed: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        guarded(|| {
+            if paths.len() != items.len() || labels.len() != items.len() {
+                return Err(PyValueError::new_err(format!(
+                    "{} items, {} paths and {} labels: one each per image",
+                    items.len(),
+                    paths.len(),
+                    labels.len()
+                )));
+            }
+            let views: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
+            let kind = if fixed {
+                parquet_codes::ListKind::Fixed
+            } else {
+                parquet_codes::ListKind::Variable
+            };
+            let bytes = py
+                .detach(|| {
+                    let codes = self.inner.encode_bytes(&views);
+                    let sha: Vec<Option<String>> = views
+                        .iter()
+                        .map(|v| Some(hex::encode(Sha256::digest(v))))
+                        .collect();
+                    let errors: Vec<(usize, String)> = codes
+                        .errors
+                        .into_iter()
+                        .map(|e| (e.index, e.error))
+                        .collect();
+                    parquet_codes::codes_shard_bytes(
+                        &paths,
+                        &labels,
+                        &sha,
+                        codes.codes.view(),
+                        &errors,
+                        self.inner.fingerprint(),
+                        kind,
+                    )
+                })
+                .map_err(|e| py_err(e.into()))?;
+            Ok(PyBytes::new(py, &bytes))
+        })
+    }
+
+    /// The sidecar `_tlearn.json` of a codes directory written with this extractor's codes, as
+    /// JSON text; `dataset` says where the images were (a folder or an engine's URI).
+    fn codes_sidecar_json(&self, dataset: &str) -> PyResult<String> {
+        let sidecar = parquet_codes::Sidecar::new(
+            self.inner.fingerprint().clone(),
+            self.inner.dim(),
+            dataset,
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        );
+        serde_json::to_string_pretty(&sidecar).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
     /// Extract a folder `DIR/<class>/<image>` into the feature cache `out`, as `tlearn
     /// extract` does; returns the run summary as JSON text.
     #[pyo3(signature = (dataset, out, overwrite=false, keep_views=false))]
@@ -297,11 +365,31 @@ fn read_cache(
     })
 }
 
+/// Where `model` (a registry name, or an own ONNX file's path) is read from, as `Extractor`
+/// would open it: `(path, file name in the models directory)`. What the engines ship to
+/// workers that lack the file.
+#[pyfunction]
+#[pyo3(signature = (model, models_dir=None))]
+fn model_file(model: &str, models_dir: Option<PathBuf>) -> PyResult<(String, String)> {
+    guarded(|| {
+        let dir = tlearn_extract::registry::models_dir(models_dir.as_deref());
+        let entry = tlearn_extract::open::entry_for(
+            model,
+            &dir,
+            None,
+            &tlearn_extract::open::OwnModel::default(),
+        )
+        .map_err(py_err)?;
+        Ok((entry.path(&dir).display().to_string(), entry.file.clone()))
+    })
+}
+
 #[pymodule]
 fn _tlearn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyExtractor>()?;
     m.add_class::<PyHead>()?;
     m.add_function(wrap_pyfunction!(read_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(model_file, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -35,7 +35,9 @@ mod write;
 
 pub use batch::{record_batch, schema, CodeRow, ListKind};
 pub use read::{import, read_codes, read_sidecar, shard_files};
-pub use write::{check_sidecar, export, shard_bytes, write_shard, write_sidecar};
+pub use write::{
+    check_sidecar, codes_shard_bytes, export, shard_bytes, write_shard, write_sidecar,
+};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -113,3 +113,50 @@ pub fn export(
     write_sidecar(out, &sidecar)?;
     Ok(files)
 }
+
+/// The codes of `paths.len()` images as one Parquet file's bytes, in the schema of `kind`:
+/// row `i` is `paths[i]` with `labels[i]`, `sha256[i]`, and either codes row `i` or, when `i`
+/// is in `errors` (index, message), that error. What the engines' workers hand back per batch
+/// (Ray Data's blocks, Spark's `mapInArrow` batches). Lengths that disagree are refused.
+pub fn codes_shard_bytes(
+    paths: &[String],
+    labels: &[Option<String>],
+    sha256: &[Option<String>],
+    codes: ndarray::ArrayView2<f32>,
+    errors: &[(usize, String)],
+    fp: &Fingerprint,
+    kind: ListKind,
+) -> Result<Vec<u8>, CacheError> {
+    let n = paths.len();
+    if labels.len() != n || sha256.len() != n || codes.nrows() != n {
+        return Err(CacheError::invalid(
+            "<codes batch>",
+            format!(
+                "{n} paths, {} labels, {} hashes and {} rows of codes: one each per image",
+                labels.len(),
+                sha256.len(),
+                codes.nrows()
+            ),
+        ));
+    }
+    let mut error_of: Vec<Option<&str>> = vec![None; n];
+    for (i, e) in errors {
+        if let Some(slot) = error_of.get_mut(*i) {
+            *slot = Some(e);
+        }
+    }
+    let rows: Vec<CodeRow<'_>> = (0..n)
+        .map(|i| CodeRow {
+            path: &paths[i],
+            label: labels[i].as_deref(),
+            sha256: sha256[i].as_deref(),
+            features: match error_of[i] {
+                Some(_) => None,
+                None => codes.row(i).to_slice(),
+            },
+            error: error_of[i],
+        })
+        .collect();
+    let batch = record_batch(&rows, codes.ncols(), &super::fingerprint_hash(fp), kind)?;
+    shard_bytes(&batch)
+}

@@ -1,0 +1,191 @@
+"""tlearn on Ray Data: CNN codes of a folder or bucket of images, and predictions of a saved
+head, as ``Dataset.map_batches`` callable classes; :func:`extract` and :func:`predict` wire them.
+
+The codes are the Parquet codes ``tlearn export-codes`` writes (docs/formats.md, "Parquet
+codes"): one row per image with ``path`` (relative to the source root), ``label`` (the class
+folder), ``sha256``, ``features``, ``error`` (a corrupt or unreadable image is a row with its
+error, not a failed job) and ``fingerprint``, and the sidecar ``_tlearn.json``. ``tlearn train``
+and ``tlearn eval`` read the output directory as they read a cache.
+
+Each actor runs the Rust library with as many threads as the CPUs Ray gave it (``num_cpus``);
+the model file travels once through the object store, and each worker's extractor is checked
+against the driver's fingerprint before it encodes anything. Actors that die are restarted and
+their batches retried by Ray Data, so a lost worker loses and duplicates no row.
+
+    import ray, tlearn.ray
+    ray.init()                      # or ray.init(address="auto") on a cluster
+    tlearn.ray.extract("data/tuxpaint", "codes/tuxpaint", model="efficientnet-lite0")
+"""
+
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from . import Extractor, Head
+from . import engines
+
+__all__ = ["ExtractCodes", "PredictCodes", "extract", "predict"]
+
+
+def _assigned_cpus():
+    try:
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    except Exception:  # outside a Ray worker
+        cpus = 1
+    return max(1, int(round(cpus)))
+
+
+def _resolve(payload):
+    # An ObjectRef inside a list is not resolved by Ray before the constructor runs.
+    if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], ray.ObjectRef):
+        return ray.get(payload[0])
+    return payload
+
+
+class ExtractCodes:
+    """``map_batches`` callable over ``ray.data.read_binary_files(root, include_paths=True)``
+    (columns ``bytes``, ``path``), ``batch_format="pyarrow"``: each batch of images becomes a
+    table of Parquet codes rows.
+
+    ``payload``: ``[ray.put(engines.model_payload(model))]`` (the model file); ``fingerprint``:
+    the driver's ``Extractor.fingerprint``; ``options``: the Extractor's other arguments
+    (``layer``, ``pool``, ``augment``, ``decode``)."""
+
+    def __init__(self, model, root, payload, fingerprint, options=None, threads=None):
+        self.root = root
+        threads = threads or _assigned_cpus()
+        self.extractor = engines.open_on_worker(
+            model, _resolve(payload), fingerprint, threads, options or {})
+
+    def __call__(self, batch):
+        rel, labels, items = engines.class_files(
+            batch.column("path").to_pylist(), batch.column("bytes").to_pylist(), self.root)
+        data = self.extractor._inner.encode_parquet(items, rel, labels, True)
+        return pq.read_table(pa.BufferReader(data))
+
+
+class PredictCodes:
+    """``map_batches`` callable over ``ray.data.read_parquet(CODES)``: adds ``prediction`` (the
+    most probable class, null for an error row) and ``probabilities`` (one per class, in
+    ``Head.classes`` order). ``head_json``: the text of ``head.json``; ``fingerprint``: the
+    sidecar's ``fingerprint``, which every row must carry."""
+
+    def __init__(self, head_json, fingerprint):
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="tlearn-head-")
+        path = os.path.join(folder, "head.json")
+        with open(path, "w") as f:
+            f.write(head_json)
+        self.head = Head.load(path)
+        self.fingerprint = fingerprint
+
+    def __call__(self, batch):
+        import numpy as np
+
+        fps = set(batch.column("fingerprint").to_pylist()) if "fingerprint" in \
+            batch.column_names else {self.fingerprint}
+        if fps - {self.fingerprint}:
+            raise ValueError("codes of another extractor in the batch: fingerprint {} is not the "
+                             "sidecar's {}".format(sorted(fps - {self.fingerprint}),
+                                                   self.fingerprint))
+        feats = batch.column("features").to_pylist()
+        ok = [i for i, f in enumerate(feats) if f is not None]
+        classes = self.head.classes
+        pred = [None] * len(feats)
+        probs = [None] * len(feats)
+        if ok:
+            x = np.asarray([feats[i] for i in ok], dtype=np.float32)
+            p = self.head.predict_proba(x)
+            for j, i in enumerate(ok):
+                pred[i] = classes[int(np.argmax(p[j]))]
+                probs[i] = p[j].tolist()
+        return batch.append_column("prediction", pa.array(pred, pa.string())).append_column(
+            "probabilities", pa.array(probs, pa.list_(pa.float32())))
+
+
+def _empty_or_new(out):
+    out = os.fspath(out)
+    if os.path.isdir(out) and os.listdir(out):
+        raise FileExistsError("{} is not empty; write the codes into a new or empty folder"
+                              .format(out))
+    return out
+
+
+def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", augment="none",
+            decode="reduced", models_dir=None, num_cpus=1, concurrency=None, batch_size=16,
+            root=None):
+    """Extract every image under ``source`` (a folder ``DIR/<class>/<image>`` or anything
+    ``ray.data.read_binary_files`` reads) into Parquet codes in ``out`` (shards + sidecar).
+
+    ``num_cpus``: CPUs (and threads) per actor; ``concurrency``: actors (default: the
+    cluster's CPUs / ``num_cpus``); ``root``: what paths are made relative to (default
+    ``source``). Returns ``{"rows", "errors", "seconds", "out"}``.
+    """
+    t0 = time.perf_counter()
+    out = _empty_or_new(out)
+    options = {"layer": layer, "pool": pool, "augment": augment, "decode": decode}
+    driver = Extractor(model, threads=1, models_dir=models_dir, **options)
+    payload = [ray.put(engines.model_payload(model, models_dir))]
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_cpus)
+    # Reading files is I/O: its tasks take no CPU, so that actors holding every CPU cannot
+    # starve the reads that feed them.
+    ds = ray.data.read_binary_files(os.fspath(source), include_paths=True, num_cpus=0)
+    codes = ds.map_batches(
+        ExtractCodes,
+        fn_constructor_kwargs={
+            "model": os.fspath(model),
+            "root": os.fspath(root or source),
+            "payload": payload,
+            "fingerprint": driver.fingerprint,
+            "options": options,
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=concurrency,
+        num_cpus=num_cpus,
+        max_restarts=-1,
+        max_task_retries=-1,
+    )
+    codes.write_parquet(out)
+    engines.write_sidecar(out, driver, os.fspath(source))
+    errors = pq.read_table(out, columns=["error"]).column("error")
+    return {
+        "rows": len(errors),
+        "errors": len(errors) - errors.null_count,
+        "seconds": time.perf_counter() - t0,
+        "out": out,
+    }
+
+
+def predict(codes, head, out=None, concurrency=1, batch_size=1024):
+    """Predictions of the saved head ``head`` (``head.json``) for the Parquet codes ``codes``:
+    a Ray Dataset of the codes rows plus ``prediction`` and ``probabilities``, written as
+    Parquet to ``out`` when given. A head of another extractor than the codes' is refused
+    naming the field."""
+    codes = os.fspath(codes)
+    side = engines.read_sidecar(codes)
+    h = Head.load(head)
+    parts = h.parts
+    if len(parts) != 1:
+        raise ValueError("{}: a head on {} parts; codes directories hold one cut each"
+                         .format(head, len(parts)))
+    engines.check_fingerprint(parts[0]["extractor"], side["extractor"],
+                              "the head's extractor ({})".format(head),
+                              "the codes' ({})".format(os.path.join(codes, engines.SIDECAR)))
+    with open(head) as f:
+        text = f.read()
+    ds = ray.data.read_parquet(codes).map_batches(
+        PredictCodes,
+        fn_constructor_kwargs={"head_json": text, "fingerprint": side["fingerprint"]},
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=concurrency,
+    )
+    if out is not None:
+        ds.write_parquet(_empty_or_new(out))
+    return ds
