@@ -137,6 +137,10 @@ class RayCluster(unittest.TestCase, EngineChecks):
         with self.assertRaisesRegex(ValueError, r"extractor\.backbone: 'pixels8' vs "
                                     r"'efficientnet-lite0'"):
             tlearn.ray.predict(codes, Shared.other_head)
+        # The bytes through the object store (what a bucket needs) give the same codes.
+        by_bytes = Shared.tmp / "ray-codes-bytes"
+        self.check_codes(by_bytes, tlearn.ray.extract(Shared.data, by_bytes, model=MODEL,
+                                                      read="bytes"))
         with self.assertRaisesRegex(FileExistsError, "not empty"):
             tlearn.ray.extract(Shared.data, codes, model=MODEL)
 

@@ -61,8 +61,20 @@ class ExtractCodes:
             model, _resolve(payload), fingerprint, threads, options or {})
 
     def __call__(self, batch):
-        rel, labels, items = engines.class_files(
-            batch.column("path").to_pylist(), batch.column("bytes").to_pylist(), self.root)
+        paths = batch.column("path").to_pylist()
+        if "bytes" in batch.column_names:
+            items = batch.column("bytes").to_pylist()
+        else:
+            # Paths only (a folder every worker sees): the worker reads the files itself, and a
+            # file it cannot read becomes an error row (empty bytes decode to an error).
+            items = []
+            for p in paths:
+                try:
+                    with open(p, "rb") as f:
+                        items.append(f.read())
+                except OSError:
+                    items.append(b"")
+        rel, labels, items = engines.class_files(paths, items, self.root)
         data = self.extractor._inner.encode_parquet(items, rel, labels, True)
         return pq.read_table(pa.BufferReader(data))
 
@@ -117,13 +129,17 @@ def _empty_or_new(out):
 
 def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", augment="none",
             decode="reduced", models_dir=None, num_cpus=1, concurrency=None, batch_size=16,
-            root=None):
+            root=None, read="auto"):
     """Extract every image under ``source`` (a folder ``DIR/<class>/<image>`` or anything
     ``ray.data.read_binary_files`` reads) into Parquet codes in ``out`` (shards + sidecar).
 
     ``num_cpus``: CPUs (and threads) per actor; ``concurrency``: actors (default: the
     cluster's CPUs / ``num_cpus``); ``root``: what paths are made relative to (default
-    ``source``). Returns ``{"rows", "errors", "seconds", "out"}``.
+    ``source``). ``read``: ``"bytes"`` reads the files with ``ray.data.read_binary_files``
+    and ships their bytes through the object store (any path or URI Ray reads);
+    ``"paths"`` ships only the paths of a local folder and each worker reads its files (the
+    folder must be at the same path on every node: a shared file system); ``"auto"``: paths for
+    a local folder, else bytes. Returns ``{"rows", "errors", "seconds", "out"}``.
     """
     t0 = time.perf_counter()
     out = _empty_or_new(out)
@@ -134,12 +150,23 @@ def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", aug
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_cpus)
     # Reading files is I/O: its tasks take no CPU, so that actors holding every CPU cannot
     # starve the reads that feed them.
-    ds = ray.data.read_binary_files(os.fspath(source), include_paths=True, num_cpus=0)
+    if read == "auto":
+        read = "paths" if os.path.isdir(os.fspath(source)) else "bytes"
+    root = os.fspath(root or source)
+    if read == "paths":
+        root = os.path.abspath(root)
+        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.abspath(source))
+                       for f in fs)
+        ds = ray.data.from_items([{"path": f} for f in files])
+    elif read == "bytes":
+        ds = ray.data.read_binary_files(os.fspath(source), include_paths=True, num_cpus=0)
+    else:
+        raise ValueError("read={!r}: expected 'auto', 'paths' or 'bytes'".format(read))
     codes = ds.map_batches(
         ExtractCodes,
         fn_constructor_kwargs={
             "model": os.fspath(model),
-            "root": os.fspath(root or source),
+            "root": root,
             "payload": payload,
             "fingerprint": driver.fingerprint,
             "options": options,
