@@ -492,24 +492,14 @@ pub struct NamedCache {
 }
 
 /// The caches `path` names: `path` itself when it holds `meta.json` (a plain cache, or a cut of
-/// a set given directly), every cut in `cuts.json` order when it holds a cut set. Neither is an
+/// a set given directly) or is a Parquet codes directory, every cut in `cuts.json` order when it holds a cut set. Neither is an
 /// error naming the path. An update of the set cut short is finished first
 /// ([`crate::set_update`]); each cut's fingerprint (its `meta.json`) must be the set's: its
 /// `layer` the cut's name, its `backbone` the set's model, the rest the same in every cut. The
 /// caches' data are not read here.
 pub fn resolve(path: &Path) -> Result<Vec<NamedCache>, CacheError> {
     crate::set_update::finish_interrupted(path)?;
-    if path.join(META_FILE).is_file() {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        return Ok(vec![NamedCache {
-            name,
-            dir: path.to_path_buf(),
-        }]);
-    }
-    if crate::parquet_codes::is_codes_dir(path) {
+    if path.join(META_FILE).is_file() || crate::parquet_codes::is_codes_dir(path) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

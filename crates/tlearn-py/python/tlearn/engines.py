@@ -8,7 +8,7 @@ import os
 import tempfile
 
 from . import _tlearn
-from . import Extractor
+from . import Extractor, Head
 
 SIDECAR = "_tlearn.json"
 
@@ -113,3 +113,27 @@ def write_sidecar(out, extractor, dataset):
 def read_sidecar(codes):
     with open(os.path.join(os.fspath(codes), SIDECAR)) as f:
         return json.load(f)
+
+
+def checked_head(head, codes):
+    """The text of the saved head ``head`` (``head.json``), refused unless it reads the codes
+    of ``codes`` (one part, the extractor of the codes' sidecar), naming the field."""
+    head, codes = os.fspath(head), os.fspath(codes)
+    parts = Head.load(head).parts
+    if len(parts) != 1:
+        raise ValueError("{}: a head on {} parts; codes directories hold one cut each"
+                         .format(head, len(parts)))
+    check_fingerprint(parts[0]["extractor"], read_sidecar(codes)["extractor"],
+                      "the head's extractor ({})".format(head),
+                      "the codes' ({})".format(os.path.join(codes, SIDECAR)))
+    with open(head) as f:
+        return f.read()
+
+
+def head_from_text(text):
+    """A Head on a worker, from the ``head.json`` text the driver shipped."""
+    folder = tempfile.mkdtemp(prefix="tlearn-head-")
+    path = os.path.join(folder, "head.json")
+    with open(path, "w") as f:
+        f.write(text)
+    return Head.load(path)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from . import Extractor, Head
+from . import Extractor
 from . import engines
 
 __all__ = ["ExtractCodes", "PredictCodes", "extract", "predict"]
@@ -86,13 +86,7 @@ class PredictCodes:
     sidecar's ``fingerprint``, which every row must carry."""
 
     def __init__(self, head_json, fingerprint):
-        import tempfile
-
-        folder = tempfile.mkdtemp(prefix="tlearn-head-")
-        path = os.path.join(folder, "head.json")
-        with open(path, "w") as f:
-            f.write(head_json)
-        self.head = Head.load(path)
+        self.head = engines.head_from_text(head_json)
         self.fingerprint = fingerprint
 
     def __call__(self, batch):
@@ -195,17 +189,8 @@ def predict(codes, head, out=None, concurrency=1, batch_size=1024):
     Parquet to ``out`` when given. A head of another extractor than the codes' is refused
     naming the field."""
     codes = os.fspath(codes)
+    text = engines.checked_head(head, codes)
     side = engines.read_sidecar(codes)
-    h = Head.load(head)
-    parts = h.parts
-    if len(parts) != 1:
-        raise ValueError("{}: a head on {} parts; codes directories hold one cut each"
-                         .format(head, len(parts)))
-    engines.check_fingerprint(parts[0]["extractor"], side["extractor"],
-                              "the head's extractor ({})".format(head),
-                              "the codes' ({})".format(os.path.join(codes, engines.SIDECAR)))
-    with open(head) as f:
-        text = f.read()
     ds = ray.data.read_parquet(codes).map_batches(
         PredictCodes,
         fn_constructor_kwargs={"head_json": text, "fingerprint": side["fingerprint"]},

@@ -91,31 +91,19 @@ def predict_udf(head, codes=None):
     is refused naming the field."""
     from pyspark.sql.functions import pandas_udf
 
-    h = Head.load(head)
     if codes is not None:
-        side = engines.read_sidecar(codes)
-        parts = h.parts
-        if len(parts) != 1:
-            raise ValueError("{}: a head on {} parts; codes directories hold one cut each"
-                             .format(head, len(parts)))
-        engines.check_fingerprint(parts[0]["extractor"], side["extractor"],
-                                  "the head's extractor ({})".format(head),
-                                  "the codes' ({})".format(os.path.join(codes, engines.SIDECAR)))
-    with open(head) as f:
-        text = f.read()
+        text = engines.checked_head(head, codes)
+    else:
+        Head.load(head)  # refused here, on the driver, when malformed
+        with open(head) as f:
+            text = f.read()
 
     @pandas_udf("string")
     def predict(features):
-        import tempfile
-
         import numpy as np
         import pandas as pd
 
-        folder = tempfile.mkdtemp(prefix="tlearn-head-")
-        path = os.path.join(folder, "head.json")
-        with open(path, "w") as f:
-            f.write(text)
-        model = Head.load(path)
+        model = engines.head_from_text(text)
         ok = [i for i, v in enumerate(features) if v is not None]
         out = [None] * len(features)
         if ok:
