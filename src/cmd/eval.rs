@@ -24,6 +24,9 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    if tlearn_finetune::saved::is_finetune(&args.head) {
+        return super::finetune::eval(&args.head, &args.caches, args.all, &args.out);
+    }
     let head = SavedHead::load(&args.head)?;
     let mut named = Vec::new();
     for p in &args.caches {

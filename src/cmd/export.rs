@@ -33,10 +33,15 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
-    let head = SavedHead::load(&args.head)?;
     let dir = registry::models_dir(args.models_dir.as_deref());
-    let exported = tlearn_export::export(&head, args.model.as_deref(), &dir)
-        .with_context(|| format!("exporting {}", args.head.display()))?;
+    let exported = if tlearn_finetune::saved::is_finetune(&args.head) {
+        let head = tlearn_finetune::FinetuneHead::load(&args.head)?;
+        tlearn_export::export_finetune(&head, args.model.as_deref(), &dir)
+    } else {
+        let head = SavedHead::load(&args.head)?;
+        tlearn_export::export(&head, args.model.as_deref(), &dir)
+    }
+    .with_context(|| format!("exporting {}", args.head.display()))?;
     exported.write(&args.out)?;
     let shape: Vec<String> = exported
         .input_shape

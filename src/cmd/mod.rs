@@ -2,6 +2,7 @@ pub mod encoder;
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod finetune;
 pub mod layers;
 pub mod predict;
 pub mod show;

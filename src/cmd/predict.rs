@@ -80,6 +80,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
 }
 
 fn predict_head(args: &PredictArgs, head_path: &Path) -> Result<(Vec<Prediction>, Vec<Failure>)> {
+    if tlearn_finetune::saved::is_finetune(head_path) {
+        let (model, dir) = (args.model.as_deref(), args.models_dir.as_deref());
+        return super::finetune::predict(head_path, &args.images, model, dir, args.top);
+    }
     let head = SavedHead::load(head_path)?;
     // One encoder per part (a head on a concatenation of cuts reads several); the codes of an
     // image are its parts' codes side by side, in the head's column order.

@@ -17,6 +17,9 @@ pub enum HeadChoice {
     LinearSvm,
     /// One-vs-rest RBF-kernel SVM (SMO on a dense kernel); for small sets (<= 12,000 rows).
     RbfSvm,
+    /// Fine-tune the backbone's layers after the cut and a new classifier on a spatial cache
+    /// (`extract --layer stage6 --pool flatten`); options --ft-*.
+    Finetune,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -164,6 +167,8 @@ pub struct TrainArgs {
     /// selection over cuts) and cv-cuts.png.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub finetune: super::finetune::FinetuneArgs,
 }
 
 /// The caches PATHs name, loaded, with the names reports use and which cut is a backbone's
@@ -201,11 +206,19 @@ fn load_inputs(paths: &[PathBuf], models_dir: Option<&Path>) -> Result<Vec<CutIn
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if let HeadChoice::Finetune = args.head {
+        let [cache] = args.caches.as_slice() else {
+            bail!("--head finetune trains on one spatial cache");
+        };
+        let dir = args.models_dir.as_deref();
+        return super::finetune::train(cache, args.seed, args.test_size, &args.finetune, dir, &args.out);
+    }
     let heads = match args.head {
         HeadChoice::Auto => HeadKind::ALL.to_vec(),
         HeadChoice::Logistic => vec![HeadKind::Logistic],
         HeadChoice::LinearSvm => vec![HeadKind::LinearSvm],
         HeadChoice::RbfSvm => vec![HeadKind::RbfSvm],
+        HeadChoice::Finetune => unreachable!("handled above"),
     };
     let transforms = match args.transform {
         TransformChoice::Auto => TransformKind::AUTO.to_vec(),
