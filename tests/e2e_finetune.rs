@@ -28,7 +28,12 @@ fn caches() -> (PathBuf, PathBuf, PathBuf) {
     let data = dataset("tuxpaint");
     let work = workdir("tuxpaint");
     let maps = work.join("cache-lite0-stage6-flatten");
-    extract("efficientnet-lite0", &data, &maps, &["--layer", "stage6", "--pool", "flatten"]);
+    extract(
+        "efficientnet-lite0",
+        &data,
+        &maps,
+        &["--layer", "stage6", "--pool", "flatten"],
+    );
     let codes = work.join("cache-lite0");
     extract("efficientnet-lite0", &data, &codes, &[]);
     (data, maps, codes)
@@ -43,12 +48,24 @@ fn block_after_stage6_reproduces_the_cached_features() {
     assert_eq!(maps.paths, codes.paths, "the same photos in the same order");
     assert_eq!(maps.meta.dim, 192 * 7 * 7, "stage6 is [192,7,7]");
     let dir = repo().join("models");
-    let entry = Registry::load(&dir).unwrap().get("efficientnet-lite0").unwrap().clone();
+    let entry = Registry::load(&dir)
+        .unwrap()
+        .get("efficientnet-lite0")
+        .unwrap()
+        .clone();
     let block = TopBlock::read(&entry, &dir, "stage6", maps.meta.dim).unwrap();
     let kinds: Vec<String> = block.ops.iter().map(|o| o.name.clone()).collect();
     assert_eq!(
         kinds,
-        ["block15.expand.conv", "block15.expand", "block15.dw.conv", "block15.dw", "block15", "head_conv.conv", "head_conv"],
+        [
+            "block15.expand.conv",
+            "block15.expand",
+            "block15.dw.conv",
+            "block15.dw",
+            "block15",
+            "head_conv.conv",
+            "head_conv"
+        ],
         "the last MBConv block (expand, depthwise, project) and the head conv"
     );
     assert_eq!(block.features(), 1280);
@@ -59,11 +76,18 @@ fn block_after_stage6_reproduces_the_cached_features() {
         .zip(codes.x.iter())
         .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
         .fold(0f32, f32::max);
-    eprintln!("{} photos: worst |block(stage6) - features| / (1 + |features|) = {worst:.2e}", rows.len());
+    eprintln!(
+        "{} photos: worst |block(stage6) - features| / (1 + |features|) = {worst:.2e}",
+        rows.len()
+    );
     assert!(worst < 1e-4, "{worst}");
 
     // MobileNetV2's matching top: its last inverted-residual block and head conv.
-    let entry = Registry::load(&dir).unwrap().get("mobilenetv2").unwrap().clone();
+    let entry = Registry::load(&dir)
+        .unwrap()
+        .get("mobilenetv2")
+        .unwrap()
+        .clone();
     if dir.join(&entry.file).exists() {
         let b = TopBlock::read(&entry, &dir, "stage6", 160 * 49).unwrap();
         assert_eq!(b.input, [160, 7, 7]);
@@ -71,15 +95,30 @@ fn block_after_stage6_reproduces_the_cached_features() {
         assert_eq!(b.ops.iter().filter(|o| o.kind.conv().is_some()).count(), 4);
     }
     // A cut with nothing pretrained after it is refused with the reason.
-    let e = Registry::load(&dir).unwrap().get("efficientnet-lite0").unwrap().clone();
+    let e = Registry::load(&dir)
+        .unwrap()
+        .get("efficientnet-lite0")
+        .unwrap()
+        .clone();
     let err = TopBlock::read(&e, &dir, "head_conv", 1280 * 49).unwrap_err();
-    assert!(format!("{err:#}").contains("no pretrained layer after cut 'head_conv'"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("no pretrained layer after cut 'head_conv'"),
+        "{err:#}"
+    );
 }
 
 fn train(maps: &Path, run: &Path) {
     run_ok(
         tlearn()
-            .args(["train", "--head", "finetune", "--seed", "1", "--test-size", "0.3"])
+            .args([
+                "train",
+                "--head",
+                "finetune",
+                "--seed",
+                "1",
+                "--test-size",
+                "0.3",
+            ])
             .args(["--ft-probe-epochs", "5", "--ft-epochs", "3"])
             .arg(maps)
             .arg("--out")
@@ -110,7 +149,14 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
         "same seed, same sidecar bytes"
     );
 
-    run_ok(tlearn().args(["eval", "--head"]).arg(&head).arg(&maps).arg("--out").arg(&run));
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&head)
+            .arg(&maps)
+            .arg("--out")
+            .arg(&run),
+    );
     let rep = read_json(&run.join("report.json"));
     let acc = rep["metrics"]["accuracy"].as_f64().unwrap();
     eprintln!("fine-tuned head, Tux Paint seed 1: held-out accuracy {acc:.3}");
@@ -125,7 +171,18 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
         .map(|p| data.join(p.as_str().unwrap()))
         .collect();
     let classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
-    let out = run_ok(tlearn().args(["predict", "--json", "--top", &classes.len().to_string(), "--head"]).arg(&head).args(&held));
+    let out = run_ok(
+        tlearn()
+            .args([
+                "predict",
+                "--json",
+                "--top",
+                &classes.len().to_string(),
+                "--head",
+            ])
+            .arg(&head)
+            .args(&held),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let want: Vec<Vec<f64>> = v["predictions"]
         .as_array()
@@ -141,15 +198,26 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
         .collect();
     let onnx = run.join("model.onnx");
     let _ = std::fs::remove_file(&onnx);
-    run_ok(tlearn().args(["export", "--head"]).arg(&head).arg("--out").arg(&onnx));
+    run_ok(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(&head)
+            .arg("--out")
+            .arg(&onnx),
+    );
     let python = repo().join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run `make venv` (make test does)", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run `make venv` (make test does)",
+        python.display()
+    );
     let reg = Registry::load(&repo().join("models")).unwrap();
     let p = reg.get("efficientnet-lite0").unwrap().preprocess.clone();
     let views: Vec<_> = held
         .iter()
         .map(|f| {
-            let img = tlearn_extract::decode::decode_rgb(&std::fs::read(f).unwrap(), p.background).unwrap();
+            let img = tlearn_extract::decode::decode_rgb(&std::fs::read(f).unwrap(), p.background)
+                .unwrap();
             let v0 = tlearn_extract::augment::views(tlearn_extract::augment::Augment::None)[0];
             tlearn_extract::preprocess::view_image(&img, &p, v0).unwrap()
         })
@@ -157,12 +225,21 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     let t = tlearn_extract::preprocess::to_tensor(&views, &p).unwrap();
     let x = ndarray::Array4::from_shape_vec(
         (held.len(), 3, 224, 224),
-        t.to_plain_array_view::<f32>().unwrap().iter().copied().collect(),
+        t.to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect(),
     )
     .unwrap();
     let npy = run.join("held_out_inputs.npy");
     ndarray_npy::write_npy(&npy, &x).unwrap();
-    let out = run_ok(Command::new(&python).arg(repo().join("tests/onnx_export_run.py")).arg(&onnx).arg(&npy));
+    let out = run_ok(
+        Command::new(&python)
+            .arg(repo().join("tests/onnx_export_run.py"))
+            .arg(&onnx)
+            .arg(&npy),
+    );
     let ort: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ort["classes"], saved["classes"]);
     let got: Vec<Vec<f64>> = serde_json::from_value(ort["probabilities"].clone()).unwrap();
@@ -171,7 +248,10 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
         .zip(&want)
         .flat_map(|(a, b)| a.iter().zip(b).map(|(u, v)| (u - v).abs()))
         .fold(0f64, f64::max);
-    eprintln!("export: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}", held.len());
+    eprintln!(
+        "export: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
+        held.len()
+    );
     assert!(worst <= 1e-4, "{worst}");
 
     // Bad input 1: a sidecar whose shapes disagree with the block (same sha256 recorded, so
@@ -181,30 +261,66 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     let bside = bad.path().join("head.finetune.npz");
     {
         let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&bside).unwrap());
-        w.add_array("block15.expand.conv.weight", &ndarray::Array4::<f32>::zeros((1152, 191, 1, 1))).unwrap();
+        w.add_array(
+            "block15.expand.conv.weight",
+            &ndarray::Array4::<f32>::zeros((1152, 191, 1, 1)),
+        )
+        .unwrap();
         w.finish().unwrap();
     }
     let mut s = saved.clone();
     s["sidecar"]["sha256"] = serde_json::json!(sha256(&bside));
     std::fs::write(&bhead, serde_json::to_string(&s).unwrap()).unwrap();
-    let err = stderr_of(tlearn().args(["eval", "--head"]).arg(&bhead).arg(&maps).arg("--out").arg(bad.path()));
+    let err = stderr_of(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&bhead)
+            .arg(&maps)
+            .arg("--out")
+            .arg(bad.path()),
+    );
     assert!(
-        err.contains("head.finetune.npz") && err.contains("block15.expand.conv.weight") && err.contains("[1152, 191, 1, 1]"),
+        err.contains("head.finetune.npz")
+            && err.contains("block15.expand.conv.weight")
+            && err.contains("[1152, 191, 1, 1]"),
         "{err}"
     );
     // ... and a replaced sidecar (sha256 differs from head.json's).
-    let err = stderr_of(tlearn().args(["predict", "--head"]).arg(&bhead).args(&held[..1]).env("X", "1").arg("--json"));
+    let err = stderr_of(
+        tlearn()
+            .args(["predict", "--head"])
+            .arg(&bhead)
+            .args(&held[..1])
+            .env("X", "1")
+            .arg("--json"),
+    );
     assert!(err.contains("head.finetune.npz"), "{err}");
     std::fs::copy(&side, &bside).unwrap();
-    let err = stderr_of(tlearn().args(["eval", "--head"]).arg(&bhead).arg(&maps).arg("--out").arg(bad.path()));
+    let err = stderr_of(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&bhead)
+            .arg(&maps)
+            .arg("--out")
+            .arg(bad.path()),
+    );
     assert!(err.contains("sidecar.sha256"), "{err}");
 
     // Bad input 2: the head's block claims another cut of the backbone.
     let mut s = saved.clone();
     s["block"]["cut"] = serde_json::json!("stage5");
     std::fs::write(&bhead, serde_json::to_string(&s).unwrap()).unwrap();
-    let err = stderr_of(tlearn().args(["export", "--head"]).arg(&bhead).arg("--out").arg(bad.path().join("m.onnx")));
-    assert!(err.contains("block.cut") && err.contains("another backbone or cut"), "{err}");
+    let err = stderr_of(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(&bhead)
+            .arg("--out")
+            .arg(bad.path().join("m.onnx")),
+    );
+    assert!(
+        err.contains("block.cut") && err.contains("another backbone or cut"),
+        "{err}"
+    );
     assert!(!bad.path().join("m.onnx").exists());
 
     // Bad input 3: NaN in the cached maps.
@@ -214,9 +330,16 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     x[[3, 100]] = f32::NAN;
     ndarray_npy::write_npy(nan.join("features.npy"), &x).unwrap();
     let err = stderr_of(
-        tlearn().args(["train", "--head", "finetune"]).arg(&nan).arg("--out").arg(bad.path().join("run")),
+        tlearn()
+            .args(["train", "--head", "finetune"])
+            .arg(&nan)
+            .arg("--out")
+            .arg(bad.path().join("run")),
     );
-    assert!(err.contains("features.npy") && err.contains("row 3"), "{err}");
+    assert!(
+        err.contains("features.npy") && err.contains("row 3"),
+        "{err}"
+    );
 }
 
 fn sha256(p: &Path) -> String {

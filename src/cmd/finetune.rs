@@ -63,12 +63,26 @@ impl FinetuneArgs {
 fn block_for(cache: &FeatureCache, models_dir: Option<&Path>) -> Result<TopBlock> {
     let fp = &cache.meta.extractor;
     let dir = registry::models_dir(models_dir);
-    let entry = entry_for(&fp.backbone, &dir, Some(&fp.layer), &OwnModel::default())
-        .with_context(|| format!("finding the backbone '{}' of {}", fp.backbone, cache.dir.display()))?;
+    let entry = entry_for(&fp.backbone, &dir, Some(&fp.layer), &OwnModel::default()).with_context(
+        || {
+            format!(
+                "finding the backbone '{}' of {}",
+                fp.backbone,
+                cache.dir.display()
+            )
+        },
+    )?;
     TopBlock::read(&entry, &dir, &fp.layer, cache.meta.dim)
 }
 
-pub fn train(cache_path: &Path, seed: u64, test_size: f64, args: &FinetuneArgs, models_dir: Option<&Path>, out: &Path) -> Result<()> {
+pub fn train(
+    cache_path: &Path,
+    seed: u64,
+    test_size: f64,
+    args: &FinetuneArgs,
+    models_dir: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
     let cache = FeatureCache::load(cache_path)?;
     let block = block_for(&cache, models_dir)?;
     let per = pipeline::bytes_per_image(cache.meta.dim);
@@ -116,7 +130,11 @@ pub fn train(cache_path: &Path, seed: u64, test_size: f64, args: &FinetuneArgs, 
         "kept joint epoch {} (validation accuracy {:.4}); {:.1} s in all",
         f.best_epoch, head.file.cv.mean_accuracy, f.seconds
     );
-    println!("wrote {} and {}", path.display(), tlearn_finetune::saved::sidecar_path(&path).display());
+    println!(
+        "wrote {} and {}",
+        path.display(),
+        tlearn_finetune::saved::sidecar_path(&path).display()
+    );
     Ok(())
 }
 
@@ -125,9 +143,18 @@ fn load(head_path: &Path, models_dir: Option<&Path>) -> Result<FinetuneHead> {
     let head = FinetuneHead::load(head_path)?;
     let dir = registry::models_dir(models_dir);
     let layer = &head.file.extractor.layer;
-    let entry = entry_for(&head.file.block.backbone, &dir, Some(layer), &OwnModel::default())?;
-    let actual = TopBlock::read(&entry, &dir, layer, head.file.dim)
-        .with_context(|| format!("{}: reading the backbone's layers after its cut", head_path.display()))?;
+    let entry = entry_for(
+        &head.file.block.backbone,
+        &dir,
+        Some(layer),
+        &OwnModel::default(),
+    )?;
+    let actual = TopBlock::read(&entry, &dir, layer, head.file.dim).with_context(|| {
+        format!(
+            "{}: reading the backbone's layers after its cut",
+            head_path.display()
+        )
+    })?;
     head.check_backbone(&actual, head_path)?;
     Ok(head)
 }
@@ -135,13 +162,21 @@ fn load(head_path: &Path, models_dir: Option<&Path>) -> Result<FinetuneHead> {
 pub fn eval(head_path: &Path, caches: &[PathBuf], all: bool, out: &Path) -> Result<()> {
     let head = load(head_path, None)?;
     let [cache] = caches else {
-        bail!("a fine-tuned head reads one spatial cache; {} given", caches.len());
+        bail!(
+            "a fine-tuned head reads one spatial cache; {} given",
+            caches.len()
+        );
     };
     let named = tlearn_cache::resolve(cache)?;
     let want = &head.file.extractor;
     let dir = named
         .iter()
-        .find(|n| FeatureCache::read(&n.dir).ok().flatten().is_some_and(|c| c.meta.extractor == *want))
+        .find(|n| {
+            FeatureCache::read(&n.dir)
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.meta.extractor == *want)
+        })
         .map(|n| n.dir.clone())
         .unwrap_or_else(|| cache.clone());
     let cache = FeatureCache::load(&dir)?;
@@ -184,7 +219,9 @@ pub fn predict(
     let preds = rows
         .iter()
         .enumerate()
-        .map(|(i, (path, _))| classify::prediction(path.clone(), &probs.row(i).to_vec(), &names, top))
+        .map(|(i, (path, _))| {
+            classify::prediction(path.clone(), &probs.row(i).to_vec(), &names, top)
+        })
         .collect();
     Ok((preds, failures))
 }

@@ -211,7 +211,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             bail!("--head finetune trains on one spatial cache");
         };
         let dir = args.models_dir.as_deref();
-        return super::finetune::train(cache, args.seed, args.test_size, &args.finetune, dir, &args.out);
+        return super::finetune::train(
+            cache,
+            args.seed,
+            args.test_size,
+            &args.finetune,
+            dir,
+            &args.out,
+        );
     }
     let heads = match args.head {
         HeadChoice::Auto => HeadKind::ALL.to_vec(),

@@ -75,7 +75,12 @@ pub struct TopBlock {
 impl TopBlock {
     /// Read the layers after cut `layer` of `entry`'s ONNX file (sha256 verified), for cut maps
     /// of `dim = C*H*W` values (square maps).
-    pub fn read(entry: &ModelEntry, models_dir: &Path, layer: &str, dim: usize) -> Result<TopBlock> {
+    pub fn read(
+        entry: &ModelEntry,
+        models_dir: &Path,
+        layer: &str,
+        dim: usize,
+    ) -> Result<TopBlock> {
         let (proto, cut_tensor, sha256) = proto_cut_and_sha(entry, models_dir, layer)?;
         let path = entry.path(models_dir);
         let graph = proto
@@ -86,9 +91,17 @@ impl TopBlock {
             .cut(&entry.default_cut)
             .map(|c| c.node.clone())
             .unwrap_or_else(|| entry.default_cut.clone());
-        let ops = walk(graph, &cut_tensor, &end)
-            .with_context(|| format!("{} ({}): the layers after cut '{layer}'", entry.name, path.display()))?;
-        let Some(cin) = ops.iter().find_map(|o| o.kind.conv().map(|(w, _, g, _)| w.shape()[1] * g)) else {
+        let ops = walk(graph, &cut_tensor, &end).with_context(|| {
+            format!(
+                "{} ({}): the layers after cut '{layer}'",
+                entry.name,
+                path.display()
+            )
+        })?;
+        let Some(cin) = ops
+            .iter()
+            .find_map(|o| o.kind.conv().map(|(w, _, g, _)| w.shape()[1] * g))
+        else {
             bail!(
                 "{} ({}): no pretrained layer after cut '{layer}' to fine-tune (it is the bottleneck \
                  itself or its pooled map); cut earlier, e.g. `--layer stage6 --pool flatten`",
@@ -112,7 +125,9 @@ impl TopBlock {
             input: [cin, side, side],
             ops,
         };
-        block.shapes().with_context(|| format!("{} cut '{layer}'", entry.name))?;
+        block
+            .shapes()
+            .with_context(|| format!("{} cut '{layer}'", entry.name))?;
         Ok(block)
     }
 
@@ -137,7 +152,12 @@ impl TopBlock {
                     let wd = (x[2] + pads[1] + pads[3]).checked_sub(kw - 1);
                     match (h, wd) {
                         (Some(h), Some(wd)) if h > 0 && wd > 0 => [co, h, wd],
-                        _ => bail!("{}: kernel {kh}x{kw} larger than its {}x{} input", op.name, x[1], x[2]),
+                        _ => bail!(
+                            "{}: kernel {kh}x{kw} larger than its {}x{} input",
+                            op.name,
+                            x[1],
+                            x[2]
+                        ),
                     }
                 }
                 OpKind::Add => {
@@ -176,7 +196,11 @@ fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> 
 /// A float initialiser's values and dims.
 fn floats(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>)> {
     if t.data_type != pb::tensor_proto::DataType::Float as i32 {
-        bail!("initialiser {} is not float32 (data type {})", t.name, t.data_type);
+        bail!(
+            "initialiser {} is not float32 (data type {})",
+            t.name,
+            t.data_type
+        );
     }
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
     let n: usize = dims.iter().product();
@@ -189,7 +213,11 @@ fn floats(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>)> {
         t.float_data.clone()
     };
     if v.len() != n {
-        bail!("initialiser {} holds {} values for dims {dims:?}", t.name, v.len());
+        bail!(
+            "initialiser {} holds {} values for dims {dims:?}",
+            t.name,
+            v.len()
+        );
     }
     Ok((dims, v))
 }
@@ -197,8 +225,11 @@ fn floats(t: &pb::TensorProto) -> Result<(Vec<usize>, Vec<f32>)> {
 /// The nodes from tensor `cut` to tensor `end`, in graph order, as ops (the final global
 /// average pool and flatten checked and left out).
 fn walk(graph: &pb::GraphProto, cut: &str, end: &str) -> Result<Vec<Op>> {
-    let inits: HashMap<&str, &pb::TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let inits: HashMap<&str, &pb::TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let producer: HashMap<&str, usize> = graph
         .node
         .iter()
@@ -216,10 +247,22 @@ fn walk(graph: &pb::GraphProto, cut: &str, end: &str) -> Result<Vec<Op>> {
             bail!("tensor '{t}' reaches '{end}' without passing through the cut '{cut}'");
         };
         keep.insert(i);
-        stack.extend(graph.node[i].input.iter().filter(|s| !s.is_empty()).cloned());
+        stack.extend(
+            graph.node[i]
+                .input
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned(),
+        );
     }
-    if !seen.contains(cut) && !keep.iter().any(|&i| graph.node[i].input.iter().any(|s| s == cut)) {
-        bail!("'{end}' does not depend on the cut tensor '{cut}' (the cut is after the bottleneck?)");
+    if !seen.contains(cut)
+        && !keep
+            .iter()
+            .any(|&i| graph.node[i].input.iter().any(|s| s == cut))
+    {
+        bail!(
+            "'{end}' does not depend on the cut tensor '{cut}' (the cut is after the bottleneck?)"
+        );
     }
     let mut order: Vec<usize> = keep.into_iter().collect();
     order.sort_unstable();
@@ -234,10 +277,12 @@ fn walk(graph: &pb::GraphProto, cut: &str, end: &str) -> Result<Vec<Op>> {
             .iter()
             .filter(|s| !s.is_empty() && !inits.contains_key(s.as_str()))
             .map(|s| {
-                value
-                    .get(s)
-                    .copied()
-                    .ok_or_else(|| anyhow!("node {out} ({}) reads '{s}', which is not computed after the cut", n.op_type))
+                value.get(s).copied().ok_or_else(|| {
+                    anyhow!(
+                        "node {out} ({}) reads '{s}', which is not computed after the cut",
+                        n.op_type
+                    )
+                })
             })
             .collect::<Result<_>>()?;
         if pooled {
@@ -245,7 +290,10 @@ fn walk(graph: &pb::GraphProto, cut: &str, end: &str) -> Result<Vec<Op>> {
                 value.insert(out, usize::MAX);
                 continue;
             }
-            bail!("node {out} ({}) after the global average pool is not supported", n.op_type);
+            bail!(
+                "node {out} ({}) after the global average pool is not supported",
+                n.op_type
+            );
         }
         let kind = match n.op_type.as_str() {
             "Conv" => conv(n, &inits)?,
@@ -269,7 +317,11 @@ fn walk(graph: &pb::GraphProto, cut: &str, end: &str) -> Result<Vec<Op>> {
             bail!("node {out} reads the pooled output");
         }
         value.insert(out.clone(), ops.len() + 1);
-        ops.push(Op { name: out, kind, inputs: data_inputs });
+        ops.push(Op {
+            name: out,
+            kind,
+            inputs: data_inputs,
+        });
     }
     if !pooled {
         bail!("'{end}' is not a global average pool of the layers after the cut");
@@ -283,12 +335,13 @@ fn ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
 
 fn conv(n: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<OpKind> {
     let name = n.output.first().map(String::as_str).unwrap_or("?");
-    let weight = |k: usize| -> Result<(Vec<usize>, Vec<f32>)> {
-        let t = n.input.get(k).and_then(|s| inits.get(s.as_str())).ok_or_else(|| {
+    let weight =
+        |k: usize| -> Result<(Vec<usize>, Vec<f32>)> {
+            let t = n.input.get(k).and_then(|s| inits.get(s.as_str())).ok_or_else(|| {
             anyhow!("conv {name}: input {k} is not an initialiser (weights computed at run time)")
         })?;
-        floats(t)
-    };
+            floats(t)
+        };
     let (wd, wv) = weight(1)?;
     let [co, ci, kh, kw] = wd[..] else {
         bail!("conv {name}: weight dims {wd:?}, expected 4");
@@ -321,7 +374,12 @@ fn conv(n: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<Op
         bail!("conv {name}: only pointwise (1x1) and depthwise convolutions are supported (weight [{co},{ci},{kh},{kw}], group {group})");
     }
     let w = Array4::from_shape_vec((co, ci, kh, kw), wv)?;
-    Ok(OpKind::Conv { w, b: Array1::from(b), group, pads })
+    Ok(OpKind::Conv {
+        w,
+        b: Array1::from(b),
+        group,
+        pads,
+    })
 }
 
 fn clip(n: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<OpKind> {

@@ -136,17 +136,28 @@ mod tests {
     /// The gradients against central finite differences of sum(y * r), in float64 sums.
     #[test]
     fn gradients_match_finite_differences() {
-        let op = Depthwise { k: 3, pads: [1, 0, 1, 2] };
+        let op = Depthwise {
+            k: 3,
+            pads: [1, 0, 1, 2],
+        };
         let dims = [2, 4, 5, 3];
         let (ho, wo) = op.out_hw(4, 5);
         let noise = |n: usize, s: u32| -> Vec<f32> {
-            (0..n).map(|i| (((i as u32 * 2654435761).wrapping_add(s * 97)) % 1000) as f32 / 500.0 - 1.0).collect()
+            (0..n)
+                .map(|i| {
+                    (((i as u32 * 2654435761).wrapping_add(s * 97)) % 1000) as f32 / 500.0 - 1.0
+                })
+                .collect()
         };
         let x = noise(2 * 4 * 5 * 3, 1);
         let w = noise(9 * 3, 2);
         let r = noise(2 * ho * wo * 3, 3);
         let loss = |x: &[f32], w: &[f32]| -> f64 {
-            op.forward(x, w, dims).iter().zip(&r).map(|(a, b)| *a as f64 * *b as f64).sum()
+            op.forward(x, w, dims)
+                .iter()
+                .zip(&r)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum()
         };
         let gx = op.grad_x(&r, &w, dims);
         let gw = op.grad_w(&r, &x, dims);
@@ -156,14 +167,22 @@ mod tests {
             p[i] += eps;
             m[i] -= eps;
             let fd = (loss(&p, &w) - loss(&m, &w)) / (2.0 * eps as f64);
-            assert!((fd - gx[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "x {i}: {fd} vs {}", gx[i]);
+            assert!(
+                (fd - gx[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                "x {i}: {fd} vs {}",
+                gx[i]
+            );
         }
         for i in 0..w.len() {
             let (mut p, mut m) = (w.clone(), w.clone());
             p[i] += eps;
             m[i] -= eps;
             let fd = (loss(&x, &p) - loss(&x, &m)) / (2.0 * eps as f64);
-            assert!((fd - gw[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "w {i}: {fd} vs {}", gw[i]);
+            assert!(
+                (fd - gw[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                "w {i}: {fd} vs {}",
+                gw[i]
+            );
         }
     }
 }

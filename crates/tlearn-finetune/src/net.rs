@@ -52,36 +52,43 @@ pub fn matmul(
     // Rows of the output in parallel blocks (each element is summed by one thread in one
     // order, so the result does not depend on the number of threads).
     let threads = rayon::current_num_threads();
-    let block = if m * n * k > 1 << 16 { m.div_ceil(threads * 2).max(8) } else { m };
-    out[..m * n].par_chunks_mut(block * n).enumerate().for_each(|(i, o)| {
-        let rows = o.len() / n;
-        let a = &a[i * block * a_rs..];
-        // SAFETY: `o` holds rows x n values; `a` from this block's first row and `b` hold every
-        // element the strides reach (asserted above for the whole product).
-        unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                k,
-                o.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
-                b.as_ptr(),
-                b_cs as isize,
-                b_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        }
-    });
+    let block = if m * n * k > 1 << 16 {
+        m.div_ceil(threads * 2).max(8)
+    } else {
+        m
+    };
+    out[..m * n]
+        .par_chunks_mut(block * n)
+        .enumerate()
+        .for_each(|(i, o)| {
+            let rows = o.len() / n;
+            let a = &a[i * block * a_rs..];
+            // SAFETY: `o` holds rows x n values; `a` from this block's first row and `b` hold every
+            // element the strides reach (asserted above for the whole product).
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    n,
+                    k,
+                    o.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    accumulate,
+                    a.as_ptr(),
+                    a_cs as isize,
+                    a_rs as isize,
+                    b.as_ptr(),
+                    b_cs as isize,
+                    b_rs as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
 }
 
 /// Column sums of `g [rows, c]` added to `out [c]`.
@@ -111,8 +118,17 @@ impl Param {
 /// parameter-free op.
 #[derive(Debug, Clone)]
 pub enum Layer {
-    Pointwise { w: Param, b: Param, cin: usize, cout: usize },
-    Depthwise { w: Param, b: Param, op: Depthwise },
+    Pointwise {
+        w: Param,
+        b: Param,
+        cin: usize,
+        cout: usize,
+    },
+    Depthwise {
+        w: Param,
+        b: Param,
+        op: Depthwise,
+    },
     Relu6,
     Relu,
     Add,
@@ -153,14 +169,29 @@ impl Net {
                     let [co, ci, kh, kw] = [w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]];
                     // [Cout, Cin·K·K] -> [Cin·K·K, Cout]: a pointwise weight [Cin, Cout], a
                     // depthwise one [K·K, C].
-                    let t: Vec<f32> = w.view().into_shape_with_order((co, ci * kh * kw))?.t().iter().copied().collect();
+                    let t: Vec<f32> = w
+                        .view()
+                        .into_shape_with_order((co, ci * kh * kw))?
+                        .t()
+                        .iter()
+                        .copied()
+                        .collect();
                     if *group == 1 {
-                        Layer::Pointwise { w: Param::new(t), b: Param::new(b.to_vec()), cin: ci, cout: co }
+                        Layer::Pointwise {
+                            w: Param::new(t),
+                            b: Param::new(b.to_vec()),
+                            cin: ci,
+                            cout: co,
+                        }
                     } else {
                         if kh != kw {
                             bail!("{}: non-square depthwise kernel {kh}x{kw}", op.name);
                         }
-                        Layer::Depthwise { w: Param::new(t), b: Param::new(b.to_vec()), op: Depthwise { k: kh, pads: *pads } }
+                        Layer::Depthwise {
+                            w: Param::new(t),
+                            b: Param::new(b.to_vec()),
+                            op: Depthwise { k: kh, pads: *pads },
+                        }
                     }
                 }
                 OpKind::Relu6 => Layer::Relu6,
@@ -171,7 +202,10 @@ impl Net {
         let f = shapes.last().map(|s| s[0]).unwrap_or(0);
         let (k, fw) = cls_w.dim();
         if fw != f || cls_b.len() != k {
-            bail!("classifier [{k}, {fw}] + bias [{}] does not fit the block's {f} features", cls_b.len());
+            bail!(
+                "classifier [{k}, {fw}] + bias [{}] does not fit the block's {f} features",
+                cls_b.len()
+            );
         }
         Ok(Net {
             block: block.clone(),
@@ -212,12 +246,27 @@ impl Net {
             let rows = batch * h * w;
             let a = &values[op.inputs[0]];
             let y = match layer {
-                Layer::Pointwise { w: wt, b, cin, cout } => {
+                Layer::Pointwise {
+                    w: wt,
+                    b,
+                    cin,
+                    cout,
+                } => {
                     let mut y = vec![0f32; rows * cout];
                     for r in y.chunks_exact_mut(*cout) {
                         r.copy_from_slice(&b.value);
                     }
-                    matmul(rows, *cout, *cin, &mut y, true, a, (*cin, 1), &wt.value, (*cout, 1));
+                    matmul(
+                        rows,
+                        *cout,
+                        *cin,
+                        &mut y,
+                        true,
+                        a,
+                        (*cin, 1),
+                        &wt.value,
+                        (*cout, 1),
+                    );
                     y
                 }
                 Layer::Depthwise { w: wt, b, op: dw } => {
@@ -242,7 +291,10 @@ impl Net {
             // Drop values no later op reads (inference keeps only what it needs).
             if !keep {
                 for (j, v) in values.iter_mut().enumerate().take(i + 1) {
-                    if !self.block.ops[i + 1..].iter().any(|o| o.inputs.contains(&j)) {
+                    if !self.block.ops[i + 1..]
+                        .iter()
+                        .any(|o| o.inputs.contains(&j))
+                    {
                         *v = Vec::new();
                     }
                 }
@@ -252,20 +304,28 @@ impl Net {
         let hw = h * w;
         let last = values.last().unwrap();
         let mut features = vec![0f32; batch * f];
-        features.par_chunks_mut(f).zip(last.par_chunks(hw * f)).for_each(|(o, img)| {
-            for p in img.chunks_exact(f) {
-                for (a, v) in o.iter_mut().zip(p) {
-                    *a += v;
+        features
+            .par_chunks_mut(f)
+            .zip(last.par_chunks(hw * f))
+            .for_each(|(o, img)| {
+                for p in img.chunks_exact(f) {
+                    for (a, v) in o.iter_mut().zip(p) {
+                        *a += v;
+                    }
                 }
-            }
-            for a in o.iter_mut() {
-                *a /= hw as f32;
-            }
-        });
+                for a in o.iter_mut() {
+                    *a /= hw as f32;
+                }
+            });
         if !keep {
             values.clear();
         }
-        Tape { batch, values, features, mask: Vec::new() }
+        Tape {
+            batch,
+            values,
+            features,
+            mask: Vec::new(),
+        }
     }
 
     /// Logits `[batch, K]` of pooled features `[batch, F]`.
@@ -275,7 +335,17 @@ impl Net {
         for r in out.chunks_exact_mut(k) {
             r.copy_from_slice(&self.cls_b.value);
         }
-        matmul(batch, k, f, &mut out, true, features, (f, 1), &self.cls_w.value, (k, 1));
+        matmul(
+            batch,
+            k,
+            f,
+            &mut out,
+            true,
+            features,
+            (f, 1),
+            &self.cls_w.value,
+            (k, 1),
+        );
         out
     }
 
@@ -311,13 +381,33 @@ impl Net {
     pub fn backward(&mut self, tape: &Tape, dlogits: &[f32], block: bool) {
         let (f, k, n) = (self.features(), self.classes, tape.batch);
         // Classifier: dW = Fᵀ·dZ, db = colsum(dZ), dF = dZ·Wᵀ.
-        matmul(f, k, n, &mut self.cls_w.grad, true, &tape.features, (1, f), dlogits, (k, 1));
+        matmul(
+            f,
+            k,
+            n,
+            &mut self.cls_w.grad,
+            true,
+            &tape.features,
+            (1, f),
+            dlogits,
+            (k, 1),
+        );
         add_col_sums(dlogits, k, &mut self.cls_b.grad);
         if !block {
             return;
         }
         let mut df = vec![0f32; n * f];
-        matmul(n, f, k, &mut df, false, dlogits, (k, 1), &self.cls_w.value, (1, k));
+        matmul(
+            n,
+            f,
+            k,
+            &mut df,
+            false,
+            dlogits,
+            (k, 1),
+            &self.cls_w.value,
+            (1, k),
+        );
         if !tape.mask.is_empty() {
             for (d, m) in df.iter_mut().zip(&tape.mask) {
                 *d *= m;
@@ -328,13 +418,15 @@ impl Net {
         let hw = h * w;
         let mut grads: Vec<Vec<f32>> = vec![Vec::new(); tape.values.len()];
         let mut last = vec![0f32; n * hw * f];
-        last.par_chunks_mut(hw * f).zip(df.par_chunks(f)).for_each(|(img, d)| {
-            for p in img.chunks_exact_mut(f) {
-                for (a, v) in p.iter_mut().zip(d) {
-                    *a = v / hw as f32;
+        last.par_chunks_mut(hw * f)
+            .zip(df.par_chunks(f))
+            .for_each(|(img, d)| {
+                for p in img.chunks_exact_mut(f) {
+                    for (a, v) in p.iter_mut().zip(d) {
+                        *a = v / hw as f32;
+                    }
                 }
-            }
-        });
+            });
         *grads.last_mut().unwrap() = last;
         for i in (0..self.layers.len()).rev() {
             let g = std::mem::take(&mut grads[i + 1]);
@@ -347,15 +439,40 @@ impl Net {
             let rows = n * hh * ww;
             let x = &tape.values[src];
             let dx: Vec<f32> = match &mut self.layers[i] {
-                Layer::Pointwise { w: wt, b, cin, cout } => {
+                Layer::Pointwise {
+                    w: wt,
+                    b,
+                    cin,
+                    cout,
+                } => {
                     let (cin, cout) = (*cin, *cout);
-                    matmul(cin, cout, rows, &mut wt.grad, true, x, (1, cin), &g, (cout, 1));
+                    matmul(
+                        cin,
+                        cout,
+                        rows,
+                        &mut wt.grad,
+                        true,
+                        x,
+                        (1, cin),
+                        &g,
+                        (cout, 1),
+                    );
                     add_col_sums(&g, cout, &mut b.grad);
                     if src == 0 {
                         continue; // the cut map needs no gradient
                     }
                     let mut dx = vec![0f32; rows * cin];
-                    matmul(rows, cin, cout, &mut dx, false, &g, (cout, 1), &wt.value, (1, cout));
+                    matmul(
+                        rows,
+                        cin,
+                        cout,
+                        &mut dx,
+                        false,
+                        &g,
+                        (cout, 1),
+                        &wt.value,
+                        (1, cout),
+                    );
                     dx
                 }
                 Layer::Depthwise { w: wt, b, op: dw } => {
@@ -369,8 +486,16 @@ impl Net {
                     }
                     dw.grad_x(&g, &wt.value, [n, hh, ww, c])
                 }
-                Layer::Relu6 => g.par_iter().zip(x.par_iter()).map(|(d, v)| if *v > 0.0 && *v < 6.0 { *d } else { 0.0 }).collect(),
-                Layer::Relu => g.par_iter().zip(x.par_iter()).map(|(d, v)| if *v > 0.0 { *d } else { 0.0 }).collect(),
+                Layer::Relu6 => g
+                    .par_iter()
+                    .zip(x.par_iter())
+                    .map(|(d, v)| if *v > 0.0 && *v < 6.0 { *d } else { 0.0 })
+                    .collect(),
+                Layer::Relu => g
+                    .par_iter()
+                    .zip(x.par_iter())
+                    .map(|(d, v)| if *v > 0.0 { *d } else { 0.0 })
+                    .collect(),
                 Layer::Add => {
                     let other = op.inputs[1];
                     if other != 0 {
@@ -403,7 +528,9 @@ impl Net {
             *b = Array1::from(pb.value.clone());
         }
         let (f, k) = (self.features(), self.classes);
-        let cw = Array2::from_shape_vec((f, k), self.cls_w.value.clone())?.t().to_owned();
+        let cw = Array2::from_shape_vec((f, k), self.cls_w.value.clone())?
+            .t()
+            .to_owned();
         Ok((block, cw, Array1::from(self.cls_b.value.clone())))
     }
 }
@@ -412,7 +539,9 @@ fn accumulate(dst: &mut Vec<f32>, src: &[f32]) {
     if dst.is_empty() {
         dst.extend_from_slice(src);
     } else {
-        dst.par_iter_mut().zip(src.par_iter()).for_each(|(a, b)| *a += b);
+        dst.par_iter_mut()
+            .zip(src.par_iter())
+            .for_each(|(a, b)| *a += b);
     }
 }
 
@@ -424,13 +553,15 @@ pub fn rows_to_nhwc(rows: &[&[f32]], [c, h, w]: [usize; 3]) -> Result<Vec<f32>> 
         bail!("a cached map has {} values, expected {}", r.len(), hw * c);
     }
     let mut out = vec![0f32; rows.len() * hw * c];
-    out.par_chunks_mut(hw * c).zip(rows.par_iter()).for_each(|(o, r)| {
-        for ch in 0..c {
-            for p in 0..hw {
-                o[p * c + ch] = r[ch * hw + p];
+    out.par_chunks_mut(hw * c)
+        .zip(rows.par_iter())
+        .for_each(|(o, r)| {
+            for ch in 0..c {
+                for p in 0..hw {
+                    o[p * c + ch] = r[ch * hw + p];
+                }
             }
-        }
-    });
+        });
     Ok(out)
 }
 
@@ -467,7 +598,11 @@ impl AdamW {
         let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
         let c1 = 1.0 / (1.0 - self.beta1.powi(self.t)) as f32;
         let c2 = 1.0 / (1.0 - self.beta2.powi(self.t)) as f32;
-        let (lr, decay, eps) = (self.lr as f32, (1.0 - self.lr * self.weight_decay) as f32, self.eps as f32);
+        let (lr, decay, eps) = (
+            self.lr as f32,
+            (1.0 - self.lr * self.weight_decay) as f32,
+            self.eps as f32,
+        );
         for ((p, m), v) in params.into_iter().zip(&mut self.m).zip(&mut self.v) {
             p.value
                 .par_iter_mut()
@@ -489,32 +624,60 @@ mod tests {
     use ndarray::Array4;
 
     fn lcg(n: usize, seed: u32) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 7919)) % 2000) as f32 / 1000.0 - 1.0).collect()
+        (0..n)
+            .map(|i| {
+                (((i as u32)
+                    .wrapping_mul(2654435761)
+                    .wrapping_add(seed * 7919))
+                    % 2000) as f32
+                    / 1000.0
+                    - 1.0
+            })
+            .collect()
     }
 
     /// cut [3,3,3] → pointwise 4 + ReLU6 → depthwise 3x3 → Add(cut-shaped? no: pointwise back
     /// to 3) + cut → ReLU → GAP → classifier.
     fn tiny() -> Net {
-        let conv = |name: &str, input: usize, co: usize, ci: usize, k: usize, group: usize, s: u32| Op {
-            name: name.into(),
-            kind: OpKind::Conv {
-                w: Array4::from_shape_vec((co, ci, k, k), lcg(co * ci * k * k, s)).unwrap(),
-                b: Array1::from(lcg(co, s + 1)),
-                group,
-                pads: [k / 2; 4],
-            },
-            inputs: vec![input],
-        };
+        let conv =
+            |name: &str, input: usize, co: usize, ci: usize, k: usize, group: usize, s: u32| Op {
+                name: name.into(),
+                kind: OpKind::Conv {
+                    w: Array4::from_shape_vec((co, ci, k, k), lcg(co * ci * k * k, s)).unwrap(),
+                    b: Array1::from(lcg(co, s + 1)),
+                    group,
+                    pads: [k / 2; 4],
+                },
+                inputs: vec![input],
+            };
         let ops = vec![
             conv("e", 0, 4, 3, 1, 1, 1),
-            Op { name: "e6".into(), kind: OpKind::Relu6, inputs: vec![1] },
+            Op {
+                name: "e6".into(),
+                kind: OpKind::Relu6,
+                inputs: vec![1],
+            },
             conv("d", 2, 4, 1, 3, 4, 2),
             conv("p", 3, 3, 4, 1, 1, 3),
-            Op { name: "a".into(), kind: OpKind::Add, inputs: vec![4, 0] },
+            Op {
+                name: "a".into(),
+                kind: OpKind::Add,
+                inputs: vec![4, 0],
+            },
             conv("h", 5, 5, 3, 1, 1, 4),
-            Op { name: "h0".into(), kind: OpKind::Relu, inputs: vec![6] },
+            Op {
+                name: "h0".into(),
+                kind: OpKind::Relu,
+                inputs: vec![6],
+            },
         ];
-        let block = TopBlock { backbone: "t".into(), sha256: String::new(), cut: "c".into(), input: [3, 3, 3], ops };
+        let block = TopBlock {
+            backbone: "t".into(),
+            sha256: String::new(),
+            cut: "c".into(),
+            input: [3, 3, 3],
+            ops,
+        };
         let cw = Array2::from_shape_vec((2, 5), lcg(10, 9)).unwrap();
         Net::new(&block, &cw, &Array1::from(vec![0.1, -0.1])).unwrap()
     }
@@ -523,7 +686,10 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let mut net = tiny();
-        let x = lcg(2 * 9 * 3, 5).iter().map(|v| 3.0 * v).collect::<Vec<_>>();
+        let x = lcg(2 * 9 * 3, 5)
+            .iter()
+            .map(|v| 3.0 * v)
+            .collect::<Vec<_>>();
         let y = [0usize, 1];
         let loss_of = |net: &Net| -> f64 {
             let t = net.forward_block(x.clone(), 2, false);
@@ -533,7 +699,12 @@ mod tests {
         let t = net.forward_block(x.clone(), 2, true);
         let (_, g) = net.loss(&net.logits(&t.features, 2), &y);
         net.backward(&t, &g, true);
-        let analytic: Vec<Vec<f32>> = net.block_params().iter().map(|p| p.grad.clone()).chain([net.cls_w.grad.clone()]).collect();
+        let analytic: Vec<Vec<f32>> = net
+            .block_params()
+            .iter()
+            .map(|p| p.grad.clone())
+            .chain([net.cls_w.grad.clone()])
+            .collect();
         let n_params = analytic.len();
         for pi in 0..n_params {
             let len = analytic[pi].len();
@@ -541,13 +712,20 @@ mod tests {
                 let eps = 1e-3f32;
                 let mut shifted = |d: f32| {
                     let mut m = net.clone();
-                    let p: &mut Param = if pi + 1 == n_params { &mut m.cls_w } else { m.block_params().into_iter().nth(pi).unwrap() };
+                    let p: &mut Param = if pi + 1 == n_params {
+                        &mut m.cls_w
+                    } else {
+                        m.block_params().into_iter().nth(pi).unwrap()
+                    };
                     p.value[j] += d;
                     loss_of(&m)
                 };
                 let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
                 let a = analytic[pi][j] as f64;
-                assert!((fd - a).abs() < 2e-3 * (1.0 + fd.abs()), "param {pi}[{j}]: finite difference {fd}, backward {a}");
+                assert!(
+                    (fd - a).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "param {pi}[{j}]: finite difference {fd}, backward {a}"
+                );
             }
         }
     }

@@ -49,7 +49,12 @@ pub fn check_cache(cache: &FeatureCache, block: &TopBlock) -> Result<()> {
     }
     let [c, h, w] = block.input;
     if cache.meta.dim != c * h * w {
-        bail!("{}: field `dim` is {}, the block's input [{c},{h},{w}] holds {}", meta.display(), cache.meta.dim, c * h * w);
+        bail!(
+            "{}: field `dim` is {}, the block's input [{c},{h},{w}] holds {}",
+            meta.display(),
+            cache.meta.dim,
+            c * h * w
+        );
     }
     Ok(())
 }
@@ -70,7 +75,11 @@ pub fn train(
     let split = train_test_split(&cache.y, &cache.sha256, k, test_size, seed)?;
     let rows: Vec<&[f32]> = split.train.iter().map(|&i| cache.row(i)).collect();
     let y: Vec<usize> = split.train.iter().map(|&i| cache.y[i]).collect();
-    let groups: Vec<String> = split.train.iter().map(|&i| cache.sha256[i].clone()).collect();
+    let groups: Vec<String> = split
+        .train
+        .iter()
+        .map(|&i| cache.sha256[i].clone())
+        .collect();
     let t0 = Instant::now();
     let fitted = fit(block, &rows, &y, &groups, k, params, progress)?;
     let seconds = t0.elapsed().as_secs_f64();
@@ -93,9 +102,15 @@ pub fn train(
         classes: cache.classes().to_vec(),
         extractor: cache.meta.extractor.clone(),
         dim: cache.meta.dim,
-        params: Params { kind: KIND.into(), finetune: params.clone() },
+        params: Params {
+            kind: KIND.into(),
+            finetune: params.clone(),
+        },
         block: BlockRecord::of(&fitted.block),
-        sidecar: SidecarRecord { file: String::new(), sha256: String::new() },
+        sidecar: SidecarRecord {
+            file: String::new(),
+            sha256: String::new(),
+        },
         fit: FitRecord {
             best_epoch: fitted.best_epoch,
             train_rows: fitted.train_rows,
@@ -119,7 +134,12 @@ pub fn train(
             held_out: split.test.iter().map(|&i| cache.paths[i].clone()).collect(),
         },
     };
-    Ok(FinetuneHead { file, block: fitted.block, cls_w: fitted.cls_w, cls_b: fitted.cls_b })
+    Ok(FinetuneHead {
+        file,
+        block: fitted.block,
+        cls_w: fitted.cls_w,
+        cls_b: fitted.cls_b,
+    })
 }
 
 /// What `eval` reports for a fine-tuned head (report.json's fields, as for other heads).
@@ -142,15 +162,30 @@ pub fn evaluate(head: &FinetuneHead, cache: &FeatureCache, all: bool) -> Result<
         .iter()
         .map(|c| {
             classes.iter().position(|h| h == c).ok_or_else(|| {
-                anyhow::anyhow!("feature cache {} has class {c:?}, which the head was not trained on", cache.dir.display())
+                anyhow::anyhow!(
+                    "feature cache {} has class {c:?}, which the head was not trained on",
+                    cache.dir.display()
+                )
             })
         })
         .collect::<Result<_>>()?;
     let rows: Vec<usize> = if all {
         (0..cache.rows()).collect()
     } else {
-        let by_path: HashMap<&str, usize> = cache.paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-        let missing: Vec<&str> = head.file.split.held_out.iter().filter(|p| !by_path.contains_key(p.as_str())).map(|p| p.as_str()).collect();
+        let by_path: HashMap<&str, usize> = cache
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let missing: Vec<&str> = head
+            .file
+            .split
+            .held_out
+            .iter()
+            .filter(|p| !by_path.contains_key(p.as_str()))
+            .map(|p| p.as_str())
+            .collect();
         if !missing.is_empty() {
             bail!(
                 "{} held-out image(s) recorded in the head are not in feature cache {} (e.g. {:?}); evaluate on the \
@@ -160,10 +195,18 @@ pub fn evaluate(head: &FinetuneHead, cache: &FeatureCache, all: bool) -> Result<
                 &missing[..missing.len().min(3)]
             );
         }
-        head.file.split.held_out.iter().map(|p| by_path[p.as_str()]).collect()
+        head.file
+            .split
+            .held_out
+            .iter()
+            .map(|p| by_path[p.as_str()])
+            .collect()
     };
     if rows.is_empty() {
-        bail!("nothing to evaluate: 0 rows selected from {}", cache.dir.display());
+        bail!(
+            "nothing to evaluate: 0 rows selected from {}",
+            cache.dir.display()
+        );
     }
     let x: Vec<&[f32]> = rows.iter().map(|&i| cache.row(i)).collect();
     let y: Vec<usize> = rows.iter().map(|&i| class_map[cache.y[i]]).collect();

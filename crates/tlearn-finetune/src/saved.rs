@@ -84,13 +84,25 @@ impl BlockRecord {
                     let (op, weight, group, pads) = match &o.kind {
                         OpKind::Conv { w, group, pads, .. } => {
                             let s = w.shape();
-                            ("conv", Some([s[0], s[1], s[2], s[3]]), Some(*group), Some(*pads))
+                            (
+                                "conv",
+                                Some([s[0], s[1], s[2], s[3]]),
+                                Some(*group),
+                                Some(*pads),
+                            )
                         }
                         OpKind::Relu6 => ("relu6", None, None, None),
                         OpKind::Relu => ("relu", None, None, None),
                         OpKind::Add => ("add", None, None, None),
                     };
-                    OpRecord { name: o.name.clone(), op: op.into(), inputs: o.inputs.clone(), weight, group, pads }
+                    OpRecord {
+                        name: o.name.clone(),
+                        op: op.into(),
+                        inputs: o.inputs.clone(),
+                        weight,
+                        group,
+                        pads,
+                    }
                 })
                 .collect(),
         }
@@ -152,7 +164,10 @@ pub fn is_finetune(path: &Path) -> bool {
 
 /// The sidecar's path for a head.json path.
 pub fn sidecar_path(head: &Path) -> PathBuf {
-    let name = head.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "head".into());
+    let name = head
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "head".into());
     head.with_file_name(format!("{name}.finetune.npz"))
 }
 
@@ -192,35 +207,74 @@ impl FinetuneHead {
 
     /// Read head.json and its sidecar, checking every shape (errors name the file and field).
     pub fn load(path: &Path) -> Result<FinetuneHead> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading saved head {}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON (truncated or corrupted model file?)", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading saved head {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not valid JSON (truncated or corrupted model file?)",
+                path.display()
+            )
+        })?;
         if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            bail!("{} is not a tlearn head (format {:?})", path.display(), v.get("format"));
+            bail!(
+                "{} is not a tlearn head (format {:?})",
+                path.display(),
+                v.get("format")
+            );
         }
         let file: HeadFile = serde_path_to_error::deserialize(v).map_err(|e| {
-            anyhow!("{}: malformed fine-tuned head: field `{}`: {}", path.display(), e.path(), e.inner())
+            anyhow!(
+                "{}: malformed fine-tuned head: field `{}`: {}",
+                path.display(),
+                e.path(),
+                e.inner()
+            )
         })?;
         if file.version != VERSION {
-            bail!("{}: field `version`: {} (this tlearn reads fine-tuned heads of version {VERSION})", path.display(), file.version);
+            bail!(
+                "{}: field `version`: {} (this tlearn reads fine-tuned heads of version {VERSION})",
+                path.display(),
+                file.version
+            );
         }
         if file.params.kind != KIND {
-            bail!("{}: field `params.kind`: {:?}, expected {KIND:?}", path.display(), file.params.kind);
+            bail!(
+                "{}: field `params.kind`: {:?}, expected {KIND:?}",
+                path.display(),
+                file.params.kind
+            );
         }
-        file.params.finetune.check().map_err(|e| anyhow!("{}: field `params`: {e}", path.display()))?;
+        file.params
+            .finetune
+            .check()
+            .map_err(|e| anyhow!("{}: field `params`: {e}", path.display()))?;
         let k = file.classes.len();
         if k < 2 {
-            bail!("{}: field `classes`: {k} classes recorded; need at least 2", path.display());
+            bail!(
+                "{}: field `classes`: {k} classes recorded; need at least 2",
+                path.display()
+            );
         }
         let [c, h, w] = file.block.input;
         if c * h * w != file.dim {
-            bail!("{}: field `block.input`: {:?} holds {} values but `dim` is {}", path.display(), file.block.input, c * h * w, file.dim);
+            bail!(
+                "{}: field `block.input`: {:?} holds {} values but `dim` is {}",
+                path.display(),
+                file.block.input,
+                c * h * w,
+                file.dim
+            );
         }
         let side = path.with_file_name(&file.sidecar.file);
         if file.sidecar.file.contains(['/', '\\']) {
-            bail!("{}: field `sidecar.file`: {:?} must be a file name beside head.json", path.display(), file.sidecar.file);
+            bail!(
+                "{}: field `sidecar.file`: {:?} must be a file name beside head.json",
+                path.display(),
+                file.sidecar.file
+            );
         }
-        let sha = sha256_file(&side).with_context(|| format!("{}: field `sidecar.file`", path.display()))?;
+        let sha = sha256_file(&side)
+            .with_context(|| format!("{}: field `sidecar.file`", path.display()))?;
         if sha != file.sidecar.sha256 {
             bail!(
                 "{}: sha256 {sha} differs from head.json's `sidecar.sha256` {} (the weights were replaced or \
@@ -229,8 +283,10 @@ impl FinetuneHead {
                 file.sidecar.sha256
             );
         }
-        let mut npz = NpzReader::new(std::fs::File::open(&side).with_context(|| format!("opening {}", side.display()))?)
-            .map_err(|e| anyhow!("{}: not a numpy .npz archive: {e}", side.display()))?;
+        let mut npz = NpzReader::new(
+            std::fs::File::open(&side).with_context(|| format!("opening {}", side.display()))?,
+        )
+        .map_err(|e| anyhow!("{}: not a numpy .npz archive: {e}", side.display()))?;
         let ops = read_ops(&mut npz, &file.block, &side)?;
         let block = TopBlock {
             backbone: file.block.backbone.clone(),
@@ -239,14 +295,25 @@ impl FinetuneHead {
             input: file.block.input,
             ops,
         };
-        let shapes = block.shapes().map_err(|e| anyhow!("{}: field `block.ops`: {e}", path.display()))?;
+        let shapes = block
+            .shapes()
+            .map_err(|e| anyhow!("{}: field `block.ops`: {e}", path.display()))?;
         let f = shapes.last().map(|s| s[0]).unwrap_or(0);
         if f != file.block.features {
-            bail!("{}: field `block.features`: {} but the ops give {f}", path.display(), file.block.features);
+            bail!(
+                "{}: field `block.features`: {} but the ops give {f}",
+                path.display(),
+                file.block.features
+            );
         }
         let cls_w: Array2<f32> = array(&mut npz, "classifier.weight", &[k, f], &side)?;
         let cls_b: Array1<f32> = array(&mut npz, "classifier.bias", &[k], &side)?;
-        Ok(FinetuneHead { file, block, cls_w, cls_b })
+        Ok(FinetuneHead {
+            file,
+            block,
+            cls_w,
+            cls_b,
+        })
     }
 
     /// Refuse a head whose block is not the layers `actual` (read from the backbone's ONNX file
@@ -268,8 +335,16 @@ impl FinetuneHead {
         diff("backbone", have.backbone.clone(), want.backbone.clone())?;
         diff("sha256", have.sha256.clone(), want.sha256.clone())?;
         diff("cut", have.cut.clone(), want.cut.clone())?;
-        diff("input", format!("{:?}", have.input), format!("{:?}", want.input))?;
-        diff("ops", format!("{} layers", have.ops.len()), format!("{} layers", want.ops.len()))?;
+        diff(
+            "input",
+            format!("{:?}", have.input),
+            format!("{:?}", want.input),
+        )?;
+        diff(
+            "ops",
+            format!("{} layers", have.ops.len()),
+            format!("{} layers", want.ops.len()),
+        )?;
         for (i, (a, b)) in have.ops.iter().zip(&want.ops).enumerate() {
             diff(&format!("ops[{i}]"), format!("{a:?}"), format!("{b:?}"))?;
         }
@@ -285,7 +360,11 @@ impl FinetuneHead {
     pub fn predict_proba(&self, rows: &[&[f32]]) -> Result<Array2<f32>> {
         for (i, r) in rows.iter().enumerate() {
             if r.len() != self.file.dim {
-                bail!("cut map {i} has {} values; this head expects {}", r.len(), self.file.dim);
+                bail!(
+                    "cut map {i} has {} values; this head expects {}",
+                    r.len(),
+                    self.file.dim
+                );
             }
             if r.iter().any(|v| !v.is_finite()) {
                 bail!("cut map {i} contains NaN or infinite values");
@@ -320,36 +399,58 @@ fn array<D: ndarray::Dimension, R: Read + Seek>(
         );
     }
     if a.iter().any(|v| !v.is_finite()) {
-        bail!("{}: array `{name}` holds NaN or infinite values", side.display());
+        bail!(
+            "{}: array `{name}` holds NaN or infinite values",
+            side.display()
+        );
     }
-    a.into_dimensionality::<D>().map_err(|e| anyhow!("{}: array `{name}`: {e}", side.display()))
+    a.into_dimensionality::<D>()
+        .map_err(|e| anyhow!("{}: array `{name}`: {e}", side.display()))
 }
 
-fn read_ops<R: Read + Seek>(npz: &mut NpzReader<R>, rec: &BlockRecord, side: &Path) -> Result<Vec<Op>> {
+fn read_ops<R: Read + Seek>(
+    npz: &mut NpzReader<R>,
+    rec: &BlockRecord,
+    side: &Path,
+) -> Result<Vec<Op>> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut ops = Vec::with_capacity(rec.ops.len());
     for (i, o) in rec.ops.iter().enumerate() {
         if seen.insert(&o.name, i).is_some() {
-            bail!("head.json field `block.ops[{i}].name`: {:?} appears twice", o.name);
+            bail!(
+                "head.json field `block.ops[{i}].name`: {:?} appears twice",
+                o.name
+            );
         }
         if o.inputs.is_empty() || o.inputs.iter().any(|&v| v > i) {
-            bail!("head.json field `block.ops[{i}].inputs`: {:?} (values 0..={i} exist)", o.inputs);
+            bail!(
+                "head.json field `block.ops[{i}].inputs`: {:?} (values 0..={i} exist)",
+                o.inputs
+            );
         }
         let kind = match o.op.as_str() {
             "conv" => {
                 let (Some(ws), Some(group), Some(pads)) = (o.weight, o.group, o.pads) else {
                     bail!("head.json field `block.ops[{i}]`: a conv needs `weight`, `group` and `pads`");
                 };
-                let w: Array4<f32> = array::<Ix4, _>(npz, &format!("{}.weight", o.name), &ws, side)?;
-                let b: Array1<f32> = array::<Ix1, _>(npz, &format!("{}.bias", o.name), &[ws[0]], side)?;
+                let w: Array4<f32> =
+                    array::<Ix4, _>(npz, &format!("{}.weight", o.name), &ws, side)?;
+                let b: Array1<f32> =
+                    array::<Ix1, _>(npz, &format!("{}.bias", o.name), &[ws[0]], side)?;
                 OpKind::Conv { w, b, group, pads }
             }
             "relu6" => OpKind::Relu6,
             "relu" => OpKind::Relu,
             "add" if o.inputs.len() == 2 => OpKind::Add,
-            other => bail!("head.json field `block.ops[{i}].op`: {other:?} (conv, relu6, relu, add)"),
+            other => {
+                bail!("head.json field `block.ops[{i}].op`: {other:?} (conv, relu6, relu, add)")
+            }
         };
-        ops.push(Op { name: o.name.clone(), kind, inputs: o.inputs.clone() });
+        ops.push(Op {
+            name: o.name.clone(),
+            kind,
+            inputs: o.inputs.clone(),
+        });
     }
     let _ = Ix2;
     Ok(ops)

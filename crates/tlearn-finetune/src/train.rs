@@ -157,7 +157,15 @@ fn features(net: &Net, x: &[f32], per: usize, n: usize, batch: usize) -> Vec<f32
 /// A dropout mask (`0` or `1 / (1 - rate)`) of `n` values from `rng`.
 fn dropout_mask(rng: &mut ChaCha8Rng, rate: f64, n: usize) -> Vec<f32> {
     let keep = 1.0 - rate;
-    (0..n).map(|_| if rng.gen::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect()
+    (0..n)
+        .map(|_| {
+            if rng.gen::<f64>() < keep {
+                (1.0 / keep) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// Fine-tune `block` and a new classifier for `k` classes on cut maps `rows` (each `C·H·W`
@@ -174,14 +182,27 @@ pub fn fit(
 ) -> Result<Fitted> {
     p.check()?;
     if rows.len() != y.len() || rows.len() != groups.len() {
-        bail!("{} rows, {} labels, {} hashes", rows.len(), y.len(), groups.len());
+        bail!(
+            "{} rows, {} labels, {} hashes",
+            rows.len(),
+            y.len(),
+            groups.len()
+        );
     }
-    let mut net = Net::new(block, &Array2::zeros((k, block.features())), &Array1::zeros(k))?;
+    let mut net = Net::new(
+        block,
+        &Array2::zeros((k, block.features())),
+        &Array1::zeros(k),
+    )?;
     let f = net.features();
-    let s = tlearn_heads::split::train_test_split(y, groups, k, p.val_fraction, p.seed ^ 0x5eed_f17e)?;
+    let s =
+        tlearn_heads::split::train_test_split(y, groups, k, p.val_fraction, p.seed ^ 0x5eed_f17e)?;
     let (tr, va) = (s.train, s.test);
     if va.is_empty() || tr.is_empty() {
-        bail!("too few images for an inner validation split ({} rows)", y.len());
+        bail!(
+            "too few images for an inner validation split ({} rows)",
+            y.len()
+        );
     }
     let [c, h, w] = block.input;
     let per = c * h * w;
@@ -208,7 +229,11 @@ pub fn fit(
         let mut sum = 0.0;
         for b in order.chunks(p.batch) {
             let mut fb = gather(&ftr, f, b);
-            let mask = if p.dropout > 0.0 { dropout_mask(&mut rng, p.dropout, fb.len()) } else { vec![] };
+            let mask = if p.dropout > 0.0 {
+                dropout_mask(&mut rng, p.dropout, fb.len())
+            } else {
+                vec![]
+            };
             for (v, m) in fb.iter_mut().zip(&mask) {
                 *v *= m;
             }
@@ -216,12 +241,24 @@ pub fn fit(
             let (loss, g) = net.loss(&net.logits(&fb, b.len()), &yb);
             sum += loss * b.len() as f64;
             net.zero_grad();
-            let tape = crate::net::Tape { batch: b.len(), values: vec![], features: fb, mask };
+            let tape = crate::net::Tape {
+                batch: b.len(),
+                values: vec![],
+                features: fb,
+                mask,
+            };
             net.backward(&tape, &g, false);
             head_opt.step(net.head_params());
         }
         let (vl, vacc) = loss_acc(&net, &net.logits(&fva, va.len()), &yva);
-        let ep = Epoch { phase: "probe".into(), epoch: e, train_loss: sum / tr.len() as f64, val_loss: vl, val_accuracy: vacc, seconds: t0.elapsed().as_secs_f64() };
+        let ep = Epoch {
+            phase: "probe".into(),
+            epoch: e,
+            train_loss: sum / tr.len() as f64,
+            val_loss: vl,
+            val_accuracy: vacc,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
         progress(&ep);
         history.push(ep);
     }
@@ -240,7 +277,8 @@ pub fn fit(
     let mut since_best = 0;
     for e in 1..=p.max_epochs {
         let t0 = Instant::now();
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * (e - 1) as f64 / p.max_epochs as f64).cos());
+        let cosine =
+            0.5 * (1.0 + (std::f64::consts::PI * (e - 1) as f64 / p.max_epochs as f64).cos());
         block_opt.lr = p.lr_block * cosine;
         head_opt.lr = p.lr_head * cosine;
         order.shuffle(&mut rng);
@@ -264,7 +302,14 @@ pub fn fit(
             head_opt.step(net.head_params());
         }
         let (vl, vacc) = score(&net);
-        let ep = Epoch { phase: "joint".into(), epoch: e, train_loss: sum / tr.len() as f64, val_loss: vl, val_accuracy: vacc, seconds: t0.elapsed().as_secs_f64() };
+        let ep = Epoch {
+            phase: "joint".into(),
+            epoch: e,
+            train_loss: sum / tr.len() as f64,
+            val_loss: vl,
+            val_accuracy: vacc,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
         progress(&ep);
         history.push(ep);
         if vacc > best.0 .1 || (vacc == best.0 .1 && vl < best.0 .0) {
@@ -279,11 +324,24 @@ pub fn fit(
         }
     }
     let (block, cls_w, cls_b) = best_net.export()?;
-    Ok(Fitted { block, cls_w, cls_b, history, best_epoch: best.1, train_rows: tr.len(), val_rows: va.len() })
+    Ok(Fitted {
+        block,
+        cls_w,
+        cls_b,
+        history,
+        best_epoch: best.1,
+        train_rows: tr.len(),
+        val_rows: va.len(),
+    })
 }
 
 /// Logits `[N, K]` of cut maps `rows` through a fitted block and classifier.
-pub fn decision(block: &TopBlock, cls_w: &Array2<f32>, cls_b: &Array1<f32>, rows: &[&[f32]]) -> Result<Array2<f32>> {
+pub fn decision(
+    block: &TopBlock,
+    cls_w: &Array2<f32>,
+    cls_b: &Array1<f32>,
+    rows: &[&[f32]],
+) -> Result<Array2<f32>> {
     let net = Net::new(block, cls_w, cls_b)?;
     let k = net.classes;
     let mut out = Vec::with_capacity(rows.len() * k);
@@ -300,7 +358,10 @@ pub fn pooled(block: &TopBlock, rows: &[&[f32]]) -> Result<Array2<f32>> {
     let net = Net::new(block, &Array2::zeros((2, f)), &Array1::zeros(2))?;
     let mut out = Vec::with_capacity(rows.len() * f);
     for chunk in rows.chunks(256) {
-        out.extend(net.forward_block(rows_to_nhwc(chunk, block.input)?, chunk.len(), false).features);
+        out.extend(
+            net.forward_block(rows_to_nhwc(chunk, block.input)?, chunk.len(), false)
+                .features,
+        );
     }
     Ok(Array2::from_shape_vec((rows.len(), f), out)?)
 }

@@ -8,11 +8,21 @@ use rand::{Rng, SeedableRng};
 use tlearn_cache::{Fingerprint, Pooling};
 use tlearn_finetune::block::{Op, OpKind, TopBlock};
 use tlearn_finetune::pipeline;
-use tlearn_finetune::saved::{BlockRecord, FinetuneHead, FitRecord, HeadFile, Params, SidecarRecord, KIND};
+use tlearn_finetune::saved::{
+    BlockRecord, FinetuneHead, FitRecord, HeadFile, Params, SidecarRecord, KIND,
+};
 use tlearn_finetune::{fit, FinetuneParams};
 use tlearn_heads::model_file::{CvSummary, SplitRecord};
 
-fn conv(name: &str, input: usize, co: usize, ci: usize, k: usize, group: usize, rng: &mut impl Rng) -> Op {
+fn conv(
+    name: &str,
+    input: usize,
+    co: usize,
+    ci: usize,
+    k: usize,
+    group: usize,
+    rng: &mut impl Rng,
+) -> Op {
     let p = k / 2;
     Op {
         name: name.into(),
@@ -32,15 +42,37 @@ fn block() -> TopBlock {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let ops = vec![
         conv("expand.conv", 0, 8, 4, 1, 1, &mut rng),
-        Op { name: "expand".into(), kind: OpKind::Relu6, inputs: vec![1] },
+        Op {
+            name: "expand".into(),
+            kind: OpKind::Relu6,
+            inputs: vec![1],
+        },
         conv("dw.conv", 2, 8, 1, 3, 8, &mut rng),
-        Op { name: "dw".into(), kind: OpKind::Relu6, inputs: vec![3] },
+        Op {
+            name: "dw".into(),
+            kind: OpKind::Relu6,
+            inputs: vec![3],
+        },
         conv("project", 4, 4, 8, 1, 1, &mut rng),
-        Op { name: "block".into(), kind: OpKind::Add, inputs: vec![5, 0] },
+        Op {
+            name: "block".into(),
+            kind: OpKind::Add,
+            inputs: vec![5, 0],
+        },
         conv("head.conv", 6, 6, 4, 1, 1, &mut rng),
-        Op { name: "head".into(), kind: OpKind::Relu6, inputs: vec![7] },
+        Op {
+            name: "head".into(),
+            kind: OpKind::Relu6,
+            inputs: vec![7],
+        },
     ];
-    TopBlock { backbone: "tiny".into(), sha256: "ab".repeat(32), cut: "cut".into(), input: [4, 3, 3], ops }
+    TopBlock {
+        backbone: "tiny".into(),
+        sha256: "ab".repeat(32),
+        cut: "cut".into(),
+        input: [4, 3, 3],
+        ops,
+    }
 }
 
 fn fingerprint() -> Fingerprint {
@@ -72,11 +104,23 @@ fn trained() -> (FinetuneHead, Vec<Vec<f32>>) {
     let b = block();
     let (rows, y, groups) = data(120);
     let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
-    let p = FinetuneParams { probe_epochs: 3, max_epochs: 3, batch: 16, lr_block: 1e-3, lr_head: 1e-2, ..Default::default() };
+    let p = FinetuneParams {
+        probe_epochs: 3,
+        max_epochs: 3,
+        batch: 16,
+        lr_block: 1e-3,
+        lr_head: 1e-2,
+        ..Default::default()
+    };
     let f = fit(&b, &refs, &y, &groups, 2, &p, &mut |_| {}).unwrap();
     let acc = {
         let d = tlearn_finetune::train::decision(&f.block, &f.cls_w, &f.cls_b, &refs).unwrap();
-        d.rows().into_iter().zip(&y).filter(|(r, &t)| (r[1] > r[0]) as usize == t).count() as f64 / y.len() as f64
+        d.rows()
+            .into_iter()
+            .zip(&y)
+            .filter(|(r, &t)| (r[1] > r[0]) as usize == t)
+            .count() as f64
+            / y.len() as f64
     };
     assert!(acc > 0.9, "training accuracy {acc} on separable maps");
     let file = HeadFile {
@@ -87,14 +131,46 @@ fn trained() -> (FinetuneHead, Vec<Vec<f32>>) {
         classes: vec!["dark".into(), "bright".into()],
         extractor: fingerprint(),
         dim: 36,
-        params: Params { kind: KIND.into(), finetune: p },
+        params: Params {
+            kind: KIND.into(),
+            finetune: p,
+        },
         block: BlockRecord::of(&f.block),
-        sidecar: SidecarRecord { file: String::new(), sha256: String::new() },
-        fit: FitRecord { best_epoch: f.best_epoch, train_rows: f.train_rows, val_rows: f.val_rows, seconds: 0.0, history: f.history.clone() },
-        cv: CvSummary { mean_accuracy: 1.0, std_accuracy: 0.0, fold_accuracy: vec![1.0], grid_edge: vec![] },
-        split: SplitRecord { cache: "c".into(), seed: 0, test_size: 0.3, folds: 0, train_rows: 120, held_out: vec![] },
+        sidecar: SidecarRecord {
+            file: String::new(),
+            sha256: String::new(),
+        },
+        fit: FitRecord {
+            best_epoch: f.best_epoch,
+            train_rows: f.train_rows,
+            val_rows: f.val_rows,
+            seconds: 0.0,
+            history: f.history.clone(),
+        },
+        cv: CvSummary {
+            mean_accuracy: 1.0,
+            std_accuracy: 0.0,
+            fold_accuracy: vec![1.0],
+            grid_edge: vec![],
+        },
+        split: SplitRecord {
+            cache: "c".into(),
+            seed: 0,
+            test_size: 0.3,
+            folds: 0,
+            train_rows: 120,
+            held_out: vec![],
+        },
     };
-    (FinetuneHead { file, block: f.block, cls_w: f.cls_w, cls_b: f.cls_b }, rows)
+    (
+        FinetuneHead {
+            file,
+            block: f.block,
+            cls_w: f.cls_w,
+            cls_b: f.cls_b,
+        },
+        rows,
+    )
 }
 
 #[test]
@@ -126,14 +202,22 @@ fn saved_head_loads_back_to_the_same_decisions_and_refuses_bad_files() {
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     {
         let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&side).unwrap());
-        w.add_array("expand.conv.weight", &Array4::<f32>::zeros((8, 5, 1, 1))).unwrap();
+        w.add_array("expand.conv.weight", &Array4::<f32>::zeros((8, 5, 1, 1)))
+            .unwrap();
         w.finish().unwrap();
     }
     use sha2::Digest;
-    v["sidecar"]["sha256"] = serde_json::json!(hex::encode(sha2::Sha256::digest(std::fs::read(&side).unwrap())));
+    v["sidecar"]["sha256"] = serde_json::json!(hex::encode(sha2::Sha256::digest(
+        std::fs::read(&side).unwrap()
+    )));
     std::fs::write(&path, v.to_string()).unwrap();
     let err = format!("{:#}", FinetuneHead::load(&path).unwrap_err());
-    assert!(err.contains("head.finetune.npz") && err.contains("expand.conv.weight") && err.contains("[8, 5, 1, 1]"), "{err}");
+    assert!(
+        err.contains("head.finetune.npz")
+            && err.contains("expand.conv.weight")
+            && err.contains("[8, 5, 1, 1]"),
+        "{err}"
+    );
 
     // head.json's block disagreeing with itself.
     v["block"]["input"] = serde_json::json!([4, 3, 4]);
@@ -145,6 +229,9 @@ fn saved_head_loads_back_to_the_same_decisions_and_refuses_bad_files() {
     v["block"]["extra"] = serde_json::json!(1);
     std::fs::write(&path, v.to_string()).unwrap();
     let err = format!("{:#}", FinetuneHead::load(&path).unwrap_err());
-    assert!(err.contains("malformed fine-tuned head") && err.contains("block"), "{err}");
+    assert!(
+        err.contains("malformed fine-tuned head") && err.contains("block"),
+        "{err}"
+    );
     assert_eq!(pipeline::bytes_per_image(192 * 49), 37_632);
 }
