@@ -699,18 +699,15 @@ mod tests {
         let t = net.forward_block(x.clone(), 2, true);
         let (_, g) = net.loss(&net.logits(&t.features, 2), &y);
         net.backward(&t, &g, true);
-        let analytic: Vec<Vec<f32>> = net
-            .block_params()
-            .iter()
-            .map(|p| p.grad.clone())
-            .chain([net.cls_w.grad.clone()])
-            .collect();
+        let mut analytic: Vec<Vec<f32>> =
+            net.block_params().iter().map(|p| p.grad.clone()).collect();
+        analytic.push(net.cls_w.grad.clone());
         let n_params = analytic.len();
         for pi in 0..n_params {
             let len = analytic[pi].len();
             for j in 0..len {
                 let eps = 1e-3f32;
-                let mut shifted = |d: f32| {
+                let shifted = |d: f32| {
                     let mut m = net.clone();
                     let p: &mut Param = if pi + 1 == n_params {
                         &mut m.cls_w

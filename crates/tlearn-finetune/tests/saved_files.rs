@@ -187,10 +187,19 @@ fn saved_head_loads_back_to_the_same_decisions_and_refuses_bad_files() {
         assert!((r.sum() - 1.0).abs() < 1e-5);
     }
     assert!(tlearn_finetune::saved::is_finetune(&path));
-    back.check_backbone(&block(), &path).unwrap_err(); // trained weights differ from the start
-    let mut same = block();
-    same.ops = back.block.ops.clone();
-    back.check_backbone(&same, &path).unwrap();
+    // The backbone's block: same layers and shapes (the weights are the head's own).
+    back.check_backbone(&block(), &path).unwrap();
+    let mut other = block();
+    other.cut = "another".into();
+    let err = format!("{:#}", back.check_backbone(&other, &path).unwrap_err());
+    assert!(
+        err.contains("block.cut") && err.contains("another backbone or cut"),
+        "{err}"
+    );
+    let mut other = block();
+    other.input = [4, 4, 4];
+    let err = format!("{:#}", back.check_backbone(&other, &path).unwrap_err());
+    assert!(err.contains("block.input"), "{err}");
 
     // Determinism: the same seed gives the same weights.
     let (again, _) = trained();
