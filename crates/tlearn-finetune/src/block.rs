@@ -1,7 +1,7 @@
 //! The pretrained layers after a cut, read from the backbone's own ONNX file: every node on the
 //! way from the cut tensor to the pooled bottleneck (`features`), as a small op list with its
 //! weights. For EfficientNet-Lite0 cut at `stage6` that is the last MBConv block (1x1 expansion
-//! + ReLU6, 3x3 depthwise + ReLU6, 1x1 projection) and the 1x1 head conv + ReLU6; for
+//! and ReLU6, 3x3 depthwise and ReLU6, 1x1 projection) and the 1x1 head conv and ReLU6; for
 //! MobileNetV2 at `stage6` its last inverted-residual block and head conv. Batch norm is already
 //! folded into each conv by the converters (`models/convert_*.py`), so a conv's weight and bias
 //! are all there is, and "frozen BN" is the folded form trained as it is.
@@ -49,8 +49,11 @@ pub enum OpKind {
     Add,
 }
 
+/// A conv's weight, bias, group count and pads.
+pub type ConvRef<'a> = (&'a Array4<f32>, &'a Array1<f32>, usize, [usize; 4]);
+
 impl OpKind {
-    pub fn conv(&self) -> Option<(&Array4<f32>, &Array1<f32>, usize, [usize; 4])> {
+    pub fn conv(&self) -> Option<ConvRef<'_>> {
         match self {
             OpKind::Conv { w, b, group, pads } => Some((w, b, *group, *pads)),
             _ => None,
@@ -111,7 +114,7 @@ impl TopBlock {
         };
         let hw = dim / cin;
         let side = (hw as f64).sqrt().round() as usize;
-        if dim % cin != 0 || side * side != hw {
+        if !dim.is_multiple_of(cin) || side * side != hw {
             bail!(
                 "{} cut '{layer}': cached rows have {dim} values, not C*H*W of a square map with \
                  C = {cin} (extract with `--layer {layer} --pool flatten`)",
@@ -313,7 +316,7 @@ fn walk(graph: &pb::GraphProto, cut: &str, end: &str) -> Result<Vec<Op>> {
                  Relu, Add, GlobalAveragePool are)"
             ),
         };
-        if data_inputs.iter().any(|&v| v == usize::MAX) {
+        if data_inputs.contains(&usize::MAX) {
             bail!("node {out} reads the pooled output");
         }
         value.insert(out.clone(), ops.len() + 1);
@@ -394,8 +397,8 @@ fn clip(n: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<Op
         Ok(attr(n, a).map(|a| a.f))
     };
     match (bound(1, "min")?, bound(2, "max")?) {
-        (Some(lo), Some(hi)) if lo == 0.0 && hi == 6.0 => Ok(OpKind::Relu6),
-        (Some(lo), None) if lo == 0.0 => Ok(OpKind::Relu),
+        (Some(0.0), Some(6.0)) => Ok(OpKind::Relu6),
+        (Some(0.0), None) => Ok(OpKind::Relu),
         other => bail!("clip {name}: bounds {other:?}; only ReLU6 (0, 6) and ReLU are supported"),
     }
 }

@@ -703,9 +703,8 @@ mod tests {
             net.block_params().iter().map(|p| p.grad.clone()).collect();
         analytic.push(net.cls_w.grad.clone());
         let n_params = analytic.len();
-        for pi in 0..n_params {
-            let len = analytic[pi].len();
-            for j in 0..len {
+        for (pi, grads) in analytic.iter().enumerate() {
+            for (j, &a) in grads.iter().enumerate() {
                 let eps = 1e-3f32;
                 let shifted = |d: f32| {
                     let mut m = net.clone();
@@ -718,7 +717,7 @@ mod tests {
                     loss_of(&m)
                 };
                 let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
-                let a = analytic[pi][j] as f64;
+                let a = a as f64;
                 assert!(
                     (fd - a).abs() < 2e-3 * (1.0 + fd.abs()),
                     "param {pi}[{j}]: finite difference {fd}, backward {a}"

@@ -87,7 +87,7 @@ pub fn train(
         .history
         .iter()
         .filter(|e| e.phase == "joint" && e.epoch == fitted.best_epoch)
-        .chain(fitted.history.iter().filter(|e| e.phase == "probe").last())
+        .chain(fitted.history.iter().rfind(|e| e.phase == "probe"))
         .map(|e| e.val_accuracy)
         .next()
         .unwrap_or(0.0);

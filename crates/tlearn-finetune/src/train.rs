@@ -67,7 +67,7 @@ impl Default for FinetuneParams {
 impl FinetuneParams {
     pub fn check(&self) -> Result<()> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
-        if !ok(self.lr_block) || !(ok(self.lr_head) && self.lr_head > 0.0) {
+        if !ok(self.lr_block) || !ok(self.lr_head) || self.lr_head == 0.0 {
             bail!("learning rates must be finite, lr_head > 0 and lr_block >= 0 (0: block frozen)");
         }
         if !ok(self.weight_decay) {
