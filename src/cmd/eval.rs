@@ -24,6 +24,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             args.out.display()
         )
     })?;
+    if tlearn_finetune::saved::is_finetune(&args.head) {
+        return super::finetune::eval(&args.head, &args.caches, args.all, &args.out);
+    }
     let ev = Evaluation::run(&args.head, &args.caches, args.all)?;
     print!(
         "{}",

@@ -6,9 +6,14 @@ use tlearn_heads::SavedHead;
 use crate::flags::hiargs::Export;
 
 pub fn run(args: Export) -> Result<()> {
-    let head = SavedHead::load(&args.head)?;
-    let exported = tlearn_export::export(&head, args.model.as_deref(), &args.models_dir)
-        .with_context(|| format!("exporting {}", args.head.display()))?;
+    let exported = if tlearn_finetune::saved::is_finetune(&args.head) {
+        let head = tlearn_finetune::FinetuneHead::load(&args.head)?;
+        tlearn_export::export_finetune(&head, args.model.as_deref(), &args.models_dir)
+    } else {
+        let head = SavedHead::load(&args.head)?;
+        tlearn_export::export(&head, args.model.as_deref(), &args.models_dir)
+    }
+    .with_context(|| format!("exporting {}", args.head.display()))?;
     exported.write(&args.out)?;
     let shape: Vec<String> = exported
         .input_shape

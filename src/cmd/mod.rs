@@ -5,6 +5,7 @@ pub mod codes;
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod finetune;
 pub mod fit;
 pub mod layers;
 pub mod models;

@@ -11,6 +11,9 @@ use crate::flags::hiargs::{Classifier, Predict};
 
 pub fn run(a: Predict) -> Result<()> {
     let (preds, failures) = match &a.with {
+        Classifier::Head { path, options } if tlearn_finetune::saved::is_finetune(path) => {
+            super::finetune::predict(path, &a.images, options, a.top)?
+        }
         Classifier::Head { path, options } => {
             let model = Model::open(path, options.clone())?;
             with_head(&model, &a)?

@@ -1,10 +1,10 @@
 //! `tlearn train`: the selection and fit by the library's `Training`, its table and files.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tlearn_extract::registry::{self, Registry};
 use tlearn_heads::train::{Event, Training};
 
-use crate::flags::train::TrainArgs;
+use crate::flags::train::{HeadFlag, TrainArgs};
 
 /// The files `train` writes into --out (atomically, through temp files).
 const RUN_FILES: [&str; 4] = [
@@ -27,6 +27,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     .with_context(|| format!("--out {} is not writable", args.out.display()))?;
     tlearn_cache::check_writable(&args.out)
         .with_context(|| format!("--out {} is not writable", args.out.display()))?;
+    if let HeadFlag::Finetune = args.head {
+        let [cache] = args.caches.as_slice() else {
+            bail!("--head finetune trains on one spatial cache");
+        };
+        return super::finetune::train(
+            cache,
+            args.seed,
+            args.test_size,
+            &args.finetune,
+            args.models_dir.as_deref(),
+            &args.out,
+        );
+    }
     // Each backbone's bottleneck (its registry default cut), for the CS231n scenario.
     let reg = Registry::load(&registry::models_dir(args.models_dir.as_deref())).ok();
     let bottleneck = |backbone: &str| {

@@ -3,14 +3,44 @@
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+use tlearn_finetune::FinetuneParams;
 use tlearn_heads::train::{CutConfig, HeadChoice, SelectRule, TrainConfig};
 use tlearn_heads::transform::{BlockRule, TransformKind};
 use tlearn_heads::view_rows::TrainViews;
 use tlearn_heads::{Engine, HeadGrids, HeadKind};
 
+/// `--head` as typed: the heads the cross-validation chooses among, or fine-tuning the layers
+/// after the cut (trained on its own, on a spatial cache).
+#[derive(Clone, Debug)]
+pub enum HeadFlag {
+    Heads(HeadChoice),
+    Finetune,
+}
+
 /// `--head`: `auto` or one registered head family, each value with its one-line help.
 pub fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
-    let values = std::iter::once(
+    PossibleValuesParser::new(head_values()).map(|s| match s.parse::<HeadKind>() {
+        Ok(k) => HeadChoice::Only(vec![k]),
+        Err(_) => HeadChoice::Auto,
+    })
+}
+
+/// `train --head`: [`head_parser`]'s values and `finetune`.
+pub fn train_head_parser() -> impl TypedValueParser<Value = HeadFlag> {
+    let finetune = PossibleValue::new("finetune").help(
+        "Fine-tune the backbone's layers after the cut and a new classifier on a spatial cache \
+         (`extract --layer stage6 --pool flatten`); options --ft-*",
+    );
+    let values = head_values().chain(std::iter::once(finetune));
+    PossibleValuesParser::new(values).map(|s| match s.parse::<HeadKind>() {
+        Ok(k) => HeadFlag::Heads(HeadChoice::Only(vec![k])),
+        Err(_) if s == "finetune" => HeadFlag::Finetune,
+        Err(_) => HeadFlag::Heads(HeadChoice::Auto),
+    })
+}
+
+fn head_values() -> impl Iterator<Item = PossibleValue> {
+    std::iter::once(
         PossibleValue::new("auto")
             .help("Cross-validate all heads and keep the best (ties go to the simpler model)"),
     )
@@ -18,11 +48,54 @@ pub fn head_parser() -> impl TypedValueParser<Value = HeadChoice> {
         HeadKind::ALL
             .iter()
             .map(|k| PossibleValue::new(k.name()).help(k.about())),
-    );
-    PossibleValuesParser::new(values).map(|s| match s.parse::<HeadKind>() {
-        Ok(k) => HeadChoice::Only(vec![k]),
-        Err(_) => HeadChoice::Auto,
-    })
+    )
+}
+
+/// Options of `--head finetune` (the defaults are `FinetuneParams::default()`).
+#[derive(Args, Debug, Clone)]
+pub struct FinetuneArgs {
+    /// --head finetune: AdamW learning rate of the pretrained layers after the cut.
+    #[arg(long, default_value_t = FinetuneParams::default().lr_block, value_name = "LR")]
+    pub ft_lr_block: f64,
+    /// --head finetune: AdamW learning rate of the new classifier.
+    #[arg(long, default_value_t = FinetuneParams::default().lr_head, value_name = "LR")]
+    pub ft_lr_head: f64,
+    /// --head finetune: decoupled weight decay.
+    #[arg(long, default_value_t = FinetuneParams::default().weight_decay, value_name = "WD")]
+    pub ft_weight_decay: f64,
+    /// --head finetune: mini-batch size.
+    #[arg(long, default_value_t = FinetuneParams::default().batch, value_name = "N")]
+    pub ft_batch: usize,
+    /// --head finetune: epochs of the linear probe (block frozen) before the joint epochs.
+    #[arg(long, default_value_t = FinetuneParams::default().probe_epochs, value_name = "N")]
+    pub ft_probe_epochs: usize,
+    /// --head finetune: most joint epochs (early stopping on an inner validation split).
+    #[arg(long, default_value_t = FinetuneParams::default().max_epochs, value_name = "N")]
+    pub ft_epochs: usize,
+    /// --head finetune: joint epochs without a better validation score before stopping.
+    #[arg(long, default_value_t = FinetuneParams::default().patience, value_name = "N")]
+    pub ft_patience: usize,
+    /// --head finetune: dropout rate on the pooled features.
+    #[arg(long, default_value_t = FinetuneParams::default().dropout, value_name = "P")]
+    pub ft_dropout: f64,
+}
+
+impl FinetuneArgs {
+    /// The fine-tuning parameters, seeded by `train --seed`.
+    pub fn params(&self, seed: u64) -> FinetuneParams {
+        FinetuneParams {
+            lr_block: self.ft_lr_block,
+            lr_head: self.ft_lr_head,
+            weight_decay: self.ft_weight_decay,
+            batch: self.ft_batch,
+            probe_epochs: self.ft_probe_epochs,
+            max_epochs: self.ft_epochs,
+            patience: self.ft_patience,
+            dropout: self.ft_dropout,
+            seed,
+            ..FinetuneParams::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,8 +172,8 @@ pub struct TrainArgs {
     #[arg(required = true, num_args = 1..=2, value_name = "PATH")]
     pub caches: Vec<PathBuf>,
     /// Head to train.
-    #[arg(long, default_value = "auto", value_parser = head_parser())]
-    pub head: HeadChoice,
+    #[arg(long, default_value = "auto", value_parser = train_head_parser())]
+    pub head: HeadFlag,
     /// Solvers of logistic regression and the RBF SVM.
     #[arg(long, value_enum, default_value = "tlearn")]
     pub engine: EngineChoice,
@@ -206,6 +279,8 @@ pub struct TrainArgs {
     /// best few and the chosen one; the whole grid is always in cv.json and report.html).
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub finetune: FinetuneArgs,
 }
 
 impl TrainArgs {
@@ -236,7 +311,11 @@ impl TrainArgs {
             grids.mlp.max_epochs = n;
         }
         let train = TrainConfig {
-            heads: self.head.clone(),
+            heads: match &self.head {
+                HeadFlag::Heads(h) => h.clone(),
+                // `train` hands `--head finetune` to the fine-tuning path before this.
+                HeadFlag::Finetune => HeadChoice::Auto,
+            },
             seed: self.seed,
             test_size: self.test_size,
             folds: self.folds,

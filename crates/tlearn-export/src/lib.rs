@@ -17,6 +17,7 @@
 //! the backbone's codes for that image (the rule `tlearn predict` uses) within [`TOLERANCE`].
 
 pub mod cut;
+pub mod finetune;
 pub mod graph;
 pub mod head_nodes;
 
@@ -36,6 +37,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::graph::{value_info, Builder, Dim};
+pub use finetune::export_finetune;
 
 /// The tensor type [`run_in_tract`] takes (tract's).
 pub use tract_onnx::prelude::Tensor;
@@ -213,7 +215,7 @@ impl Exported {
     }
 }
 
-fn first_dim(v: &pb::ValueInfoProto) -> Option<usize> {
+pub(crate) fn first_dim(v: &pb::ValueInfoProto) -> Option<usize> {
     use pb::tensor_shape_proto::dimension::Value;
     let Some(pb::type_proto::Value::TensorType(t)) = v.r#type.as_ref()?.value.as_ref() else {
         return None;
@@ -297,7 +299,7 @@ pub fn run_in_tract(bytes: &[u8], input: Tensor) -> Result<Vec<f32>, ExportError
 
 /// A deterministic, textured test picture (gradients and stripes), not one flat colour, so
 /// every channel of the backbone sees something.
-fn check_image() -> RgbImage {
+pub(crate) fn check_image() -> RgbImage {
     RgbImage::from_fn(320, 256, |x, y| {
         Rgb([
             (x * 255 / 319) as u8,

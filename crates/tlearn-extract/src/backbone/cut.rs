@@ -28,10 +28,19 @@ pub fn proto_and_cut(
     models_dir: &Path,
     layer: &str,
 ) -> Result<(pb::ModelProto, String)> {
+    proto_cut_and_sha(entry, models_dir, layer).map(|(proto, node, _)| (proto, node))
+}
+
+/// [`proto_and_cut`] and the file's verified sha256 (what the fine-tuning head records).
+pub fn proto_cut_and_sha(
+    entry: &ModelEntry,
+    models_dir: &Path,
+    layer: &str,
+) -> Result<(pb::ModelProto, String, String)> {
     let path = entry.path(models_dir);
-    let (proto, _) = read_verified(entry, models_dir)?;
+    let (proto, sha) = read_verified(entry, models_dir)?;
     let node = resolve_layer(entry, graph_of(&proto, &path)?, layer, &path)?;
-    Ok((proto, node))
+    Ok((proto, node, sha))
 }
 
 /// The ONNX input's declared shape must agree with the registry's input size where it is fixed.

@@ -25,7 +25,7 @@ mod cut;
 mod verify;
 
 use cut::{check_declared_input, graph_of, resolve_layer};
-pub use cut::{proto_and_cut, resolve_node};
+pub use cut::{proto_and_cut, proto_cut_and_sha, resolve_node};
 use verify::read_verified;
 
 use crate::registry::ModelEntry;

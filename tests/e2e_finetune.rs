@@ -1,0 +1,357 @@
+//! The fine-tuning head end to end on the Tux Paint photos: EfficientNet-Lite0's `stage6` map
+//! (`extract --layer stage6 --pool flatten`) → the backbone's layers after the cut, read from its
+//! ONNX file, whose pooled output must equal the cached `features` codes of the same photos →
+//! `train --head finetune` → `eval`, `predict`, `export` (the ONNX file run in onnxruntime and
+//! compared with `predict` to 1e-4). Then the bad inputs: a sidecar whose shapes disagree, a
+//! head whose block belongs to another cut, NaN in the cached maps.
+//! Needs `make models data` and the venv (run by `make test`).
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tlearn_extract::registry::Registry;
+use tlearn_finetune::TopBlock;
+use tlearn_heads::FeatureCache;
+
+fn stderr_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn tlearn");
+    assert!(!out.status.success(), "{cmd:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The stage6 spatial cache and the `features` cache of the Tux Paint photos.
+fn caches() -> (PathBuf, PathBuf, PathBuf) {
+    require_model("efficientnet-lite0");
+    let data = dataset("tuxpaint");
+    let work = workdir("tuxpaint");
+    let maps = work.join("cache-lite0-stage6-flatten");
+    extract(
+        "efficientnet-lite0",
+        &data,
+        &maps,
+        &["--layer", "stage6", "--pool", "flatten"],
+    );
+    let codes = work.join("cache-lite0");
+    extract("efficientnet-lite0", &data, &codes, &[]);
+    (data, maps, codes)
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn block_after_stage6_reproduces_the_cached_features() {
+    let (_, maps, codes) = caches();
+    let maps = FeatureCache::load(&maps).unwrap();
+    let codes = FeatureCache::load(&codes).unwrap();
+    assert_eq!(maps.paths, codes.paths, "the same photos in the same order");
+    assert_eq!(maps.meta.dim, 192 * 7 * 7, "stage6 is [192,7,7]");
+    let dir = repo().join("models");
+    let entry = Registry::load(&dir)
+        .unwrap()
+        .get("efficientnet-lite0")
+        .unwrap()
+        .clone();
+    let block = TopBlock::read(&entry, &dir, "stage6", maps.meta.dim).unwrap();
+    let kinds: Vec<String> = block.ops.iter().map(|o| o.name.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "block15.expand.conv",
+            "block15.expand",
+            "block15.dw.conv",
+            "block15.dw",
+            "block15",
+            "head_conv.conv",
+            "head_conv"
+        ],
+        "the last MBConv block (expand, depthwise, project) and the head conv"
+    );
+    assert_eq!(block.features(), 1280);
+    let rows: Vec<&[f32]> = (0..maps.rows()).map(|i| maps.row(i)).collect();
+    let pooled = tlearn_finetune::train::pooled(&block, &rows).unwrap();
+    let worst = pooled
+        .iter()
+        .zip(codes.x.iter())
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max);
+    eprintln!(
+        "{} photos: worst |block(stage6) - features| / (1 + |features|) = {worst:.2e}",
+        rows.len()
+    );
+    assert!(worst < 1e-4, "{worst}");
+
+    // MobileNetV2's matching top: its last inverted-residual block and head conv.
+    let entry = Registry::load(&dir)
+        .unwrap()
+        .get("mobilenetv2")
+        .unwrap()
+        .clone();
+    if dir.join(&entry.file).exists() {
+        let b = TopBlock::read(&entry, &dir, "stage6", 160 * 49).unwrap();
+        assert_eq!(b.input, [160, 7, 7]);
+        assert_eq!(b.features(), 1280);
+        assert_eq!(b.ops.iter().filter(|o| o.kind.conv().is_some()).count(), 4);
+    }
+    // A cut with nothing pretrained after it is refused with the reason.
+    let e = Registry::load(&dir)
+        .unwrap()
+        .get("efficientnet-lite0")
+        .unwrap()
+        .clone();
+    let err = TopBlock::read(&e, &dir, "head_conv", 1280 * 49).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("no pretrained layer after cut 'head_conv'"),
+        "{err:#}"
+    );
+}
+
+fn train(maps: &Path, run: &Path) {
+    run_ok(
+        tlearn()
+            .args([
+                "train",
+                "--head",
+                "finetune",
+                "--seed",
+                "1",
+                "--test-size",
+                "0.3",
+            ])
+            .args(["--ft-probe-epochs", "5", "--ft-epochs", "3"])
+            .arg(maps)
+            .arg("--out")
+            .arg(run),
+    );
+}
+
+#[test]
+#[ignore = "needs make models/data and .venv (onnxruntime); run by make test"]
+fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
+    let (data, maps, _) = caches();
+    let work = workdir("tuxpaint");
+    let run = work.join("finetune");
+    train(&maps, &run);
+    let head = run.join("head.json");
+    let side = run.join("head.finetune.npz");
+    let saved = read_json(&head);
+    assert_eq!(saved["params"]["kind"], "finetune");
+    assert_eq!(saved["block"]["cut"], "stage6");
+    assert!(side.exists());
+
+    // Deterministic: the same seed gives the same weights.
+    let again = work.join("finetune-again");
+    train(&maps, &again);
+    assert_eq!(
+        std::fs::read(&side).unwrap(),
+        std::fs::read(again.join("head.finetune.npz")).unwrap(),
+        "same seed, same sidecar bytes"
+    );
+
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&head)
+            .arg(&maps)
+            .arg("--out")
+            .arg(&run),
+    );
+    let rep = read_json(&run.join("report.json"));
+    let acc = rep["metrics"]["accuracy"].as_f64().unwrap();
+    eprintln!("fine-tuned head, Tux Paint seed 1: held-out accuracy {acc:.3}");
+    assert!(acc >= 0.75, "held-out accuracy {acc}");
+
+    // predict, export, onnxruntime.
+    let held: Vec<PathBuf> = saved["split"]["held_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(12)
+        .map(|p| data.join(p.as_str().unwrap()))
+        .collect();
+    let classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
+    let out = run_ok(
+        tlearn()
+            .args([
+                "predict",
+                "--json",
+                "--top",
+                &classes.len().to_string(),
+                "--head",
+            ])
+            .arg(&head)
+            .args(&held),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<Vec<f64>> = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let mut row = vec![f64::NAN; classes.len()];
+            for r in p["top"].as_array().unwrap() {
+                row[r["index"].as_u64().unwrap() as usize] = r["probability"].as_f64().unwrap();
+            }
+            row
+        })
+        .collect();
+    let onnx = run.join("model.onnx");
+    let _ = std::fs::remove_file(&onnx);
+    run_ok(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(&head)
+            .arg("--out")
+            .arg(&onnx),
+    );
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make venv` (make test does)",
+        python.display()
+    );
+    let reg = Registry::load(&repo().join("models")).unwrap();
+    let p = reg.get("efficientnet-lite0").unwrap().preprocess.clone();
+    let views: Vec<_> = held
+        .iter()
+        .map(|f| {
+            let img = tlearn_extract::decode::decode_rgb(&std::fs::read(f).unwrap(), p.background)
+                .unwrap();
+            let v0 = tlearn_extract::augment::views(tlearn_extract::augment::Augment::None)[0];
+            tlearn_extract::preprocess::view_image(&img, &p, v0).unwrap()
+        })
+        .collect();
+    let t = tlearn_extract::preprocess::to_tensor(&views, &p).unwrap();
+    let x = ndarray::Array4::from_shape_vec(
+        (held.len(), 3, 224, 224),
+        t.to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect(),
+    )
+    .unwrap();
+    let npy = run.join("held_out_inputs.npy");
+    ndarray_npy::write_npy(&npy, &x).unwrap();
+    let out = run_ok(
+        Command::new(&python)
+            .arg(repo().join("tests/onnx_export_run.py"))
+            .arg(&onnx)
+            .arg(&npy),
+    );
+    let ort: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ort["classes"], saved["classes"]);
+    let got: Vec<Vec<f64>> = serde_json::from_value(ort["probabilities"].clone()).unwrap();
+    let worst = got
+        .iter()
+        .zip(&want)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(u, v)| (u - v).abs()))
+        .fold(0f64, f64::max);
+    eprintln!(
+        "export: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
+        held.len()
+    );
+    assert!(worst <= 1e-4, "{worst}");
+
+    // Bad input 1: a sidecar whose shapes disagree with the block (same sha256 recorded, so
+    // the shape check is what refuses it).
+    let bad = tempfile::tempdir().unwrap();
+    let bhead = bad.path().join("head.json");
+    let bside = bad.path().join("head.finetune.npz");
+    {
+        let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&bside).unwrap());
+        w.add_array(
+            "block15.expand.conv.weight",
+            &ndarray::Array4::<f32>::zeros((1152, 191, 1, 1)),
+        )
+        .unwrap();
+        w.finish().unwrap();
+    }
+    let mut s = saved.clone();
+    s["sidecar"]["sha256"] = serde_json::json!(sha256(&bside));
+    std::fs::write(&bhead, serde_json::to_string(&s).unwrap()).unwrap();
+    let err = stderr_of(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&bhead)
+            .arg(&maps)
+            .arg("--out")
+            .arg(bad.path()),
+    );
+    assert!(
+        err.contains("head.finetune.npz")
+            && err.contains("block15.expand.conv.weight")
+            && err.contains("[1152, 191, 1, 1]"),
+        "{err}"
+    );
+    // ... and a replaced sidecar (sha256 differs from head.json's).
+    let err = stderr_of(
+        tlearn()
+            .args(["predict", "--head"])
+            .arg(&bhead)
+            .args(&held[..1])
+            .env("X", "1")
+            .arg("--json"),
+    );
+    assert!(err.contains("head.finetune.npz"), "{err}");
+    std::fs::copy(&side, &bside).unwrap();
+    let err = stderr_of(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&bhead)
+            .arg(&maps)
+            .arg("--out")
+            .arg(bad.path()),
+    );
+    assert!(err.contains("sidecar.sha256"), "{err}");
+
+    // Bad input 2: the head's block claims another cut of the backbone.
+    let mut s = saved.clone();
+    s["block"]["cut"] = serde_json::json!("stage5");
+    std::fs::write(&bhead, serde_json::to_string(&s).unwrap()).unwrap();
+    let err = stderr_of(
+        tlearn()
+            .args(["export", "--head"])
+            .arg(&bhead)
+            .arg("--out")
+            .arg(bad.path().join("m.onnx")),
+    );
+    assert!(
+        err.contains("block.cut") && err.contains("another backbone or cut"),
+        "{err}"
+    );
+    assert!(!bad.path().join("m.onnx").exists());
+
+    // Bad input 3: NaN in the cached maps.
+    let nan = bad.path().join("nan-cache");
+    copy_dir(&maps, &nan);
+    let mut x: ndarray::Array2<f32> = ndarray_npy::read_npy(nan.join("features.npy")).unwrap();
+    x[[3, 100]] = f32::NAN;
+    ndarray_npy::write_npy(nan.join("features.npy"), &x).unwrap();
+    let err = stderr_of(
+        tlearn()
+            .args(["train", "--head", "finetune"])
+            .arg(&nan)
+            .arg("--out")
+            .arg(bad.path().join("run")),
+    );
+    assert!(
+        err.contains("features.npy") && err.contains("row 3"),
+        "{err}"
+    );
+}
+
+fn sha256(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
