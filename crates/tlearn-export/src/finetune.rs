@@ -9,7 +9,7 @@ use std::path::Path;
 use prost::Message;
 use tlearn_cache::Pooling;
 use tlearn_extract::augment::Augment;
-use tlearn_extract::backbone::{self, Backbone};
+use tlearn_extract::backbone::Backbone;
 use tlearn_extract::encoder::fingerprint;
 use tlearn_extract::open::{entry_for, OwnModel};
 use tlearn_extract::preprocess;
@@ -17,9 +17,10 @@ use tlearn_finetune::block::OpKind;
 use tlearn_finetune::{FinetuneHead, TopBlock};
 use tract_onnx::pb;
 
-use crate::graph::{attr_int, attr_ints, value_info, Builder, Dim};
+use crate::graph::{attr_int, attr_ints, value_info, Builder};
 use crate::{
-    check_image, cut, first_dim, run_in_tract, ExportError, Exported, INPUT, OUTPUT, TOLERANCE,
+    check_image, cut_backbone_graph, dims, run_in_tract, ExportError, Exported, INPUT, OUTPUT,
+    TOLERANCE,
 };
 
 /// Export `head` with its backbone (see the module doc); `model` as for [`crate::export`].
@@ -58,30 +59,8 @@ pub fn export_finetune(
         .map_err(ExportError::Backbone)?;
     head.check_backbone(&actual_block, Path::new("head.json"))
         .map_err(ExportError::Backbone)?;
-    let (mut proto, node) =
-        backbone::proto_and_cut(&entry, models_dir, &fp.layer).map_err(ExportError::Backbone)?;
-    let mut graph = proto
-        .graph
-        .take()
-        .ok_or_else(|| ExportError::Graph("the backbone has no graph".into()))?;
-    let batch = graph
-        .input
-        .iter()
-        .find(|i| !graph.initializer.iter().any(|t| t.name == i.name))
-        .and_then(first_dim);
-    cut::cut_graph(&mut graph, &node, INPUT)?;
-    let input_shape: Vec<Option<usize>> = std::iter::once(batch)
-        .chain(bb.input_shape()[1..].iter().map(|&d| Some(d)))
-        .collect();
-    let dims = |shape: &[Option<usize>]| -> Vec<Dim> {
-        shape
-            .iter()
-            .map(|d| d.map(Dim::Fixed).unwrap_or_else(|| Dim::Symbol("N".into())))
-            .collect()
-    };
-    for v in graph.input.iter_mut().filter(|v| v.name == INPUT) {
-        *v = value_info(INPUT, &dims(&input_shape));
-    }
+    let (mut proto, mut graph, node, input_shape) =
+        cut_backbone_graph(&entry, models_dir, &fp.layer, &bb)?;
     {
         let mut b = Builder::new(&mut graph, "tlearn/");
         let lo = b.constant("relu6_min", &[], vec![0.0]);
@@ -135,7 +114,7 @@ pub fn export_finetune(
     }
     graph.output = vec![value_info(
         OUTPUT,
-        &dims(&[batch, Some(head.file.classes.len())]),
+        &dims(&[input_shape[0], Some(head.file.classes.len())]),
     )];
     graph.name = format!("tlearn finetune on {}", fp.backbone);
     proto.graph = Some(graph);

@@ -137,30 +137,8 @@ pub fn export(
         FingerprintOpenError::Mismatch { path, diff, .. } => ExportError::Mismatch { path, diff },
     })?;
 
-    let (mut proto, node) =
-        backbone::proto_and_cut(&entry, models_dir, &fp.layer).map_err(ExportError::Backbone)?;
-    let mut graph = proto
-        .graph
-        .take()
-        .ok_or_else(|| ExportError::Graph("the backbone has no graph".into()))?;
-    let batch = graph
-        .input
-        .iter()
-        .find(|i| !graph.initializer.iter().any(|t| t.name == i.name))
-        .and_then(first_dim);
-    cut::cut_graph(&mut graph, &node, INPUT)?;
-    let input_shape: Vec<Option<usize>> = std::iter::once(batch)
-        .chain(bb.input_shape()[1..].iter().map(|&d| Some(d)))
-        .collect();
-    let dims = |shape: &[Option<usize>]| -> Vec<Dim> {
-        shape
-            .iter()
-            .map(|d| d.map(Dim::Fixed).unwrap_or_else(|| Dim::Symbol("N".into())))
-            .collect()
-    };
-    for v in graph.input.iter_mut().filter(|v| v.name == INPUT) {
-        *v = value_info(INPUT, &dims(&input_shape));
-    }
+    let (mut proto, mut graph, node, input_shape) =
+        cut_backbone_graph(&entry, models_dir, &fp.layer, &bb)?;
     {
         let mut b = Builder::new(&mut graph, "tlearn/");
         let codes = cut::pool_nodes(
@@ -175,7 +153,7 @@ pub fn export(
     }
     graph.output = vec![value_info(
         OUTPUT,
-        &dims(&[batch, Some(saved.classes().len())]),
+        &dims(&[input_shape[0], Some(saved.classes().len())]),
     )];
     graph.name = format!("tlearn {} on {}", saved.params.kind(), fp.backbone);
     proto.graph = Some(graph);
@@ -213,6 +191,45 @@ impl Exported {
         }
         Ok(tlearn_cache::write_atomic_bytes(path, &self.bytes)?)
     }
+}
+
+/// The backbone's ONNX graph cut at `layer` (`node`, its output), with the preprocessed image
+/// as its input `INPUT`, typed `[batch, ...]` (the batch dimension as the file has it, else
+/// symbolic); the model proto it came from keeps its other fields (opsets, metadata).
+#[allow(clippy::type_complexity)]
+pub(crate) fn cut_backbone_graph(
+    entry: &tlearn_extract::registry::ModelEntry,
+    models_dir: &Path,
+    layer: &str,
+    bb: &Backbone,
+) -> Result<(pb::ModelProto, pb::GraphProto, String, Vec<Option<usize>>), ExportError> {
+    let (mut proto, node) =
+        backbone::proto_and_cut(entry, models_dir, layer).map_err(ExportError::Backbone)?;
+    let mut graph = proto
+        .graph
+        .take()
+        .ok_or_else(|| ExportError::Graph("the backbone has no graph".into()))?;
+    let batch = graph
+        .input
+        .iter()
+        .find(|i| !graph.initializer.iter().any(|t| t.name == i.name))
+        .and_then(first_dim);
+    cut::cut_graph(&mut graph, &node, INPUT)?;
+    let input_shape: Vec<Option<usize>> = std::iter::once(batch)
+        .chain(bb.input_shape()[1..].iter().map(|&d| Some(d)))
+        .collect();
+    for v in graph.input.iter_mut().filter(|v| v.name == INPUT) {
+        *v = value_info(INPUT, &dims(&input_shape));
+    }
+    Ok((proto, graph, node, input_shape))
+}
+
+/// ONNX dimensions of a shape: a known size, or the symbol `N`.
+pub(crate) fn dims(shape: &[Option<usize>]) -> Vec<Dim> {
+    shape
+        .iter()
+        .map(|d| d.map(Dim::Fixed).unwrap_or_else(|| Dim::Symbol("N".into())))
+        .collect()
 }
 
 pub(crate) fn first_dim(v: &pb::ValueInfoProto) -> Option<usize> {
