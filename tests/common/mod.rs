@@ -107,7 +107,38 @@ pub fn workdir(name: &str) -> PathBuf {
 }
 
 /// `tlearn extract` of a data set into `cache` (incremental: quick when it is up to date).
+///
+/// Once per cache and test binary: the tests of one binary run side by side, and an `extract`
+/// holds the cache's lock even when it finds nothing to do, so a second test's `extract` of a
+/// shared cache would make a first test's `train` on it refuse the cache as being written. The
+/// first caller extracts (the others wait for it); later callers get its summary.
 pub fn extract(model: &str, data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Slot = (String, Arc<OnceLock<serde_json::Value>>);
+    static DONE: OnceLock<Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
+    let call = format!("--model {model} {extra:?} {}", data.display());
+    let slot = {
+        let mut done = DONE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (first, slot) = done
+            .entry(cache.to_path_buf())
+            .or_insert_with(|| (call.clone(), Default::default()));
+        assert_eq!(
+            *first,
+            call,
+            "{} is extracted twice in one test binary with different arguments",
+            cache.display()
+        );
+        slot.clone()
+    };
+    slot.get_or_init(|| extract_now(model, data, cache, extra))
+        .clone()
+}
+
+fn extract_now(model: &str, data: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
     let mut cmd = tlearn();
     cmd.args(["extract", "--quiet", "--model", model])
         .args(extra)
