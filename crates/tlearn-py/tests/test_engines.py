@@ -129,7 +129,9 @@ class RayCluster(unittest.TestCase, EngineChecks):
 
         self.assertEqual(len([n for n in __import__("ray").nodes() if n["Alive"]]), 2)
         codes = Shared.tmp / "ray-codes"
-        summary = tlearn.ray.extract(Shared.data, codes, model=MODEL, num_cpus=1)
+        # The defaults: one actor per node with all of its CPUs (one each here).
+        self.assertEqual(tlearn.ray._cpus_per_node(), 1)
+        summary = tlearn.ray.extract(Shared.data, codes, model=MODEL)
         self.check_codes(codes, summary)
         rows = tlearn.ray.predict(codes, Shared.head).take_all()
         got = {r["path"]: r["prediction"] for r in rows if r["error"] is None}

@@ -17,6 +17,8 @@ their batches retried by Ray Data, so a lost worker loses and duplicates no row.
     tlearn.ray.extract("data/tuxpaint", "codes/tuxpaint", model="efficientnet-lite0")
 """
 
+import glob
+import hashlib
 import os
 import time
 
@@ -27,7 +29,16 @@ import ray
 from . import Extractor
 from . import engines
 
-__all__ = ["ExtractCodes", "PredictCodes", "extract", "predict"]
+__all__ = ["ExtractCodes", "ExtractCodesToShards", "PredictCodes", "extract", "predict"]
+
+
+def _cpus_per_node():
+    """The CPUs of the smallest live node: one actor per node with all of its CPUs runs one
+    extractor whose threads share the model and the decode budget, where one actor per CPU
+    would hold a model and a budget per CPU."""
+    cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    cpus = [c for c in cpus if c >= 1]
+    return max(1, int(min(cpus))) if cpus else 1
 
 
 def _assigned_cpus():
@@ -61,6 +72,10 @@ class ExtractCodes:
             model, _resolve(payload), fingerprint, threads, options or {})
 
     def __call__(self, batch):
+        return pq.read_table(pa.BufferReader(self._encode(batch)))
+
+    def _encode(self, batch):
+        """The Parquet file (bytes) of the batch's codes rows."""
         paths = batch.column("path").to_pylist()
         if "bytes" in batch.column_names:
             items = batch.column("bytes").to_pylist()
@@ -75,8 +90,37 @@ class ExtractCodes:
                 except OSError:
                     items.append(b"")
         rel, labels, items = engines.class_files(paths, items, self.root)
-        data = self.extractor._inner.encode_parquet(items, rel, labels, True)
-        return pq.read_table(pa.BufferReader(data))
+        return self.extractor._inner.encode_parquet(items, rel, labels, True)
+
+
+class ExtractCodesToShards(ExtractCodes):
+    """:class:`ExtractCodes` that writes each batch's rows as one Parquet shard into ``out`` (a
+    folder every worker reaches) and returns one row per shard (``shard``, ``rows``,
+    ``errors``), for :func:`extract`. The shard leaves the worker as the file the library
+    encoded, with no pass through Ray's object store and write stage (which on a node whose CPUs
+    the actors hold waits for them to finish: a second or two per job). A shard is named after
+    the paths it holds and written through a temporary file, so a batch retried after a worker
+    died replaces its shard: no row lost or written twice. ``started``/``finished``: the
+    batch's wall-clock span on its worker."""
+
+    def __init__(self, out, **kwargs):
+        super().__init__(**kwargs)
+        self.out = out
+
+    def __call__(self, batch):
+        started = time.time()
+        data = self._encode(batch)
+        paths = batch.column("path").to_pylist()
+        name = "part-{}.parquet".format(
+            hashlib.sha256("\0".join(paths).encode()).hexdigest()[:20])
+        tmp = os.path.join(self.out, ".{}.{}.tmp".format(name, os.getpid()))
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(self.out, name))
+        errors = pq.read_table(pa.BufferReader(data), columns=["error"]).column("error")
+        return pa.table({"shard": [name], "rows": [len(errors)],
+                         "errors": [len(errors) - errors.null_count],
+                         "started": [started], "finished": [time.time()]})
 
 
 class PredictCodes:
@@ -122,24 +166,29 @@ def _empty_or_new(out):
 
 
 def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", augment="none",
-            decode="reduced", models_dir=None, num_cpus=1, concurrency=None, batch_size=16,
+            decode="reduced", models_dir=None, num_cpus=None, concurrency=None, batch_size=64,
             root=None, read="auto"):
     """Extract every image under ``source`` (a folder ``DIR/<class>/<image>`` or anything
     ``ray.data.read_binary_files`` reads) into Parquet codes in ``out`` (shards + sidecar).
 
-    ``num_cpus``: CPUs (and threads) per actor; ``concurrency``: actors (default: the
-    cluster's CPUs / ``num_cpus``); ``root``: what paths are made relative to (default
+    ``num_cpus``: CPUs (and threads) per actor (default: all of a node's, the smallest
+    node's where they differ: one actor per node); ``concurrency``: actors (default: the
+    cluster's CPUs / ``num_cpus``); ``batch_size``: images per call of an actor; ``root``: what paths are made relative to (default
     ``source``). ``read``: ``"bytes"`` reads the files with ``ray.data.read_binary_files``
     and ships their bytes through the object store (any path or URI Ray reads);
     ``"paths"`` ships only the paths of a local folder and each worker reads its files (the
     folder must be at the same path on every node: a shared file system); ``"auto"``: paths for
-    a local folder, else bytes. Returns ``{"rows", "errors", "seconds", "out"}``.
+    a local folder, else bytes. Returns ``{"rows", "errors", "seconds", "encode_seconds",
+    "out"}`` (``encode_seconds``: first batch started to last shard written on the workers,
+    the job without the engine's start-up).
     """
     t0 = time.perf_counter()
     out = _empty_or_new(out)
     options = {"layer": layer, "pool": pool, "augment": augment, "decode": decode}
     driver = Extractor(model, threads=1, models_dir=models_dir, **options)
     payload = [ray.put(engines.model_payload(model, models_dir))]
+    if num_cpus is None:
+        num_cpus = _cpus_per_node()
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_cpus)
     # Reading files is I/O: its tasks take no CPU, so that actors holding every CPU cannot
@@ -156,9 +205,11 @@ def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", aug
         ds = ray.data.read_binary_files(os.fspath(source), include_paths=True, num_cpus=0)
     else:
         raise ValueError("read={!r}: expected 'auto', 'paths' or 'bytes'".format(read))
-    codes = ds.map_batches(
-        ExtractCodes,
+    os.makedirs(out, exist_ok=True)
+    shards = ds.map_batches(
+        ExtractCodesToShards,
         fn_constructor_kwargs={
+            "out": os.path.abspath(out),
             "model": os.fspath(model),
             "root": root,
             "payload": payload,
@@ -172,12 +223,17 @@ def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", aug
         max_restarts=-1,
         max_task_retries=-1,
     )
-    codes.write_parquet(out)
+    written = shards.take_all()
+    for leftover in glob.glob(os.path.join(out, ".part-*.tmp")):  # of workers that died
+        os.remove(leftover)
     engines.write_sidecar(out, driver, os.fspath(source))
-    errors = pq.read_table(out, columns=["error"]).column("error")
     return {
-        "rows": len(errors),
-        "errors": len(errors) - errors.null_count,
+        "rows": sum(w["rows"] for w in written),
+        "errors": sum(w["errors"] for w in written),
+        # The workers' span, first batch started to last batch written: the rate of the
+        # cluster once its actors run, without the engine's start-up, for sizing a cluster.
+        "encode_seconds": (max((w["finished"] for w in written), default=0.0)
+                           - min((w["started"] for w in written), default=0.0)),
         "seconds": time.perf_counter() - t0,
         "out": out,
     }
