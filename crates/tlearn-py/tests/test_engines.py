@@ -131,6 +131,9 @@ class RayCluster(unittest.TestCase, EngineChecks):
         codes = Shared.tmp / "ray-codes"
         # The defaults: one actor per node with all of its CPUs (one each here).
         self.assertEqual(tlearn.ray._cpus_per_node(), 1)
+        # Batches: at least 4 per actor on small jobs, 64 at most.
+        self.assertEqual([tlearn.ray._batch_size(n, a) for n, a in
+                          [(80, 2), (216, 1), (3, 2), (100000, 8)]], [10, 54, 1, 64])
         summary = tlearn.ray.extract(Shared.data, codes, model=MODEL)
         self.check_codes(codes, summary)
         rows = tlearn.ray.predict(codes, Shared.head).take_all()

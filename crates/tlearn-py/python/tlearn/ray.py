@@ -41,6 +41,18 @@ def _cpus_per_node():
     return max(1, int(min(cpus))) if cpus else 1
 
 
+# Images per actor call at most: enough to keep the Python side of a call small next to the
+# encoding, few enough to hold little in memory.
+MAX_BATCH = 64
+
+
+def _batch_size(images, actors):
+    """Batches of at most MAX_BATCH images, at least 4 per actor, so that the last batches
+    do not leave one actor working alone (80 images in batches of 64 on two actors: one actor
+    encoded 64 while the other had 16)."""
+    return max(1, min(MAX_BATCH, -(-images // (4 * actors))))
+
+
 def _assigned_cpus():
     try:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
@@ -166,14 +178,16 @@ def _empty_or_new(out):
 
 
 def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", augment="none",
-            decode="reduced", models_dir=None, num_cpus=None, concurrency=None, batch_size=64,
+            decode="reduced", models_dir=None, num_cpus=None, concurrency=None, batch_size=None,
             root=None, read="auto"):
     """Extract every image under ``source`` (a folder ``DIR/<class>/<image>`` or anything
     ``ray.data.read_binary_files`` reads) into Parquet codes in ``out`` (shards + sidecar).
 
     ``num_cpus``: CPUs (and threads) per actor (default: all of a node's, the smallest
     node's where they differ: one actor per node); ``concurrency``: actors (default: the
-    cluster's CPUs / ``num_cpus``); ``batch_size``: images per call of an actor; ``root``: what paths are made relative to (default
+    cluster's CPUs / ``num_cpus``); ``batch_size``: images per call of an actor (default: 64,
+    fewer where the number of images is known and 64 would give an actor fewer than 4
+    batches); ``root``: what paths are made relative to (default
     ``source``). ``read``: ``"bytes"`` reads the files with ``ray.data.read_binary_files``
     and ships their bytes through the object store (any path or URI Ray reads);
     ``"paths"`` ships only the paths of a local folder and each worker reads its files (the
@@ -201,10 +215,14 @@ def extract(source, out, model="efficientnet-lite0", layer=None, pool="avg", aug
         files = sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.abspath(source))
                        for f in fs)
         ds = ray.data.from_items([{"path": f} for f in files])
+        if batch_size is None:
+            batch_size = _batch_size(len(files), concurrency)
     elif read == "bytes":
         ds = ray.data.read_binary_files(os.fspath(source), include_paths=True, num_cpus=0)
     else:
         raise ValueError("read={!r}: expected 'auto', 'paths' or 'bytes'".format(read))
+    if batch_size is None:
+        batch_size = MAX_BATCH
     os.makedirs(out, exist_ok=True)
     shards = ds.map_batches(
         ExtractCodesToShards,
