@@ -187,6 +187,7 @@ class RayCluster(unittest.TestCase, EngineChecks):
 class SparkLocal(unittest.TestCase, EngineChecks):
     @classmethod
     def setUpClass(cls):
+        # What `import tlearn.spark` does where PYSPARK_PYTHON is unset (the test below).
         os.environ["PYSPARK_PYTHON"] = sys.executable
         from pyspark.sql import SparkSession
 
@@ -195,6 +196,18 @@ class SparkLocal(unittest.TestCase, EngineChecks):
                             .config("spark.ui.enabled", "false")
                             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
             Shared.spark.sparkContext.setLogLevel("ERROR")
+
+    def test_importing_it_points_sparks_python_workers_at_this_interpreter(self):
+        show = "import os, tlearn.spark; print(os.environ['PYSPARK_PYTHON'])"
+        env = {k: v for k, v in os.environ.items() if k != "PYSPARK_PYTHON"}
+        got = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        self.assertEqual(got, sys.executable)
+        # A setting of the user's (a cluster's interpreter) is kept.
+        env["PYSPARK_PYTHON"] = "/opt/cluster/python3"
+        got = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        self.assertEqual(got, "/opt/cluster/python3")
 
     def test_local2_extracts_the_command_lines_codes_and_predicts(self):
         import tlearn.spark

@@ -11,6 +11,12 @@ The model file travels once as a broadcast variable; each Python worker opens it
 are reused across tasks) with ``spark.task.cpus`` threads and checks its fingerprint against
 the driver's before it encodes anything.
 
+Spark starts its Python workers with ``PYSPARK_PYTHON``, else ``python3`` from ``PATH``, which
+in a virtual environment is an interpreter without tlearn; importing this module sets
+``PYSPARK_PYTHON`` to the importing interpreter when it is unset, so a session started after the
+import (``local[N]``) runs its workers where tlearn is. On a cluster whose nodes keep Python
+elsewhere, set ``PYSPARK_PYTHON`` (or ``spark.pyspark.python``) to the nodes' interpreter.
+
     from pyspark.sql import SparkSession
     import tlearn.spark
     spark = SparkSession.builder.master("local[2]").getOrCreate()
@@ -20,6 +26,7 @@ the driver's before it encodes anything.
 
 import json
 import os
+import sys
 import time
 
 import pyarrow as pa
@@ -29,6 +36,9 @@ from . import Extractor, Head
 from . import engines
 
 __all__ = ["CODES_SCHEMA", "extract", "predict_udf"]
+
+if not os.environ.get("PYSPARK_PYTHON"):
+    os.environ["PYSPARK_PYTHON"] = sys.executable
 
 # The codes' columns as Spark types (mapInArrow's output schema).
 CODES_SCHEMA = ("path string, label string, sha256 string, features array<float>, "
