@@ -6,7 +6,8 @@
 //!   tlearn's AVX-512 kernel (every plane) or one `gemm` call each (planes from 10×10 up),
 //!   equal to tract's up to float rounding.
 //! - [`super::stem_op`]: the stem (a full convolution over the colour planes), direct instead
-//!   of tract's im2col + matrix multiply, equal to tract's up to float rounding.
+//!   of tract's im2col + matrix multiply, equal to tract's up to float rounding; only on CPUs
+//!   with its vector path ([`super::stem_kernel::available`]: AVX-512F, or AVX2 with FMA).
 //!
 //! Everything else (pooling, classifier, batched runs of the 1×1 convolutions) stays tract's.
 //! The rewrite is a tract [`ModelTransform`] named `tlearn_ops` ([`TlearnOps`]), as tract's own
@@ -30,6 +31,7 @@ use super::depthwise_op;
 use super::graph::{const_f32, fused_clamp};
 use super::pointwise_kernel;
 use super::pointwise_op;
+use super::stem_kernel;
 use super::stem_op;
 
 /// Which of tlearn's operators replace tract's.
@@ -128,7 +130,7 @@ pub fn apply(model: &mut TypedModel, ops: Ops) -> TractResult<Replaced> {
         let kernel = ops == Ops::All && pointwise_kernel::available();
         n.pointwise = rewrite_pointwise(model, kernel)?;
     }
-    if ops == Ops::All {
+    if ops == Ops::All && stem_kernel::available() {
         n.stem = rewrite_stem(model)?;
     }
     Ok(n)
