@@ -1,6 +1,6 @@
 //! Time the depthwise kernels alone on EfficientNet-Lite0's layer shapes (each layer once, at
-//! its channel count): the per-channel kernel (`depthwise_kernel`) and, on AVX-512 CPUs, the
-//! 16-channels-per-vector one (`depthwise_blocked`), alternating, minimum of `ROUNDS` rounds.
+//! its channel count): the per-channel kernel (`depthwise_kernel`) and, on AVX-512 or AVX2 CPUs,
+//! the 16-channels-per-block one (`depthwise_blocked`), alternating, minimum of `ROUNDS` rounds.
 //!
 //! cargo run --release -p tlearn-ops --example dw_bench [-- rounds]
 use std::time::Instant;
@@ -12,7 +12,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let has_blocked = std::is_x86_feature_detected!("avx512f");
+    let has_blocked = blocked::available();
     // (channels, size, kernel, stride, pad_before, pad_after, repeats in Lite0)
     let layers = [
         (32, 112, 3, 1, 1, 1, 1),
