@@ -213,7 +213,9 @@ impl Plan {
 /// extract` on the Tux Paint photos (`perf record`, one thread), 14.1% with this. What was left
 /// was reading the input plane (memory, not arithmetic), which the direct AVX-512 path below
 /// removes for the 3×3 / 5×5, stride 1 / 2 convolutions; this copy now serves the other shapes
-/// on AVX-512 CPUs.
+/// on AVX-512 CPUs. Without AVX-512 the portable build runs: an AVX2 build of it with an AVX2
+/// deinterleave gained nothing on a Zen core (`examples/dw_bench`, the 112- and 56-wide
+/// layers, three alternating runs each way, within noise).
 fn fill_phases(
     g: &Geometry,
     input: &[f32],
@@ -996,6 +998,22 @@ mod tests {
                 "{g:?}"
             );
             assert_eq!(run(Isa::Best, &mut scratch), portable, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn deinterleave2_splits_even_and_odd_columns_at_every_length() {
+        for n in 0..41 {
+            let src: Vec<f32> = (0..2 * n + 1).map(|i| i as f32).collect();
+            let (mut even, mut odd) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            deinterleave2(&src, &mut even, &mut odd);
+            for j in 0..n {
+                assert_eq!(
+                    (even[j], odd[j]),
+                    (src[2 * j], src[2 * j + 1]),
+                    "n {n} j {j}"
+                );
+            }
         }
     }
 
