@@ -1,0 +1,108 @@
+//! tlearn's operators (the default `Ops::All` rewrite) compute the same codes as tract's own
+//! plan, at every named cut of the MobileNet-style backbones they were written for, on real
+//! photos: each cut's whole spatial map (`--pool flatten`), not only its average, so a wrong
+//! border, stride or channel block anywhere in a plane shows.
+
+use std::path::{Path, PathBuf};
+
+use tlearn_extract::augment::{Anchor, View};
+use tlearn_extract::backbone::{Backbone, BackboneOptions, Ops};
+use tlearn_extract::registry::Registry;
+use tlearn_extract::spec::Pooling;
+use tlearn_extract::{decode, listing, preprocess};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Photos per backbone: one of every few classes of the Tux Paint set, so the inputs differ.
+const PHOTOS: usize = 4;
+
+fn check(name: &str) {
+    let models = repo().join("models");
+    let data = repo().join("data/tuxpaint");
+    let reg = Registry::load(&models).unwrap();
+    let entry = reg.get(name).unwrap();
+    // Grid cuts (`NAME@KxK`) pool a tensor that a plain cut already shows whole.
+    let cuts: Vec<String> = entry
+        .cuts
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|c| !c.contains('@'))
+        .collect();
+    assert!(cuts.len() >= 3, "{name}: {} named cuts", cuts.len());
+    let load = |ops| {
+        Backbone::load_cuts(
+            entry,
+            &models,
+            &cuts,
+            Pooling::Flatten,
+            &BackboneOptions { ops },
+        )
+        .unwrap_or_else(|e| panic!("{name} ({ops}): {e:#}"))
+    };
+    let (ours, tract) = (load(Ops::All), load(Ops::Tract));
+    assert_eq!(ours.dim(), tract.dim());
+
+    let files = listing::list_dataset(&data)
+        .unwrap_or_else(|e| panic!("{}: {e:#} (run `make data`)", data.display()))
+        .files;
+    assert!(
+        files.len() >= PHOTOS * 10,
+        "{}: too few photos",
+        data.display()
+    );
+    let step = files.len() / PHOTOS;
+    let p = ours.preprocess().clone();
+    let view = View {
+        anchor: Anchor::Centre,
+        flip: false,
+    };
+    let mut worst = vec![0f32; cuts.len()];
+    for (_, file) in files.iter().step_by(step).take(PHOTOS) {
+        let bytes = std::fs::read(file).unwrap();
+        let img = decode::decode_rgb(&bytes, p.background).unwrap();
+        let v = preprocess::view_image(&img, &p, view).unwrap();
+        let x = preprocess::to_tensor(std::slice::from_ref(&v), &p).unwrap();
+        let got = ours.encode(x.clone()).unwrap();
+        let want = tract.encode(x).unwrap();
+        let mut at = 0;
+        for (k, cut) in ours.cuts().iter().enumerate() {
+            let (g, w) = (&got[at..at + cut.dim], &want[at..at + cut.dim]);
+            at += cut.dim;
+            let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let d = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d <= 1e-5 * scale,
+                "{name} cut {} {:?}, {}: tlearn's operators differ from tract's by {d:e} \
+                 (largest value {scale})",
+                cut.layer,
+                cut.shape,
+                file.display()
+            );
+            worst[k] = worst[k].max(d / scale);
+        }
+    }
+    for (cut, w) in ours.cuts().iter().zip(&worst) {
+        println!(
+            "{name} {:<10} {:?}: worst relative difference {w:.1e}",
+            cut.layer, cut.shape
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn lite0_every_cut_equals_tracts_plan() {
+    check("efficientnet-lite0");
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn mobilenetv2_every_cut_equals_tracts_plan() {
+    check("mobilenetv2");
+}
