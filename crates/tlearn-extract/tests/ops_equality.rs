@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tlearn_extract::augment::{Anchor, View};
+use tlearn_extract::augment::{self, Augment};
 use tlearn_extract::backbone::{Backbone, BackboneOptions, Ops};
 use tlearn_extract::registry::Registry;
 use tlearn_extract::spec::Pooling;
@@ -15,7 +15,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Photos per backbone: one of every few classes of the Tux Paint set, so the inputs differ.
+/// Photos per backbone, spread evenly over the Tux Paint set's sorted files (so over its classes).
 const PHOTOS: usize = 4;
 
 fn check(name: &str) {
@@ -54,10 +54,8 @@ fn check(name: &str) {
     );
     let step = files.len() / PHOTOS;
     let p = ours.preprocess().clone();
-    let view = View {
-        anchor: Anchor::Centre,
-        flip: false,
-    };
+    // The view `extract` encodes without augmentation.
+    let view = augment::views(Augment::None)[0];
     let mut worst = vec![0f32; cuts.len()];
     for (_, file) in files.iter().step_by(step).take(PHOTOS) {
         let bytes = std::fs::read(file).unwrap();
