@@ -332,7 +332,17 @@ fn a_second_backbone_adds_its_cuts_and_a_cross_backbone_pair_and_other_images_ar
     let mb = workdir("cuts").join("tuxpaint-mobilenetv2-features");
     extract("mobilenetv2", &dataset("tuxpaint"), &mb, &[]);
     let out = workdir("cuts").join("run-two");
-    let (cv, head, _) = train(&[set.to_str().unwrap(), mb.to_str().unwrap()], &out);
+    // The cut search over both backbones is under test, not the head grid (the default grid is
+    // in the test above): one head family keeps the finalists' tuning short.
+    let (cv, head, _) = train(
+        &[
+            set.to_str().unwrap(),
+            mb.to_str().unwrap(),
+            "--head",
+            "logistic",
+        ],
+        &out,
+    );
     let sets = cv["cuts"]["sets"].as_array().unwrap();
     let names: Vec<&str> = sets.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"mobilenetv2/features"), "{names:?}");
@@ -395,7 +405,8 @@ fn two_backbones_joined_each_block_normalised_and_predict_applies_the_same_rule(
     let (set_s, mb_s) = (set.to_str().unwrap(), mb.to_str().unwrap());
     let out = workdir("cuts").join("run-two-blocks");
     let pair = "features+mobilenetv2/features";
-    let (cv, head, _) = train(&[set_s, mb_s, "--cut", pair], &out);
+    // The joining and its normalisation are under test: one head family, not the whole grid.
+    let (cv, head, _) = train(&[set_s, mb_s, "--cut", pair, "--head", "logistic"], &out);
     assert_eq!(cv["cuts"]["chosen"], pair);
     assert!(
         cv["cuts"]["rule"].as_str().unwrap().contains("--cut"),
@@ -468,7 +479,19 @@ fn two_backbones_joined_each_block_normalised_and_predict_applies_the_same_rule(
 
     // --block-norm none joins the blocks raw (the behaviour before), and says so.
     let raw = workdir("cuts").join("run-two-raw");
-    let (_, head_raw, _) = train(&[set_s, mb_s, "--cut", pair, "--block-norm", "none"], &raw);
+    let (_, head_raw, _) = train(
+        &[
+            set_s,
+            mb_s,
+            "--cut",
+            pair,
+            "--block-norm",
+            "none",
+            "--head",
+            "logistic",
+        ],
+        &raw,
+    );
     assert!(head_raw["transform"].get("blocks").is_none());
     // A head whose blocks do not match its parts is refused when loaded, naming the field.
     let mut bad = head.clone();
