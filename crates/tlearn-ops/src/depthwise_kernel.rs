@@ -25,6 +25,12 @@
 //! the taps each row feeds are known at compile time (1.10 against 0.93 ms over the Lite0
 //! layers), and 7-row blocks (every Lite plane size is a multiple of 7; 1.60 against 1.05 ms).
 //!
+//! The same direct design on AVX2 (8-lane loads once per row, `vperm2f128` + `vpalignr` for
+//! the column shifts, `vshufps` + `vpermpd` for the stride-2 split; bit-identical) was slower on
+//! a Zen 3 core than the phase planes below: 8.5-9.1 against 6.1-7.1 ms over Lite0's
+//! one-channel layers (`examples/dw_bench`, two alternating runs): two shuffles per tap and
+//! vector cost more than the copy.
+//!
 //! Elsewhere (other kernels and strides, CPUs without AVX-512, an input clamp that does not
 //! keep 0 at 0) the phase-plane path stays: the zero-padded input plane is laid out once per
 //! channel as `stride_w` "phase" planes (phase `q` holds padded columns `q, q + stride_w, ...`),

@@ -26,7 +26,11 @@ use super::graph::{const_f32, fused_clamp, sole_bin_successor};
 use super::pointwise_kernel::{self, PackedWeights};
 
 /// Without the AVX-512 kernel, planes smaller than this (7×7) stay with tract's matrix product:
-/// with their large channel counts its AVX-512 kernels beat gemm's AVX2 ones there.
+/// with their large channel counts its AVX-512 kernels beat gemm's AVX2 ones there, and on a
+/// Zen 3 core (AVX2 only) `gemm` on the 7×7 planes too was slower in the whole network
+/// (`examples/infer_bench`, six alternating rounds; bench/RESULTS.md). AVX2 + FMA tiles of
+/// [`super::pointwise_kernel`] were tried there as well: 15.4 ms over Lite0's 32 1×1 shapes
+/// against `gemm`'s 8.7 ms (`examples/pointwise_bench`), so CPUs without AVX-512 keep `gemm`.
 pub const SMALL_PLANE: usize = 100;
 
 /// The smallest plane (points) this operator takes: every plane with [`pointwise_kernel`]
