@@ -438,9 +438,15 @@ mod x86 {
         unsafe { rows_n::<F32x16, NV>(rows, out_w, out) }
     }
 
-    /// 8-lane vectors, four per row.
+    /// 8-lane vectors, two per row: `ROWS × 2` accumulators, so that they, the tap and the
+    /// loaded vector fit AVX's 16 registers. Four per row (the block's whole 32 columns, as the
+    /// AVX-512 path) made 16 accumulators that spilled on every tap: on a Zen 3 core the
+    /// one-channel layers of Lite0 (112 to 28 wide) took 2.07-2.78 ms an image with four and
+    /// 1.73-1.83 with two (`examples/dw_bench`, three alternating runs), and the network's
+    /// depthwise operators 4.02 against 4.81 ms (medians of five alternating `profile_ops`
+    /// runs). Two vectors divide [`BLOCK_W`], so no read leaves the padded rows.
     pub(super) unsafe fn rows_avx(rows: &Rows, out_w: usize, out: &mut [f32]) {
-        unsafe { rows_avx_n::<{ BLOCK_W / 8 }>(rows, out_w, out) }
+        unsafe { rows_avx_n::<{ BLOCK_W / 16 }>(rows, out_w, out) }
     }
 
     /// [`rows_n`] with `NV` 8-lane vectors per row.
