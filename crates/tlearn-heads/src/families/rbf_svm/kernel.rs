@@ -21,7 +21,9 @@ pub(crate) fn exp_in_place(d2: &mut Array2<f64>, gamma: f64) {
 pub fn sq_distances(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     let na: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
     let nb: Array1<f64> = b.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let mut k = a.dot(&b.t());
+    // Row-major whatever the shapes: with one column (`--pca 1`) ndarray's product may come
+    // out column-major, and the SMO reads kernel rows as slices.
+    let mut k = a.dot(&b.t()).as_standard_layout().into_owned();
     k.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(na.as_slice().expect("contiguous").par_iter())
@@ -44,6 +46,15 @@ pub fn kernel_from_sq(d2: &Array2<f64>, gamma: f64) -> Array2<f64> {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn one_column_codes_give_a_row_major_kernel() {
+        let a = Array2::from_shape_fn((5, 1), |(i, _)| i as f64);
+        let d2 = sq_distances(a.view(), a.view());
+        assert!(d2.is_standard_layout());
+        assert_eq!(d2[[0, 3]], 9.0);
+        assert_eq!(d2[[4, 1]], 9.0);
+    }
 
     #[test]
     fn kernel_matches_definition() {
