@@ -342,6 +342,166 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     );
 }
 
+/// `train --head auto CODES --finetune-on MAPS`: the contest's record in cv.json.
+fn contest(codes: &Path, maps: &Path, run: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        tlearn()
+            .args([
+                "train",
+                "--head",
+                "auto",
+                "--seed",
+                "1",
+                "--test-size",
+                "0.3",
+            ])
+            .args(["--ft-probe-epochs", "5", "--ft-epochs", "3"])
+            .args(["--finetune-min-images", "0", "--finetune-on"])
+            .arg(maps)
+            .args(extra)
+            .arg(codes)
+            .arg("--out")
+            .arg(run),
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    read_json(&run.join("cv.json"))
+}
+
+#[test]
+#[ignore = "needs make models/data; run by make test"]
+fn finetuning_competes_with_the_frozen_heads_on_their_folds() {
+    let (_, maps, codes) = caches();
+    let work = workdir("tuxpaint");
+
+    // The default grid: fine-tuning is scored on the frozen heads' five folds and paired with
+    // the chosen frozen head fold by fold.
+    let run = work.join("finetune-contest");
+    let cv = contest(&codes, &maps, &run, &[]);
+    let ft = &cv["finetune"];
+    let folds: Vec<f64> = serde_json::from_value(ft["fold_accuracy"].clone()).unwrap();
+    let chosen = cv["chosen"].as_u64().unwrap() as usize;
+    let frozen: Vec<f64> =
+        serde_json::from_value(cv["candidates"][chosen]["fold_accuracy"].clone()).unwrap();
+    assert_eq!(folds.len(), 5, "{ft}");
+    assert_eq!(frozen.len(), 5);
+    assert!(folds.iter().all(|a| (0.0..=1.0).contains(a)), "{ft}");
+    let mean = folds.iter().sum::<f64>() / 5.0;
+    assert!((ft["mean_accuracy"].as_f64().unwrap() - mean).abs() < 1e-12);
+    let d: Vec<f64> = folds.iter().zip(&frozen).map(|(a, b)| a - b).collect();
+    let dm = d.iter().sum::<f64>() / 5.0;
+    let se = (d.iter().map(|x| (x - dm).powi(2)).sum::<f64>() / 4.0 / 5.0).sqrt();
+    assert!(
+        (ft["difference"].as_f64().unwrap() - dm).abs() < 1e-12,
+        "{ft}"
+    );
+    assert!(
+        (ft["standard_error"].as_f64().unwrap() - se).abs() < 1e-12,
+        "{ft}"
+    );
+    let kept = ft["chosen"].as_bool().unwrap();
+    assert_eq!(kept, dm > 0.0 && dm > se, "{ft}");
+    let head = read_json(&run.join("head.json"));
+    assert_eq!(
+        head["params"]["kind"] == "finetune",
+        kept,
+        "{}",
+        head["params"]
+    );
+    let scenario = cv["cuts"]["scenario"]["text"].as_str().unwrap();
+    assert!(
+        scenario.contains("Fine-tuning the layers after efficientnet-lite0 'stage6'"),
+        "{scenario}"
+    );
+    eprintln!(
+        "Tux Paint seed 1: fine-tuned CV {mean:.3}, frozen {:.3}, paired {dm:+.3} ± {se:.3}",
+        frozen.iter().sum::<f64>() / 5.0
+    );
+
+    // Frozen heads held to one principal component of the codes: fine-tuning wins by far,
+    // head.json is the fine-tuned network, fitted on the same training images, and eval
+    // scores it on the held-out images of the frozen split.
+    let run = work.join("finetune-contest-wins");
+    let cv = contest(
+        &codes,
+        &maps,
+        &run,
+        &["--pca", "1", "--transform", "standard"],
+    );
+    let ft = &cv["finetune"];
+    assert!(ft["chosen"].as_bool().unwrap(), "{ft}");
+    let head = read_json(&run.join("head.json"));
+    assert_eq!(head["params"]["kind"], "finetune");
+    assert!(run.join("head.finetune.npz").exists());
+    assert_eq!(head["split"]["folds"], 5);
+    assert_eq!(head["cv"]["fold_accuracy"], ft["fold_accuracy"]);
+    let codes_cache = FeatureCache::load(&codes).unwrap();
+    let held: Vec<String> = cv["split"]["test_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| codes_cache.paths[i.as_u64().unwrap() as usize].clone())
+        .collect();
+    assert_eq!(head["split"]["held_out"], serde_json::json!(held));
+    // The frozen codes given beside the maps, as after any `train`: eval finds the maps.
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(run.join("head.json"))
+            .arg(&codes)
+            .arg(&maps)
+            .arg("--out")
+            .arg(&run),
+    );
+    let acc = read_json(&run.join("report.json"))["metrics"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        acc >= 0.7,
+        "held-out accuracy of the kept fine-tuned head {acc}"
+    );
+
+    // Refused before any CV: another head than auto, and a pooled cache given as the maps.
+    let err = stderr_of(
+        tlearn()
+            .args(["train", "--head", "logistic", "--finetune-on"])
+            .arg(&maps)
+            .arg(&codes)
+            .arg("--out")
+            .arg(work.join("finetune-refused")),
+    );
+    assert!(err.contains("--head auto"), "{err}");
+    let err = stderr_of(
+        tlearn()
+            .args(["train", "--finetune-on"])
+            .arg(&codes)
+            .arg(&codes)
+            .arg("--out")
+            .arg(work.join("finetune-refused")),
+    );
+    assert!(
+        err.contains("extractor.pool") && err.contains("spatial map"),
+        "{err}"
+    );
+
+    // Under --finetune-min-images (1,000 by default): left out with a note, no record.
+    let out = run_ok(
+        tlearn()
+            .args(["train", "--head", "auto", "--seed", "1", "--finetune-on"])
+            .arg(&maps)
+            .arg(&codes)
+            .arg("--out")
+            .arg(work.join("finetune-left-out")),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fine-tuning left out"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_json(&work.join("finetune-left-out/cv.json"))
+        .get("finetune")
+        .is_none());
+}
+
 fn sha256(p: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))

@@ -9,11 +9,12 @@ use tlearn_extract::budget::MemoryBudget;
 use tlearn_extract::classify::{self, Failure, Prediction};
 use tlearn_extract::open::{encoder_for_fingerprint, entry_for, OwnModel};
 use tlearn_extract::registry;
-use tlearn_finetune::{pipeline, FinetuneHead, TopBlock};
+use tlearn_finetune::{contest, pipeline, FinetuneHead, TopBlock};
+use tlearn_heads::train::{HeadChoice, TrainOutcome, Training};
 use tlearn_heads::FeatureCache;
 use tlearn_model::ModelOptions;
 
-use crate::flags::train::FinetuneArgs;
+use crate::flags::train::{FinetuneArgs, HeadFlag};
 
 /// The layers after the cut a spatial cache was extracted at, read from its backbone's file.
 fn block_for(cache: &FeatureCache, models_dir: Option<&Path>) -> Result<TopBlock> {
@@ -40,6 +41,7 @@ pub fn train(
     out: &Path,
 ) -> Result<()> {
     let cache = FeatureCache::load(cache_path)?;
+    pipeline::check_spatial(&cache)?;
     let block = block_for(&cache, models_dir)?;
     let per = pipeline::bytes_per_image(cache.meta.dim);
     println!(
@@ -94,6 +96,137 @@ pub fn train(
     Ok(())
 }
 
+/// Fine-tuning as a candidate of `train --head auto --finetune-on MAPS`, checked before the
+/// frozen heads' CV starts.
+pub struct Candidate {
+    maps: FeatureCache,
+    block: TopBlock,
+}
+
+impl Candidate {
+    /// The spatial cache and its block, checked; `None` (with a note) when the training part is
+    /// under `--finetune-min-images`.
+    pub fn open(
+        maps: &Path,
+        head: &HeadFlag,
+        training: &Training,
+        args: &FinetuneArgs,
+        models_dir: Option<&Path>,
+    ) -> Result<Option<Candidate>> {
+        let HeadFlag::Heads(HeadChoice::Auto) = head else {
+            bail!(
+                "--finetune-on makes fine-tuning a candidate of --head auto; to fine-tune alone, \
+                 train --head finetune {}",
+                maps.display()
+            );
+        };
+        let maps = FeatureCache::load(maps)?;
+        pipeline::check_spatial(&maps)?;
+        let block = block_for(&maps, models_dir)?;
+        pipeline::check_cache(&maps, &block)?;
+        let rows = training.inputs()[0].cache.rows();
+        let test_size = training.config().train.test_size;
+        let n_train = ((1.0 - test_size) * rows as f64) as usize;
+        if n_train < args.finetune_min_images {
+            eprintln!(
+                "note: fine-tuning left out: about {n_train} training images, fewer than \
+                 {} (--finetune-min-images)",
+                args.finetune_min_images
+            );
+            return Ok(None);
+        }
+        let per = pipeline::bytes_per_image(maps.meta.dim);
+        println!(
+            "fine-tuning candidate: {} layers after {} '{}' ({} pretrained parameters) on {} \
+             ({:.1} KB per image, {:.1} MB in all), cross-validated on the frozen heads' folds",
+            block.ops.len(),
+            block.backbone,
+            block.cut,
+            block.parameters(),
+            maps.dir.display(),
+            per as f64 / 1e3,
+            (per * maps.rows()) as f64 / 1e6,
+        );
+        Ok(Some(Candidate { maps, block }))
+    }
+
+    /// Cross-validate fine-tuning on the folds of `out` (the frozen heads' outcome), record it in
+    /// `out`'s cv.json and return the fine-tuned head, fitted on the whole training part, when
+    /// it is kept.
+    pub fn compete(
+        self,
+        training: &Training,
+        out: &mut TrainOutcome,
+        seed: u64,
+        args: &FinetuneArgs,
+    ) -> Result<Option<FinetuneHead>> {
+        let params = args.params(seed);
+        let quiet = std::env::var_os("CI").is_some();
+        let folds = out.cv.report.folds;
+        let frozen = &training.inputs()[0].cache;
+        let c = contest::compete(
+            &out.cv,
+            frozen,
+            &self.maps,
+            &self.block,
+            &params,
+            &mut |f, e| {
+                if !quiet {
+                    eprintln!(
+                        "  fine-tuning fold {}/{folds}, {} epoch {:>2}: validation accuracy {:.4} ({:.1} s)",
+                        f + 1,
+                        e.phase,
+                        e.epoch,
+                        e.val_accuracy,
+                        e.seconds
+                    );
+                }
+            },
+        )?;
+        let r = &c.record;
+        let report = &out.cv.report;
+        let frozen_mean = report.candidates[report.chosen].mean_accuracy;
+        println!(
+            "fine-tuned {} after '{}': CV {:.4} against the frozen head's {:.4} on the same {} \
+             folds, paired difference {:+.4} ± {:.4} ({:.0} s): {}",
+            r.backbone,
+            r.cut,
+            r.mean_accuracy,
+            frozen_mean,
+            folds,
+            r.difference,
+            r.standard_error,
+            r.seconds,
+            if r.chosen {
+                "the fine-tuned network is kept"
+            } else {
+                "the frozen head is kept (fine-tuning must win by more than one standard error)"
+            }
+        );
+        let head = if r.chosen {
+            let head = pipeline::train_on(
+                &self.maps,
+                &self.block,
+                &c.rows,
+                &params,
+                Some(c.cv_summary()),
+                &mut |_| {},
+            )?;
+            println!(
+                "fine-tuned on all {} training images: kept joint epoch {} ({:.1} s)",
+                c.rows.train.len(),
+                head.file.fit.best_epoch,
+                head.file.fit.seconds
+            );
+            Some(head)
+        } else {
+            None
+        };
+        c.record_in(&mut out.cv);
+        Ok(head)
+    }
+}
+
 /// Load a fine-tuned head and check its block against the backbone's file when it is at hand.
 fn load(head_path: &Path, models_dir: Option<&Path>) -> Result<FinetuneHead> {
     let head = FinetuneHead::load(head_path)?;
@@ -117,24 +250,35 @@ fn load(head_path: &Path, models_dir: Option<&Path>) -> Result<FinetuneHead> {
 
 pub fn eval(head_path: &Path, caches: &[PathBuf], all: bool, out: &Path) -> Result<()> {
     let head = load(head_path, None)?;
-    let [cache] = caches else {
-        bail!(
-            "a fine-tuned head reads one spatial cache; {} given",
-            caches.len()
-        );
-    };
-    let named = tlearn_cache::resolve(cache)?;
+    // The spatial cache of the head's cut, among the caches (or cut sets) given: `eval` of a
+    // run where `--finetune-on` won may be given the frozen caches beside the map cache.
     let want = &head.file.extractor;
-    let dir = named
-        .iter()
-        .find(|n| {
-            FeatureCache::read(&n.dir)
+    let mut found = None;
+    for cache in caches {
+        for n in tlearn_cache::resolve(cache)? {
+            if FeatureCache::read(&n.dir)
                 .ok()
                 .flatten()
                 .is_some_and(|c| c.meta.extractor == *want)
-        })
-        .map(|n| n.dir.clone())
-        .unwrap_or_else(|| cache.clone());
+            {
+                found.get_or_insert(n.dir.clone());
+            }
+        }
+    }
+    let dir = match (found, caches) {
+        (Some(d), _) => d,
+        // One cache that is not the map: loaded, so that the check names what differs.
+        (None, [one]) => one.clone(),
+        (None, _) => bail!(
+            "{}: a fine-tuned head reads the spatial map of {} cut '{}' (`--pool flatten`), and \
+             none of the {} caches given holds it; give the map cache it was trained on ({})",
+            head_path.display(),
+            want.backbone,
+            want.layer,
+            caches.len(),
+            head.file.split.cache
+        ),
+    };
     let cache = FeatureCache::load(&dir)?;
     let rep = pipeline::evaluate(&head, &cache, all)?;
     let m = &rep.metrics;

@@ -51,6 +51,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     for note in training.notes() {
         eprintln!("note: {note}");
     }
+    let finetune = match &args.finetune.finetune_on {
+        Some(maps) => super::finetune::Candidate::open(
+            maps,
+            &args.head,
+            &training,
+            &args.finetune,
+            args.models_dir.as_deref(),
+        )?,
+        None => None,
+    };
     let inputs = training.inputs();
     for i in inputs {
         println!(
@@ -74,7 +84,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(rule) = training.selection_rule() {
         println!("selection over cuts: {rule}");
     }
-    let out = training.run(|ev| match ev {
+    let mut out = training.run(|ev| match ev {
         Event::Stage(s) => eprintln!("{s}"),
         Event::Skipped { set, why } => eprintln!("  {set}: not screened ({why})"),
         Event::Cv { .. } if !args.verbose => {}
@@ -102,7 +112,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(cuts) = &out.cv.cuts {
         print!("{}", tlearn_report::cuts::text(cuts, args.verbose));
     }
-    let written = tlearn_report::train_files::write(&out, &args.out)?;
+    let kept = match finetune {
+        Some(candidate) => candidate.compete(&training, &mut out, args.seed, &args.finetune)?,
+        None => None,
+    };
+    let written = match kept {
+        None => tlearn_report::train_files::write(&out, &args.out)?,
+        Some(mut head) => {
+            tlearn_report::train_files::write_replacing_head(&out, &args.out, |path| {
+                head.save(path)
+            })?
+        }
+    };
     match &written.cuts_png {
         Some(png) => println!(
             "wrote {}, {} and {}",

@@ -51,9 +51,19 @@ fn head_values() -> impl Iterator<Item = PossibleValue> {
     )
 }
 
-/// Options of `--head finetune` (the defaults are `FinetuneParams::default()`).
+/// Options of `--head finetune` and of fine-tuning as a candidate of `--head auto` (the
+/// defaults are `FinetuneParams::default()`).
 #[derive(Args, Debug, Clone)]
 pub struct FinetuneArgs {
+    /// --head auto: the spatial map of a cut of the SAME images (`tlearn extract --layer stage6
+    /// --pool flatten`): fine-tuning the layers after that cut is cross-validated on the frozen
+    /// heads' folds and kept when it beats the chosen frozen head by more than one standard
+    /// error of the paired per-fold difference (head.json is then the fine-tuned network).
+    #[arg(long, value_name = "MAPS")]
+    pub finetune_on: Option<PathBuf>,
+    /// --finetune-on: fewest training images (before the folds) for fine-tuning to compete.
+    #[arg(long, default_value_t = tlearn_finetune::contest::MIN_TRAINING_IMAGES, value_name = "N")]
+    pub finetune_min_images: usize,
     /// --head finetune: AdamW learning rate of the pretrained layers after the cut.
     #[arg(long, default_value_t = FinetuneParams::default().lr_block, value_name = "LR")]
     pub ft_lr_block: f64,

@@ -7,9 +7,11 @@
 //! - `net`, `depthwise`: the network's forward and backward passes, AdamW;
 //! - `train`: linear probe, then joint fine-tuning with early stopping;
 //! - `saved`: head.json + the numpy-readable weight sidecar, loaded with shape checks;
-//! - `pipeline`: the shared split, training on a spatial cache, held-out evaluation.
+//! - `pipeline`: the shared split, training on a spatial cache, held-out evaluation;
+//! - `contest`: fine-tuning as a candidate of `train --head auto`, on the frozen heads' folds.
 
 pub mod block;
+pub mod contest;
 pub mod depthwise;
 pub mod net;
 pub mod pipeline;

@@ -24,17 +24,9 @@ pub fn bytes_per_image(dim: usize) -> usize {
 
 /// Refuse a cache that is not the spatial map of `block`'s cut of the same backbone file.
 pub fn check_cache(cache: &FeatureCache, block: &TopBlock) -> Result<()> {
+    check_spatial(cache)?;
     let fp = &cache.meta.extractor;
     let meta = cache.dir.join(tlearn_cache::META_FILE);
-    if fp.pool != Pooling::Flatten {
-        bail!(
-            "{}: field `extractor.pool` is {:?}: fine-tuning needs the spatial map (extract with \
-             `--layer {} --pool flatten`)",
-            meta.display(),
-            fp.pool,
-            fp.layer
-        );
-    }
     if fp.backbone != block.backbone || fp.layer != block.cut || fp.sha256 != block.sha256 {
         bail!(
             "{}: field `extractor` is {} cut '{}' (sha256 {}), but the block is {} cut '{}' (sha256 {})",
@@ -59,6 +51,22 @@ pub fn check_cache(cache: &FeatureCache, block: &TopBlock) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a cache of pooled codes: fine-tuning reads the whole map of a cut (checked before
+/// the layers after the cut are looked for, so the message says what is wrong).
+pub fn check_spatial(cache: &FeatureCache) -> Result<()> {
+    let fp = &cache.meta.extractor;
+    if fp.pool != Pooling::Flatten {
+        bail!(
+            "{}: field `extractor.pool` is {:?}: fine-tuning needs the spatial map (extract with \
+             `--layer {} --pool flatten`)",
+            cache.dir.join(tlearn_cache::META_FILE).display(),
+            fp.pool,
+            fp.layer
+        );
+    }
+    Ok(())
+}
+
 /// Train a fine-tuned head on `cache` (the spatial map of `block`'s cut): split like every
 /// head (seed, test_size), fit on the training part with an inner validation split.
 pub fn train(
@@ -73,15 +81,49 @@ pub fn train(
     cache.check_trainable()?;
     let k = cache.classes().len();
     let split = train_test_split(&cache.y, &cache.sha256, k, test_size, seed)?;
-    let rows: Vec<&[f32]> = split.train.iter().map(|&i| cache.row(i)).collect();
-    let y: Vec<usize> = split.train.iter().map(|&i| cache.y[i]).collect();
-    let groups: Vec<String> = split
+    let rows = SplitRows {
+        train: split.train,
+        held_out: split.test,
+        seed,
+        test_size,
+        folds: 0,
+    };
+    train_on(cache, block, &rows, params, None, progress)
+}
+
+/// The rows of a spatial cache a head is fitted on and held out from, with how they were drawn
+/// (recorded in the head as its split).
+pub struct SplitRows {
+    pub train: Vec<usize>,
+    pub held_out: Vec<usize>,
+    pub seed: u64,
+    pub test_size: f64,
+    /// Folds of the CV that chose the head (0: none).
+    pub folds: usize,
+}
+
+/// Fit a fine-tuned head on `rows.train` of `cache`; `cv`: the CV score that chose it (`None`:
+/// the inner validation split's accuracy at the kept epoch is recorded).
+pub fn train_on(
+    cache: &FeatureCache,
+    block: &TopBlock,
+    rows: &SplitRows,
+    params: &FinetuneParams,
+    cv: Option<CvSummary>,
+    progress: &mut dyn FnMut(&Epoch),
+) -> Result<FinetuneHead> {
+    check_cache(cache, block)?;
+    cache.check_trainable()?;
+    let k = cache.classes().len();
+    let x: Vec<&[f32]> = rows.train.iter().map(|&i| cache.row(i)).collect();
+    let y: Vec<usize> = rows.train.iter().map(|&i| cache.y[i]).collect();
+    let groups: Vec<String> = rows
         .train
         .iter()
         .map(|&i| cache.sha256[i].clone())
         .collect();
     let t0 = Instant::now();
-    let fitted = fit(block, &rows, &y, &groups, k, params, progress)?;
+    let fitted = fit(block, &x, &y, &groups, k, params, progress)?;
     let seconds = t0.elapsed().as_secs_f64();
     let best_val = fitted
         .history
@@ -91,6 +133,13 @@ pub fn train(
         .map(|e| e.val_accuracy)
         .next()
         .unwrap_or(0.0);
+    // Without a CV of its own: the inner validation split's accuracy at the kept epoch.
+    let cv = cv.unwrap_or(CvSummary {
+        mean_accuracy: best_val,
+        std_accuracy: 0.0,
+        fold_accuracy: vec![best_val],
+        grid_edge: vec![],
+    });
     let file = HeadFile {
         format: FORMAT.into(),
         version: VERSION,
@@ -118,20 +167,18 @@ pub fn train(
             seconds,
             history: fitted.history.clone(),
         },
-        // No k-fold CV of its own: the inner validation split's accuracy at the kept epoch.
-        cv: CvSummary {
-            mean_accuracy: best_val,
-            std_accuracy: 0.0,
-            fold_accuracy: vec![best_val],
-            grid_edge: vec![],
-        },
+        cv,
         split: SplitRecord {
             cache: cache.dir.display().to_string(),
-            seed,
-            test_size,
-            folds: 0,
-            train_rows: split.train.len(),
-            held_out: split.test.iter().map(|&i| cache.paths[i].clone()).collect(),
+            seed: rows.seed,
+            test_size: rows.test_size,
+            folds: rows.folds,
+            train_rows: rows.train.len(),
+            held_out: rows
+                .held_out
+                .iter()
+                .map(|&i| cache.paths[i].clone())
+                .collect(),
         },
     };
     Ok(FinetuneHead {

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
-use tlearn_heads::train::{CutSelection, Score};
+use tlearn_heads::train::{CutSelection, FinetuneContest, Score};
 
 /// One row: name, dim, screen (mean, std), full (mean, std), the head the best grid picked,
 /// why it was not screened.
@@ -101,6 +101,28 @@ pub fn text(cuts: &CutSelection, full: bool) -> String {
     let _ = writeln!(s, "rule: {}", cuts.rule);
     let _ = writeln!(s, "scenario: {}", cuts.scenario.text);
     s
+}
+
+/// The fine-tuning candidate's line (cv.json's `finetune`): its CV against the frozen head's on
+/// the same folds, and which was kept.
+pub fn finetune_line(f: &FinetuneContest) -> String {
+    format!(
+        "fine-tuning {} after '{}': CV {:.4}, paired difference with the frozen head {:+.4} ± \
+         {:.4} over {} folds ({:.0} s): {} ({})",
+        f.backbone,
+        f.cut,
+        f.mean_accuracy,
+        f.difference,
+        f.standard_error,
+        f.fold_accuracy.len(),
+        f.seconds,
+        if f.chosen {
+            "the fine-tuned network was kept"
+        } else {
+            "the frozen head was kept"
+        },
+        f.rule
+    )
 }
 
 /// The same table as HTML (for `report.html`).

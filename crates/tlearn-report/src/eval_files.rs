@@ -125,7 +125,11 @@ fn figures(
                 ),
                 Err(e) => Err(format!("{e:#}")),
             };
-            Some((cuts::html(c), pic))
+            let mut table = cuts::html(c);
+            if let Some(f) = cv.as_ref().and_then(|v| v.finetune.as_ref()) {
+                table.push_str(&format!("<p>{}</p>", html::esc(&cuts::finetune_line(f))));
+            }
+            Some((table, pic))
         }
     };
     let codes_map = plots::codes_pca(head, cache, rep).and_then(|(points, explained)| {

@@ -4,7 +4,8 @@
 use crate::cuts;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use tlearn_heads::train::{TrainFiles, TrainOutcome};
+use tlearn_heads::train::cv_file::CV_FILE;
+use tlearn_heads::train::{TrainFiles, TrainOutcome, HEAD_FILE};
 
 /// The files [`write`] made: the outcome's, and the chart when there was a comparison to draw.
 #[derive(Debug, Clone)]
@@ -17,6 +18,27 @@ pub struct TrainOutputs {
 /// into `dir`.
 pub fn write(outcome: &TrainOutcome, dir: &Path) -> Result<TrainOutputs> {
     let files = outcome.write(dir)?;
+    chart(outcome, dir, files)
+}
+
+/// [`write`], with `head.json` written by `save_head` instead of the outcome's frozen head (a
+/// fine-tuned network CV kept over it; `cv.json` records both).
+pub fn write_replacing_head(
+    outcome: &TrainOutcome,
+    dir: &Path,
+    save_head: impl FnOnce(&Path) -> Result<()>,
+) -> Result<TrainOutputs> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    let files = TrainFiles {
+        head: dir.join(HEAD_FILE),
+        cv: dir.join(CV_FILE),
+    };
+    save_head(&files.head)?;
+    outcome.cv.write(&files.cv)?;
+    chart(outcome, dir, files)
+}
+
+fn chart(outcome: &TrainOutcome, dir: &Path, files: TrainFiles) -> Result<TrainOutputs> {
     let png = dir.join("cv-cuts.png");
     let drawn = match &outcome.cv.cuts {
         Some(c) => cuts::png(c, &png)?,

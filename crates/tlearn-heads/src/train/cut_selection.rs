@@ -421,6 +421,7 @@ pub fn select(
         cv: CvFile {
             report: winner.cv,
             cuts: Some(cuts),
+            finetune: None,
         },
     })
 }

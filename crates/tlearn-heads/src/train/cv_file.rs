@@ -8,7 +8,9 @@
 //!   split and folds ([`SplitExport`], for other tools to use the very same rows), the
 //!   calibration and the prediction rule;
 //! - `cuts` ([`CutSelection`]): the selection over feature sets, each set's screen and full-grid
-//!   score, the chosen set and the CS231n scenario it points to.
+//!   score, the chosen set and the CS231n scenario it points to;
+//! - `finetune` ([`FinetuneContest`]): where fine-tuning the layers after a cut competed with the
+//!   frozen head on the same folds, its score, the paired difference and which one was kept.
 //!
 //! A CV accuracy that could not be measured (a failed or skipped candidate) is `null` in the
 //! file and NaN in memory.
@@ -277,6 +279,32 @@ pub struct CvFile {
     /// Absent in files written before the selection over cuts existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuts: Option<CutSelection>,
+    /// Absent where fine-tuning did not compete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneContest>,
+}
+
+/// Fine-tuning the layers after a cut, cross-validated on the folds of the frozen head's CV
+/// (the same training images in the same folds) and paired with the frozen head fold by fold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinetuneContest {
+    /// The spatial cache the fine-tuning read (informational).
+    pub cache: String,
+    /// The backbone and the cut whose following layers were fine-tuned.
+    pub backbone: String,
+    pub cut: String,
+    /// Validation accuracy per fold, at each fold's kept epoch.
+    pub fold_accuracy: Vec<f64>,
+    pub mean_accuracy: f64,
+    /// Fine-tuned minus frozen, mean and standard error over the paired folds.
+    pub difference: f64,
+    pub standard_error: f64,
+    /// The rule that decided, in words.
+    pub rule: String,
+    /// Whether the fine-tuned network is the saved head.
+    pub chosen: bool,
+    /// Wall time of the folds' fits (the final fit not included).
+    pub seconds: f64,
 }
 
 impl CvFile {
@@ -294,6 +322,7 @@ impl CvFile {
         // The two parts are read apart so that an error names its field (a flattened struct
         // is buffered whole, which hides the path).
         let cuts = v.as_object_mut().and_then(|o| o.remove("cuts"));
+        let finetune = v.as_object_mut().and_then(|o| o.remove("finetune"));
         let bad = |part: &str, e: serde_path_to_error::Error<serde_json::Error>| {
             anyhow::anyhow!(
                 "{}: not a tlearn cv.json: field `{part}{}`: {}",
@@ -307,7 +336,15 @@ impl CvFile {
             None | Some(serde_json::Value::Null) => None,
             Some(c) => Some(serde_path_to_error::deserialize(c).map_err(|e| bad("cuts.", e))?),
         };
-        Ok(CvFile { report, cuts })
+        let finetune = match finetune {
+            None | Some(serde_json::Value::Null) => None,
+            Some(c) => Some(serde_path_to_error::deserialize(c).map_err(|e| bad("finetune.", e))?),
+        };
+        Ok(CvFile {
+            report,
+            cuts,
+            finetune,
+        })
     }
 
     /// Write atomically (pretty-printed JSON).

@@ -30,7 +30,8 @@ pub use config::{CutConfig, HeadChoice, SelectRule, TrainConfig, DEFAULT_C_GRID}
 pub use cross_validation::argmax;
 pub use cut_selection::Event;
 pub use cv_file::{
-    CutSelection, CvFile, CvReport, CvResult, FeatureSet, Scenario, Score, SplitExport,
+    CutSelection, CvFile, CvReport, CvResult, FeatureSet, FinetuneContest, Scenario, Score,
+    SplitExport,
 };
 pub use feature_set::{train, FeatureSetOutcome};
 pub use inputs::{CutInput, CutsError};

@@ -77,7 +77,8 @@ pub fn scenario(
                 e.difference,
                 e.standard_error,
                 if large {
-                    "with this much data CS231n would fine-tune the network"
+                    "with this much data CS231n would fine-tune the network (`--finetune-on` lets \
+                     CV weigh that)"
                 } else {
                     "CS231n's advice for small data is a linear classifier on the bottleneck's \
                      codes (`train --select one-se` prefers the simplest candidate within one \
@@ -105,12 +106,14 @@ pub fn scenario(
         ),
         (true, "similar", Some((c, _))) => format!(
             "{size_words}, similar to ImageNet: codes holding the bottleneck ({c}) are best; with this \
-             much data CS231n would fine-tune the network, which tlearn does not do"
+             much data CS231n would fine-tune the network (`train --head auto --finetune-on \
+             MAPS` lets CV weigh fine-tuning the layers after a cut against this head)"
         ),
         (true, _, Some((c, _))) => format!(
             "{size_words}, different from ImageNet: earlier codes ({c}) beat the bottleneck; \
-             with this much data CS231n would fine-tune or train from scratch, which tlearn \
-             does not do"
+             with this much data CS231n would fine-tune or train from scratch (`train --head \
+             auto --finetune-on MAPS` lets CV weigh fine-tuning the layers after a cut; tlearn \
+             does not train from scratch)"
         ),
         _ => size_words,
     };
