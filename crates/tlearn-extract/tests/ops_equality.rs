@@ -18,6 +18,18 @@ fn repo() -> PathBuf {
 /// Photos per backbone, spread evenly over the Tux Paint set's sorted files (so over its classes).
 const PHOTOS: usize = 4;
 
+/// How far a code (a channel's average over the map) may be from tract's, relative to the map's
+/// largest value. Lite0 stays under 3e-6 on every cut; MobileNetV2, whose codes are less well
+/// scaled, reaches 1.05e-5 at `features` on a CPU with AVX-512 (its kernels sum in another order
+/// than the AVX2 ones, which give 4.6e-6 there), where tract and onnxruntime themselves differ by
+/// 1.1e-5 on the same codes: 1e-5 is float32's noise floor for that network, not a margin.
+const CODE_BOUND: f32 = 2e-5;
+
+/// A single element of the map, relative to its largest value: up to 2.8e-5 measured
+/// (MobileNetV2 `stage6` on AVX-512); a wrong border, stride or channel block differs by whole
+/// units.
+const ELEMENT_BOUND: f32 = 5e-5;
+
 fn check(name: &str) {
     let models = repo().join("models");
     let data = repo().join("data/tuxpaint");
@@ -56,7 +68,10 @@ fn check(name: &str) {
     let p = ours.preprocess().clone();
     // The view `extract` encodes without augmentation.
     let view = augment::views(Augment::None)[0];
-    let mut worst = vec![0f32; cuts.len()];
+    // Per cut: the worst element of the whole map and the worst channel average (the code a
+    // pooled cut gives), each relative to the map's largest value.
+    let mut worst = vec![(0f32, 0f32); cuts.len()];
+    let mut first_file = vec![None; cuts.len()];
     for (_, file) in files.iter().step_by(step).take(PHOTOS) {
         let bytes = std::fs::read(file).unwrap();
         let img = decode::decode_rgb(&bytes, p.background).unwrap();
@@ -74,21 +89,40 @@ fn check(name: &str) {
                 .zip(w)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            assert!(
-                d <= 1e-5 * scale,
-                "{name} cut {} {:?}, {}: tlearn's operators differ from tract's by {d:e} \
-                 (largest value {scale})",
-                cut.layer,
-                cut.shape,
-                file.display()
-            );
-            worst[k] = worst[k].max(d / scale);
+            // Channel-major maps: each channel's plane is contiguous.
+            let plane = cut.dim / cut.shape[1];
+            let pooled = g
+                .chunks(plane)
+                .zip(w.chunks(plane))
+                .map(|(a, b)| {
+                    let s: f64 = a.iter().zip(b).map(|(u, v)| (u - v) as f64).sum();
+                    (s / plane as f64).abs() as f32
+                })
+                .fold(0f32, f32::max);
+            let (m, c) = &mut worst[k];
+            if d / scale > *m {
+                *m = d / scale;
+                first_file[k] = Some(file.clone());
+            }
+            *c = c.max(pooled / scale);
         }
     }
-    for (cut, w) in ours.cuts().iter().zip(&worst) {
+    for (cut, (m, c)) in ours.cuts().iter().zip(&worst) {
         println!(
-            "{name} {:<10} {:?}: worst relative difference {w:.1e}",
+            "{name} {:<10} {:?}: worst relative difference, element {m:.1e}, channel average {c:.1e}",
             cut.layer, cut.shape
+        );
+    }
+    for ((cut, (m, c)), file) in ours.cuts().iter().zip(&worst).zip(&first_file) {
+        assert!(
+            *c <= CODE_BOUND && *m <= ELEMENT_BOUND,
+            "{name} cut {} {:?}: tlearn's operators differ from tract's by {m:e} (an element) and \
+             {c:e} (a channel average) of the map's largest value ({})",
+            cut.layer,
+            cut.shape,
+            file.as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
         );
     }
 }
