@@ -124,9 +124,7 @@ impl Candidate {
         pipeline::check_spatial(&maps)?;
         let block = block_for(&maps, models_dir)?;
         pipeline::check_cache(&maps, &block)?;
-        let rows = training.inputs()[0].cache.rows();
-        let test_size = training.config().train.test_size;
-        let n_train = ((1.0 - test_size) * rows as f64) as usize;
+        let n_train = training.training_images();
         if n_train < args.finetune_min_images {
             eprintln!(
                 "note: fine-tuning left out: about {n_train} training images, fewer than \

@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use tlearn_cache::FeatureCache;
 use tlearn_heads::metrics;
 use tlearn_heads::model_file::CvSummary;
+use tlearn_heads::train::cross_validation::mean_std;
 use tlearn_heads::train::scenario::paired;
 use tlearn_heads::train::{CvFile, FinetuneContest};
 
@@ -64,11 +65,10 @@ impl Contest {
     /// The CV score to record in a fine-tuned head kept by this contest.
     pub fn cv_summary(&self) -> CvSummary {
         let f = &self.record.fold_accuracy;
-        let mean = self.record.mean_accuracy;
-        let var = f.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / f.len().max(1) as f64;
+        let (mean, std) = mean_std(f);
         CvSummary {
             mean_accuracy: mean,
-            std_accuracy: var.sqrt(),
+            std_accuracy: std,
             fold_accuracy: f.clone(),
             grid_edge: vec![],
         }
@@ -179,7 +179,7 @@ pub fn compete(
         fold_accuracy.push(right as f64 / valid_rows.len().max(1) as f64);
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let mean_accuracy = fold_accuracy.iter().sum::<f64>() / folds as f64;
+    let (mean_accuracy, _) = mean_std(&fold_accuracy);
     let e = paired(&fold_accuracy, &chosen.fold_accuracy, "frozen")
         .ok_or_else(|| anyhow::anyhow!("the folds do not pair"))?;
     let won = e.difference > 0.0 && e.difference > e.standard_error;

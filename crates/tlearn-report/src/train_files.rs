@@ -4,8 +4,7 @@
 use crate::cuts;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use tlearn_heads::train::cv_file::CV_FILE;
-use tlearn_heads::train::{TrainFiles, TrainOutcome, HEAD_FILE};
+use tlearn_heads::train::{TrainFiles, TrainOutcome};
 
 /// The files [`write`] made: the outcome's, and the chart when there was a comparison to draw.
 #[derive(Debug, Clone)]
@@ -28,13 +27,7 @@ pub fn write_replacing_head(
     dir: &Path,
     save_head: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<TrainOutputs> {
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    let files = TrainFiles {
-        head: dir.join(HEAD_FILE),
-        cv: dir.join(CV_FILE),
-    };
-    save_head(&files.head)?;
-    outcome.cv.write(&files.cv)?;
+    let files = outcome.write_with(dir, save_head)?;
     chart(outcome, dir, files)
 }
 

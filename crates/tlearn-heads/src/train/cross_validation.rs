@@ -281,7 +281,8 @@ pub fn argmax(v: &[f64]) -> usize {
     best
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
+/// Mean and (population) standard deviation of per-fold accuracies, as CV reports them.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;
     let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;

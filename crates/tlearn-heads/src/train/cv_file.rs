@@ -34,6 +34,16 @@ fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// An optional part of `cv.json` (absent or `null`: `None`), its errors with their field path.
+fn optional<T: serde::de::DeserializeOwned>(
+    v: Option<serde_json::Value>,
+) -> Result<Option<T>, serde_path_to_error::Error<serde_json::Error>> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_path_to_error::deserialize(v).map(Some),
+    }
+}
+
 /// One row of the CV curve: one candidate cross-validated.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CvResult {
@@ -332,18 +342,10 @@ impl CvFile {
             )
         };
         let report = serde_path_to_error::deserialize(v).map_err(|e| bad("", e))?;
-        let cuts = match cuts {
-            None | Some(serde_json::Value::Null) => None,
-            Some(c) => Some(serde_path_to_error::deserialize(c).map_err(|e| bad("cuts.", e))?),
-        };
-        let finetune = match finetune {
-            None | Some(serde_json::Value::Null) => None,
-            Some(c) => Some(serde_path_to_error::deserialize(c).map_err(|e| bad("finetune.", e))?),
-        };
         Ok(CvFile {
             report,
-            cuts,
-            finetune,
+            cuts: optional(cuts).map_err(|e| bad("cuts.", e))?,
+            finetune: optional(finetune).map_err(|e| bad("finetune.", e))?,
         })
     }
 

@@ -60,7 +60,7 @@ impl Training {
         let test_size = config.train.test_size;
         let mut notes = Vec::new();
         if config.train.heads == HeadChoice::Auto {
-            let n_train = ((1.0 - test_size) * first.cache.rows() as f64) as usize;
+            let n_train = training_images(first.cache.rows(), test_size);
             let (kinds, left_out) = HeadChoice::Auto.resolve(n_train);
             notes = left_out;
             config.train.heads = HeadChoice::Only(kinds);
@@ -70,6 +70,12 @@ impl Training {
             config,
             notes,
         })
+    }
+
+    /// The training part's size before the split is drawn (rows less the test fraction), which
+    /// decides what `--head auto` tries.
+    pub fn training_images(&self) -> usize {
+        training_images(self.inputs[0].cache.rows(), self.config.train.test_size)
     }
 
     pub fn inputs(&self) -> &[CutInput] {
@@ -96,6 +102,11 @@ impl Training {
     pub fn run(&self, progress: impl FnMut(Event)) -> Result<TrainOutcome> {
         cut_selection::select(&self.inputs, &self.config, progress)
     }
+}
+
+/// Rows less the test fraction: the training part's size, estimated before the split is drawn.
+fn training_images(rows: usize, test_size: f64) -> usize {
+    ((1.0 - test_size) * rows as f64) as usize
 }
 
 /// Refuse a configuration that cannot work, before any cache is read.
@@ -171,12 +182,22 @@ pub struct TrainFiles {
 impl TrainOutcome {
     /// Write `head.json` and `cv.json` into `dir` (created if missing), each atomically.
     pub fn write(&self, dir: &Path) -> Result<TrainFiles> {
+        self.write_with(dir, |path| self.saved.save(path))
+    }
+
+    /// [`TrainOutcome::write`] with `head.json` written by `save_head` instead of the saved
+    /// frozen head (a fine-tuned network CV kept over it; `cv.json` records both).
+    pub fn write_with(
+        &self,
+        dir: &Path,
+        save_head: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<TrainFiles> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let files = TrainFiles {
             head: dir.join(HEAD_FILE),
             cv: dir.join(CV_FILE),
         };
-        self.saved.save(&files.head)?;
+        save_head(&files.head)?;
         self.cv.write(&files.cv)?;
         Ok(files)
     }
