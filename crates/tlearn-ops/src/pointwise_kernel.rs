@@ -20,8 +20,9 @@
 //! Small planes (EfficientNet-Lite's 7×7 stage: 49 points, a third of Lite0's multiply-adds)
 //! fit that layout badly: 49 points are three full vectors and a fourth with one live lane,
 //! and the tile of that last vector does 8 broadcasts and a load for 8 useful multiply-adds.
-//! There the weights are packed transposed instead (`cin × cout`, [`Layout::Lanes`]) and the
-//! tile turns around: 16 output channels per vector, up to 3 vectors × [`LANE_POINTS`] points
+//! There the weights are packed transposed instead ([`Layout::Lanes`]: `W` transposed, in
+//! blocks of 48 output channels, each block `cin × 48` and contiguous) and the tile turns
+//! around: 16 output channels per vector, up to 3 vectors × [`LANE_POINTS`] points
 //! of accumulators, one broadcast per point and input channel, every lane live; each output
 //! still starts from its bias and takes the same fused multiply-adds in the same order, so the
 //! two layouts give bit-identical results (a test checks it). The tile is written back with
@@ -30,7 +31,13 @@
 //! in network order (`examples/lanes_bench`, core 1, min of 7 rounds, three alternating runs)
 //! 2.09-2.10 ms a pass against 2.19-2.22 for 7 × 3 (a 49-point plane takes 6 tiles instead of
 //! 7, so the weights are read 6 times); 14 × 2 took 2.17-2.32 and 25 × 1 2.30-2.45 (fewer
-//! reloads of the weights, but one broadcast per multiply-add).
+//! reloads of the weights, but one broadcast per multiply-add). The blocks: with the plain
+//! transpose (`cin × cout`) a tile's weight rows were `cout` floats apart (4.6 KB for the
+//! 1152-wide expansions, a new page every row, where the hardware prefetchers stop). One
+//! contiguous stream per tile instead: `examples/lanes_bench` before/after in 9 alternating
+//! pairs (core 1, min of 7 rounds each, an AMD EPYC with AVX-512), median pair ratio 0.94.
+//! On 14×14 planes the two layouts tie (`examples/layout_bench`: median ratio lanes / rows
+//! 1.02-1.05), so [`LANES_MAX_POINTS`] stays below them.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -51,7 +58,8 @@ pub enum Layout {
     /// Blocks of [`MR`] output channels (the last may be shorter), each `cin × rows` with the
     /// rows of one input channel adjacent: points of the plane in the vector lanes.
     Rows,
-    /// `cin × cout` (`W` transposed): output channels in the vector lanes.
+    /// `W` transposed in blocks of up to 3 × 16 output channels (`cin × 48`, contiguous, the
+    /// last block narrower): output channels in the vector lanes.
     Lanes,
 }
 
@@ -107,9 +115,11 @@ impl PackedWeights {
                 for k0 in (0..cin).step_by(16) {
                     let ks = 16.min(cin - k0);
                     for o in 0..cout {
+                        let (start, width) = lane_group(o / 16, cout / 16);
+                        let (block, col) = (&mut data[start * 16 * cin..], o - start * 16);
                         let src = &weights[o * cin + k0..][..ks];
                         for (j, &v) in src.iter().enumerate() {
-                            data[(k0 + j) * cout + o] = v;
+                            block[(k0 + j) * width * 16 + col] = v;
                         }
                     }
                 }
@@ -122,6 +132,18 @@ impl PackedWeights {
             data,
         }
     }
+}
+
+/// Vectors of 16 output channels per [`Layout::Lanes`] tile (and per block of its weights).
+const LANE_VECTORS: usize = 3;
+
+/// The [`Layout::Lanes`] block holding vector `v` of `vectors` (16 output channels each): its
+/// first vector and its width in vectors. A block's weights are `cin × width·16`, contiguous,
+/// so a tile reads them as one stream (the prefetchers follow it; rows `cout` apart cross a
+/// page every row or few, where they stop).
+fn lane_group(v: usize, vectors: usize) -> (usize, usize) {
+    let start = v / LANE_VECTORS * LANE_VECTORS;
+    (start, LANE_VECTORS.min(vectors - start))
 }
 
 /// Whether this CPU runs the kernel (AVX-512F); otherwise the caller keeps another path.
@@ -245,14 +267,14 @@ unsafe fn run_lanes(
     let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
     let mut c0 = 0;
     while c0 < vectors {
-        let nc = (vectors - c0).min(3);
+        let (_, nc) = lane_group(c0, vectors);
         let mut p0 = 0;
         while p0 < hw {
             let np = (hw - p0).min(LANE_POINTS);
             let at = c0 * 16 * hw + p0;
             let t = LaneTile {
-                w: w.data.as_ptr().add(c0 * 16),
-                cout: w.cout,
+                w: w.data.as_ptr().add(c0 * 16 * w.cin),
+                row: nc * 16,
                 cin: w.cin,
                 x: x.as_ptr().add(p0),
                 hw,
@@ -278,13 +300,13 @@ unsafe fn run_lanes(
     }
 }
 
-/// One [`Layout::Lanes`] tile's pointers: `w` the transposed weights at its first output
-/// channel (row stride `cout`), `x` at its first point (row stride `hw`), `y` (and `res`, null
+/// One [`Layout::Lanes`] tile's pointers: `w` its block of the transposed weights (row stride
+/// `row`, the block's width), `x` at its first point (row stride `hw`), `y` (and `res`, null
 /// when there is no skip connection) at its first output channel and point.
 #[cfg(target_arch = "x86_64")]
 struct LaneTile {
     w: *const f32,
-    cout: usize,
+    row: usize,
     cin: usize,
     x: *const f32,
     hw: usize,
@@ -321,7 +343,7 @@ impl LaneTile {
                     *a = _mm512_fmadd_ps(wv, xb, *a);
                 }
             }
-            wk = wk.add(self.cout);
+            wk = wk.add(self.row);
             xk = xk.add(self.hw);
         }
         let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
