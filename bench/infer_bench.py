@@ -12,9 +12,13 @@ then the medians of those. The load average before each run is kept: on a shared
 the ratios of alternating rounds mean anything. Also reported: the largest |difference|
 between the two sides' codes.
 
+`--before PATH` adds a side `before:all`: another build of the same example (say the previous
+commit's `target/release/examples/infer_bench`, copied aside), run in the same rounds, so a
+change is quoted as a before/after pair ratio of alternating runs, not as two separate runs.
+
 Usage: .venv/bin/python bench/infer_bench.py [--dir data/tuxpaint] [--n 32] [--passes 5]
        [--rounds 5] [--cpu 1] [--variants all tract] [--model efficientnet-lite0]
-       [--out bench-out/infer.json]
+       [--out bench-out/infer.json] [--before PATH]
        .venv/bin/python bench/infer_bench.py --ort-profile   (onnxruntime's op-by-op profile)
 """
 
@@ -137,6 +141,7 @@ def main() -> None:
     ap.add_argument("--tensor", default="features")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "infer.json"))
     ap.add_argument("--ort-profile", action="store_true")
+    ap.add_argument("--before", help="another build of examples/infer_bench, run as side before:all")
     ap.add_argument("--ort-child", nargs=3, metavar=("MODEL", "INPUTS", "PASSES"))
     ap.add_argument("--codes")
     a = ap.parse_args()
@@ -144,6 +149,8 @@ def main() -> None:
         ort_child(Path(a.ort_child[0]), Path(a.ort_child[1]), int(a.ort_child[2]),
                   Path(a.codes) if a.codes else None)
         return
+    if a.before and "all" not in a.variants:
+        sys.exit("--before compares with the variant all: add it to --variants")
     if not EXAMPLE.exists():
         sys.exit(f"{EXAMPLE} missing: cargo build --release -p tlearn-extract --example infer_bench")
     model = REPO / "models" / f"{a.model}.onnx"
@@ -164,7 +171,8 @@ def main() -> None:
 
     diff = float(np.abs(np.load(codes_t) - np.load(codes_o)).max())
 
-    sides = [f"tlearn:{v}" for v in a.variants] + ["onnxruntime"]
+    sides = [f"tlearn:{v}" for v in a.variants] + (["before:all"] if a.before else []) \
+        + ["onnxruntime"]
     rounds = []
     for r in range(a.rounds):
         order = sides[r % len(sides):] + sides[: r % len(sides)]
@@ -176,18 +184,26 @@ def main() -> None:
                                  str(a.passes)])
             else:
                 v = side.split(":", 1)[1]
-                res = run(pin + [str(EXAMPLE), a.dir, str(a.n), str(a.passes)],
-                          dict(env, TLEARN_OPS=v))
+                exe = a.before if side.startswith("before:") else str(EXAMPLE)
+                res = run(pin + [exe, a.dir, str(a.n), str(a.passes)], dict(env, TLEARN_OPS=v))
             res["load_before"] = load
             rec[side] = res
         for v in a.variants:
             rec[f"ratio:{v}"] = rec[f"tlearn:{v}"]["median_ms"] / rec["onnxruntime"]["median_ms"]
+        if a.before:
+            rec["ratio:before"] = rec["before:all"]["median_ms"] / rec["onnxruntime"]["median_ms"]
+            rec["after/before"] = rec["tlearn:all"]["median_ms"] / rec["before:all"]["median_ms"]
         rounds.append(rec)
         print(f"round {r + 1}: " + ", ".join(
             f"{s} {rec[s]['median_ms']:.2f} ms (load {rec[s]['load_before']:.1f})" for s in sides)
-            + ", " + ", ".join(f"{v}/ort {rec[f'ratio:{v}']:.2f}" for v in a.variants), flush=True)
+            + ", " + ", ".join(f"{v}/ort {rec[f'ratio:{v}']:.2f}" for v in a.variants)
+            + (f", before/ort {rec['ratio:before']:.2f}, after/before {rec['after/before']:.3f}"
+               if a.before else ""), flush=True)
     summary = {s: statistics.median(r[s]["median_ms"] for r in rounds) for s in sides}
     ratios = {v: statistics.median(r[f"ratio:{v}"] for r in rounds) for v in a.variants}
+    if a.before:
+        ratios["before"] = statistics.median(r["ratio:before"] for r in rounds)
+        ratios["after/before"] = statistics.median(r["after/before"] for r in rounds)
     out = {"model": a.model, "tensor": a.tensor, "dir": a.dir, "n": a.n, "passes": a.passes,
            "cpu": a.cpu, "rounds": rounds, "median_ms": summary, "median_ratio": ratios,
            "max_abs_code_diff_tract_vs_ort": diff}
@@ -195,7 +211,9 @@ def main() -> None:
     Path(a.out).write_text(json.dumps(out, indent=1))
     print("median ms/image: " + ", ".join(f"{s} {ms:.2f}" for s, ms in summary.items()))
     print("median pair ratio tlearn/onnxruntime: "
-          + ", ".join(f"{v} {x:.2f}" for v, x in ratios.items()))
+          + ", ".join(f"{v} {x:.2f}" for v, x in ratios.items() if v != "after/before"))
+    if a.before:
+        print(f"median pair ratio after/before: {ratios['after/before']:.3f}")
     print(f"max |code difference| tract vs onnxruntime: {diff:.2e}; written {a.out}")
 
 
