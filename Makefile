@@ -150,6 +150,8 @@ bench: build
 	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 9
 	cargo build --release -p tlearn-extract --example infer_bench
 	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all gemm tract
+	cargo build --release -p tlearn-extract --example profile_ops
+	$(PY) bench/ops_profile.py --rounds 3
 	cargo build --release -p tlearn-extract --example decode_bench
 	$(PY) bench/decode_bench.py --count 80 --n 40 --rounds 5
 	$(PY) bench/cuts_bench.py --data data/tuxpaint --repeat 5
