@@ -83,25 +83,32 @@ def ort_child(model: Path, inputs: Path, passes: int, codes: Path | None) -> Non
                       "median_ms": statistics.median(ms)}))
 
 
-def ort_profile(model: Path, inputs: Path, runs: int) -> None:
-    """onnxruntime's own per-node profile, summed by op type, ms per image."""
-    import numpy as np
-
-    x = np.load(inputs)
+def ort_node_times(model: Path, x, runs: int) -> dict[str, tuple[str, list[float]]]:
+    """onnxruntime's own profile of `runs` single-image runs over the images of `x`: per node,
+    its op type and its kernel time in ms at each run."""
     with tempfile.TemporaryDirectory() as tmp:
         sess = ort_session(model, profile=str(Path(tmp) / "ort"))
         name = sess.get_inputs()[0].name
         for i in range(runs):
             sess.run(None, {name: x[i % len(x) : i % len(x) + 1]})
         events = json.loads(Path(sess.end_profiling()).read_text())
-    by_op: dict[str, float] = {}
-    by_node: dict[str, float] = {}
+    nodes: dict[str, tuple[str, list[float]]] = {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            op = e["args"].get("op_name", "?")
-            by_op[op] = by_op.get(op, 0.0) + e["dur"] / 1e3 / runs
             node = e["name"][: -len("_kernel_time")]
-            by_node[node] = by_node.get(node, 0.0) + e["dur"] / 1e3 / runs
+            nodes.setdefault(node, (e["args"].get("op_name", "?"), []))[1].append(e["dur"] / 1e3)
+    return nodes
+
+
+def ort_profile(model: Path, inputs: Path, runs: int) -> None:
+    """onnxruntime's own per-node profile, summed by op type, ms per image."""
+    import numpy as np
+
+    by_op: dict[str, float] = {}
+    by_node: dict[str, float] = {}
+    for node, (op, times) in ort_node_times(model, np.load(inputs), runs).items():
+        by_op[op] = by_op.get(op, 0.0) + sum(times) / runs
+        by_node[node] = by_node.get(node, 0.0) + sum(times) / runs
     total = sum(by_op.values())
     print(f"onnxruntime, 1 thread: {total:.2f} ms/image in kernels over {runs} runs")
     for op, ms in sorted(by_op.items(), key=lambda kv: -kv[1]):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,33 +33,27 @@ KINDS = {"TlearnPointwise": "1x1", "TlearnDepthwise": "depthwise", "TlearnStem":
 
 def ort_nodes(cut: Path, runs: int, cpu: str) -> dict[str, float]:
     """Median ms per node over `runs` runs of onnxruntime's profile, in a pinned child."""
-    code = f"""
-import json, sys, tempfile
-from pathlib import Path
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
-import infer_bench, numpy as np
-sess = infer_bench.ort_session(Path({str(cut)!r}), profile=str(Path(tempfile.mkdtemp()) / 'ort'))
-inp = sess.get_inputs()[0]
-shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-x = np.random.default_rng(0).standard_normal([4] + shape[1:]).astype(np.float32)
-for i in range({runs}):
-    sess.run(None, {{inp.name: x[i % 4: i % 4 + 1]}})
-events = json.loads(Path(sess.end_profiling()).read_text())
-nodes = {{}}
-for e in events:
-    if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
-        nodes.setdefault(e['name'][: -len('_kernel_time')], []).append(e['dur'] / 1e3)
-print(json.dumps({{n: sorted(v)[len(v) // 2] for n, v in nodes.items()}}))
-"""
-    out = subprocess.run(["taskset", "-c", cpu, sys.executable, "-c", code], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(["taskset", "-c", cpu, sys.executable, __file__, "--ort-child", str(cut),
+                          str(runs)], check=True, capture_output=True, text=True).stdout
     return {k.removesuffix("_nchwc"): v for k, v in json.loads(out.splitlines()[-1]).items()}
+
+
+def ort_child(cut: Path, runs: int) -> None:
+    """The child of [`ort_nodes`]: prints the median ms per node as JSON."""
+    import numpy as np
+    import onnxruntime as ort
+
+    inp = ort.InferenceSession(str(cut), providers=["CPUExecutionProvider"]).get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+    x = np.random.default_rng(0).standard_normal([4] + shape[1:]).astype(np.float32)
+    nodes = infer_bench.ort_node_times(cut, x, runs)
+    print(json.dumps({n: sorted(t)[len(t) // 2] for n, (_, t) in nodes.items()}))
 
 
 def tlearn_nodes(model: str, runs: int, cpu: str) -> tuple[dict[str, float], dict[str, str]]:
     """Mean ms per node of `profile_ops` (DUMP=1), and each node's operator name."""
     out = subprocess.run(["taskset", "-c", cpu, str(PROFILE), model, str(runs)], check=True,
-                         capture_output=True, text=True, env={"DUMP": "1", "PATH": "/usr/bin:/bin"}
+                         capture_output=True, text=True, env=dict(os.environ, DUMP="1")
                          ).stdout.splitlines()
     ops, times = {}, {}
     for line in out:
@@ -87,7 +82,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--cpu", default="1")
     ap.add_argument("--out")
+    ap.add_argument("--ort-child", nargs=2, metavar=("CUT", "RUNS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.ort_child:
+        ort_child(Path(a.ort_child[0]), int(a.ort_child[1]))
+        return
     if not PROFILE.exists():
         sys.exit(f"{PROFILE} missing: cargo build --release --workspace --examples")
     cut = infer_bench.cut_model(REPO / "models" / f"{a.model}.onnx", a.tensor,

@@ -6,6 +6,9 @@
 use std::time::Instant;
 use tlearn_ops::pointwise_kernel::{pointwise, PackedWeights};
 
+#[path = "common/lite0.rs"]
+mod lite0;
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -13,18 +16,11 @@ fn main() {
         .unwrap_or(7);
     let hw = 49;
     // (cin, cout) in Lite0's order, from the stride-2 block's projection to the head.
-    let shapes = [
-        (672, 192),
-        (192, 1152),
-        (1152, 192),
-        (192, 1152),
-        (1152, 192),
-        (192, 1152),
-        (1152, 192),
-        (192, 1152),
-        (1152, 320),
-        (320, 1280),
-    ];
+    let shapes: Vec<(usize, usize)> = lite0::POINTWISE
+        .iter()
+        .filter(|s| s.0 == hw)
+        .map(|&(_, cin, cout)| (cin, cout))
+        .collect();
     let weights: Vec<Vec<f32>> = shapes
         .iter()
         .enumerate()

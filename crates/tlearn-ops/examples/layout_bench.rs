@@ -7,41 +7,12 @@
 use std::time::Instant;
 use tlearn_ops::pointwise_kernel::{pointwise, Layout, PackedWeights};
 
-/// (plane points, [(cin, cout)]) of Lite0's stages whose output channels are multiples of 16.
-const STAGES: [(usize, &[(usize, usize)]); 2] = [
-    (
-        196,
-        &[
-            (240, 80),
-            (80, 480),
-            (480, 80),
-            (80, 480),
-            (480, 80),
-            (80, 480),
-            (480, 112),
-            (112, 672),
-            (672, 112),
-            (112, 672),
-            (672, 112),
-            (112, 672),
-        ],
-    ),
-    (
-        49,
-        &[
-            (672, 192),
-            (192, 1152),
-            (1152, 192),
-            (192, 1152),
-            (1152, 192),
-            (192, 1152),
-            (1152, 192),
-            (192, 1152),
-            (1152, 320),
-            (320, 1280),
-        ],
-    ),
-];
+#[path = "common/lite0.rs"]
+mod lite0;
+
+/// The plane sizes of Lite0's stages whose output channels are multiples of 16 (the lanes
+/// layout needs them).
+const STAGES: [usize; 2] = [196, 49];
 
 fn pass(layers: &[(PackedWeights, Vec<f32>)], hw: usize, bufs: &mut [Vec<f32>; 2]) -> f64 {
     let t = Instant::now();
@@ -68,7 +39,12 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(9);
-    for (hw, shapes) in STAGES {
+    for hw in STAGES {
+        let shapes: Vec<(usize, usize)> = lite0::POINTWISE
+            .iter()
+            .filter(|s| s.0 == hw)
+            .map(|&(_, cin, cout)| (cin, cout))
+            .collect();
         let packed = |layout: Layout| -> Vec<(PackedWeights, Vec<f32>)> {
             shapes
                 .iter()

@@ -1,42 +1,12 @@
 //! Time the `gemm` crate alone on the 32 1×1 convolutions of EfficientNet-Lite0 (hw, cin, cout),
 //! as tlearn's pointwise operator calls it. Compare with `profile_ops` (tract's OptMatMul + Pack).
 use std::time::Instant;
+
+#[path = "common/lite0.rs"]
+mod lite0;
+
 fn main() {
-    // (hw, cin, cout) of lite0 pointwise convs, grouped
-    let shapes = [
-        (12544, 32, 16),
-        (12544, 16, 96),
-        (3136, 96, 24),
-        (3136, 24, 144),
-        (3136, 144, 24),
-        (3136, 24, 144),
-        (784, 144, 40),
-        (784, 40, 240),
-        (784, 240, 40),
-        (784, 40, 240),
-        (196, 240, 80),
-        (196, 80, 480),
-        (196, 480, 80),
-        (196, 80, 480),
-        (196, 480, 80),
-        (196, 80, 480),
-        (196, 480, 112),
-        (196, 112, 672),
-        (196, 672, 112),
-        (196, 112, 672),
-        (196, 672, 112),
-        (196, 112, 672),
-        (49, 672, 192),
-        (49, 192, 1152),
-        (49, 1152, 192),
-        (49, 192, 1152),
-        (49, 1152, 192),
-        (49, 192, 1152),
-        (49, 1152, 192),
-        (49, 192, 1152),
-        (49, 1152, 320),
-        (49, 320, 1280),
-    ];
+    let shapes = lite0::POINTWISE;
     let mut total = 0.0;
     let mut macs_t = 0.0;
     for &(hw, cin, cout) in &shapes {
