@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cpu", default="1")
     ap.add_argument("--variants", nargs="+", default=["all"],
-                    help="TLEARN_OPS values to run as tlearn sides (all, gemm, depthwise, tract)")
+                    help="TLEARN_OPS values to run as tlearn sides (all, planar, gemm, depthwise, tract)")
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--tensor", default="features")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "infer.json"))

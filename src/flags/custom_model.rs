@@ -13,8 +13,8 @@ use tlearn_extract::budget::ByteSize;
 use tlearn_extract::open::OwnModel;
 use tlearn_extract::spec::{ChannelOrder, Layout};
 
-/// Which of tlearn's operators replace tract's in a backbone: `all` (the default), `gemm`,
-/// `depthwise` or `tract` (none). For benchmarks, or to rule tlearn's operators out when
+/// Which of tlearn's operators replace tract's in a backbone: `all` (the default), `planar`
+/// (all, with no channel-blocked tensors between them), `gemm`, `depthwise` or `tract` (none). For benchmarks, or to rule tlearn's operators out when
 /// chasing a numerical difference.
 pub const OPS_ENV: &str = "TLEARN_OPS";
 

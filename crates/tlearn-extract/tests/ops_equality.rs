@@ -1,7 +1,9 @@
 //! tlearn's operators (the default `Ops::All` rewrite) compute the same codes as tract's own
 //! plan, at every named cut of the MobileNet-style backbones they were written for, on real
 //! photos: each cut's whole spatial map (`--pool flatten`), not only its average, so a wrong
-//! border, stride or channel block anywhere in a plane shows.
+//! border, stride or channel block anywhere in a plane shows; and the default plan's
+//! channel-blocked maps between tlearn's operators give every cut bit for bit what planar maps
+//! (`Ops::Planar`) give.
 
 use std::path::{Path, PathBuf};
 
@@ -53,7 +55,7 @@ fn check(name: &str) {
         )
         .unwrap_or_else(|e| panic!("{name} ({ops}): {e:#}"))
     };
-    let (ours, tract) = (load(Ops::All), load(Ops::Tract));
+    let (ours, tract, planar) = (load(Ops::All), load(Ops::Tract), load(Ops::Planar));
     assert_eq!(ours.dim(), tract.dim());
 
     let files = listing::list_dataset(&data)
@@ -78,6 +80,16 @@ fn check(name: &str) {
         let v = preprocess::view_image(&img, &p, view).unwrap();
         let x = preprocess::to_tensor(std::slice::from_ref(&v), &p).unwrap();
         let got = ours.encode(x.clone()).unwrap();
+        // The channel-blocked maps between tlearn's operators move values, not sums: every
+        // cut's map bit for bit as with planar maps (the cuts themselves stay planar).
+        let unblocked = planar.encode(x.clone()).unwrap();
+        assert!(
+            got.iter()
+                .zip(unblocked.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name} {}: channel-blocked maps changed a cut's values",
+            file.display()
+        );
         let want = tract.encode(x).unwrap();
         let mut at = 0;
         for (k, cut) in ours.cuts().iter().enumerate() {

@@ -1,9 +1,12 @@
 //! Time the depthwise kernels alone on EfficientNet-Lite0's layer shapes (each layer once, at
 //! its channel count): the per-channel kernel (`depthwise_kernel`) and, on AVX-512 or AVX2 CPUs,
-//! the 16-channels-per-block one (`depthwise_blocked`), alternating, minimum of `ROUNDS` rounds.
+//! the 16-channels-per-block one (`depthwise_blocked`) on planar maps and, with AVX-512, on
+//! channel-blocked maps (no transposes: what it costs between two operators that keep the
+//! blocked layout), alternating, minimum of `ROUNDS` rounds.
 //!
 //! cargo run --release -p tlearn-ops --example dw_bench [-- rounds]
 use std::time::Instant;
+use tlearn_ops::channel_blocks::Blocked;
 use tlearn_ops::depthwise_blocked as blocked;
 use tlearn_ops::depthwise_kernel::{Geometry, Plan};
 
@@ -13,6 +16,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let has_blocked = blocked::available();
+    let has_maps = tlearn_ops::pointwise_kernel::available();
+    let maps = Blocked {
+        input: true,
+        output: true,
+        residual: false,
+    };
     // (channels, size, kernel, stride, pad_before, pad_after, repeats in Lite0)
     let layers = [
         (32, 112, 3, 1, 1, 1, 1),
@@ -28,8 +37,10 @@ fn main() {
         (1152, 7, 5, 1, 2, 2, 3),
         (1152, 7, 3, 1, 1, 1, 1),
     ];
-    let (mut total, mut total_b, mut total_best) = (0.0, 0.0, 0.0);
-    println!("layer                  per-channel    blocked  (ms, min of {rounds}; GMAC/s)");
+    let (mut total, mut total_b, mut total_best, mut total_m) = (0.0, 0.0, 0.0, 0.0);
+    println!(
+        "layer                  per-channel    blocked    blocked maps  (ms, min of {rounds}; GMAC/s)"
+    );
     for (c, s, k, st, pb, pa, reps) in layers {
         let g = Geometry::new([s, s], [k, k], [st, st], [pb, pb], [pa, pa]).unwrap();
         let plan = Plan::new(g);
@@ -41,7 +52,7 @@ fn main() {
         let mut y = vec![0f32; c * out_plane];
         let mut scratch = Vec::new();
         let runs = 20;
-        let (mut best, mut best_b) = (f64::INFINITY, f64::INFINITY);
+        let (mut best, mut best_b, mut best_m) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
         for _ in 0..rounds {
             let t = Instant::now();
             for _ in 0..runs {
@@ -77,18 +88,40 @@ fn main() {
                 }
                 best_b = best_b.min(t.elapsed().as_secs_f64() * 1e3 / runs as f64);
             }
+            if has_maps {
+                let t = Instant::now();
+                for _ in 0..runs {
+                    for b in 0..c / blocked::LANES {
+                        let n = blocked::LANES;
+                        blocked::conv_block_blocked(
+                            &g,
+                            &x[b * n * in_plane..][..n * in_plane],
+                            Some((0.0, 6.0)),
+                            &taps16[b * k_plane * n..][..k_plane * n],
+                            &bias,
+                            Some((0.0, 6.0)),
+                            &mut y[b * n * out_plane..][..n * out_plane],
+                            &mut scratch,
+                            maps,
+                        );
+                    }
+                }
+                best_m = best_m.min(t.elapsed().as_secs_f64() * 1e3 / runs as f64);
+            }
         }
         let macs = (c * out_plane * k_plane) as f64 / 1e6;
         total += best * reps as f64;
         total_b += best_b * reps as f64;
         total_best += best.min(best_b) * reps as f64;
+        total_m += best_m * reps as f64;
         println!(
-            "{c:5} {s:4} k{k} s{st} ×{reps}: {best:7.3} {:5.1}  {best_b:7.3} {:5.1}",
+            "{c:5} {s:4} k{k} s{st} ×{reps}: {best:7.3} {:5.1}  {best_b:7.3} {:5.1}  {best_m:7.3} {:5.1}",
             macs / best,
             macs / best_b,
+            macs / best_m,
         );
     }
     println!(
-        "Lite0 total (×repeats): per-channel {total:.3} ms, blocked {total_b:.3} ms, best of each {total_best:.3} ms"
+        "Lite0 total (×repeats): per-channel {total:.3} ms, blocked {total_b:.3} ms, best of each {total_best:.3} ms, blocked maps {total_m:.3} ms"
     );
 }

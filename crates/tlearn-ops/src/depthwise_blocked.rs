@@ -17,10 +17,11 @@
 //! [`super::depthwise_kernel`], so the outputs are bit-identical to it (tests below) and to
 //! tract's own operator.
 
+use super::channel_blocks::{Blocked, BLOCK};
 use super::depthwise_kernel::Geometry;
 
-/// Channels per block: the lanes of one AVX-512 vector.
-pub const LANES: usize = 16;
+/// Channels per block: the lanes of one AVX-512 vector, [`BLOCK`] of the channel-blocked layout.
+pub const LANES: usize = BLOCK;
 
 /// Whether the blocked path is used for this geometry on this CPU: AVX-512F, and a shape where
 /// it measured faster than the per-channel kernel (`examples/dw_bench`, one core, Lite0's
@@ -110,6 +111,40 @@ pub fn conv_block(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
+    conv_block_blocked(
+        g,
+        input,
+        input_clamp,
+        taps,
+        bias,
+        clamp,
+        out,
+        scratch,
+        Blocked::PLANAR,
+    )
+}
+
+/// [`conv_block`] with its input and / or output already in the channel-blocked layout
+/// ([`super::channel_blocks`]: the block's `h × w × 16` floats, pixel-major): a blocked input is
+/// copied into the padded block row by row, a blocked output written straight from the
+/// pixels, with no transpose on that side. Same operations in the same order: bit-identical.
+/// A blocked side needs AVX-512F (the layout is only kept where the 1×1 kernel runs too).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_block_blocked(
+    g: &Geometry,
+    input: &[f32],
+    input_clamp: Option<(f32, f32)>,
+    taps: &[f32],
+    bias: &[f32; LANES],
+    clamp: Option<(f32, f32)>,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+    blocked: Blocked,
+) {
+    assert!(
+        !blocked.residual,
+        "a depthwise convolution has no skip connection"
+    );
     assert_eq!(input.len(), LANES * g.input[0] * g.input[1], "input planes");
     assert_eq!(taps.len(), g.kernel[0] * g.kernel[1] * LANES, "taps block");
     assert_eq!(
@@ -124,16 +159,32 @@ pub fn conv_block(
     {
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F; lengths checked above.
-            unsafe { x86::conv_block(g, input, input_clamp, taps, bias, clamp, out, scratch) }
+            unsafe {
+                x86::conv_block(
+                    g,
+                    input,
+                    input_clamp,
+                    taps,
+                    bias,
+                    clamp,
+                    out,
+                    scratch,
+                    blocked,
+                )
+            }
         } else {
             assert!(avx2(), "the blocked depthwise path needs AVX-512F or AVX2");
+            assert!(
+                !blocked.any(),
+                "channel-blocked tensors need AVX-512F in the depthwise path"
+            );
             // SAFETY: the CPU has AVX2; lengths checked above.
             unsafe { x86::conv_block_avx2(g, input, input_clamp, taps, bias, clamp, out, scratch) }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (input_clamp, bias, clamp);
+        let _ = (input_clamp, bias, clamp, blocked);
         panic!("the blocked depthwise path needs AVX-512F or AVX2");
     }
 }
@@ -145,7 +196,7 @@ fn avx2() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{padded_cols, padded_rows, Geometry, LANES};
+    use super::{padded_cols, padded_rows, Blocked, Geometry, LANES};
     use std::arch::x86_64::*;
 
     /// Transpose 16 vectors of 16 lanes in place (`r[i]` lane `j` becomes `r[j]` lane `i`).
@@ -237,6 +288,7 @@ mod x86 {
         clamp: Option<(f32, f32)>,
         out: &mut [f32],
         scratch: &mut [f32],
+        blocked: Blocked,
     ) {
         let [in_h, in_w] = g.input;
         let [out_h, out_w] = g.output;
@@ -250,10 +302,28 @@ mod x86 {
         };
         // 1. The 16 input planes, clamped, into the padded pixel-major block: 16 consecutive
         // pixels of the planes at a time (rows run on: a 7-wide plane still fills the lanes).
+        // A blocked input is already pixel-major: its rows are copied (and clamped) in place.
         let (ilo, ihi) = bounds(input_clamp);
         let in_plane = in_h * in_w;
+        if blocked.input {
+            for y in 0..in_h.min(prows.saturating_sub(pt)) {
+                for x in 0..in_w.min(pcols.saturating_sub(pl)) {
+                    // SAFETY: pixel (y, x) of the block's input, and inside the padded block
+                    // (y + pt < prows, x + pl < pcols by the loop bounds).
+                    unsafe {
+                        let v = _mm512_loadu_ps(input.as_ptr().add((y * in_w + x) * LANES));
+                        let v = _mm512_min_ps(ihi, _mm512_max_ps(ilo, v));
+                        _mm512_storeu_ps(
+                            padded.as_mut_ptr().add(((y + pt) * pcols + x + pl) * LANES),
+                            v,
+                        );
+                    }
+                }
+            }
+        }
         let (mut y, mut x) = (0, 0);
-        for p0 in (0..in_plane).step_by(16) {
+        let planar_rows = if blocked.input { 0 } else { in_plane };
+        for p0 in (0..planar_rows).step_by(16) {
             let n = 16.min(in_plane - p0);
             let m = mask(n);
             let mut r = [_mm512_setzero_ps(); 16];
@@ -281,10 +351,16 @@ mod x86 {
         }
         // 2. Every output pixel into `pixels_out` (pixel-major), 3. transposed into the 16
         // planes, 16 consecutive pixels at a time.
+        // A blocked output is the pixels themselves: written straight to `out`.
         let (olo, ohi) = bounds(clamp);
         let bias = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
         let [sh, sw] = g.stride;
-        let (pp, tp, op) = (padded.as_ptr(), taps.as_ptr(), pixels_out.as_mut_ptr());
+        let op = if blocked.output {
+            out.as_mut_ptr()
+        } else {
+            pixels_out.as_mut_ptr()
+        };
+        let (pp, tp) = (padded.as_ptr(), taps.as_ptr());
         let out_plane = out_h * out_w;
         const NP: usize = 7;
         for oy in 0..out_h {
@@ -324,7 +400,8 @@ mod x86 {
                 _ => run!(6),
             }
         }
-        for p0 in (0..out_plane).step_by(16) {
+        let planar_out = if blocked.output { 0 } else { out_plane };
+        for p0 in (0..planar_out).step_by(16) {
             let n = 16.min(out_plane - p0);
             let mut r = [_mm512_setzero_ps(); 16];
             for (j, r) in r.iter_mut().enumerate().take(n) {
@@ -617,7 +694,7 @@ mod tests {
             .map(|i| ((i as f32) * 0.71).cos())
             .collect();
         let bias: [f32; LANES] = std::array::from_fn(|c| c as f32 * 0.1 - 0.8);
-        let blocked = block_taps(&taps, LANES, k_plane);
+        let blocked_taps = block_taps(&taps, LANES, k_plane);
         for (input_clamp, clamp) in [
             (None, None),
             (Some((0.0, 6.0)), Some((0.0, 6.0))),
@@ -641,7 +718,7 @@ mod tests {
                 &g,
                 &x,
                 input_clamp,
-                &blocked,
+                &blocked_taps,
                 &bias,
                 clamp,
                 &mut got,
@@ -653,6 +730,39 @@ mod tests {
                 bits(&want),
                 "{g:?} clamps {input_clamp:?} {clamp:?}"
             );
+            // Blocked input and / or output (AVX-512 only), compared in the planar layout.
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                use crate::channel_blocks::{to_blocked, to_planar};
+                let xb = to_blocked(&x, LANES, in_plane);
+                for (input, output) in [(true, false), (false, true), (true, true)] {
+                    let blocked = Blocked {
+                        input,
+                        output,
+                        residual: false,
+                    };
+                    let mut got = vec![f32::NAN; LANES * out_plane];
+                    conv_block_blocked(
+                        &g,
+                        if input { &xb } else { &x },
+                        input_clamp,
+                        &blocked_taps,
+                        &bias,
+                        clamp,
+                        &mut got,
+                        &mut scratch,
+                        blocked,
+                    );
+                    if output {
+                        got = to_planar(&got, LANES, out_plane);
+                    }
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{g:?} {blocked:?} clamps {input_clamp:?} {clamp:?}"
+                    );
+                }
+            }
             // The AVX2 path too where the CPU would take the AVX-512 one.
             #[cfg(target_arch = "x86_64")]
             if avx2() {
@@ -664,7 +774,7 @@ mod tests {
                         &g,
                         &x,
                         input_clamp,
-                        &blocked,
+                        &blocked_taps,
                         &bias,
                         clamp,
                         &mut got,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::channel_blocks::{self, Blocked};
 use super::depthwise_blocked::{self as blocked, LANES};
 use super::depthwise_kernel::Plan;
 use super::graph::conv_parts;
@@ -42,17 +43,47 @@ pub struct Depthwise {
     /// moved here by [`super::rewrite`] so that no separate pass over its output is needed
     /// (also the stem's, which is tract's).
     input_clamp: Option<(f32, f32)>,
+    /// Input and / or output channel-blocked ([`super::channel_blocks`]), set by
+    /// [`super::rewrite`]'s last pass; only when every channel runs the blocked path.
+    blocked: Blocked,
 }
 
 impl Eq for Depthwise {}
 
 impl Depthwise {
     fn output_shape(&self, batch: usize) -> TVec<usize> {
-        let [h, w] = self.plan.geometry.output;
-        if self.batched {
+        self.shape(batch, self.plan.geometry.output, self.blocked.output)
+    }
+
+    /// `[N,] C, H, W` for a plane of `[h, w]`, or its channel-blocked form.
+    fn shape(&self, batch: usize, [h, w]: [usize; 2], blocked: bool) -> TVec<usize> {
+        let planar = if self.batched {
             tvec!(batch, self.channels, h, w)
         } else {
             tvec!(self.channels, h, w)
+        };
+        if blocked {
+            channel_blocks::blocked_shape(&planar).expect("blocked only with whole blocks")
+        } else {
+            planar
+        }
+    }
+
+    /// Whether its input and output may be channel-blocked: every channel in a block of 16
+    /// on the blocked path, with AVX-512 (where the 1×1 kernel at the other end runs too).
+    pub(crate) fn blockable(&self) -> bool {
+        self.taps16.is_some()
+            && self.channels.is_multiple_of(LANES)
+            && super::pointwise_kernel::available()
+    }
+
+    /// The input (`output` false) or the output becomes channel-blocked; the caller checked
+    /// [`Depthwise::blockable`].
+    pub(crate) fn block(&mut self, output: bool) {
+        if output {
+            self.blocked.output = true;
+        } else {
+            self.blocked.input = true;
         }
     }
 }
@@ -64,8 +95,8 @@ impl Op for Depthwise {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{:?} channels: {} clamp: {:?} input clamp: {:?}",
-            self.plan.geometry, self.channels, self.clamp, self.input_clamp
+            "{:?} channels: {} clamp: {:?} input clamp: {:?} {:?}",
+            self.plan.geometry, self.channels, self.clamp, self.input_clamp, self.blocked
         )])
     }
 
@@ -88,11 +119,7 @@ impl EvalOp for Depthwise {
         let input = args_1!(inputs);
         let g = &self.plan.geometry;
         let batch = if self.batched { input.shape()[0] } else { 1 };
-        let expected: TVec<usize> = if self.batched {
-            tvec!(batch, self.channels, g.input[0], g.input[1])
-        } else {
-            tvec!(self.channels, g.input[0], g.input[1])
-        };
+        let expected = self.shape(batch, g.input, self.blocked.input);
         ensure!(
             input.shape() == &*expected,
             "depthwise input shape {:?}, expected {:?}",
@@ -124,7 +151,8 @@ impl EvalOp for Depthwise {
                             let bias: &[f32; LANES] = self.bias[b * LANES..][..LANES]
                                 .try_into()
                                 .expect("16 biases");
-                            blocked::conv_block(
+                            // A block of 16 channels is the same floats in either layout.
+                            blocked::conv_block_blocked(
                                 g,
                                 &src[b * LANES * in_plane..][..LANES * in_plane],
                                 self.input_clamp,
@@ -133,6 +161,7 @@ impl EvalOp for Depthwise {
                                 self.clamp,
                                 &mut dst[b * LANES * out_plane..][..LANES * out_plane],
                                 scratch,
+                                self.blocked,
                             );
                         }
                     }
@@ -202,6 +231,7 @@ pub(crate) fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<
         bias: Arc::new(c.bias),
         clamp: None,
         input_clamp: None,
+        blocked: Blocked::PLANAR,
     }))
 }
 

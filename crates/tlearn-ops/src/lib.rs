@@ -5,6 +5,8 @@
 //! CLI maps `TLEARN_OPS` to it). The crate knows tract's graphs and nothing of tlearn's
 //! registry, images or caches.
 //!
+//! - [`channel_blocks`]: the channel-blocked layout (16 channels per pixel) the operators pass
+//!   between themselves where producer and consumers all take it;
 //! - [`depthwise_kernel`]: the arithmetic of a depthwise convolution (AVX-512 / AVX / portable);
 //! - [`depthwise_blocked`]: the same arithmetic 16 channels per vector (AVX-512), for the
 //!   narrow planes where one channel per vector leaves lanes empty;
@@ -17,6 +19,7 @@
 
 mod graph;
 
+pub mod channel_blocks;
 pub mod depthwise_blocked;
 pub mod depthwise_kernel;
 pub mod depthwise_op;

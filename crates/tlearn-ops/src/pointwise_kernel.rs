@@ -42,6 +42,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::channel_blocks::{Blocked, BLOCK};
+
 /// Output channels per tile.
 pub const MR: usize = 8;
 
@@ -51,6 +53,12 @@ pub const LANE_POINTS: usize = 9;
 /// Planes of at most this many points take [`Layout::Lanes`] (when the output channels are a
 /// multiple of 16).
 pub const LANES_MAX_POINTS: usize = 64;
+
+/// Planes of at most this many points (14×14) switch to [`Layout::Lanes`] where that lets a
+/// map next to a channel-blocked depthwise convolution stay blocked ([`super::rewrite`]): on
+/// 14×14 the two layouts tie as planar kernels, and the blocked map saves the depthwise
+/// convolution's transposes.
+pub const BLOCKED_LANES_MAX_POINTS: usize = 196;
 
 /// How [`PackedWeights`] lays `W` out, which decides the kernel's tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +142,37 @@ impl PackedWeights {
     }
 }
 
+impl PackedWeights {
+    /// `W` back as `cout × cin`, row major (the inverse of [`PackedWeights::with_layout`]).
+    pub fn unpacked(&self) -> Vec<f32> {
+        let (cout, cin) = (self.cout, self.cin);
+        let mut w = vec![0.0; cout * cin];
+        for o in 0..cout {
+            for k in 0..cin {
+                w[o * cin + k] = match self.layout {
+                    Layout::Rows => {
+                        let (o0, rows) = (o / MR * MR, MR.min(cout - o / MR * MR));
+                        self.data[o0 * cin + k * rows + (o - o0)]
+                    }
+                    Layout::Lanes => {
+                        let (start, width) = lane_group(o / 16, cout / 16);
+                        self.data[start * 16 * cin + k * width * 16 + o - start * 16]
+                    }
+                };
+            }
+        }
+        w
+    }
+
+    /// The same `W` in `layout`.
+    pub fn relayout(&self, layout: Layout) -> PackedWeights {
+        if layout == self.layout {
+            return self.clone();
+        }
+        PackedWeights::with_layout(&self.unpacked(), self.cout, self.cin, layout)
+    }
+}
+
 /// Vectors of 16 output channels per [`Layout::Lanes`] tile (and per block of its weights).
 const LANE_VECTORS: usize = 3;
 
@@ -158,8 +197,8 @@ pub fn available() -> bool {
     }
 }
 
-/// `y = clamp(W · x + bias [+ residual])` for one image. Panics if a slice has the wrong length
-/// or [`available`] is false.
+/// `y = clamp(W · x + bias [+ residual])` for one image, every tensor planar. Panics if a slice
+/// has the wrong length or [`available`] is false.
 pub fn pointwise(
     w: &PackedWeights,
     bias: &[f32],
@@ -169,12 +208,44 @@ pub fn pointwise(
     clamp: Option<(f32, f32)>,
     y: &mut [f32],
 ) {
+    pointwise_blocked(w, bias, x, hw, residual, clamp, y, Blocked::PLANAR);
+}
+
+/// [`pointwise`] with any of its tensors in the channel-blocked layout
+/// ([`super::channel_blocks`]): only with [`Layout::Lanes`] (whose tiles hold 16 output
+/// channels per vector: a blocked output is one plain store per vector instead of a scatter, a
+/// blocked skip connection one load instead of a gather) and, for a blocked input, `cin` a
+/// multiple of 16 (each broadcast then reads the pixel's 16 adjacent channels in turn). The
+/// same operations in the same order as the planar call: bit-identical outputs. Panics
+/// otherwise, as [`pointwise`].
+#[allow(clippy::too_many_arguments)]
+pub fn pointwise_blocked(
+    w: &PackedWeights,
+    bias: &[f32],
+    x: &[f32],
+    hw: usize,
+    residual: Option<&[f32]>,
+    clamp: Option<(f32, f32)>,
+    y: &mut [f32],
+    blocked: Blocked,
+) {
     assert!(available(), "pointwise kernel needs AVX-512F");
     assert_eq!(bias.len(), w.cout);
     assert_eq!(x.len(), w.cin * hw);
     assert_eq!(y.len(), w.cout * hw);
     if let Some(r) = residual {
         assert_eq!(r.len(), y.len());
+    }
+    if blocked.any() {
+        assert_eq!(
+            w.layout,
+            Layout::Lanes,
+            "blocked tensors need the lanes layout"
+        );
+        assert!(
+            !blocked.input || w.cin.is_multiple_of(BLOCK),
+            "a blocked input needs cin a multiple of {BLOCK}"
+        );
     }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); every pointer below stays inside the slices whose
@@ -183,7 +254,7 @@ pub fn pointwise(
     unsafe {
         match w.layout {
             Layout::Rows => run(w, bias, x, hw, residual, clamp, y),
-            Layout::Lanes => run_lanes(w, bias, x, hw, residual, clamp, y),
+            Layout::Lanes => run_lanes(w, bias, x, hw, residual, clamp, y, blocked),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -250,9 +321,11 @@ unsafe fn run(
 
 /// [`Layout::Lanes`]: tiles of up to 3 vectors of 16 output channels × up to
 /// [`LANE_POINTS`] points; output channels outer, so a tile's weights stay in cache across the
-/// plane's points.
+/// plane's points. A tile covers the same floats of `y` (and of the residual) in either layout:
+/// its channels' `16·nc × hw` values; only where each one sits inside them differs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_lanes(
     w: &PackedWeights,
     bias: &[f32],
@@ -261,34 +334,46 @@ unsafe fn run_lanes(
     residual: Option<&[f32]>,
     clamp: Option<(f32, f32)>,
     y: &mut [f32],
+    blocked: Blocked,
 ) {
     debug_assert!(hw <= i32::MAX as usize / 16);
     let vectors = w.cout / 16;
     let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+    // Where point p of a tile's first channel is, from the start of its channels.
+    let point = |blocked: bool| if blocked { BLOCK } else { 1 };
     let mut c0 = 0;
     while c0 < vectors {
         let (_, nc) = lane_group(c0, vectors);
         let mut p0 = 0;
         while p0 < hw {
             let np = (hw - p0).min(LANE_POINTS);
-            let at = c0 * 16 * hw + p0;
+            let channels = c0 * 16 * hw;
             let t = LaneTile {
                 w: w.data.as_ptr().add(c0 * 16 * w.cin),
                 row: nc * 16,
                 cin: w.cin,
-                x: x.as_ptr().add(p0),
+                x: x.as_ptr().add(p0 * point(blocked.input)),
                 hw,
                 bias: bias.as_ptr().add(c0 * 16),
-                res: if res.is_null() { res } else { res.add(at) },
-                y: y.as_mut_ptr().add(at),
+                res: if res.is_null() {
+                    res
+                } else {
+                    res.add(channels + p0 * point(blocked.residual))
+                },
+                res_blocked: blocked.residual,
+                y: y.as_mut_ptr().add(channels + p0 * point(blocked.output)),
+                y_blocked: blocked.output,
                 clamp,
             };
             macro_rules! dispatch {
                 ($($p:literal)*) => {
-                    match (np, nc) {
-                        $(($p, 1) => t.run::<$p, 1>(),
-                          ($p, 2) => t.run::<$p, 2>(),
-                          ($p, 3) => t.run::<$p, 3>(),)*
+                    match (np, nc, blocked.input) {
+                        $(($p, 1, false) => t.run::<$p, 1, false>(),
+                          ($p, 2, false) => t.run::<$p, 2, false>(),
+                          ($p, 3, false) => t.run::<$p, 3, false>(),
+                          ($p, 1, true) => t.run::<$p, 1, true>(),
+                          ($p, 2, true) => t.run::<$p, 2, true>(),
+                          ($p, 3, true) => t.run::<$p, 3, true>(),)*
                         _ => unreachable!("at most {LANE_POINTS} points and 3 vectors a tile"),
                     }
                 };
@@ -301,8 +386,8 @@ unsafe fn run_lanes(
 }
 
 /// One [`Layout::Lanes`] tile's pointers: `w` its block of the transposed weights (row stride
-/// `row`, the block's width), `x` at its first point (row stride `hw`), `y` (and `res`, null
-/// when there is no skip connection) at its first output channel and point.
+/// `row`, the block's width), `x` at its first point, `y` (and `res`, null when there is no
+/// skip connection) at its first output channel and point, each in its layout.
 #[cfg(target_arch = "x86_64")]
 struct LaneTile {
     w: *const f32,
@@ -312,16 +397,18 @@ struct LaneTile {
     hw: usize,
     bias: *const f32,
     res: *const f32,
+    res_blocked: bool,
     y: *mut f32,
+    y_blocked: bool,
     clamp: Option<(f32, f32)>,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl LaneTile {
-    /// `P` points × `CV` vectors of 16 output channels.
+    /// `P` points × `CV` vectors of 16 output channels; `BI`: the input is channel-blocked.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn run<const P: usize, const CV: usize>(&self) {
+    unsafe fn run<const P: usize, const CV: usize, const BI: bool>(&self) {
         let mut acc = [[_mm512_setzero_ps(); CV]; P];
         for j in 0..CV {
             let b = _mm512_loadu_ps(self.bias.add(16 * j));
@@ -330,41 +417,77 @@ impl LaneTile {
             }
         }
         let mut wk = self.w;
-        let mut xk = self.x;
-        for _ in 0..self.cin {
-            let mut wv = [_mm512_setzero_ps(); CV];
-            for (j, wv) in wv.iter_mut().enumerate() {
-                *wv = _mm512_loadu_ps(wk.add(16 * j));
-            }
-            for (p, row) in acc.iter_mut().enumerate() {
-                let xb = _mm512_set1_ps(*xk.add(p));
-                for (a, &wv) in row.iter_mut().zip(&wv) {
-                    // w·x + acc, as the rows kernel (the product is the same either way round).
-                    *a = _mm512_fmadd_ps(wv, xb, *a);
+        // One input channel: its CV weight vectors, one broadcast per point (`xk` at the
+        // channel's value of the tile's first point, points `step` floats apart).
+        macro_rules! channel {
+            ($xk:expr, $step:expr) => {{
+                let mut wv = [_mm512_setzero_ps(); CV];
+                for (j, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm512_loadu_ps(wk.add(16 * j));
                 }
+                for (p, row) in acc.iter_mut().enumerate() {
+                    let xb = _mm512_set1_ps(*$xk.add(p * $step));
+                    for (a, &wv) in row.iter_mut().zip(&wv) {
+                        // w·x + acc, as the rows kernel (the product is the same either way
+                        // round).
+                        *a = _mm512_fmadd_ps(wv, xb, *a);
+                    }
+                }
+                wk = wk.add(self.row);
+            }};
+        }
+        if BI {
+            // Channel k of point p at (k / 16)·hw·16 + p·16 + k % 16: each block's 16 channels
+            // in order, the same order as the planar loop.
+            let mut xb = self.x;
+            for _ in 0..self.cin / BLOCK {
+                for kk in 0..BLOCK {
+                    channel!(xb.add(kk), BLOCK);
+                }
+                xb = xb.add(BLOCK * self.hw);
             }
-            wk = wk.add(self.row);
-            xk = xk.add(self.hw);
+        } else {
+            let mut xk = self.x;
+            for _ in 0..self.cin {
+                channel!(xk, 1);
+                xk = xk.add(self.hw);
+            }
         }
         let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-        // Lane l of a vector is output channel l of its 16: `hw` floats further on.
+        // Planar: lane l of a vector is output channel l of its 16, `hw` floats further on.
         let stride = self.hw as i32;
         let idx = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
             _mm512_set1_epi32(stride),
         );
+        // Vector j (channels 16j..16j+16 of the tile) at point p, in either layout.
+        let at = |blocked: bool, j: usize, p: usize| {
+            16 * j * self.hw + if blocked { BLOCK * p } else { p }
+        };
         for (p, row) in acc.iter().enumerate() {
             for (j, &a) in row.iter().enumerate() {
-                let at = 16 * j * self.hw + p;
                 let mut s = a;
                 if !self.res.is_null() {
-                    s = _mm512_add_ps(s, _mm512_i32gather_ps::<4>(idx, self.res.add(at) as _));
+                    let r = self.res.add(at(self.res_blocked, j, p));
+                    s = _mm512_add_ps(
+                        s,
+                        if self.res_blocked {
+                            _mm512_loadu_ps(r)
+                        } else {
+                            _mm512_i32gather_ps::<4>(idx, r as _)
+                        },
+                    );
                 }
                 if self.clamp.is_some() {
                     s = _mm512_min_ps(hi, _mm512_max_ps(lo, s));
                 }
-                _mm512_i32scatter_ps::<4>(self.y.add(at) as _, idx, s);
+                let y = self.y.add(at(self.y_blocked, j, p));
+                if self.y_blocked {
+                    _mm512_storeu_ps(y, s);
+                } else {
+                    _mm512_i32scatter_ps::<4>(y as _, idx, s);
+                }
             }
         }
     }
@@ -517,6 +640,83 @@ mod tests {
                         (a - b).abs() <= 1e-5 * (1.0 + (cin as f32).sqrt() * b.abs().max(1.0)),
                         "{cout}×{cin} on {hw} points, output {i}: {a} vs {b}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn both_layouts_unpack_to_the_weights() {
+        for &(cout, cin) in &[(16, 3), (48, 7), (80, 40), (13, 5), (1152, 192)] {
+            let w: Vec<f32> = (0..cout * cin).map(|i| i as f32).collect();
+            for layout in [Layout::Rows, Layout::Lanes] {
+                if layout == Layout::Lanes && cout % 16 != 0 {
+                    continue;
+                }
+                let p = PackedWeights::with_layout(&w, cout, cin, layout);
+                assert_eq!(p.unpacked(), w, "{cout}×{cin} {layout:?}");
+                let other = if layout == Layout::Rows && cout % 16 == 0 {
+                    Layout::Lanes
+                } else {
+                    Layout::Rows
+                };
+                assert_eq!(p.relayout(other).unpacked(), w, "{cout}×{cin} to {other:?}");
+            }
+        }
+    }
+
+    /// Any of input, skip connection and output channel-blocked gives the planar call's outputs
+    /// bit for bit (compared in the planar layout), on Lite's and MobileNetV2's small-plane
+    /// shapes and on planes that leave partial tiles.
+    #[test]
+    fn blocked_tensors_are_bit_identical_to_planar() {
+        use crate::channel_blocks::{to_blocked, to_planar};
+        if !available() {
+            return;
+        }
+        for &(cout, cin, hw) in &[
+            (16, 16, 1),
+            (48, 32, 5),
+            (80, 48, 13),
+            (192, 1152, 49),
+            (1152, 192, 49),
+            (320, 960, 49),
+            (64, 16, 64),
+        ] {
+            let w: Vec<f32> = (0..cout * cin).map(|i| ((i as f32) * 0.37).sin()).collect();
+            let x: Vec<f32> = (0..cin * hw)
+                .map(|i| ((i as f32) * 0.11).cos() * 3.0)
+                .collect();
+            let bias: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1 - 0.5).collect();
+            let res: Vec<f32> = (0..cout * hw).map(|i| ((i as f32) * 0.05).sin()).collect();
+            let lanes = PackedWeights::for_plane(&w, cout, cin, hw);
+            let (xb, rb) = (to_blocked(&x, cin, hw), to_blocked(&res, cout, hw));
+            for (residual, clamp) in [(None, Some((0.0, 6.0))), (Some(&res[..]), None)] {
+                let mut want = vec![f32::NAN; cout * hw];
+                pointwise(&lanes, &bias, &x, hw, residual, clamp, &mut want);
+                for bits in 1..8u8 {
+                    let blocked = Blocked {
+                        input: bits & 1 != 0,
+                        residual: bits & 2 != 0,
+                        output: bits & 4 != 0,
+                    };
+                    if blocked.residual && residual.is_none() {
+                        continue;
+                    }
+                    let xi = if blocked.input { &xb } else { &x };
+                    let ri = residual.map(|r| if blocked.residual { &rb[..] } else { r });
+                    let mut y = vec![f32::NAN; cout * hw];
+                    pointwise_blocked(&lanes, &bias, xi, hw, ri, clamp, &mut y, blocked);
+                    if blocked.output {
+                        y = to_planar(&y, cout, hw);
+                    }
+                    for (i, (u, v)) in want.iter().zip(&y).enumerate() {
+                        assert_eq!(
+                            u.to_bits(),
+                            v.to_bits(),
+                            "{cout}×{cin} on {hw} points, {blocked:?}, output {i}"
+                        );
+                    }
                 }
             }
         }

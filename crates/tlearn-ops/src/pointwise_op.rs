@@ -22,8 +22,9 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 
+use super::channel_blocks::{self, Blocked};
 use super::graph::{const_f32, fused_clamp, sole_bin_successor};
-use super::pointwise_kernel::{self, PackedWeights};
+use super::pointwise_kernel::{self, Layout, PackedWeights};
 
 /// Without the AVX-512 kernel, planes smaller than this (7×7) stay with tract's matrix product:
 /// with their large channel counts its AVX-512 kernels beat gemm's AVX2 ones there, and on a
@@ -63,6 +64,9 @@ pub struct Pointwise {
     residual: bool,
     /// The weights packed for [`pointwise_kernel`], when this CPU runs it (else `gemm`).
     packed: Option<Arc<PackedWeights>>,
+    /// Which tensors are channel-blocked ([`channel_blocks`]), set by [`super::rewrite`]'s
+    /// last pass; only with the kernel's [`Layout::Lanes`].
+    blocked: Blocked,
 }
 
 impl Eq for Pointwise {}
@@ -75,6 +79,66 @@ pub(crate) struct Fused {
     pub last: usize,
 }
 
+/// A planar `[.., C, H, W]` shape, or its channel-blocked form.
+fn layout(planar: &[usize], blocked: bool) -> TVec<usize> {
+    if blocked {
+        channel_blocks::blocked_shape(planar).expect("blocked only with whole blocks")
+    } else {
+        planar.into()
+    }
+}
+
+impl Pointwise {
+    fn lanes(&self) -> bool {
+        self.packed
+            .as_ref()
+            .is_some_and(|p| p.layout == Layout::Lanes)
+    }
+
+    /// Whether input `slot` (0 the map, 1 the skip connection) may come channel-blocked.
+    pub(crate) fn reads_blocked(&self, slot: usize) -> bool {
+        self.lanes()
+            && match slot {
+                0 => self.cin.is_multiple_of(channel_blocks::BLOCK),
+                1 => self.residual,
+                _ => false,
+            }
+    }
+
+    /// Whether the output may be written channel-blocked.
+    pub(crate) fn writes_blocked(&self) -> bool {
+        self.lanes()
+    }
+
+    /// Whether the kernel could take [`Layout::Lanes`] here to pass a map blocked: a plane of
+    /// at most [`pointwise_kernel::BLOCKED_LANES_MAX_POINTS`], output channels in whole blocks.
+    pub(crate) fn could_take_lanes(&self) -> bool {
+        self.packed.is_some()
+            && self.cout.is_multiple_of(channel_blocks::BLOCK)
+            && self.spatial[0] * self.spatial[1] <= pointwise_kernel::BLOCKED_LANES_MAX_POINTS
+    }
+
+    /// Repack the weights in [`Layout::Lanes`] (same outputs bit for bit); the caller checked
+    /// [`Pointwise::could_take_lanes`].
+    pub(crate) fn take_lanes(&mut self) {
+        if let Some(p) = &self.packed {
+            if p.layout != Layout::Lanes {
+                self.packed = Some(Arc::new(p.relayout(Layout::Lanes)));
+            }
+        }
+    }
+
+    /// Input `slot` (as in [`Pointwise::reads_blocked`]) or, with `None`, the output becomes
+    /// channel-blocked; the caller checked that it may.
+    pub(crate) fn block(&mut self, slot: Option<usize>) {
+        match slot {
+            None => self.blocked.output = true,
+            Some(0) => self.blocked.input = true,
+            Some(_) => self.blocked.residual = true,
+        }
+    }
+}
+
 impl Op for Pointwise {
     fn name(&self) -> StaticName {
         "TlearnPointwise".into()
@@ -82,8 +146,8 @@ impl Op for Pointwise {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{}→{} on {:?} clamp: {:?} residual: {}",
-            self.cin, self.cout, self.spatial, self.clamp, self.residual
+            "{}→{} on {:?} clamp: {:?} residual: {} {:?}",
+            self.cin, self.cout, self.spatial, self.clamp, self.residual, self.blocked
         )])
     }
 
@@ -99,12 +163,19 @@ impl EvalOp for Pointwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let hw = self.spatial[0] * self.spatial[1];
-        let (in_shape, out_shape) = (&*self.in_shape, &*self.out_shape);
+        let b = self.blocked;
+        let in_shape = &*layout(&self.in_shape, b.input);
+        let res_shape = &*layout(&self.out_shape, b.residual);
+        let out_shape = &*layout(&self.out_shape, b.output);
         ensure!(inputs.len() == 1 + self.residual as usize);
         ensure!(
             inputs[0].shape() == in_shape,
             "pointwise input shape {:?}, expected {in_shape:?}",
             inputs[0].shape()
+        );
+        ensure!(
+            !b.any() || self.packed.is_some(),
+            "channel-blocked tensors need the 1×1 kernel"
         );
         let x = inputs[0].try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
@@ -113,7 +184,7 @@ impl EvalOp for Pointwise {
         let mut output = unsafe { Tensor::uninitialized::<f32>(out_shape)? };
         if let Some(packed) = &self.packed {
             let r = if self.residual {
-                ensure!(inputs[1].shape() == out_shape, "pointwise residual shape");
+                ensure!(inputs[1].shape() == res_shape, "pointwise residual shape");
                 Some(inputs[1].try_as_plain_ram()?)
             } else {
                 None
@@ -122,7 +193,7 @@ impl EvalOp for Pointwise {
             {
                 let mut view = output.try_as_plain_ram_mut()?;
                 let y = view.as_slice_mut::<f32>()?;
-                pointwise_kernel::pointwise(packed, &self.bias, x, hw, r, self.clamp, y);
+                pointwise_kernel::pointwise_blocked(packed, &self.bias, x, hw, r, self.clamp, y, b);
             }
             return Ok(tvec!(output.into_tvalue()));
         }
@@ -188,7 +259,10 @@ impl TypedOp for Pointwise {
     as_op!();
 
     fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(&*self.out_shape)))
+        Ok(tvec!(f32::fact(&*layout(
+            &self.out_shape,
+            self.blocked.output
+        ))))
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
@@ -308,6 +382,7 @@ pub(crate) fn pointwise_of(
             bias: Arc::new(bias),
             clamp,
             residual: residual.is_some(),
+            blocked: Blocked::PLANAR,
         },
         residual,
         last,

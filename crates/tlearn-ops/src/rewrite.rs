@@ -9,13 +9,20 @@
 //!   of tract's im2col + matrix multiply, equal to tract's up to float rounding; only on CPUs
 //!   with its vector path ([`super::stem_kernel::available`]: AVX-512F, or AVX2 with FMA).
 //!
+//! A last pass keeps a tensor in the channel-blocked layout ([`super::channel_blocks`]) where
+//! the operator writing it and every operator reading it take that layout and it is not a
+//! model output (the cuts `extract` reads stay planar): the 7×7 stages' 1×1 and depthwise
+//! convolutions then hand their maps to each other with no transpose, scatter or gather.
+//! Same operations in the same order: the codes are bit-identical to the planar run's.
+//!
 //! Everything else (pooling, classifier, batched runs of the 1×1 convolutions) stays tract's.
 //! The rewrite is a tract [`ModelTransform`] named `tlearn_ops` ([`TlearnOps`]), as tract's own
 //! graph rewrites are (`conv_nhwc`, `batchify`, ...): `model.transform(&TlearnOps(ops))` on the
 //! decluttered model, before `into_optimized`. [`Ops`] picks what it replaces: `all` (default),
-//! `gemm` (the 1×1 convolutions on `gemm` even with AVX-512, the stem tract's: the path before
-//! those two kernels), `depthwise` (only the depthwise operator) or `tract` (none: tract's plan
-//! as it comes) — to measure, or to rule tlearn's operators out when chasing a numerical
+//! `planar` (as `all`, every tensor between the operators planar), `gemm` (the 1×1
+//! convolutions on `gemm` even with AVX-512, the stem tract's: the path before those two
+//! kernels), `depthwise` (only the depthwise operator) or `tract` (none: tract's plan as it
+//! comes) — to measure, or to rule tlearn's operators out when chasing a numerical
 //! difference. The choice is the caller's (the backbone loader's options); nothing here reads
 //! the environment.
 
@@ -27,10 +34,11 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::transform::ModelTransform;
 
-use super::depthwise_op;
+use super::channel_blocks;
+use super::depthwise_op::{self, Depthwise};
 use super::graph::{const_f32, fused_clamp};
 use super::pointwise_kernel;
-use super::pointwise_op;
+use super::pointwise_op::{self, Pointwise};
 use super::stem_kernel;
 use super::stem_op;
 
@@ -40,6 +48,9 @@ pub enum Ops {
     /// Every tlearn operator this CPU runs (the default).
     #[default]
     All,
+    /// As `All`, with every tensor between tlearn's operators planar (tract's NCHW): the
+    /// path before the channel-blocked layout, kept to measure it against.
+    Planar,
     /// As `All`, but the 1×1 convolutions run `gemm` (planes from 10×10 up) even where the
     /// AVX-512 kernel could, and the stem stays tract's: the previous path, kept to measure the
     /// kernels against.
@@ -52,11 +63,12 @@ pub enum Ops {
 
 impl Ops {
     /// Every choice, in the spelling [`FromStr`] reads and [`fmt::Display`] writes.
-    pub const ALL: [Ops; 4] = [Ops::All, Ops::Gemm, Ops::Depthwise, Ops::Tract];
+    pub const ALL: [Ops; 5] = [Ops::All, Ops::Planar, Ops::Gemm, Ops::Depthwise, Ops::Tract];
 
     pub fn name(self) -> &'static str {
         match self {
             Ops::All => "all",
+            Ops::Planar => "planar",
             Ops::Gemm => "gemm",
             Ops::Depthwise => "depthwise",
             Ops::Tract => "tract",
@@ -87,7 +99,7 @@ impl std::error::Error for UnknownOps {}
 impl FromStr for Ops {
     type Err = UnknownOps;
 
-    /// `all`, `gemm`, `depthwise` or `tract` (an unknown name is an error, not a silent
+    /// `all`, `planar`, `gemm`, `depthwise` or `tract` (an unknown name is an error, not a silent
     /// default).
     fn from_str(s: &str) -> Result<Ops, UnknownOps> {
         Ops::ALL
@@ -118,6 +130,8 @@ pub struct Replaced {
     pub depthwise: usize,
     pub pointwise: usize,
     pub stem: usize,
+    /// Tensors kept channel-blocked between tlearn's operators.
+    pub blocked: usize,
 }
 
 /// Rewrite a decluttered model in place; run `into_optimized` after it.
@@ -126,12 +140,16 @@ pub fn apply(model: &mut TypedModel, ops: Ops) -> TractResult<Replaced> {
     if ops != Ops::Tract {
         n.depthwise = rewrite_depthwise(model)?;
     }
-    if matches!(ops, Ops::All | Ops::Gemm) {
-        let kernel = ops == Ops::All && pointwise_kernel::available();
+    let all = matches!(ops, Ops::All | Ops::Planar);
+    if all || ops == Ops::Gemm {
+        let kernel = all && pointwise_kernel::available();
         n.pointwise = rewrite_pointwise(model, kernel)?;
     }
-    if ops == Ops::All && stem_kernel::available() {
+    if all && stem_kernel::available() {
         n.stem = rewrite_stem(model)?;
+    }
+    if ops == Ops::All {
+        n.blocked = rewrite_blocked(model)?;
     }
     Ok(n)
 }
@@ -210,6 +228,111 @@ pub fn rewrite_pointwise(model: &mut TypedModel, kernel: bool) -> TractResult<us
     }
     model.compact()?;
     Ok(replaced)
+}
+
+/// Keep channel-blocked every tensor that a tlearn operator writes in that layout and that
+/// only tlearn operators taking it read, unless it is a model output; returns how many. Run
+/// after the operators are in place: it only sets their layouts and the tensors' shapes.
+pub fn rewrite_blocked(model: &mut TypedModel) -> TractResult<usize> {
+    let outputs = model.output_outlets()?.to_vec();
+    // First the 1×1 convolutions on planes up to 14×14 next to a blocked depthwise convolution
+    // (the one writing its input alone, those reading its output) take the lanes layout, so
+    // that the maps between them can stay blocked.
+    let mut to_lanes = vec![];
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        if !node.op_as::<Depthwise>().is_some_and(|d| d.blockable()) {
+            continue;
+        }
+        let lanes_able = |id: usize| {
+            model
+                .node(id)
+                .op_as::<Pointwise>()
+                .is_some_and(|p| p.could_take_lanes())
+        };
+        let input = node.inputs[0];
+        if !outputs.contains(&input)
+            && model.outlet_successors(input).len() == 1
+            && lanes_able(input.node)
+        {
+            to_lanes.push(input.node);
+        }
+        let out = OutletId::new(id, 0);
+        let readers = model.outlet_successors(out);
+        if !outputs.contains(&out) && readers.iter().all(|r| r.slot == 0 && lanes_able(r.node)) {
+            to_lanes.extend(readers.iter().map(|r| r.node));
+        }
+    }
+    for id in to_lanes {
+        if let Some(p) = model.node_mut(id).op_as_mut::<Pointwise>() {
+            p.take_lanes();
+        }
+    }
+    let mut edges = vec![];
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let writes = if let Some(p) = node.op_as::<Pointwise>() {
+            p.writes_blocked()
+        } else if let Some(d) = node.op_as::<Depthwise>() {
+            d.blockable()
+        } else {
+            false
+        };
+        let out = OutletId::new(id, 0);
+        if !writes
+            || node.outputs.len() != 1
+            || outputs.contains(&out)
+            || node.outputs[0].fact.shape.as_concrete().is_none()
+        {
+            continue;
+        }
+        let readers = model.outlet_successors(out);
+        let all_read = !readers.is_empty()
+            && readers.iter().all(|inlet| {
+                let reader = model.node(inlet.node);
+                if let Some(p) = reader.op_as::<Pointwise>() {
+                    p.reads_blocked(inlet.slot)
+                } else if let Some(d) = reader.op_as::<Depthwise>() {
+                    inlet.slot == 0 && d.blockable()
+                } else {
+                    false
+                }
+            });
+        if all_read {
+            edges.push((out, readers.to_vec()));
+        }
+    }
+    for (out, readers) in &edges {
+        let node = model.node_mut(out.node);
+        if let Some(p) = node.op_as_mut::<Pointwise>() {
+            p.block(None);
+        } else if let Some(d) = node.op_as_mut::<Depthwise>() {
+            d.block(true);
+        }
+        for inlet in readers {
+            let node = model.node_mut(inlet.node);
+            if let Some(p) = node.op_as_mut::<Pointwise>() {
+                p.block(Some(inlet.slot));
+            } else if let Some(d) = node.op_as_mut::<Depthwise>() {
+                d.block(false);
+            }
+        }
+        let planar = model
+            .outlet_fact(*out)?
+            .shape
+            .as_concrete()
+            .map(|s| s.to_vec());
+        let shape = planar
+            .as_deref()
+            .and_then(channel_blocks::blocked_shape)
+            .ok_or_else(|| {
+                tract_onnx::tract_core::internal::format_err!(
+                    "a blocked tensor needs a concrete shape of whole blocks"
+                )
+            })?;
+        model.set_outlet_fact(*out, f32::fact(&*shape))?;
+    }
+    Ok(edges.len())
 }
 
 /// `outlet` as `Min(Max(x, lo), hi)` with constant scalars, both read only by the next op and

@@ -172,6 +172,24 @@ fn check_batch1(n: u32) {
         onnx_pointwise_count(&path),
         "lite{n}: every 1×1 conv"
     );
+    // With AVX-512 the last stages' maps stay channel-blocked between tlearn's operators
+    // (Lite0 24, Lite1 15, Lite2 13: the printed line below); `planar` keeps them all NCHW.
+    let mut planar = decluttered.clone();
+    let planar_replaced = rewrite::apply(&mut planar, rewrite::Ops::Planar).unwrap();
+    assert_eq!(planar_replaced.blocked, 0);
+    assert_eq!(
+        (planar_replaced.depthwise, planar_replaced.pointwise),
+        (replaced.depthwise, replaced.pointwise)
+    );
+    if tlearn_ops::pointwise_kernel::available() {
+        assert!(replaced.blocked >= 10, "lite{n}: {replaced:?}");
+    } else {
+        assert_eq!(
+            replaced.blocked, 0,
+            "lite{n}: no blocked maps without AVX-512"
+        );
+    }
+    let planar = planar.into_optimized().unwrap().into_runnable().unwrap();
     // The previous path (`gemm`, planes from 10×10 up), what a CPU without AVX-512 runs.
     let mut gemm = decluttered.clone();
     let gemm_replaced = rewrite::apply(&mut gemm, rewrite::Ops::Gemm).unwrap();
@@ -211,6 +229,15 @@ fn check_batch1(n: u32) {
         };
         let want = run(&tract_plan);
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // The blocked maps change where values sit, not what is computed: bit for bit.
+        let (blocked, unblocked) = (run(&ours), run(&planar));
+        assert!(
+            blocked
+                .iter()
+                .zip(unblocked.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "lite{n} photo {i}: channel-blocked maps changed the codes"
+        );
         for (path, plan) in [("all", &ours), ("gemm", &gemm)] {
             let got = run(plan);
             assert_eq!(want.shape(), got.shape());
