@@ -55,6 +55,24 @@ pub fn worth_it(g: &Geometry) -> bool {
     }
 }
 
+/// Whether the blocked path pays for `g` when its input and output are both channel-blocked
+/// maps (no transposes), on this CPU: with AVX-512F, outputs up to 14 wide
+/// (`examples/dw_bench`, "blocked maps" against the per-channel kernel, one core, min of 9
+/// rounds: 480 ch 3×3 on 14: 0.044 → 0.033 ms; 672 ch 5×5 on 14: 0.145 → 0.099; 1152 ch 5×5
+/// on 7: 0.131 → 0.044). Wider planes are left planar: their 1×1 neighbours keep the rows
+/// layout ([`super::pointwise_kernel::BLOCKED_LANES_MAX_POINTS`]).
+pub fn worth_it_between_blocked_maps(g: &Geometry) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f") && g.output[1] <= 14
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
 /// Whether this CPU has a blocked path at all (AVX-512F or AVX2).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]

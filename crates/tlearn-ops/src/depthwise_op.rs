@@ -35,8 +35,11 @@ pub struct Depthwise {
     /// `channels × kh × kw`, row major.
     taps: Arc<Vec<f32>>,
     /// The taps regrouped 16 channels per block when [`blocked::worth_it`] (then the full
-    /// blocks of 16 channels run through [`blocked::conv_block`], the rest one by one).
+    /// blocks of 16 channels run through [`blocked::conv_block`], the rest one by one), or
+    /// when [`blocked::worth_it_between_blocked_maps`] (then only with a blocked map on a side).
     taps16: Option<Arc<Vec<f32>>>,
+    /// The blocked path pays with planar maps too ([`blocked::worth_it`]).
+    planar_blocked: bool,
     bias: Arc<Vec<f32>>,
     clamp: Option<(f32, f32)>,
     /// Clamp applied to the input as it is read: the ReLU6 of the 1×1 convolution before,
@@ -138,15 +141,16 @@ impl EvalOp for Depthwise {
             let k_plane = g.kernel[0] * g.kernel[1];
             SCRATCH.with_borrow_mut(|scratch| {
                 let c = self.channels;
+                let on_blocks = self.planar_blocked || self.blocked.any();
                 let full = match self.taps16 {
-                    Some(_) => c / LANES * LANES,
-                    None => 0,
+                    Some(_) if on_blocks => c / LANES * LANES,
+                    _ => 0,
                 };
                 for (src, dst) in x
                     .chunks_exact(c * in_plane)
                     .zip(y.chunks_exact_mut(c * out_plane))
                 {
-                    if let Some(taps16) = &self.taps16 {
+                    if let Some(taps16) = self.taps16.as_ref().filter(|_| on_blocks) {
                         for b in 0..full / LANES {
                             let bias: &[f32; LANES] = self.bias[b * LANES..][..LANES]
                                 .try_into()
@@ -220,13 +224,15 @@ pub(crate) fn depthwise_of(model: &TypedModel, id: usize) -> TractResult<Option<
         return Ok(None);
     }
     let k_plane = c.geometry.kernel[0] * c.geometry.kernel[1];
-    let taps16 = blocked::worth_it(&c.geometry)
+    let planar_blocked = blocked::worth_it(&c.geometry);
+    let taps16 = (planar_blocked || blocked::worth_it_between_blocked_maps(&c.geometry))
         .then(|| Arc::new(blocked::block_taps(&c.weights, channels, k_plane)));
     Ok(Some(Depthwise {
         plan: Plan::new(c.geometry),
         channels,
         batched: c.batched,
         taps16,
+        planar_blocked,
         taps: Arc::new(c.weights),
         bias: Arc::new(c.bias),
         clamp: None,

@@ -173,7 +173,7 @@ fn check_batch1(n: u32) {
         "lite{n}: every 1×1 conv"
     );
     // With AVX-512 the last stages' maps stay channel-blocked between tlearn's operators
-    // (Lite0 24, Lite1 15, Lite2 13: the printed line below); `planar` keeps them all NCHW.
+    // (Lite0 32, Lite1 17, Lite2 16: the printed line below); `planar` keeps them all NCHW.
     let mut planar = decluttered.clone();
     let planar_replaced = rewrite::apply(&mut planar, rewrite::Ops::Planar).unwrap();
     assert_eq!(planar_replaced.blocked, 0);
