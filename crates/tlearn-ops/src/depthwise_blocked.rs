@@ -10,7 +10,10 @@
 //! plane's width and a stride is an address step, so each tap of each output is one load, one
 //! multiply and one add. The price is a transpose of the 16 input planes into a zero-padded
 //! `rows × cols × 16` scratch and of the outputs back (16×16 register transposes); where that
-//! pays is measured per geometry in `examples/dw_bench` and decided by [`worth_it`].
+//! pays is measured per geometry in `examples/dw_bench` and decided by [`worth_it`]. Between
+//! channel-blocked maps ([`super::channel_blocks`], [`conv_block_blocked`]) there is no
+//! transpose to pay, and the path pays on more geometries
+//! ([`worth_it_between_blocked_maps`]).
 //!
 //! Each output is `bias + Σ tap·x` over the taps in row-major order, unfused, zero padding
 //! included: the same operations in the same order as every path of

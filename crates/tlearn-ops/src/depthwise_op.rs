@@ -80,6 +80,12 @@ impl Depthwise {
             && super::pointwise_kernel::available()
     }
 
+    /// Whether the blocked path pays with a planar input too ([`blocked::worth_it`]); else only
+    /// with a blocked input (its transposes are the larger part of the path's extra cost).
+    pub(crate) fn pays_planar(&self) -> bool {
+        self.planar_blocked
+    }
+
     /// The input (`output` false) or the output becomes channel-blocked; the caller checked
     /// [`Depthwise::blockable`].
     pub(crate) fn block(&mut self, output: bool) {

@@ -26,7 +26,8 @@
 //! of accumulators, one broadcast per point and input channel, every lane live; each output
 //! still starts from its bias and takes the same fused multiply-adds in the same order, so the
 //! two layouts give bit-identical results (a test checks it). The tile is written back with
-//! scatters (stride `hw`), once per tile. The tile is 9 points × 3 vectors (27 accumulators,
+//! scatters (stride `hw`), once per tile, or with plain stores where the output is a
+//! channel-blocked map ([`super::channel_blocks`], [`pointwise_blocked`]). The tile is 9 points × 3 vectors (27 accumulators,
 //! 31 of the 32 vector registers with the weights and the broadcast): over Lite0's 7×7 stage
 //! in network order (`examples/lanes_bench`, core 1, min of 7 rounds, three alternating runs)
 //! 2.09-2.10 ms a pass against 2.19-2.22 for 7 × 3 (a 49-point plane takes 6 tiles instead of
@@ -36,8 +37,9 @@
 //! 1152-wide expansions, a new page every row, where the hardware prefetchers stop). One
 //! contiguous stream per tile instead: `examples/lanes_bench` before/after in 9 alternating
 //! pairs (core 1, min of 7 rounds each, an AMD EPYC with AVX-512), median pair ratio 0.94.
-//! On 14×14 planes the two layouts tie (`examples/layout_bench`: median ratio lanes / rows
-//! 1.02-1.05), so [`LANES_MAX_POINTS`] stays below them.
+//! On 14×14 planes the two layouts tie as planar kernels (`examples/layout_bench`: median ratio
+//! lanes / rows 1.02-1.05), so [`LANES_MAX_POINTS`] stays below them; there the lanes layout is
+//! taken only where it lets a map stay channel-blocked ([`BLOCKED_LANES_MAX_POINTS`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

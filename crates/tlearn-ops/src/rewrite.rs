@@ -237,13 +237,14 @@ pub fn rewrite_blocked(model: &mut TypedModel) -> TractResult<usize> {
     let outputs = model.output_outlets()?.to_vec();
     // First the 1×1 convolutions on planes up to 14×14 next to a blocked depthwise convolution
     // (the one writing its input alone, those reading its output) take the lanes layout, so
-    // that the maps between them can stay blocked.
+    // that the maps between them can stay blocked. A depthwise convolution whose blocked path
+    // pays only between blocked maps is left alone unless its input can be blocked.
     let mut to_lanes = vec![];
     for id in model.eval_order()? {
         let node = model.node(id);
-        if !node.op_as::<Depthwise>().is_some_and(|d| d.blockable()) {
+        let Some(dw) = node.op_as::<Depthwise>().filter(|d| d.blockable()) else {
             continue;
-        }
+        };
         let lanes_able = |id: usize| {
             model
                 .node(id)
@@ -251,11 +252,13 @@ pub fn rewrite_blocked(model: &mut TypedModel) -> TractResult<usize> {
                 .is_some_and(|p| p.could_take_lanes())
         };
         let input = node.inputs[0];
-        if !outputs.contains(&input)
+        let input_ok = !outputs.contains(&input)
             && model.outlet_successors(input).len() == 1
-            && lanes_able(input.node)
-        {
+            && lanes_able(input.node);
+        if input_ok {
             to_lanes.push(input.node);
+        } else if !dw.pays_planar() {
+            continue;
         }
         let out = OutletId::new(id, 0);
         let readers = model.outlet_successors(out);
@@ -269,12 +272,14 @@ pub fn rewrite_blocked(model: &mut TypedModel) -> TractResult<usize> {
         }
     }
     let mut edges = vec![];
+    // Depthwise convolutions whose input is blocked (their producers come first in eval order).
+    let mut blocked_input = std::collections::HashSet::new();
     for id in model.eval_order()? {
         let node = model.node(id);
         let writes = if let Some(p) = node.op_as::<Pointwise>() {
             p.writes_blocked()
         } else if let Some(d) = node.op_as::<Depthwise>() {
-            d.blockable()
+            d.blockable() && (d.pays_planar() || blocked_input.contains(&id))
         } else {
             false
         };
@@ -299,6 +304,7 @@ pub fn rewrite_blocked(model: &mut TypedModel) -> TractResult<usize> {
                 }
             });
         if all_read {
+            blocked_input.extend(readers.iter().map(|r| r.node));
             edges.push((out, readers.to_vec()));
         }
     }
