@@ -149,7 +149,7 @@ bench: build
 	$(MAKE) features MODEL=efficientnet-lite0 LAYER=features MODEL2= DATASET=tuxpaint
 	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 9
 	cargo build --release -p tlearn-extract --example infer_bench
-	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all gemm tract
+	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all planar gemm tract
 	cargo build --release -p tlearn-extract --example profile_ops
 	$(PY) bench/ops_profile.py --rounds 3
 	cargo build --release -p tlearn-extract --example decode_bench
