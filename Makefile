@@ -147,7 +147,7 @@ bench: build
 	$(MAKE) models MODELS=efficientnet-lite0
 	$(MAKE) data DATASETS="tuxpaint smoke"
 	$(MAKE) features MODEL=efficientnet-lite0 LAYER=features MODEL2= DATASET=tuxpaint
-	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 9
+	$(PY) bench/extract_bench.py --sets tuxpaint jpeg12 --repeat 9 --planar
 	cargo build --release -p tlearn-extract --example infer_bench
 	$(PY) bench/infer_bench.py --n 24 --passes 3 --rounds 5 --cpu 1 --variants all planar gemm tract
 	cargo build --release -p tlearn-extract --example profile_ops
@@ -200,7 +200,7 @@ bench-classics: build
 	cargo build --release --locked -p tlearn-extract --example infer_bench
 	for m in $(CLASSICS); do \
 		$(PY) bench/infer_bench.py --model $$m --tensor avg_pool --n 8 --passes 2 --rounds 3 \
-			--cpu 1 --variants all --out bench-out/infer-$$m.json || exit 1; \
+			--cpu 1 --variants all planar --out bench-out/infer-$$m.json || exit 1; \
 	done
 
 bench-linfa-rbf: build

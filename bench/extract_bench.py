@@ -15,11 +15,14 @@ the order rotated), so that a slow spell of the machine hits all of them. Report
 the median wall images/s (process start, model load and extraction: what a user waits for) and
 peak RSS (os.wait4 of that child; the savvy script's pool workers are separate processes and not
 counted in it), plus tlearn's own extraction-loop images/s; per round the ratios tlearn/serial
-and tlearn/savvy, and their medians. Output: `bench-out/extract.json` and a table.
+and tlearn/savvy, and their medians. Output: `bench-out/extract.json` and a table. `--planar`
+adds a fourth side, the same binary with `TLEARN_OPS=planar` (tlearn's operators with planar maps
+between them), and the per-round ratio tlearn/planar: what the channel-blocked maps bring end to
+end.
 
 Usage: .venv/bin/python bench/extract_bench.py [--sets tuxpaint jpeg12 DIR...] [--repeat 5]
        [--cpus 0,1] [--threads 2] [--tlearn target/release/tlearn] [--model efficientnet-lite0]
-       [--extra ARGS...] [--peers ../shared/peers/ort_extract.py]
+       [--extra ARGS...] [--peers ../shared/peers/ort_extract.py] [--planar]
        .venv/bin/python bench/extract_bench.py --make-jpeg12 DIR [--count N]
 """
 
@@ -149,17 +152,18 @@ def median(xs: list[float]) -> float:
 def bench_set(args, name: str, data: Path, work: Path) -> dict:
     onnx = REPO / "models" / f"{args.model}.onnx"
     images = sum(1 for c in data.iterdir() if c.is_dir() for f in c.iterdir() if f.is_file())
-    sides = ["tlearn", "serial", "savvy"]
+    sides = ["tlearn", "serial", "savvy"] + (["planar"] if args.planar else [])
     runs: dict[str, list[dict]] = {s: [] for s in sides}
     for i in range(args.repeat):
-        order = sides[i % 3:] + sides[: i % 3]
+        order = sides[i % len(sides):] + sides[: i % len(sides)]
         for side in order:
-            if side == "tlearn":
-                cache, report = work / f"{name}-cache{i}", work / f"{name}-summary{i}.json"
+            if side in ("tlearn", "planar"):
+                cache, report = work / f"{name}-{side}-cache{i}", work / f"{name}-{side}-summary{i}.json"
                 cmd = [*pin(args.cpus), args.tlearn, "extract", "--model", args.model, "--layer", "features",
                        "--pool", "avg", str(data), "--out", str(cache), "--threads", str(args.threads),
                        "--quiet", "--report", str(report), *args.extra]
-                wall, rss, _, _ = run_measured(cmd, env={**os.environ, "CI": "1"})
+                env = {**os.environ, "CI": "1", **({"TLEARN_OPS": "planar"} if side == "planar" else {})}
+                wall, rss, _, _ = run_measured(cmd, env=env)
                 s = json.loads(report.read_text())
                 runs[side].append({"images": s["extracted"], "skipped": len(s["skipped"]), "wall_s": wall,
                                    "images_per_s": s["extracted"] / wall,
@@ -181,8 +185,9 @@ def bench_set(args, name: str, data: Path, work: Path) -> dict:
         res[side] = {"median_images_per_s": median([r["images_per_s"] for r in runs[side]]),
                      "median_wall_s": median([r["wall_s"] for r in runs[side]]),
                      "median_peak_rss_mib": median([r["peak_rss_mib"] for r in runs[side]])}
-    res["tlearn"]["median_loop_images_per_s"] = median([r["loop_images_per_s"] for r in runs["tlearn"]])
-    for peer in ("serial", "savvy"):
+    for side in ("tlearn", "planar")[: 1 + args.planar]:
+        res[side]["median_loop_images_per_s"] = median([r["loop_images_per_s"] for r in runs[side]])
+    for peer in ("serial", "savvy", "planar")[: 2 + args.planar]:
         pairs = [t["images_per_s"] / o["images_per_s"] for t, o in zip(runs["tlearn"], runs[peer])]
         res[f"pair_ratios_vs_{peer}"] = [round(r, 3) for r in pairs]
         res[f"median_ratio_vs_{peer}"] = round(median(pairs), 3)
@@ -190,7 +195,7 @@ def bench_set(args, name: str, data: Path, work: Path) -> dict:
     try:
         import numpy as np
 
-        a = np.load(work / f"{name}-cache0" / "features.npy")
+        a = np.load(work / f"{name}-tlearn-cache0" / "features.npy")
         for peer in ("serial", "savvy"):
             b = np.load(work / f"{name}-{peer}0.npy")
             if a.shape == b.shape:
@@ -215,6 +220,8 @@ def main() -> None:
     ap.add_argument("--peers", default=str(REPO.parent / "shared" / "peers" / "ort_extract.py"))
     ap.add_argument("--out", default=str(REPO / "bench-out" / "extract.json"))
     ap.add_argument("--extra", nargs="*", default=[], help="extra tlearn extract arguments")
+    ap.add_argument("--planar", action="store_true",
+                    help="a fourth side: tlearn with TLEARN_OPS=planar (no channel-blocked maps)")
     ap.add_argument("--make-jpeg12", metavar="DIR", help="only write the jpeg12 set into DIR")
     args = ap.parse_args()
 
@@ -242,7 +249,7 @@ def main() -> None:
           "(wall images/s: process start + model load + extraction)")
     print(f"{'set':10} {'side':8} {'images/s':>9} {'peak MiB':>9} {'tlearn ×':>9}")
     for name, r in results["sets"].items():
-        for side in ("tlearn", "serial", "savvy"):
+        for side in ("tlearn", "serial", "savvy", "planar")[: 3 + args.planar]:
             ratio = "" if side == "tlearn" else f"{r[f'median_ratio_vs_{side}']:9.2f}"
             print(f"{name:10} {side:8} {r[side]['median_images_per_s']:9.1f} "
                   f"{r[side]['median_peak_rss_mib']:9.0f} {ratio:>9}")
