@@ -164,7 +164,7 @@ mod tests {
         }
         let e = options_from(Some("gemn")).unwrap_err().to_string();
         assert!(e.starts_with("TLEARN_OPS=\"gemn\""), "{e}");
-        assert!(e.contains("all, gemm, depthwise, tract"), "{e}");
+        assert!(e.contains("all, planar, gemm, depthwise, tract"), "{e}");
     }
 
     #[test]
