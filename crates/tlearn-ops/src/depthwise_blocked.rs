@@ -63,7 +63,7 @@ pub fn worth_it(g: &Geometry) -> bool {
 /// (`examples/dw_bench`, "blocked maps" against the per-channel kernel, one core, min of 9
 /// rounds: 480 ch 3×3 on 14: 0.044 → 0.033 ms; 672 ch 5×5 on 14: 0.145 → 0.099; 1152 ch 5×5
 /// on 7: 0.131 → 0.044). Wider planes are left planar: their 1×1 neighbours keep the rows
-/// layout ([`super::pointwise_kernel::BLOCKED_LANES_MAX_POINTS`]).
+/// layout ([`super::pointwise_kernel::BLOCKED_LANES_POINTS`]).
 pub fn worth_it_between_blocked_maps(g: &Geometry) -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -39,7 +39,7 @@
 //! pairs (core 1, min of 7 rounds each, an AMD EPYC with AVX-512), median pair ratio 0.94.
 //! On 14×14 planes the two layouts tie as planar kernels (`examples/layout_bench`: median ratio
 //! lanes / rows 1.02-1.05), so [`LANES_MAX_POINTS`] stays below them; there the lanes layout is
-//! taken only where it lets a map stay channel-blocked ([`BLOCKED_LANES_MAX_POINTS`]).
+//! taken only where it lets a map stay channel-blocked ([`BLOCKED_LANES_POINTS`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -56,11 +56,14 @@ pub const LANE_POINTS: usize = 9;
 /// multiple of 16).
 pub const LANES_MAX_POINTS: usize = 64;
 
-/// Planes of at most this many points (14×14) switch to [`Layout::Lanes`] where that lets a
+/// Planes of this many points (12×12 to 14×14) switch to [`Layout::Lanes`] where that lets a
 /// map next to a channel-blocked depthwise convolution stay blocked ([`super::rewrite`]): on
 /// 14×14 the two layouts tie as planar kernels, and the blocked map saves the depthwise
-/// convolution's transposes.
-pub const BLOCKED_LANES_MAX_POINTS: usize = 196;
+/// convolution's transposes (Lite0, MobileNetV2: `bench/infer_bench.py --variants all
+/// planar`). Not below: on Xception's 10×10 exit flow (1024-2048 channels) the switch made
+/// a pass slower (all / planar 1.14, 5 alternating rounds), and between 64 and 144 points
+/// nothing was measured faster.
+pub const BLOCKED_LANES_POINTS: std::ops::RangeInclusive<usize> = 144..=196;
 
 /// How [`PackedWeights`] lays `W` out, which decides the kernel's tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -111,11 +111,11 @@ impl Pointwise {
     }
 
     /// Whether the kernel could take [`Layout::Lanes`] here to pass a map blocked: a plane of
-    /// at most [`pointwise_kernel::BLOCKED_LANES_MAX_POINTS`], output channels in whole blocks.
+    /// [`pointwise_kernel::BLOCKED_LANES_POINTS`] points, output channels in whole blocks.
     pub(crate) fn could_take_lanes(&self) -> bool {
         self.packed.is_some()
             && self.cout.is_multiple_of(channel_blocks::BLOCK)
-            && self.spatial[0] * self.spatial[1] <= pointwise_kernel::BLOCKED_LANES_MAX_POINTS
+            && pointwise_kernel::BLOCKED_LANES_POINTS.contains(&(self.spatial[0] * self.spatial[1]))
     }
 
     /// Repack the weights in [`Layout::Lanes`] (same outputs bit for bit); the caller checked

@@ -173,7 +173,7 @@ fn check_batch1(n: u32) {
         "lite{n}: every 1×1 conv"
     );
     // With AVX-512 the last stages' maps stay channel-blocked between tlearn's operators
-    // (Lite0 32, Lite1 17, Lite2 16: the printed line below); `planar` keeps them all NCHW.
+    // (the printed line below); `planar` keeps them all NCHW.
     let mut planar = decluttered.clone();
     let planar_replaced = rewrite::apply(&mut planar, rewrite::Ops::Planar).unwrap();
     assert_eq!(planar_replaced.blocked, 0);
@@ -182,7 +182,11 @@ fn check_batch1(n: u32) {
         (replaced.depthwise, replaced.pointwise)
     );
     if tlearn_ops::pointwise_kernel::available() {
-        assert!(replaced.blocked >= 10, "lite{n}: {replaced:?}");
+        // Lite0's 14×14 and 7×7 stages; Lite1 (15×15, 8×8) keeps fewer maps blocked and
+        // Lite2 (17×17, 9×9: plane sizes outside the lanes layout's) none.
+        if n == 0 {
+            assert!(replaced.blocked >= 20, "lite{n}: {replaced:?}");
+        }
     } else {
         assert_eq!(
             replaced.blocked, 0,
