@@ -52,8 +52,12 @@ pub struct Pointwise {
     /// Spatial shape `[h, w]`.
     spatial: [usize; 2],
     /// Input and output shapes: `[C, H, W]`, or with a leading batch axis of 1.
+    /// Each in its layout ([`Pointwise::block`] turns one channel-blocked), so that `eval`
+    /// compares and allocates with them as they are.
     in_shape: TVec<usize>,
     out_shape: TVec<usize>,
+    /// The skip connection's shape (the output's, planar unless blocked on its own).
+    res_shape: TVec<usize>,
     /// `cout × cin`, row major, for `gemm`; empty when `packed` holds them (the 1×1 layers'
     /// weights are most of the backbone's: one copy instead of two took Lite0's `extract` peak
     /// RSS on the Tux Paint PNGs from 112 to 105 MiB).
@@ -131,10 +135,14 @@ impl Pointwise {
     /// Input `slot` (as in [`Pointwise::reads_blocked`]) or, with `None`, the output becomes
     /// channel-blocked; the caller checked that it may.
     pub(crate) fn block(&mut self, slot: Option<usize>) {
-        match slot {
-            None => self.blocked.output = true,
-            Some(0) => self.blocked.input = true,
-            Some(_) => self.blocked.residual = true,
+        let (flag, shape) = match slot {
+            None => (&mut self.blocked.output, &mut self.out_shape),
+            Some(0) => (&mut self.blocked.input, &mut self.in_shape),
+            Some(_) => (&mut self.blocked.residual, &mut self.res_shape),
+        };
+        if !*flag {
+            *flag = true;
+            *shape = layout(shape, true);
         }
     }
 }
@@ -164,9 +172,8 @@ impl EvalOp for Pointwise {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let hw = self.spatial[0] * self.spatial[1];
         let b = self.blocked;
-        let in_shape = &*layout(&self.in_shape, b.input);
-        let res_shape = &*layout(&self.out_shape, b.residual);
-        let out_shape = &*layout(&self.out_shape, b.output);
+        let (in_shape, res_shape, out_shape) =
+            (&*self.in_shape, &*self.res_shape, &*self.out_shape);
         ensure!(inputs.len() == 1 + self.residual as usize);
         ensure!(
             inputs[0].shape() == in_shape,
@@ -259,10 +266,7 @@ impl TypedOp for Pointwise {
     as_op!();
 
     fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(&*layout(
-            &self.out_shape,
-            self.blocked.output
-        ))))
+        Ok(tvec!(f32::fact(&*self.out_shape)))
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
@@ -376,6 +380,7 @@ pub(crate) fn pointwise_of(
             cout,
             spatial: [h, w],
             in_shape,
+            res_shape: out_shape.clone(),
             out_shape,
             packed,
             weights: Arc::new(weights),
