@@ -69,26 +69,8 @@ fn main() {
                 }
             }
             best = best.min(t.elapsed().as_secs_f64() * 1e3 / runs as f64);
-            if has_blocked {
-                let t = Instant::now();
-                for _ in 0..runs {
-                    for b in 0..c / blocked::LANES {
-                        let n = blocked::LANES;
-                        blocked::conv_block(
-                            &g,
-                            &x[b * n * in_plane..][..n * in_plane],
-                            Some((0.0, 6.0)),
-                            &taps16[b * k_plane * n..][..k_plane * n],
-                            &bias,
-                            Some((0.0, 6.0)),
-                            &mut y[b * n * out_plane..][..n * out_plane],
-                            &mut scratch,
-                        );
-                    }
-                }
-                best_b = best_b.min(t.elapsed().as_secs_f64() * 1e3 / runs as f64);
-            }
-            if has_maps {
+            // ms per pass of the blocked path over every block, with `io` maps.
+            let mut time_blocked = |io: Blocked, y: &mut [f32]| {
                 let t = Instant::now();
                 for _ in 0..runs {
                     for b in 0..c / blocked::LANES {
@@ -102,11 +84,17 @@ fn main() {
                             Some((0.0, 6.0)),
                             &mut y[b * n * out_plane..][..n * out_plane],
                             &mut scratch,
-                            maps,
+                            io,
                         );
                     }
                 }
-                best_m = best_m.min(t.elapsed().as_secs_f64() * 1e3 / runs as f64);
+                t.elapsed().as_secs_f64() * 1e3 / runs as f64
+            };
+            if has_blocked {
+                best_b = best_b.min(time_blocked(Blocked::PLANAR, &mut y));
+            }
+            if has_maps {
+                best_m = best_m.min(time_blocked(maps, &mut y));
             }
         }
         let macs = (c * out_plane * k_plane) as f64 / 1e6;
