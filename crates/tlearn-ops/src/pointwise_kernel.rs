@@ -12,10 +12,12 @@
 //! in registers); for each input channel `k` the tile loads `NV` vectors of row `k` of `x`
 //! (contiguous in CHW) and broadcasts one weight per output channel from `W`, packed once at
 //! load time so that the `MR` weights of each `k` are adjacent. The last vector of a plane is
-//! masked, so any plane size works. Each output starts from its bias and accumulates `Σ w·x`
-//! over `k` in order with fused multiply-adds; the skip connection is added and the clamp
-//! applied as the tile is stored. The sums are tract's up to float rounding (the order and the
-//! FMA differ), as with `gemm`.
+//! masked, so any plane size works. Each output accumulates `Σ w·x` from zero over `k` in
+//! order with fused multiply-adds; the bias and the skip connection are added and the clamp
+//! applied, in that order, as the tile is stored: the operations of tract's own AVX-512 matrix
+//! kernels in their order, so the outputs are tract's bit for bit (`tests/ops_equality.rs`; an
+//! earlier version started each sum from the bias, which put MobileNetV2's codes 1.05e-5 of
+//! their largest value away from tract's).
 //!
 //! Small planes (EfficientNet-Lite's 7×7 stage: 49 points, a third of Lite0's multiply-adds)
 //! fit that layout badly: 49 points are three full vectors and a fourth with one live lane,
@@ -24,7 +26,7 @@
 //! blocks of 48 output channels, each block `cin × 48` and contiguous) and the tile turns
 //! around: 16 output channels per vector, up to 3 vectors × [`LANE_POINTS`] points
 //! of accumulators, one broadcast per point and input channel, every lane live; each output
-//! still starts from its bias and takes the same fused multiply-adds in the same order, so the
+//! still takes the same fused multiply-adds from zero in the same order, then its bias, so the
 //! two layouts give bit-identical results (a test checks it). The tile is written back with
 //! scatters (stride `hw`), once per tile, or with plain stores where the output is a
 //! channel-blocked map ([`super::channel_blocks`], [`pointwise_blocked`]). The tile is 9 points × 3 vectors (27 accumulators,
@@ -414,13 +416,8 @@ impl LaneTile {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn run<const P: usize, const CV: usize, const BI: bool>(&self) {
+        // The products are summed from zero, the bias added after them: tract's order.
         let mut acc = [[_mm512_setzero_ps(); CV]; P];
-        for j in 0..CV {
-            let b = _mm512_loadu_ps(self.bias.add(16 * j));
-            for row in acc.iter_mut() {
-                row[j] = b;
-            }
-        }
         let mut wk = self.w;
         // One input channel: its CV weight vectors, one broadcast per point (`xk` at the
         // channel's value of the tile's first point, points `step` floats apart).
@@ -472,7 +469,10 @@ impl LaneTile {
         };
         for (p, row) in acc.iter().enumerate() {
             for (j, &a) in row.iter().enumerate() {
-                let mut s = a;
+                // The bias straight from memory at each store: with its vectors loaded into an
+                // array first, the 14×14 and 7×7 layers took twice as long
+                // (`examples/profile_ops`).
+                let mut s = _mm512_add_ps(a, _mm512_loadu_ps(self.bias.add(16 * j)));
                 if !self.res.is_null() {
                     let r = self.res.add(at(self.res_blocked, j, p));
                     s = _mm512_add_ps(
@@ -519,13 +519,8 @@ impl Tile {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn run<const R: usize, const NV: usize>(&self) {
+        // The products are summed from zero, the bias added after them: tract's order.
         let mut acc = [[_mm512_setzero_ps(); NV]; R];
-        for (r, row) in acc.iter_mut().enumerate() {
-            let b = _mm512_set1_ps(*self.bias.add(r));
-            for a in row.iter_mut() {
-                *a = b;
-            }
-        }
         let mut wk = self.w;
         let mut xk = self.x;
         for _ in 0..self.cin {
@@ -549,10 +544,11 @@ impl Tile {
         let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         for (r, row) in acc.iter().enumerate() {
+            let b = _mm512_set1_ps(*self.bias.add(r));
             for (v, &a) in row.iter().enumerate() {
                 let at = r * self.hw + 16 * v;
                 let m = if v + 1 == NV { self.mask } else { 0xffff };
-                let mut s = a;
+                let mut s = _mm512_add_ps(a, b);
                 if !self.res.is_null() {
                     s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, self.res.add(at)));
                 }

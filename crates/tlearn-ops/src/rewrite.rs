@@ -4,9 +4,10 @@
 //! - [`super::depthwise_op`]: depthwise convolutions (+ ReLU6), bit-identical to tract's.
 //! - [`super::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) with
 //!   tlearn's AVX-512 kernel (every plane) or one `gemm` call each (planes from 10×10 up),
-//!   equal to tract's up to float rounding.
+//!   bit-identical to tract's with the AVX-512 kernel, equal up to float rounding with `gemm`.
 //! - [`super::stem_op`]: the stem (a full convolution over the colour planes), direct instead
-//!   of tract's im2col + matrix multiply, equal to tract's up to float rounding; only on CPUs
+//!   of tract's im2col + matrix multiply, summing in its order (bit-identical to it where tract
+//!   lowers the stem that way, measured with AVX-512); only on CPUs
 //!   with its vector path ([`super::stem_kernel::available`]: AVX-512F, or AVX2 with FMA).
 //!
 //! A last pass keeps a tensor in the channel-blocked layout ([`super::channel_blocks`]) where

@@ -14,8 +14,10 @@
 //! [`super::depthwise_kernel`]), so each tap reads contiguous floats for a run of contiguous
 //! outputs; then each output channel is computed in blocks of one row × 64 columns, four 16-lane
 //! accumulators, the taps (input plane, row, column) as the loop around them, with fused
-//! multiply-adds. Not bit-identical to tract's (another summation order, FMA): the network's
-//! codes stay within 1e-5 of tract's own plan (tests/depthwise.rs).
+//! multiply-adds, from zero, the bias added last: the order of tract's im2col and matrix product,
+//! so the outputs are tract's bit for bit where tract lowers the stem that way (Lite0, Lite1,
+//! MobileNetV2; tests/depthwise.rs, tests/ops_equality.rs). Tract's direct convolution, which
+//! it picks for Lite2's 260×260 input, sums in another order: codes within 1e-5 there.
 
 use super::depthwise_kernel::Geometry;
 
@@ -158,11 +160,12 @@ impl StemPlan {
             let w = &weights[o * taps..][..taps];
             for y in 0..oh {
                 for x in 0..ow {
-                    let mut a = bias[o];
+                    // From zero, the bias after the products: tract's order.
+                    let mut a = 0f32;
                     for (&t, &off) in w.iter().zip(&self.offsets) {
                         a = t.mul_add(scratch[y * row_step + off + x], a);
                     }
-                    plane[y * ow + x] = clamp_to(a, clamp);
+                    plane[y * ow + x] = clamp_to(a + bias[o], clamp);
                 }
             }
         }
@@ -279,8 +282,7 @@ mod x86 {
         let w: [&[f32]; O] = std::array::from_fn(|k| &weights[(first + k) * taps..][..taps]);
         for y in 0..oh {
             for x0 in (0..ow).step_by(BLOCK_W) {
-                let mut acc: [[__m512; NV]; O] =
-                    std::array::from_fn(|k| [_mm512_set1_ps(bias[first + k]); NV]);
+                let mut acc = [[_mm512_setzero_ps(); NV]; O];
                 for (t, &off) in plan.offsets.iter().enumerate() {
                     // SAFETY: y·row_step + off + x0 + BLOCK_W <= the caller's `last`.
                     let p = unsafe { base.add(y * row_step + off + x0) };
@@ -300,6 +302,7 @@ mod x86 {
                         if x >= ow {
                             break;
                         }
+                        let a = _mm512_add_ps(a, _mm512_set1_ps(bias[first + k]));
                         let a = match clamp {
                             Some(_) => _mm512_min_ps(_mm512_max_ps(a, lo), hi),
                             None => a,
@@ -373,8 +376,7 @@ mod x86 {
         let w: [&[f32]; O] = std::array::from_fn(|k| &weights[(first + k) * taps..][..taps]);
         for y in 0..oh {
             for x0 in (0..ow).step_by(V * NV) {
-                let mut acc: [[__m256; NV]; O] =
-                    std::array::from_fn(|k| [_mm256_set1_ps(bias[first + k]); NV]);
+                let mut acc = [[_mm256_setzero_ps(); NV]; O];
                 for (t, &off) in plan.offsets.iter().enumerate() {
                     // SAFETY: y·row_step + off + x0 + 16 <= the caller's `last` (x0 + 16 stays
                     // inside x0's block of BLOCK_W columns).
@@ -395,6 +397,7 @@ mod x86 {
                         if x >= ow {
                             break;
                         }
+                        let a = _mm256_add_ps(a, _mm256_set1_ps(bias[first + k]));
                         let a = match clamp {
                             Some(_) => _mm256_min_ps(_mm256_max_ps(a, lo), hi),
                             None => a,
