@@ -9,8 +9,8 @@ operators carry it with `.tlearn`, onnxruntime's NCHWc nodes with `_nchwc`) and 
 kind of tlearn operator that runs them: 1×1 (`TlearnPointwise`), depthwise (`TlearnDepthwise`),
 stem (`TlearnStem`). Prints the kinds and the nodes with the largest gaps; writes JSON.
 
-Usage: .venv/bin/python bench/ops_profile.py [--model efficientnet-lite0] [--rounds 3]
-       [--runs 200] [--cpu 1] [--out bench-out/ops_profile-MODEL.json]
+Usage: .venv/bin/python bench/ops_profile.py [--model efficientnet-lite0] [--tensor features]
+       [--rounds 3] [--runs 200] [--cpu 1] [--out bench-out/ops_profile-MODEL.json]
 """
 
 from __future__ import annotations
@@ -50,11 +50,12 @@ def ort_child(cut: Path, runs: int) -> None:
     print(json.dumps({n: sorted(t)[len(t) // 2] for n, (_, t) in nodes.items()}))
 
 
-def tlearn_nodes(model: str, runs: int, cpu: str) -> tuple[dict[str, float], dict[str, str]]:
-    """Mean ms per node of `profile_ops` (DUMP=1), and each node's operator name."""
+def tlearn_nodes(model: str, tensor: str, runs: int, cpu: str
+                 ) -> tuple[dict[str, float], dict[str, str]]:
+    """Mean ms per node of `profile_ops` (DUMP=1, up to `tensor`), and each node's operator."""
     out = subprocess.run(["taskset", "-c", cpu, str(PROFILE), model, str(runs)], check=True,
-                         capture_output=True, text=True, env=dict(os.environ, DUMP="1")
-                         ).stdout.splitlines()
+                         capture_output=True, text=True,
+                         env=dict(os.environ, DUMP="1", TENSOR=tensor)).stdout.splitlines()
     ops, times = {}, {}
     for line in out:
         parts = line.split()
@@ -100,7 +101,7 @@ def main() -> None:
                 for n, ms in ort_nodes(cut, a.runs, a.cpu).items():
                     best_o[n] = min(best_o.get(n, float("inf")), ms)
             else:
-                times, names = tlearn_nodes(a.model, a.runs, a.cpu)
+                times, names = tlearn_nodes(a.model, a.tensor, a.runs, a.cpu)
                 ops.update(names)
                 for n, ms in times.items():
                     best_t[n] = min(best_t.get(n, float("inf")), ms)

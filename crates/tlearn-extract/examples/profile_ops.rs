@@ -3,7 +3,8 @@
 //!
 //! cargo run --release -p tlearn-extract --example profile_ops -- [model] [runs]
 //!
-//! Environment: `TLEARN_OPS=tract|depthwise` keeps tract's own operators (all / the 1×1 ones); `TRANSFORMS=a,b`
+//! Environment: `TENSOR=name` runs the network up to that tensor (default `features`);
+//! `TLEARN_OPS=tract|depthwise` keeps tract's own operators (all / the 1×1 ones); `TRANSFORMS=a,b`
 //! applies tract model transforms (e.g. `conv_nhwc`) after declutter; `DUMP=1` prints the
 //! optimised nodes with their kernels and every node's time, slowest first; `DUMP_DECL=1` the decluttered graph.
 
@@ -23,7 +24,8 @@ fn main() -> anyhow::Result<()> {
     let entry = reg.get(name)?;
     let s = entry.preprocess.crop as usize;
     let mut model = tract_onnx::onnx().model_for_path(entry.path(&dir))?;
-    model.select_outputs_by_name(["features"])?;
+    let tensor = std::env::var("TENSOR").unwrap_or_else(|_| "features".into());
+    model.select_outputs_by_name([tensor.as_str()])?;
     model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), [1, 3, s, s]))?;
     let mut typed = model.into_typed()?.into_decluttered()?;
     if let Ok(list) = std::env::var("TRANSFORMS") {

@@ -1,5 +1,6 @@
 //! Time the depthwise kernels alone on EfficientNet-Lite0's layer shapes (each layer once, at
-//! its channel count): the per-channel kernel (`depthwise_kernel`) and, on AVX-512 or AVX2 CPUs,
+//! its channel count; then, outside the Lite0 total, some of Lite1's, Lite2's and Xception's
+//! shapes): the per-channel kernel (`depthwise_kernel`) and, on AVX-512 or AVX2 CPUs,
 //! the 16-channels-per-block one (`depthwise_blocked`) on planar maps and, with AVX-512, on
 //! channel-blocked maps (no transposes: what it costs between two operators that keep the
 //! blocked layout), alternating, minimum of `ROUNDS` rounds.
@@ -36,6 +37,21 @@ fn main() {
         (672, 14, 5, 2, 1, 2, 1),
         (1152, 7, 5, 1, 2, 2, 3),
         (1152, 7, 3, 1, 1, 1, 1),
+        // Other backbones' shapes (repeats 0: not in the Lite0 total): Xception's 19- and
+        // 10-wide, Lite1's 15- and 8-wide, Lite2's 17- and 9-wide, a stride-2 3×3 into 17.
+        (728, 19, 3, 1, 1, 1, 0),
+        (1024, 10, 3, 1, 1, 1, 0),
+        (672, 15, 5, 1, 2, 2, 0),
+        (672, 15, 5, 2, 1, 2, 0),
+        (1152, 8, 5, 1, 2, 2, 0),
+        (1152, 8, 3, 1, 1, 1, 0),
+        (816, 17, 5, 1, 2, 2, 0),
+        (480, 17, 3, 1, 1, 1, 0),
+        (816, 17, 5, 2, 1, 2, 0),
+        (288, 34, 3, 2, 0, 1, 0),
+        (1392, 9, 5, 1, 2, 2, 0),
+        (1392, 9, 3, 1, 1, 1, 0),
+        (256, 37, 3, 1, 1, 1, 0),
     ];
     let (mut total, mut total_b, mut total_best, mut total_m) = (0.0, 0.0, 0.0, 0.0);
     println!(
@@ -98,12 +114,18 @@ fn main() {
             }
         }
         let macs = (c * out_plane * k_plane) as f64 / 1e6;
-        total += best * reps as f64;
-        total_b += best_b * reps as f64;
-        total_best += best.min(best_b) * reps as f64;
-        total_m += best_m * reps as f64;
+        let reps_f = reps as f64;
+        total += best * reps_f;
+        total_b += best_b * reps_f;
+        total_best += best.min(best_b) * reps_f;
+        total_m += best_m * reps_f;
+        let reps = if reps == 0 {
+            "  ".to_string()
+        } else {
+            format!("×{reps}")
+        };
         println!(
-            "{c:5} {s:4} k{k} s{st} ×{reps}: {best:7.3} {:5.1}  {best_b:7.3} {:5.1}  {best_m:7.3} {:5.1}",
+            "{c:5} {s:4} k{k} s{st} {reps}: {best:7.3} {:5.1}  {best_b:7.3} {:5.1}  {best_m:7.3} {:5.1}",
             macs / best,
             macs / best_b,
             macs / best_m,

@@ -27,12 +27,17 @@ use super::depthwise_kernel::Geometry;
 pub const LANES: usize = BLOCK;
 
 /// Whether the blocked path is used for this geometry on this CPU: AVX-512F, and a shape where
-/// it measured faster than the per-channel kernel (`examples/dw_bench`, one core, Lite0's
-/// layers, min of 5 rounds, two runs): outputs 7 wide (1152 ch 5×5: 0.19 → 0.09 ms, 3×3: 0.073
-/// → 0.050; 672 ch 5×5 stride 2 from 14: 0.16 → 0.07) and 5×5 kernels on 14-wide outputs (672
-/// ch: 0.214 → 0.175). Not 3×3 on 14 (480 ch: 0.051 → 0.077) nor anything on 28 and wider
-/// (240 ch 5×5: 0.25 → 0.27-0.30; 56 and 112: 1.5-2.5× slower), where the transposes cost more
-/// than the full lanes save.
+/// it measured faster than the per-channel kernel (`examples/dw_bench`, one core, min of 5-7
+/// rounds): outputs up to 10 wide (Lite0's 7: 1152 ch 5×5 0.19 → 0.09 ms, 3×3 0.073 → 0.050,
+/// 672 ch 5×5 stride 2 from 14 0.16 → 0.07; Lite1's 8: 1152 ch 5×5 0.139 → 0.085, 3×3 0.070 →
+/// 0.053, 672 ch 5×5 stride 2 from 15 0.100 → 0.066; Lite2's 9: 1392 ch 5×5 0.224 → 0.133, 3×3
+/// 0.095 → 0.083, 816 ch 5×5 stride 2 from 17 0.125 → 0.111; Xception's 10: 1024 ch 3×3 0.077 →
+/// 0.072), and 5×5 kernels on 14-wide outputs (672 ch: 0.214 → 0.175) or on 17-wide ones,
+/// where one channel per vector leaves most lanes empty (Lite2's 816 ch: 0.436 → 0.268). Not
+/// 3×3 on 14 (480 ch: 0.051 → 0.077), 5×5 on 15 (Lite1's 672 ch: 0.154 → 0.169, 15 of 16 lanes
+/// live), 3×3 on 17 and 19 (480 ch stride 1 on 17: 0.102 → 0.095-0.097, too close to call;
+/// 288 ch stride 2 into 17: 0.101 → 0.113; Xception's 728 ch on 19: 0.172 → 0.198) nor anything on 28 and wider (240 ch 5×5: 0.25 → 0.27-0.30; 56 and 112:
+/// 1.5-2.5× slower), where the transposes cost more than the full lanes save.
 ///
 /// With AVX2 and no AVX-512 (two 8-lane halves per block, 8×8 transposes), measured the same
 /// way on an AMD EPYC (Zen), min of 9 rounds under load: outputs 14 wide and narrower (1152 ch
@@ -44,7 +49,10 @@ pub fn worth_it(g: &Geometry) -> bool {
     {
         let [kh, kw] = g.kernel;
         if std::is_x86_feature_detected!("avx512f") {
-            g.output[1] <= 7 || (kh * kw >= 25 && g.output[1] <= 14)
+            let w = g.output[1];
+            // The per-channel kernel's share of live lanes: `w` columns in whole 16-lane vectors.
+            let live = w as f32 / (w.div_ceil(16) * 16) as f32;
+            w <= 10 || (kh * kw >= 25 && (w <= 14 || (w <= 17 && live < 0.6)))
         } else if avx2() {
             g.output[1] <= 14
         } else {
@@ -819,7 +827,7 @@ mod tests {
             assert!(!worth_it(&g));
             return;
         }
-        for size in [112, 56, 28, 14, 7] {
+        for size in [112, 56, 28, 17, 15, 14, 10, 9, 8, 7] {
             check([size, size], [3, 3], [1, 1], [1, 1], [1, 1]);
             check([size, size], [5, 5], [1, 1], [2, 2], [2, 2]);
             check([size, size], [3, 3], [2, 2], [0, 0], [1, 1]);
