@@ -5,7 +5,8 @@
 //! - [`super::pointwise_op`]: 1×1 convolutions at batch 1 (+ bias, ReLU6 or residual add) with
 //!   tlearn's AVX-512 kernel (every plane) or one `gemm` call each (planes from 10×10 up),
 //!   bit-identical to tract's with the AVX-512 kernel, equal up to float rounding with `gemm`.
-//! - [`super::stem_op`]: the stem (a full convolution over the colour planes), direct instead
+//! - [`super::stem_op`]: the stem (a full convolution over the colour planes, or over up to 32
+//!   planes as after Xception's and Inception-v3's stems), direct instead
 //!   of tract's im2col + matrix multiply, summing in its order (bit-identical to it where tract
 //!   lowers the stem that way, measured with AVX-512); only on CPUs
 //!   with its vector path ([`super::stem_kernel::available`]: AVX-512F, or AVX2 with FMA).
@@ -186,7 +187,8 @@ pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
     Ok(replaced)
 }
 
-/// Replace every convolution over at most [`stem_op::MAX_PLANES`] input planes (the stem) by
+/// Replace every convolution over at most [`stem_op::MAX_PLANES`] input planes (the stem, and
+/// the convolutions right after Xception's and Inception-v3's) by
 /// tlearn's operator; returns how many were replaced.
 pub fn rewrite_stem(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
