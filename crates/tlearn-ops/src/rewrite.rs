@@ -346,8 +346,8 @@ pub fn rewrite_blocked(model: &mut TypedModel) -> TractResult<usize> {
     Ok(edges.len())
 }
 
-/// `outlet` as `Min(Max(x, lo), hi)` with constant scalars, both read only by the next op and
-/// neither a model output: `x` and the clamp.
+/// `outlet` as `Min(Max(x, lo), hi)` (ReLU6) or `Max(x, lo)` (ReLU: `hi` infinite) with
+/// constant scalars, each read only by the next op and not a model output: `x` and the clamp.
 fn clamp_feeding(
     model: &TypedModel,
     outlet: OutletId,
@@ -378,7 +378,8 @@ fn clamp_feeding(
         return Ok(None);
     }
     let Some((hi, inner)) = split(outlet.node, |b| b.0.is::<Min>())? else {
-        return Ok(None);
+        // A lone ReLU (Xception's, before each of its depthwise convolutions).
+        return Ok(split(outlet.node, |b| b.0.is::<Max>())?.map(|(lo, x)| (x, (lo, f32::INFINITY))));
     };
     if !single_reader(inner)? {
         return Ok(None);
