@@ -42,9 +42,9 @@ pub struct Depthwise {
     planar_blocked: bool,
     bias: Arc<Vec<f32>>,
     clamp: Option<(f32, f32)>,
-    /// Clamp applied to the input as it is read: the ReLU6 of the 1×1 convolution before,
+    /// Clamp applied to the input as it is read: the ReLU6 (or ReLU) of the layer before,
     /// moved here by [`super::rewrite`] so that no separate pass over its output is needed
-    /// (also the stem's, which is tract's).
+    /// (the stem's too).
     input_clamp: Option<(f32, f32)>,
     /// Input and / or output channel-blocked ([`super::channel_blocks`]), set by
     /// [`super::rewrite`]'s last pass; only when every channel runs the blocked path.
