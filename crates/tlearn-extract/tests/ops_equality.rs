@@ -25,8 +25,8 @@ const PHOTOS: usize = 4;
 /// operators give tract's maps bit for bit (their 1×1 and stem kernels sum as tract's AVX-512
 /// matrix kernels do: the products from zero with fused multiply-adds in the weights' order,
 /// then the bias, the skip connection and the clamp), and this test demands it. The `gemm` path
-/// (CPUs without AVX-512) sums the 1×1 convolutions from 14×14 planes on in its own blocks:
-/// up to 6.1e-7 measured on codes, 3.4e-6 on an element (Lite0 `head_conv`).
+/// (CPUs without AVX-512) departs from tract's order in the 1×1 convolutions from 14×14 planes
+/// on: up to 6.1e-7 measured on codes, 3.4e-6 on an element (Lite0 `head_conv`).
 const CODE_BOUND: f32 = 1e-5;
 
 /// A single element of the map, relative to its largest value; a wrong border, stride or

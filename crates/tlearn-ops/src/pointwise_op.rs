@@ -14,9 +14,9 @@
 //! `O × H·W` is `W · X`, row-major, so no layout change is needed on either side. Each output is
 //! the same sum as tract's, then the bias, the skip connection and the clamp in tract's order:
 //! with the AVX-512 kernel, which also sums the products as tract does, the codes are tract's
-//! bit for bit; `gemm` accumulates the products in its own blocks from 14×14 planes on (codes
-//! within 6.1e-7 of tract's, relative to the largest, on this project's backbones). tests/depthwise.rs and tests/ops_equality.rs check both on real
-//! photos.
+//! bit for bit; `gemm`'s sums depart from tract's order from 14×14 planes on (codes within
+//! 6.1e-7 of tract's, relative to the largest, on this project's backbones). tests/depthwise.rs
+//! and tests/ops_equality.rs check both on real photos.
 
 use std::sync::Arc;
 
