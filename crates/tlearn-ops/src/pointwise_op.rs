@@ -189,17 +189,17 @@ impl EvalOp for Pointwise {
         );
         let x = inputs[0].try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
+        let r = if self.residual {
+            ensure!(inputs[1].shape() == res_shape, "pointwise residual shape");
+            Some(inputs[1].try_as_plain_ram()?)
+        } else {
+            None
+        };
+        let r = r.as_ref().map(|r| r.as_slice::<f32>()).transpose()?;
         // SAFETY: f32 has no invalid bit patterns; every element is written before it is read
-        // (by the kernel's stores, or before gemm reads it).
+        // (by the kernel's stores, or by gemm, which does not read it).
         let mut output = unsafe { Tensor::uninitialized::<f32>(out_shape)? };
         if let Some(packed) = &self.packed {
-            let r = if self.residual {
-                ensure!(inputs[1].shape() == res_shape, "pointwise residual shape");
-                Some(inputs[1].try_as_plain_ram()?)
-            } else {
-                None
-            };
-            let r = r.as_ref().map(|r| r.as_slice::<f32>()).transpose()?;
             {
                 let mut view = output.try_as_plain_ram_mut()?;
                 let y = view.as_slice_mut::<f32>()?;
@@ -237,14 +237,8 @@ impl EvalOp for Pointwise {
                 )
             };
             // Then the bias, the skip connection and the clamp, in that order: tract's.
+            // (Without the kernel nothing is blocked: the skip connection has the output's shape.)
             let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-            let r = if self.residual {
-                ensure!(inputs[1].shape() == out_shape, "pointwise residual shape");
-                Some(inputs[1].try_as_plain_ram()?)
-            } else {
-                None
-            };
-            let r = r.as_ref().map(|r| r.as_slice::<f32>()).transpose()?;
             for (o, (row, &b)) in y.chunks_exact_mut(hw).zip(&*self.bias).enumerate() {
                 let res = r.map(|r| &r[o * hw..][..hw]);
                 for (p, v) in row.iter_mut().enumerate() {
