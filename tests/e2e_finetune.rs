@@ -2,7 +2,8 @@
 //! (`extract --layer stage6 --pool flatten`) → the backbone's layers after the cut, read from its
 //! ONNX file, whose pooled output must equal the cached `features` codes of the same photos →
 //! `train --head finetune` → `eval`, `predict`, `export` (the ONNX file run in onnxruntime and
-//! compared with `predict` to 1e-4). Then the bad inputs: a sidecar whose shapes disagree, a
+//! compared with `predict` to 1e-4); the same from `stage5`, whose layers start with a stride-2
+//! depthwise convolution. Then the bad inputs: a sidecar whose shapes disagree, a
 //! head whose block belongs to another cut, NaN in the cached maps.
 //! Needs `make models data` and the venv (run by `make test`).
 
@@ -39,9 +40,21 @@ fn caches() -> (PathBuf, PathBuf, PathBuf) {
     (data, maps, codes)
 }
 
+/// The stage5 spatial cache (`[112,14,14]`) of the same photos.
+fn maps_stage5() -> PathBuf {
+    let maps = workdir("tuxpaint").join("cache-lite0-stage5-flatten");
+    extract(
+        "efficientnet-lite0",
+        &dataset("tuxpaint"),
+        &maps,
+        &["--layer", "stage5", "--pool", "flatten"],
+    );
+    maps
+}
+
 #[test]
 #[ignore = "needs make models/data; run by make test"]
-fn block_after_stage6_reproduces_the_cached_features() {
+fn blocks_after_stage6_and_stage5_reproduce_the_cached_features() {
     let (_, maps, codes) = caches();
     let maps = FeatureCache::load(&maps).unwrap();
     let codes = FeatureCache::load(&codes).unwrap();
@@ -69,16 +82,45 @@ fn block_after_stage6_reproduces_the_cached_features() {
         "the last MBConv block (expand, depthwise, project) and the head conv"
     );
     assert_eq!(block.features(), 1280);
-    let rows: Vec<&[f32]> = (0..maps.rows()).map(|i| maps.row(i)).collect();
-    let pooled = tlearn_finetune::train::pooled(&block, &rows).unwrap();
-    let worst = pooled
-        .iter()
-        .zip(codes.x.iter())
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0f32, f32::max);
+    let worst = worst_against_codes(&block, &maps, &codes);
     eprintln!(
         "{} photos: worst |block(stage6) - features| / (1 + |features|) = {worst:.2e}",
-        rows.len()
+        maps.rows()
+    );
+    assert!(worst < 1e-4, "{worst}");
+
+    // From stage5 ([112,14,14]): the four blocks of stage 6, the first of them down-sampling
+    // with a stride-2 5x5 depthwise conv, then the same top.
+    let maps5 = FeatureCache::load(&maps_stage5()).unwrap();
+    assert_eq!(
+        maps5.paths, codes.paths,
+        "the same photos in the same order"
+    );
+    let block5 = TopBlock::read(&entry, &dir, "stage5", maps5.meta.dim).unwrap();
+    assert_eq!(block5.input, [112, 14, 14]);
+    let strided: Vec<(&str, usize)> = block5
+        .ops
+        .iter()
+        .filter_map(|o| match &o.kind {
+            tlearn_finetune::block::OpKind::Conv { stride, .. } if *stride != 1 => {
+                Some((o.name.as_str(), *stride))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(strided, [("block11.dw.conv", 2)], "one down-sampling layer");
+    let shapes = block5.shapes().unwrap();
+    assert_eq!(shapes.last().unwrap(), &[1280, 7, 7]);
+    eprintln!(
+        "parameters after stage5: {}, after stage6: {}",
+        block5.parameters(),
+        block.parameters()
+    );
+    assert!(block5.parameters() > 2 * block.parameters());
+    let worst = worst_against_codes(&block5, &maps5, &codes);
+    eprintln!(
+        "{} photos: worst |block(stage5) - features| / (1 + |features|) = {worst:.2e}",
+        maps5.rows()
     );
     assert!(worst < 1e-4, "{worst}");
 
@@ -88,12 +130,14 @@ fn block_after_stage6_reproduces_the_cached_features() {
         .get("mobilenetv2")
         .unwrap()
         .clone();
-    if dir.join(&entry.file).exists() {
-        let b = TopBlock::read(&entry, &dir, "stage6", 160 * 49).unwrap();
-        assert_eq!(b.input, [160, 7, 7]);
-        assert_eq!(b.features(), 1280);
-        assert_eq!(b.ops.iter().filter(|o| o.kind.conv().is_some()).count(), 4);
-    }
+    require_model("mobilenetv2");
+    let b = TopBlock::read(&entry, &dir, "stage6", 160 * 49).unwrap();
+    assert_eq!(b.input, [160, 7, 7]);
+    assert_eq!(b.features(), 1280);
+    assert_eq!(b.ops.iter().filter(|o| o.kind.conv().is_some()).count(), 4);
+    let b = TopBlock::read(&entry, &dir, "stage5", 96 * 14 * 14).unwrap();
+    assert_eq!(b.input, [96, 14, 14]);
+    assert_eq!(b.shapes().unwrap().last().unwrap(), &[1280, 7, 7]);
     // A cut with nothing pretrained after it is refused with the reason.
     let e = Registry::load(&dir)
         .unwrap()
@@ -107,69 +151,33 @@ fn block_after_stage6_reproduces_the_cached_features() {
     );
 }
 
-fn train(maps: &Path, run: &Path) {
-    run_ok(
-        tlearn()
-            .args([
-                "train",
-                "--head",
-                "finetune",
-                "--seed",
-                "1",
-                "--test-size",
-                "0.3",
-            ])
-            .args(["--ft-probe-epochs", "5", "--ft-epochs", "3"])
-            .arg(maps)
-            .arg("--out")
-            .arg(run),
-    );
+/// The worst relative difference between `block` run on the cached maps and the cached
+/// `features` codes of the same photos.
+fn worst_against_codes(block: &TopBlock, maps: &FeatureCache, codes: &FeatureCache) -> f32 {
+    let rows: Vec<&[f32]> = (0..maps.rows()).map(|i| maps.row(i)).collect();
+    let pooled = tlearn_finetune::train::pooled(block, &rows).unwrap();
+    pooled
+        .iter()
+        .zip(codes.x.iter())
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max)
 }
 
-#[test]
-#[ignore = "needs make models/data and .venv (onnxruntime); run by make test"]
-fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
-    let (data, maps, _) = caches();
-    let work = workdir("tuxpaint");
-    let run = work.join("finetune");
-    train(&maps, &run);
-    let head = run.join("head.json");
-    let side = run.join("head.finetune.npz");
-    let saved = read_json(&head);
-    assert_eq!(saved["params"]["kind"], "finetune");
-    assert_eq!(saved["block"]["cut"], "stage6");
-    assert!(side.exists());
-
-    // Deterministic: the same seed gives the same weights.
-    let again = work.join("finetune-again");
-    train(&maps, &again);
-    assert_eq!(
-        std::fs::read(&side).unwrap(),
-        std::fs::read(again.join("head.finetune.npz")).unwrap(),
-        "same seed, same sidecar bytes"
-    );
-
-    run_ok(
-        tlearn()
-            .args(["eval", "--head"])
-            .arg(&head)
-            .arg(&maps)
-            .arg("--out")
-            .arg(&run),
-    );
-    let rep = read_json(&run.join("report.json"));
-    let acc = rep["metrics"]["accuracy"].as_f64().unwrap();
-    eprintln!("fine-tuned head, Tux Paint seed 1: held-out accuracy {acc:.3}");
-    assert!(acc >= 0.75, "held-out accuracy {acc}");
-
-    // predict, export, onnxruntime.
-    let held: Vec<PathBuf> = saved["split"]["held_out"]
+/// The first 12 held-out photos of a saved head's split.
+fn held_out_photos(data: &Path, saved: &serde_json::Value) -> Vec<PathBuf> {
+    saved["split"]["held_out"]
         .as_array()
         .unwrap()
         .iter()
         .take(12)
         .map(|p| data.join(p.as_str().unwrap()))
-        .collect();
+        .collect()
+}
+
+/// `predict`'s probabilities of `held` against those of the head exported to ONNX (backbone
+/// and fine-tuned layers in one file) and run in onnxruntime: the worst difference.
+fn export_matches_predict(run: &Path, head: &Path, held: &[PathBuf]) -> f64 {
+    let saved = read_json(head);
     let classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
     let out = run_ok(
         tlearn()
@@ -180,8 +188,8 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
                 &classes.len().to_string(),
                 "--head",
             ])
-            .arg(&head)
-            .args(&held),
+            .arg(head)
+            .args(held),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let want: Vec<Vec<f64>> = v["predictions"]
@@ -201,7 +209,7 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     run_ok(
         tlearn()
             .args(["export", "--head"])
-            .arg(&head)
+            .arg(head)
             .arg("--out")
             .arg(&onnx),
     );
@@ -248,9 +256,99 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
         .zip(&want)
         .flat_map(|(a, b)| a.iter().zip(b).map(|(u, v)| (u - v).abs()))
         .fold(0f64, f64::max);
+    worst
+}
+
+/// Epochs of the stage6 runs: enough to move the weights, short enough for a test.
+const EPOCHS: &[&str] = &["--ft-probe-epochs", "5", "--ft-epochs", "3"];
+
+fn train(maps: &Path, run: &Path, epochs: &[&str]) {
+    run_ok(
+        tlearn()
+            .args([
+                "train",
+                "--head",
+                "finetune",
+                "--seed",
+                "1",
+                "--test-size",
+                "0.3",
+            ])
+            .args(epochs)
+            .arg(maps)
+            .arg("--out")
+            .arg(run),
+    );
+}
+
+#[test]
+#[ignore = "needs make models/data and .venv (onnxruntime); run by make test"]
+fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
+    let (data, maps, _) = caches();
+    let work = workdir("tuxpaint");
+    let run = work.join("finetune");
+    train(&maps, &run, EPOCHS);
+    let head = run.join("head.json");
+    let side = run.join("head.finetune.npz");
+    let saved = read_json(&head);
+    assert_eq!(saved["params"]["kind"], "finetune");
+    assert_eq!(saved["block"]["cut"], "stage6");
+    assert!(side.exists());
+
+    // Deterministic: the same seed gives the same weights.
+    let again = work.join("finetune-again");
+    train(&maps, &again, EPOCHS);
+    assert_eq!(
+        std::fs::read(&side).unwrap(),
+        std::fs::read(again.join("head.finetune.npz")).unwrap(),
+        "same seed, same sidecar bytes"
+    );
+
+    run_ok(
+        tlearn()
+            .args(["eval", "--head"])
+            .arg(&head)
+            .arg(&maps)
+            .arg("--out")
+            .arg(&run),
+    );
+    let rep = read_json(&run.join("report.json"));
+    let acc = rep["metrics"]["accuracy"].as_f64().unwrap();
+    eprintln!("fine-tuned head, Tux Paint seed 1: held-out accuracy {acc:.3}");
+    assert!(acc >= 0.75, "held-out accuracy {acc}");
+
+    let held = held_out_photos(&data, &saved);
+    let worst = export_matches_predict(&run, &head, &held);
     eprintln!(
-        "export: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
+        "export from stage6: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
         held.len()
+    );
+    assert!(worst <= 1e-4, "{worst}");
+
+    // From stage5: the exported graph carries the stride-2 depthwise conv.
+    let run5 = work.join("finetune-stage5");
+    train(
+        &maps_stage5(),
+        &run5,
+        &["--ft-probe-epochs", "2", "--ft-epochs", "1"],
+    );
+    let head5 = run5.join("head.json");
+    let saved5 = read_json(&head5);
+    assert_eq!(saved5["block"]["cut"], "stage5");
+    let strided: Vec<&serde_json::Value> = saved5["block"]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o.get("stride").is_some())
+        .collect();
+    assert_eq!(strided.len(), 1, "{strided:?}");
+    assert_eq!(strided[0]["name"], "block11.dw.conv");
+    assert_eq!(strided[0]["stride"], 2);
+    let held5 = held_out_photos(&data, &saved5);
+    let worst = export_matches_predict(&run5, &head5, &held5);
+    eprintln!(
+        "export from stage5: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
+        held5.len()
     );
     assert!(worst <= 1e-4, "{worst}");
 

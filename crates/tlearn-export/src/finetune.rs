@@ -74,6 +74,7 @@ pub fn export_finetune(
                     b: bias,
                     group,
                     pads,
+                    stride,
                 } => {
                     let s = w.shape().to_vec();
                     let wc = b.constant("w", &s, w.iter().copied().collect());
@@ -84,7 +85,7 @@ pub fn export_finetune(
                         &[&x, &wc, &bc],
                         vec![
                             attr_ints("kernel_shape", &[s[2] as i64, s[3] as i64]),
-                            attr_ints("strides", &[1, 1]),
+                            attr_ints("strides", &[*stride as i64; 2]),
                             attr_ints("pads", &[p[0], p[1], p[2], p[3]]),
                             attr_int("group", *group as i64),
                         ],

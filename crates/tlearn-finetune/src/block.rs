@@ -6,10 +6,11 @@
 //! folded into each conv by the converters (`models/convert_*.py`), so a conv's weight and bias
 //! are all there is, and "frozen BN" is the folded form trained as it is.
 //!
-//! Supported operators: `Conv` (pointwise, or depthwise with any kernel, stride 1), `Clip`
-//! (0, 6) and `Relu`, `Add` (a residual), then `GlobalAveragePool` (+ `Flatten`) at the end.
-//! Anything else (a strided conv, an attention block) is refused naming the node, and so is a
-//! cut whose later layers read a tensor computed before the cut.
+//! Supported operators: `Conv` (pointwise at stride 1, or depthwise with any kernel and
+//! stride: the down-sampling block after Lite0's `stage5`), `Clip` (0, 6) and `Relu`, `Add` (a
+//! residual), then `GlobalAveragePool` (+ `Flatten`) at the end. Anything else (a strided 1x1
+//! conv, a dilated one, an attention block) is refused naming the node, and so is a cut whose
+//! later layers read a tensor computed before the cut.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -33,13 +34,15 @@ pub struct Op {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpKind {
-    /// Convolution with `group` groups (1: pointwise 1x1; `cin`: depthwise), stride 1.
-    /// `w` is ONNX's `[cout, cin / group, k, k]`; `pads` are (top, left, bottom, right).
+    /// Convolution with `group` groups (1: pointwise 1x1; `cin`: depthwise), the same
+    /// `stride` both ways (1 for a pointwise one). `w` is ONNX's `[cout, cin / group, k, k]`;
+    /// `pads` are (top, left, bottom, right).
     Conv {
         w: Array4<f32>,
         b: Array1<f32>,
         group: usize,
         pads: [usize; 4],
+        stride: usize,
     },
     /// min(max(x, 0), 6).
     Relu6,
@@ -55,7 +58,9 @@ pub type ConvRef<'a> = (&'a Array4<f32>, &'a Array1<f32>, usize, [usize; 4]);
 impl OpKind {
     pub fn conv(&self) -> Option<ConvRef<'_>> {
         match self {
-            OpKind::Conv { w, b, group, pads } => Some((w, b, *group, *pads)),
+            OpKind::Conv {
+                w, b, group, pads, ..
+            } => Some((w, b, *group, *pads)),
             _ => None,
         }
     }
@@ -140,8 +145,21 @@ impl TopBlock {
         for op in &self.ops {
             let x = s[op.inputs[0]];
             let out = match &op.kind {
-                OpKind::Conv { w, b, group, pads } => {
+                OpKind::Conv {
+                    w,
+                    b,
+                    group,
+                    pads,
+                    stride,
+                } => {
                     let [co, ci, kh, kw] = [w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]];
+                    if *stride == 0 || (*stride > 1 && *group == 1) {
+                        bail!(
+                            "{}: stride {stride} (a depthwise conv may stride, a pointwise one \
+                             only by 1)",
+                            op.name
+                        );
+                    }
                     if ci * group != x[0] || co % group != 0 || b.len() != co {
                         bail!(
                             "{}: weight [{co},{ci},{kh},{kw}] (group {group}, bias {}) does not fit \
@@ -151,10 +169,10 @@ impl TopBlock {
                             x[0]
                         );
                     }
-                    let h = (x[1] + pads[0] + pads[2]).checked_sub(kh - 1);
-                    let wd = (x[2] + pads[1] + pads[3]).checked_sub(kw - 1);
+                    let h = (x[1] + pads[0] + pads[2]).checked_sub(kh);
+                    let wd = (x[2] + pads[1] + pads[3]).checked_sub(kw);
                     match (h, wd) {
-                        (Some(h), Some(wd)) if h > 0 && wd > 0 => [co, h, wd],
+                        (Some(h), Some(wd)) => [co, h / stride + 1, wd / stride + 1],
                         _ => bail!(
                             "{}: kernel {kh}x{kw} larger than its {}x{} input",
                             op.name,
@@ -358,9 +376,11 @@ fn conv(n: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<Op
     } else {
         vec![0.0; co]
     };
-    if ints(n, "strides").is_some_and(|s| s.iter().any(|&v| v != 1)) {
-        bail!("conv {name}: stride {:?}; only stride-1 layers can follow a fine-tuning cut (cut later)", ints(n, "strides").unwrap());
-    }
+    let strides = ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+    let stride = match strides[..] {
+        [s, t] if s == t && s >= 1 => s as usize,
+        _ => bail!("conv {name}: strides {strides:?}; only the same stride both ways is supported"),
+    };
     if ints(n, "dilations").is_some_and(|s| s.iter().any(|&v| v != 1)) {
         bail!("conv {name}: dilated convolutions are not supported");
     }
@@ -376,12 +396,16 @@ fn conv(n: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<Op
     if !(group == 1 && kh == 1 && kw == 1 || group > 1 && ci == 1 && co == group) {
         bail!("conv {name}: only pointwise (1x1) and depthwise convolutions are supported (weight [{co},{ci},{kh},{kw}], group {group})");
     }
+    if group == 1 && stride != 1 {
+        bail!("conv {name}: a 1x1 convolution with stride {stride} is not supported (cut later)");
+    }
     let w = Array4::from_shape_vec((co, ci, kh, kw), wv)?;
     Ok(OpKind::Conv {
         w,
         b: Array1::from(b),
         group,
         pads,
+        stride,
     })
 }
 

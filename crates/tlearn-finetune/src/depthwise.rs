@@ -1,4 +1,4 @@
-//! Depthwise convolution (stride 1, any kernel and padding) on channels-last maps: forward,
+//! Depthwise convolution (any kernel, stride and padding) on channels-last maps: forward,
 //! and the gradients with respect to the input and to the weights. Images are independent, so
 //! every pass runs in parallel over them (rayon); the weight gradient adds per-chunk partial
 //! sums in a fixed order, so results do not depend on the number of threads.
@@ -14,6 +14,8 @@ use rayon::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Depthwise {
     pub k: usize,
+    /// The same in both directions (EfficientNet's and MobileNetV2's down-sampling layers: 2).
+    pub stride: usize,
     /// (top, left, bottom, right).
     pub pads: [usize; 4],
 }
@@ -24,8 +26,8 @@ const CHUNK: usize = 8;
 impl Depthwise {
     pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
         (
-            h + self.pads[0] + self.pads[2] + 1 - self.k,
-            w + self.pads[1] + self.pads[3] + 1 - self.k,
+            (h + self.pads[0] + self.pads[2] - self.k) / self.stride + 1,
+            (w + self.pads[1] + self.pads[3] - self.k) / self.stride + 1,
         )
     }
 
@@ -37,12 +39,12 @@ impl Depthwise {
         for oy in 0..ho {
             for ox in 0..wo {
                 for ky in 0..self.k {
-                    let iy = (oy + ky).wrapping_sub(self.pads[0]);
+                    let iy = (oy * self.stride + ky).wrapping_sub(self.pads[0]);
                     if iy >= h {
                         continue;
                     }
                     for kx in 0..self.k {
-                        let ix = (ox + kx).wrapping_sub(self.pads[1]);
+                        let ix = (ox * self.stride + kx).wrapping_sub(self.pads[1]);
                         if ix >= w {
                             continue;
                         }
@@ -133,13 +135,16 @@ impl Depthwise {
 mod tests {
     use super::*;
 
-    /// The gradients against central finite differences of sum(y * r), in float64 sums.
+    /// The gradients against central finite differences of sum(y * r), in float64 sums, at
+    /// stride 1 and 2 (the stride-2 case on an odd width, so the last column has no output).
     #[test]
     fn gradients_match_finite_differences() {
-        let op = Depthwise {
-            k: 3,
-            pads: [1, 0, 1, 2],
-        };
+        for (stride, pads) in [(1, [1, 0, 1, 2]), (2, [1, 1, 2, 1]), (2, [0; 4])] {
+            check_gradients(Depthwise { k: 3, stride, pads });
+        }
+    }
+
+    fn check_gradients(op: Depthwise) {
         let dims = [2, 4, 5, 3];
         let (ho, wo) = op.out_hw(4, 5);
         let noise = |n: usize, s: u32| -> Vec<f32> {
@@ -169,7 +174,7 @@ mod tests {
             let fd = (loss(&p, &w) - loss(&m, &w)) / (2.0 * eps as f64);
             assert!(
                 (fd - gx[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
-                "x {i}: {fd} vs {}",
+                "{op:?} x {i}: {fd} vs {}",
                 gx[i]
             );
         }
@@ -180,9 +185,44 @@ mod tests {
             let fd = (loss(&x, &p) - loss(&x, &m)) / (2.0 * eps as f64);
             assert!(
                 (fd - gw[i] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
-                "w {i}: {fd} vs {}",
+                "{op:?} w {i}: {fd} vs {}",
                 gw[i]
             );
+        }
+    }
+
+    /// A stride-2 output is the stride-1 output at every other row and column (same pads at
+    /// the top and left), including the 5x5 "same" layer of EfficientNet's down-sampling block.
+    #[test]
+    fn stride_two_samples_the_stride_one_map() {
+        let (n, h, w, c) = (2, 14, 13, 5);
+        let x: Vec<f32> = (0..n * h * w * c)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        for (k, pads) in [(5, [1, 1, 2, 2]), (3, [0, 0, 1, 1]), (3, [1; 4])] {
+            let wt: Vec<f32> = (0..k * k * c)
+                .map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0)
+                .collect();
+            let one = Depthwise { k, stride: 1, pads };
+            let two = Depthwise { k, stride: 2, pads };
+            let (h1, w1) = one.out_hw(h, w);
+            let (h2, w2) = two.out_hw(h, w);
+            assert_eq!(
+                (h2, w2),
+                (h1.div_ceil(2), w1.div_ceil(2)),
+                "k {k} pads {pads:?}"
+            );
+            let y1 = one.forward(&x, &wt, [n, h, w, c]);
+            let y2 = two.forward(&x, &wt, [n, h, w, c]);
+            for i in 0..n {
+                for oy in 0..h2 {
+                    for ox in 0..w2 {
+                        let a = &y2[((i * h2 + oy) * w2 + ox) * c..][..c];
+                        let b = &y1[((i * h1 + 2 * oy) * w1 + 2 * ox) * c..][..c];
+                        assert_eq!(a, b, "k {k} pads {pads:?} image {i} at ({oy}, {ox})");
+                    }
+                }
+            }
         }
     }
 }

@@ -165,7 +165,13 @@ impl Net {
         let mut layers = Vec::with_capacity(block.ops.len());
         for op in &block.ops {
             layers.push(match &op.kind {
-                OpKind::Conv { w, b, group, pads } => {
+                OpKind::Conv {
+                    w,
+                    b,
+                    group,
+                    pads,
+                    stride,
+                } => {
                     let [co, ci, kh, kw] = [w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]];
                     // [Cout, Cin·K·K] -> [Cin·K·K, Cout]: a pointwise weight [Cin, Cout], a
                     // depthwise one [K·K, C].
@@ -190,7 +196,11 @@ impl Net {
                         Layer::Depthwise {
                             w: Param::new(t),
                             b: Param::new(b.to_vec()),
-                            op: Depthwise { k: kh, pads: *pads },
+                            op: Depthwise {
+                                k: kh,
+                                stride: *stride,
+                                pads: *pads,
+                            },
                         }
                     }
                 }
@@ -647,6 +657,7 @@ mod tests {
                     b: Array1::from(lcg(co, s + 1)),
                     group,
                     pads: [k / 2; 4],
+                    stride: 1,
                 },
                 inputs: vec![input],
             };

@@ -5,7 +5,8 @@
 //! `extractor` (the spatial cache's fingerprint: backbone, sha256, cut layer, `pool: flatten`),
 //! `dim` (C·H·W of a cached row), `params` (`{kind: "finetune", ...FinetuneParams}`), `block`
 //! (`{backbone, sha256, cut, input: [C,H,W], features, ops: [{name, op, inputs, weight?,
-//! group?, pads?}]}`: the layers after the cut, their weight shapes in ONNX layout), `sidecar`
+//! group?, pads?, stride?}]}`: the layers after the cut, their weight shapes in ONNX layout;
+//! `stride` only where it is not 1), `sidecar`
 //! (`{file, sha256}`), `fit` (`{best_epoch, train_rows, val_rows, history}`), `cv` and `split`
 //! as in every head.
 //!
@@ -56,6 +57,9 @@ pub struct OpRecord {
     pub group: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pads: Option<[usize; 4]>,
+    /// A conv's stride both ways; absent: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,19 +85,26 @@ impl BlockRecord {
                 .ops
                 .iter()
                 .map(|o| {
-                    let (op, weight, group, pads) = match &o.kind {
-                        OpKind::Conv { w, group, pads, .. } => {
+                    let (op, weight, group, pads, stride) = match &o.kind {
+                        OpKind::Conv {
+                            w,
+                            group,
+                            pads,
+                            stride,
+                            ..
+                        } => {
                             let s = w.shape();
                             (
                                 "conv",
                                 Some([s[0], s[1], s[2], s[3]]),
                                 Some(*group),
                                 Some(*pads),
+                                (*stride != 1).then_some(*stride),
                             )
                         }
-                        OpKind::Relu6 => ("relu6", None, None, None),
-                        OpKind::Relu => ("relu", None, None, None),
-                        OpKind::Add => ("add", None, None, None),
+                        OpKind::Relu6 => ("relu6", None, None, None, None),
+                        OpKind::Relu => ("relu", None, None, None, None),
+                        OpKind::Add => ("add", None, None, None, None),
                     };
                     OpRecord {
                         name: o.name.clone(),
@@ -102,6 +113,7 @@ impl BlockRecord {
                         weight,
                         group,
                         pads,
+                        stride,
                     }
                 })
                 .collect(),
@@ -437,7 +449,13 @@ fn read_ops<R: Read + Seek>(
                     array::<Ix4, _>(npz, &format!("{}.weight", o.name), &ws, side)?;
                 let b: Array1<f32> =
                     array::<Ix1, _>(npz, &format!("{}.bias", o.name), &[ws[0]], side)?;
-                OpKind::Conv { w, b, group, pads }
+                OpKind::Conv {
+                    w,
+                    b,
+                    group,
+                    pads,
+                    stride: o.stride.unwrap_or(1),
+                }
             }
             "relu6" => OpKind::Relu6,
             "relu" => OpKind::Relu,

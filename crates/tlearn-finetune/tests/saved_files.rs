@@ -31,6 +31,7 @@ fn conv(
             b: Array1::from_shape_fn(co, |_| rng.gen_range(-0.1..0.1)),
             group,
             pads: [p; 4],
+            stride: 1,
         },
         inputs: vec![input],
     }
