@@ -304,7 +304,8 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
         "same seed, same sidecar bytes"
     );
 
-    run_ok(
+    let _ = std::fs::remove_file(run.join("confusion.png"));
+    let out = run_ok(
         tlearn()
             .args(["eval", "--head"])
             .arg(&head)
@@ -312,6 +313,12 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
             .arg("--out")
             .arg(&run),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("precision") && text.contains("confusion matrix"),
+        "the per-class table and the confusion matrix: {text}"
+    );
+    assert!(run.join("confusion.png").is_file());
     let rep = read_json(&run.join("report.json"));
     let acc = rep["metrics"]["accuracy"].as_f64().unwrap();
     eprintln!("fine-tuned head, Tux Paint seed 1: held-out accuracy {acc:.3}");

@@ -286,13 +286,38 @@ pub fn eval(head_path: &Path, caches: &[PathBuf], all: bool, out: &Path) -> Resu
     );
     println!("prediction: {}", rep.prediction_rule);
     println!("evaluated on {} {} rows of {}", m.n, rep.rows, rep.cache);
-    println!("accuracy           {:.4}", m.accuracy);
+    println!(
+        "accuracy           {:.4} ({}/{}, 95% interval {:.3}-{:.3})",
+        m.accuracy, m.correct, m.n, m.accuracy_interval.0, m.accuracy_interval.1
+    );
     println!("balanced accuracy  {:.4}", m.balanced_accuracy);
     println!("macro F1           {:.4}", m.macro_f1);
+    print!(
+        "{}",
+        tlearn_report::text::class_tables(m, &rep.misclassified, &head.file.classes)
+    );
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let json = out.join("report.json");
     tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&rep)?.as_bytes())?;
-    println!("wrote {}", json.display());
+    let confusion = out.join("confusion.png");
+    let title = format!(
+        "finetune — accuracy {:.2}% on {} {} images",
+        100.0 * m.accuracy,
+        m.n,
+        rep.rows
+    );
+    if !tlearn_report::confusion::confusion_png(
+        &m.confusion,
+        &head.file.classes,
+        &title,
+        &confusion,
+    )? {
+        eprintln!(
+            "note: no TrueType font found (set TLEARN_FONT=/path/to/font.ttf); {} has no labels",
+            confusion.display()
+        );
+    }
+    println!("wrote {} and {}", json.display(), confusion.display());
     Ok(())
 }
 

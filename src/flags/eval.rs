@@ -18,7 +18,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub all: bool,
     /// Output directory for report.json, confusion.png and report.html (one self-contained page;
-    /// also cv-curve.png and codes-map.png).
+    /// also cv-curve.png and codes-map.png). A fine-tuned head: report.json and confusion.png.
     #[arg(long)]
     pub out: PathBuf,
 }

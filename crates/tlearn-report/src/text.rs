@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 use tlearn_heads::calibrate::Temperature;
+use tlearn_heads::evaluate::Misclassified;
 use tlearn_heads::fit_info::Convergence;
+use tlearn_heads::metrics::Metrics;
 use tlearn_heads::train::CvReport;
 use tlearn_heads::{EvalReport, HeadSpec};
 
@@ -288,6 +290,14 @@ pub fn eval_text(r: &EvalReport, classes: &[String], per_class: bool) -> String 
     if !per_class {
         return s;
     }
+    s.push_str(&class_tables(m, &r.misclassified, classes));
+    s
+}
+
+/// Precision, recall and F1 of every class, the confusion matrix and the misclassified images:
+/// the part of a held-out report every head family prints the same way.
+pub fn class_tables(m: &Metrics, misclassified: &[Misclassified], classes: &[String]) -> String {
+    let mut s = String::new();
     let w = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
     let _ = writeln!(
         s,
@@ -322,8 +332,8 @@ pub fn eval_text(r: &EvalReport, classes: &[String], per_class: bool) -> String 
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(s, "\nmisclassified: {}", r.misclassified.len());
-    for e in &r.misclassified {
+    let _ = writeln!(s, "\nmisclassified: {}", misclassified.len());
+    for e in misclassified {
         let _ = writeln!(
             s,
             "  {}  true {}  predicted {} (p={:.3}, p(true)={:.3})",
