@@ -88,6 +88,10 @@ pub struct FinetuneArgs {
     /// --head finetune: dropout rate on the pooled features.
     #[arg(long, default_value_t = FinetuneParams::default().dropout, value_name = "P")]
     pub ft_dropout: f64,
+    /// --head finetune: mixup of the cached maps (and of the probe's pooled features), the
+    /// mixing weight drawn from Beta(ALPHA, ALPHA) per batch; 0 = off.
+    #[arg(long, default_value_t = FinetuneParams::default().mixup, value_name = "ALPHA")]
+    pub ft_mixup: f64,
 }
 
 impl FinetuneArgs {
@@ -102,6 +106,7 @@ impl FinetuneArgs {
             max_epochs: self.ft_epochs,
             patience: self.ft_patience,
             dropout: self.ft_dropout,
+            mixup: self.ft_mixup,
             seed,
             ..FinetuneParams::default()
         }

@@ -2,12 +2,15 @@
 //! on the pretrained block's pooled features, the block frozen), then the block and the
 //! classifier together with AdamW (a low learning rate for the pretrained layers, a higher one
 //! for the classifier, decoupled weight decay, cosine decay over the epochs), mini-batches,
-//! dropout before the classifier, and early stopping on an inner validation split (stratified,
-//! grouped by content hash like every split of the tool): the weights of the epoch with the
-//! best validation accuracy (ties: lower loss) are kept.
+//! dropout before the classifier, optionally mixup (each batch mixed with a permutation of
+//! itself, at the cut for the joint phase and on the pooled features for the probe, the loss
+//! mixed with the same weight: Zhang et al. 2018, "manifold mixup" when the mixed tensor is an
+//! activation), and early stopping on an inner validation split (stratified, grouped by content
+//! hash like every split of the tool): the weights of the epoch with the best validation
+//! accuracy (ties: lower loss) are kept.
 //!
-//! Seeded and deterministic: the inner split, the batch order and the dropout masks come from
-//! one ChaCha stream; the matrix products and the depthwise passes give the same sums run after
+//! Seeded and deterministic: the inner split, the batch order, the dropout masks and the mixup
+//! draws come from one ChaCha stream; the matrix products and the depthwise passes give the same sums run after
 //! run.
 
 use std::time::Instant;
@@ -44,6 +47,9 @@ pub struct FinetuneParams {
     pub val_fraction: f64,
     /// Dropout rate on the pooled features during training.
     pub dropout: f64,
+    /// Mixup's Beta(alpha, alpha) parameter; 0: no mixup. Absent in heads saved before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mixup: f64,
     pub seed: u64,
 }
 
@@ -59,6 +65,7 @@ impl Default for FinetuneParams {
             patience: 3,
             val_fraction: 0.1,
             dropout: 0.2,
+            mixup: 0.0,
             seed: 42,
         }
     }
@@ -81,6 +88,9 @@ impl FinetuneParams {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             bail!("dropout must be in [0, 1)");
+        }
+        if !ok(self.mixup) {
+            bail!("mixup alpha must be finite and >= 0 (0: off)");
         }
         Ok(())
     }
@@ -113,6 +123,54 @@ pub struct Fitted {
 }
 
 /// Maps of `rows` gathered into one channels-last batch.
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// A batch's mixup: weight `lambda` of the rows themselves, `1 - lambda` of the rows in `perm`.
+struct Mix {
+    lambda: f32,
+    perm: Vec<usize>,
+}
+
+/// Mixes the `b` rows of `x` (`per` values each) in place with a permutation of themselves,
+/// the weight drawn from Beta(alpha, alpha); `None` when mixup is off or the batch is one row.
+fn mix(x: &mut [f32], per: usize, alpha: f64, rng: &mut ChaCha8Rng) -> Option<Mix> {
+    let b = x.len() / per.max(1);
+    if alpha <= 0.0 || b < 2 {
+        return None;
+    }
+    let lambda = rng.sample(rand_distr::Beta::new(alpha, alpha).ok()?) as f32;
+    let mut perm: Vec<usize> = (0..b).collect();
+    perm.shuffle(rng);
+    let src = x.to_vec();
+    for (i, &j) in perm.iter().enumerate() {
+        let (a, o) = (&src[j * per..(j + 1) * per], &mut x[i * per..(i + 1) * per]);
+        for (v, u) in o.iter_mut().zip(a) {
+            *v = lambda * *v + (1.0 - lambda) * u;
+        }
+    }
+    Some(Mix { lambda, perm })
+}
+
+/// The batch's loss and its gradient on the logits: against `y`, or for a mixed batch the
+/// same mix of the losses against `y` and against the permuted labels (cross-entropy is linear
+/// in its target, so this is the loss against the mixed one-hot targets).
+fn batch_loss(net: &Net, logits: &[f32], y: &[usize], m: &Option<Mix>) -> (f64, Vec<f32>) {
+    let Some(m) = m else {
+        return net.loss(logits, y);
+    };
+    let y2: Vec<usize> = m.perm.iter().map(|&j| y[j]).collect();
+    let ((l1, g1), (l2, g2)) = (net.loss(logits, y), net.loss(logits, &y2));
+    let l = m.lambda;
+    let g = g1
+        .iter()
+        .zip(&g2)
+        .map(|(a, b)| l * a + (1.0 - l) * b)
+        .collect();
+    (l as f64 * l1 + (1.0 - l as f64) * l2, g)
+}
+
 fn gather(x: &[f32], per: usize, rows: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(rows.len() * per);
     for &r in rows {
@@ -229,6 +287,7 @@ pub fn fit(
         let mut sum = 0.0;
         for b in order.chunks(p.batch) {
             let mut fb = gather(&ftr, f, b);
+            let mixed = mix(&mut fb, f, p.mixup, &mut rng);
             let mask = if p.dropout > 0.0 {
                 dropout_mask(&mut rng, p.dropout, fb.len())
             } else {
@@ -238,7 +297,7 @@ pub fn fit(
                 *v *= m;
             }
             let yb: Vec<usize> = b.iter().map(|&i| ytr[i]).collect();
-            let (loss, g) = net.loss(&net.logits(&fb, b.len()), &yb);
+            let (loss, g) = batch_loss(&net, &net.logits(&fb, b.len()), &yb, &mixed);
             sum += loss * b.len() as f64;
             net.zero_grad();
             let tape = crate::net::Tape {
@@ -284,7 +343,9 @@ pub fn fit(
         order.shuffle(&mut rng);
         let mut sum = 0.0;
         for b in order.chunks(p.batch) {
-            let mut tape = net.forward_block(gather(&xtr, per, b), b.len(), true);
+            let mut xb = gather(&xtr, per, b);
+            let mixed = mix(&mut xb, per, p.mixup, &mut rng);
+            let mut tape = net.forward_block(xb, b.len(), true);
             if p.dropout > 0.0 {
                 tape.mask = dropout_mask(&mut rng, p.dropout, tape.features.len());
                 for (v, m) in tape.features.iter_mut().zip(&tape.mask) {
@@ -292,7 +353,7 @@ pub fn fit(
                 }
             }
             let yb: Vec<usize> = b.iter().map(|&i| ytr[i]).collect();
-            let (loss, g) = net.loss(&net.logits(&tape.features, b.len()), &yb);
+            let (loss, g) = batch_loss(&net, &net.logits(&tape.features, b.len()), &yb, &mixed);
             sum += loss * b.len() as f64;
             net.zero_grad();
             net.backward(&tape, &g, p.lr_block > 0.0);
@@ -364,4 +425,74 @@ pub fn pooled(block: &TopBlock, rows: &[&[f32]]) -> Result<Array2<f32>> {
         );
     }
     Ok(Array2::from_shape_vec((rows.len(), f), out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixup_mixes_rows_with_a_permutation_and_is_off_at_zero() {
+        let (b, per) = (6, 4);
+        let x: Vec<f32> = (0..b * per).map(|i| i as f32).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut off = x.clone();
+        assert!(mix(&mut off, per, 0.0, &mut rng).is_none());
+        assert_eq!(off, x);
+        let mut y = x.clone();
+        let m = mix(&mut y, per, 0.4, &mut rng).unwrap();
+        assert!((0.0..=1.0).contains(&m.lambda));
+        let mut seen = m.perm.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..b).collect::<Vec<_>>());
+        for (i, &j) in m.perm.iter().enumerate() {
+            for c in 0..per {
+                let want = m.lambda * x[i * per + c] + (1.0 - m.lambda) * x[j * per + c];
+                assert!((y[i * per + c] - want).abs() < 1e-5, "row {i} col {c}");
+            }
+        }
+        // Seeded: the same draw again.
+        let (mut a, mut b2) = (x.clone(), x.clone());
+        let ma = mix(&mut a, per, 0.4, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+        let mb = mix(&mut b2, per, 0.4, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+        assert_eq!((a, ma.lambda, ma.perm), (b2, mb.lambda, mb.perm));
+    }
+
+    /// The mixed loss is the cross-entropy against the mixed one-hot targets, and its gradient
+    /// is (softmax - target) / n.
+    #[test]
+    fn mixed_loss_is_the_cross_entropy_of_mixed_targets() {
+        let block = TopBlock {
+            backbone: "t".into(),
+            sha256: String::new(),
+            cut: "c".into(),
+            input: [3, 1, 1],
+            ops: vec![],
+        };
+        let k = 4;
+        let net = Net::new(&block, &Array2::zeros((k, 3)), &Array1::zeros(k)).unwrap();
+        let logits: Vec<f32> = (0..3 * k).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let y = [0, 3, 1];
+        let m = Mix {
+            lambda: 0.3,
+            perm: vec![2, 0, 1],
+        };
+        let (loss, g) = batch_loss(&net, &logits, &y, &Some(m));
+        let mut want = 0f64;
+        for i in 0..3 {
+            let row = &logits[i * k..(i + 1) * k];
+            let z: f64 = row.iter().map(|v| (*v as f64).exp()).sum();
+            let y2 = y[[2, 0, 1][i]];
+            for j in 0..k {
+                let p = (row[j] as f64).exp() / z;
+                let t = 0.3 * (j == y[i]) as u8 as f64 + 0.7 * (j == y2) as u8 as f64;
+                want -= t * p.ln() / 3.0;
+                assert!(
+                    (g[i * k + j] as f64 - (p - t) / 3.0).abs() < 1e-6,
+                    "grad {i} {j}"
+                );
+            }
+        }
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+    }
 }
