@@ -174,9 +174,9 @@ fn held_out_photos(data: &Path, saved: &serde_json::Value) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `predict`'s probabilities of `held` against those of the head exported to ONNX (backbone
-/// and fine-tuned layers in one file) and run in onnxruntime: the worst difference.
-fn export_matches_predict(run: &Path, head: &Path, held: &[PathBuf]) -> f64 {
+/// `predict`'s probabilities of `held` and those of the head exported to ONNX (backbone and
+/// fine-tuned layers in one file) and run in onnxruntime agree to 1e-4.
+fn assert_export_matches_predict(run: &Path, head: &Path, held: &[PathBuf], cut: &str) {
     let saved = read_json(head);
     let classes: Vec<String> = serde_json::from_value(saved["classes"].clone()).unwrap();
     let out = run_ok(
@@ -256,7 +256,11 @@ fn export_matches_predict(run: &Path, head: &Path, held: &[PathBuf]) -> f64 {
         .zip(&want)
         .flat_map(|(a, b)| a.iter().zip(b).map(|(u, v)| (u - v).abs()))
         .fold(0f64, f64::max);
-    worst
+    eprintln!(
+        "export from {cut}: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
+        held.len()
+    );
+    assert!(worst <= 1e-4, "{worst}");
 }
 
 /// Epochs of the stage6 runs: enough to move the weights, short enough for a test.
@@ -325,12 +329,7 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     assert!(acc >= 0.75, "held-out accuracy {acc}");
 
     let held = held_out_photos(&data, &saved);
-    let worst = export_matches_predict(&run, &head, &held);
-    eprintln!(
-        "export from stage6: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
-        held.len()
-    );
-    assert!(worst <= 1e-4, "{worst}");
+    assert_export_matches_predict(&run, &head, &held, "stage6");
 
     // From stage5: the exported graph carries the stride-2 depthwise conv.
     let run5 = work.join("finetune-stage5");
@@ -351,13 +350,7 @@ fn finetune_head_trains_predicts_exports_and_refuses_bad_files() {
     assert_eq!(strided.len(), 1, "{strided:?}");
     assert_eq!(strided[0]["name"], "block11.dw.conv");
     assert_eq!(strided[0]["stride"], 2);
-    let held5 = held_out_photos(&data, &saved5);
-    let worst = export_matches_predict(&run5, &head5, &held5);
-    eprintln!(
-        "export from stage5: {} photos, worst |p(onnxruntime) - p(predict)| = {worst:.2e}",
-        held5.len()
-    );
-    assert!(worst <= 1e-4, "{worst}");
+    assert_export_matches_predict(&run5, &head5, &held_out_photos(&data, &saved5), "stage5");
 
     // Bad input 1: a sidecar whose shapes disagree with the block (same sha256 recorded, so
     // the shape check is what refuses it).

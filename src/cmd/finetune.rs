@@ -300,22 +300,14 @@ pub fn eval(head_path: &Path, caches: &[PathBuf], all: bool, out: &Path) -> Resu
     let json = out.join("report.json");
     tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&rep)?.as_bytes())?;
     let confusion = out.join("confusion.png");
-    let title = format!(
-        "finetune — accuracy {:.2}% on {} {} images",
-        100.0 * m.accuracy,
-        m.n,
-        rep.rows
-    );
-    if !tlearn_report::confusion::confusion_png(
-        &m.confusion,
+    if let Some(n) = tlearn_report::confusion::report_confusion_png(
+        m,
         &head.file.classes,
-        &title,
+        "finetune",
+        &rep.rows,
         &confusion,
     )? {
-        eprintln!(
-            "note: no TrueType font found (set TLEARN_FONT=/path/to/font.ttf); {} has no labels",
-            confusion.display()
-        );
+        eprintln!("note: {n}");
     }
     println!("wrote {} and {}", json.display(), confusion.display());
     Ok(())

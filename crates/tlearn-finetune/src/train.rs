@@ -10,8 +10,8 @@
 //! accuracy (ties: lower loss) are kept.
 //!
 //! Seeded and deterministic: the inner split, the batch order, the dropout masks and the mixup
-//! draws come from one ChaCha stream; the matrix products and the depthwise passes give the same sums run after
-//! run.
+//! draws come from one ChaCha stream; the matrix products and the depthwise passes give the same
+//! sums run after run.
 
 use std::time::Instant;
 
@@ -122,7 +122,6 @@ pub struct Fitted {
     pub val_rows: usize,
 }
 
-/// Maps of `rows` gathered into one channels-last batch.
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
@@ -171,6 +170,7 @@ fn batch_loss(net: &Net, logits: &[f32], y: &[usize], m: &Option<Mix>) -> (f64, 
     (l as f64 * l1 + (1.0 - l as f64) * l2, g)
 }
 
+/// Maps of `rows` gathered into one channels-last batch.
 fn gather(x: &[f32], per: usize, rows: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(rows.len() * per);
     for &r in rows {

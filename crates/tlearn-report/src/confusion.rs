@@ -4,6 +4,31 @@ use crate::canvas::{font_available, png_buffer, write_png};
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
+use tlearn_heads::metrics::Metrics;
+
+/// The held-out report's `confusion.png` for a head of family `kind` scored on `rows` ("held-out"
+/// or "all") rows; `Some(note)` when it was drawn without labels (no font).
+pub fn report_confusion_png(
+    m: &Metrics,
+    classes: &[String],
+    kind: &str,
+    rows: &str,
+    path: &Path,
+) -> Result<Option<String>> {
+    let title = format!(
+        "{kind} — accuracy {:.2}% on {} {rows} images",
+        100.0 * m.accuracy,
+        m.n
+    );
+    Ok(
+        (!confusion_png(&m.confusion, classes, &title, path)?).then(|| {
+            format!(
+                "no TrueType font found (set TLEARN_FONT=/path/to/font.ttf); {} has no labels",
+                path.display()
+            )
+        }),
+    )
+}
 
 /// Draw the confusion matrix: cells shaded by row-normalised count (recall), counts written in
 /// the cells, rows labelled `i: class`, columns by index. Labels use the embedded DejaVu

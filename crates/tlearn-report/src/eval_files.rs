@@ -59,19 +59,13 @@ pub fn write(ev: &Evaluation, out: &Path, thumbnail: Thumbnailer) -> Result<Eval
     tlearn_cache::write_atomic_bytes(&json, serde_json::to_string_pretty(&v)?.as_bytes())?;
 
     let confusion = out.join("confusion.png");
-    let title = format!(
-        "{} — accuracy {:.2}% on {} {} images",
-        rep.params.kind(),
-        100.0 * rep.metrics.accuracy,
-        rep.metrics.n,
-        rep.rows
-    );
-    if !confusion::confusion_png(&rep.metrics.confusion, head.classes(), &title, &confusion)? {
-        notes.push(format!(
-            "no TrueType font found (set TLEARN_FONT=/path/to/font.ttf); {} has no labels",
-            confusion.display()
-        ));
-    }
+    notes.extend(confusion::report_confusion_png(
+        &rep.metrics,
+        head.classes(),
+        &rep.params.kind().to_string(),
+        &rep.rows,
+        &confusion,
+    )?);
 
     let fig = figures(
         head_path, head, cache, rep, out, cv, &confusion, thumbnail, &mut notes,
